@@ -1,0 +1,1 @@
+//! The robot program: MQTT commands, safety, telemetry, shadow, camera.

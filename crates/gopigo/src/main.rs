@@ -1,0 +1,2 @@
+//! The `gopigo` command.
+fn main() {}
