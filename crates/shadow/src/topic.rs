@@ -1,0 +1,236 @@
+//! Shadow MQTT topics and name rules.
+//!
+//! From "Device Shadow MQTT topics": the prefix is `$aws/things/{thing}/shadow`
+//! for the classic (unnamed) shadow and `$aws/things/{thing}/shadow/name/{name}`
+//! for a named one; requests are `get`, `update` and `delete`; the service
+//! answers on `{op}/accepted`, `{op}/rejected`, and for updates also on
+//! `update/delta` and `update/documents`.
+
+/// Maximum thing name length in bytes (AWS IoT quotas: "Thing name size").
+pub const MAX_THING_NAME_BYTES: usize = 128;
+/// Maximum shadow name length in bytes (iot-data API: `shadowName` 1..=64).
+pub const MAX_SHADOW_NAME_BYTES: usize = 64;
+
+/// The three shadow requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShadowOp {
+    /// `.../get`: read the whole document.
+    Get,
+    /// `.../update`: merge a request state document.
+    Update,
+    /// `.../delete`: delete the shadow.
+    Delete,
+}
+
+impl ShadowOp {
+    /// The topic segment: `get`, `update` or `delete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShadowOp::Get => "get",
+            ShadowOp::Update => "update",
+            ShadowOp::Delete => "delete",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "get" => Some(ShadowOp::Get),
+            "update" => Some(ShadowOp::Update),
+            "delete" => Some(ShadowOp::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// A parsed shadow request topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShadowTopic<'a> {
+    /// The thing name.
+    pub thing: &'a str,
+    /// `None` for the classic shadow, `Some(name)` for a named shadow.
+    pub shadow_name: Option<&'a str>,
+    /// Which request.
+    pub op: ShadowOp,
+}
+
+/// Parses a shadow *request* topic; anything else (including the service's own
+/// response topics such as `.../update/accepted` or `.../update/delta`, and
+/// topics with invalid thing or shadow names) gives `None`.
+pub fn parse_request_topic(topic: &str) -> Option<ShadowTopic<'_>> {
+    let rest = topic.strip_prefix("$aws/things/")?;
+    let mut parts = rest.split('/');
+    let thing = parts.next()?;
+    if parts.next()? != "shadow" {
+        return None;
+    }
+    let tail: Vec<&str> = parts.collect();
+    let (shadow_name, op) = match tail.as_slice() {
+        [op] => (None, *op),
+        ["name", name, op] => (Some(*name), *op),
+        _ => return None,
+    };
+    if !valid_thing_name(thing) {
+        return None;
+    }
+    if let Some(name) = shadow_name {
+        if !valid_shadow_name(name) {
+            return None;
+        }
+    }
+    Some(ShadowTopic {
+        thing,
+        shadow_name,
+        op: ShadowOp::parse(op)?,
+    })
+}
+
+/// The topic prefix: `$aws/things/{thing}/shadow[/name/{shadow}]`.
+pub fn topic_prefix(thing: &str, shadow_name: Option<&str>) -> String {
+    match shadow_name {
+        Some(name) => format!("$aws/things/{thing}/shadow/name/{name}"),
+        None => format!("$aws/things/{thing}/shadow"),
+    }
+}
+
+/// The request topic for `op`, e.g. `$aws/things/bot/shadow/update`.
+pub fn request_topic(thing: &str, shadow_name: Option<&str>, op: ShadowOp) -> String {
+    format!("{}/{}", topic_prefix(thing, shadow_name), op.as_str())
+}
+
+/// A response topic: `{prefix}/{op}/{suffix}` where suffix is `accepted`,
+/// `rejected`, `delta` or `documents` (an empty suffix gives the request topic).
+pub fn response_topic(
+    thing: &str,
+    shadow_name: Option<&str>,
+    op: ShadowOp,
+    suffix: &str,
+) -> String {
+    let base = request_topic(thing, shadow_name, op);
+    if suffix.is_empty() {
+        base
+    } else {
+        format!("{base}/{suffix}")
+    }
+}
+
+/// Thing names: 1 to 128 bytes of `[a-zA-Z0-9:_-]` (CreateThing `thingName`).
+pub fn valid_thing_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_THING_NAME_BYTES
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
+}
+
+/// Shadow names: 1 to 64 bytes of `[$a-zA-Z0-9:_-]` (iot-data `shadowName`;
+/// `$` begins the names AWS reserves, such as `$package`).
+pub fn valid_shadow_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_SHADOW_NAME_BYTES
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'$' | b':' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_topics_from_device_shadow_mqtt_topics_page() {
+        type Want = Option<(&'static str, Option<&'static str>, ShadowOp)>;
+        let table: &[(&str, Want)] = &[
+            (
+                "$aws/things/bot1/shadow/get",
+                Some(("bot1", None, ShadowOp::Get)),
+            ),
+            (
+                "$aws/things/bot1/shadow/update",
+                Some(("bot1", None, ShadowOp::Update)),
+            ),
+            (
+                "$aws/things/bot1/shadow/delete",
+                Some(("bot1", None, ShadowOp::Delete)),
+            ),
+            (
+                "$aws/things/bot1/shadow/name/camera/get",
+                Some(("bot1", Some("camera"), ShadowOp::Get)),
+            ),
+            (
+                "$aws/things/bot1/shadow/name/camera/update",
+                Some(("bot1", Some("camera"), ShadowOp::Update)),
+            ),
+            (
+                "$aws/things/bot1/shadow/name/$package/delete",
+                Some(("bot1", Some("$package"), ShadowOp::Delete)),
+            ),
+            // A thing may be called "name": the classic shadow of thing "name".
+            (
+                "$aws/things/name/shadow/get",
+                Some(("name", None, ShadowOp::Get)),
+            ),
+            // Response topics are not requests.
+            ("$aws/things/bot1/shadow/get/accepted", None),
+            ("$aws/things/bot1/shadow/get/rejected", None),
+            ("$aws/things/bot1/shadow/update/accepted", None),
+            ("$aws/things/bot1/shadow/update/rejected", None),
+            ("$aws/things/bot1/shadow/update/delta", None),
+            ("$aws/things/bot1/shadow/update/documents", None),
+            ("$aws/things/bot1/shadow/delete/accepted", None),
+            ("$aws/things/bot1/shadow/name/camera/update/delta", None),
+            ("$aws/things/bot1/shadow/name/camera/get/accepted", None),
+            // Malformed or unrelated.
+            ("$aws/things/bot1/shadow/name/get", None),
+            ("$aws/things/bot1/shadow/name//get", None),
+            ("$aws/things/bot1/shadow/list", None),
+            ("$aws/things/bot1/shadow", None),
+            ("$aws/things//shadow/get", None),
+            ("$aws/things/bot+1/shadow/get", None),
+            ("$aws/things/bot1/jobs/get", None),
+            ("aws/things/bot1/shadow/get", None),
+            ("$aws/things/bot1/shadow/get/", None),
+            ("$aws/things/bot1/shadow/name/bad~name/get", None),
+        ];
+        for (topic, want) in table {
+            let got = parse_request_topic(topic).map(|t| (t.thing, t.shadow_name, t.op));
+            assert_eq!(got, *want, "topic {topic}");
+        }
+    }
+
+    #[test]
+    fn response_topics_round_trip() {
+        assert_eq!(
+            response_topic("bot1", None, ShadowOp::Update, "delta"),
+            "$aws/things/bot1/shadow/update/delta"
+        );
+        assert_eq!(
+            response_topic("bot1", Some("cam"), ShadowOp::Get, "accepted"),
+            "$aws/things/bot1/shadow/name/cam/get/accepted"
+        );
+        assert_eq!(
+            response_topic("bot1", Some("cam"), ShadowOp::Delete, "rejected"),
+            "$aws/things/bot1/shadow/name/cam/delete/rejected"
+        );
+        let req = request_topic("bot1", Some("cam"), ShadowOp::Update);
+        let parsed = parse_request_topic(&req).unwrap();
+        assert_eq!(parsed.shadow_name, Some("cam"));
+        assert_eq!(parsed.op, ShadowOp::Update);
+    }
+
+    #[test]
+    fn name_rules() {
+        assert!(valid_thing_name("GoPiGo3:robot_1-a"));
+        assert!(valid_thing_name(&"a".repeat(128)));
+        assert!(!valid_thing_name(&"a".repeat(129)));
+        assert!(!valid_thing_name(""));
+        assert!(!valid_thing_name("has space"));
+        assert!(!valid_thing_name("$dollar"));
+        assert!(!valid_thing_name("slash/x"));
+        assert!(!valid_thing_name("wild+"));
+        assert!(valid_shadow_name("$package"));
+        assert!(valid_shadow_name(&"s".repeat(64)));
+        assert!(!valid_shadow_name(&"s".repeat(65)));
+        assert!(!valid_shadow_name(""));
+        assert!(!valid_shadow_name("a/b"));
+        assert!(!valid_shadow_name("é"));
+    }
+}
