@@ -158,11 +158,11 @@ pub fn update(
 
     let mut next = existing.cloned().unwrap_or_default();
     next.version = match (existing, current) {
-        (Some(live), _) => live.version + 1,
+        (Some(live), _) => live.version.saturating_add(1),
         (None, Some(tomb)) => {
             let deleted_at = tomb.deleted_at.unwrap_or(tomb.timestamp);
             if now.saturating_sub(deleted_at) <= DELETED_VERSION_RETENTION_SECS {
-                tomb.version + 1
+                tomb.version.saturating_add(1)
             } else {
                 1
             }
@@ -556,5 +556,143 @@ fn sections(desired: Option<&Map>, reported: Option<&Map>, delta: Option<&Map>) 
 fn add_token(doc: &mut Value, token: Option<&str>) {
     if let (Some(token), Some(obj)) = (token, doc.as_object_mut()) {
         obj.insert("clientToken".into(), Value::String(token.to_string()));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn apply(current: Option<&StoredShadow>, req: Value) -> StoredShadow {
+        update(current, req.to_string().as_bytes(), 7)
+            .unwrap()
+            .shadow
+    }
+
+    #[test]
+    fn nesting_limit_counts_arrays_and_objects_from_the_section() {
+        // (case, desired section, accepted?)
+        let table = [
+            (
+                "section + five arrays = six levels",
+                json!({"a": [[[[[1]]]]]}),
+                true,
+            ),
+            (
+                "section + six arrays = seven levels",
+                json!({"a": [[[[[[1]]]]]]}),
+                false,
+            ),
+            (
+                "objects inside arrays",
+                json!({"a": [{"b": [{"c": 1}]}]}),
+                true,
+            ),
+            (
+                "empty containers do not add a level",
+                json!({"a": {"b": {"c": {"d": {"e": {"f": []}}}}}}),
+                true,
+            ),
+            (
+                "a seventh object level",
+                json!({"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}),
+                false,
+            ),
+        ];
+        for (case, desired, ok) in table {
+            let req = json!({"state": {"desired": desired}});
+            let got = update(None, req.to_string().as_bytes(), 1);
+            assert_eq!(got.is_ok(), ok, "{case}");
+            if let Err((err, _)) = got {
+                assert_eq!(err.message, MSG_TOO_DEEP, "{case}");
+            }
+        }
+    }
+
+    #[test]
+    fn merge_rules_table() {
+        // (case, stored reported, patch, resulting reported)
+        let table = [
+            (
+                "new key added",
+                json!({"a": 1}),
+                json!({"b": 2}),
+                json!({"a": 1, "b": 2}),
+            ),
+            (
+                "scalar replaced by object",
+                json!({"a": 1}),
+                json!({"a": {"x": 1}}),
+                json!({"a": {"x": 1}}),
+            ),
+            (
+                "object replaced by scalar",
+                json!({"a": {"x": 1}}),
+                json!({"a": 2}),
+                json!({"a": 2}),
+            ),
+            (
+                "objects merge key by key",
+                json!({"a": {"x": 1, "y": 2}}),
+                json!({"a": {"y": 3}}),
+                json!({"a": {"x": 1, "y": 3}}),
+            ),
+            (
+                "empty object deletes like null",
+                json!({"a": {"x": 1}, "b": 1}),
+                json!({"a": {}}),
+                json!({"b": 1}),
+            ),
+            (
+                "nulls inside a new object are dropped",
+                json!({"b": 1}),
+                json!({"a": {"x": null, "y": 1}}),
+                json!({"a": {"y": 1}, "b": 1}),
+            ),
+            (
+                "a new object of only nulls is not stored",
+                json!({"b": 1}),
+                json!({"a": {"x": null}}),
+                json!({"b": 1}),
+            ),
+            (
+                "arrays replace arrays",
+                json!({"a": [1, 2, 3]}),
+                json!({"a": [4]}),
+                json!({"a": [4]}),
+            ),
+        ];
+        for (case, stored, patch, want) in table {
+            let s = apply(None, json!({"state": {"reported": stored}}));
+            let s = apply(Some(&s), json!({"state": {"reported": patch}}));
+            assert_eq!(
+                s.reported.clone().map(Value::Object),
+                Some(want.clone()),
+                "{case}"
+            );
+            // Metadata mirrors the state's shape exactly.
+            let meta = s.metadata_reported.clone().map(Value::Object).unwrap();
+            assert!(
+                same_shape(&want, &meta),
+                "{case}: metadata {meta} vs state {want}"
+            );
+        }
+    }
+
+    /// Whether `meta` has a `{"timestamp"}` for every leaf of `state`.
+    fn same_shape(state: &Value, meta: &Value) -> bool {
+        match (state, meta) {
+            (Value::Object(s), Value::Object(m)) => {
+                s.len() == m.len()
+                    && s.iter()
+                        .all(|(k, v)| m.get(k).is_some_and(|mv| same_shape(v, mv)))
+            }
+            (Value::Array(s), Value::Array(m)) => {
+                s.len() == m.len() && s.iter().zip(m).all(|(v, mv)| same_shape(v, mv))
+            }
+            (_, Value::Object(m)) => m.len() == 1 && m.get("timestamp").is_some_and(Value::is_u64),
+            _ => false,
+        }
     }
 }
