@@ -1,0 +1,171 @@
+//! Per-connection authorization: the policy variables of one connection and
+//! the checks for `iot:Connect`, `iot:Publish`, `iot:RetainPublish`,
+//! `iot:Subscribe` and `iot:Receive`, evaluated by `gopigo-policy`.
+
+use std::sync::Arc;
+use std::collections::HashMap;
+use std::time::Instant;
+
+use gopigo_policy::{Context, PolicyDocument};
+
+use crate::config::BrokerConfig;
+use crate::tls::ClientIdentity;
+use crate::Authority;
+
+/// IoT policy actions the broker checks.
+pub mod actions {
+    /// CONNECT, on `client/{clientId}`.
+    pub const CONNECT: &str = "iot:Connect";
+    /// PUBLISH, on `topic/{topic}`.
+    pub const PUBLISH: &str = "iot:Publish";
+    /// PUBLISH with RETAIN=1, on `topic/{topic}`, in addition to `iot:Publish`.
+    pub const RETAIN_PUBLISH: &str = "iot:RetainPublish";
+    /// SUBSCRIBE, on `topicfilter/{filter}`.
+    pub const SUBSCRIBE: &str = "iot:Subscribe";
+    /// Each delivery, on `topic/{topic}`.
+    pub const RECEIVE: &str = "iot:Receive";
+}
+
+/// The policy context of one connection, built from its certificate, its
+/// client id and the things its principal is attached to.
+pub fn connection_context(
+    identity: &ClientIdentity,
+    client_id: &str,
+    things: &[String],
+    source_ip: Option<&str>,
+) -> Context {
+    let mut ctx = Context::new()
+        .with("iot:ClientId", client_id)
+        .with("iot:CertificateId", identity.certificate_id.as_str());
+    for (k, v) in &identity.certificate_variables {
+        ctx.set(k, v.as_str());
+    }
+    if let Some(ip) = source_ip {
+        ctx.set("aws:SourceIp", ip);
+    }
+    let attached = things.iter().any(|t| t == client_id);
+    if attached {
+        ctx.set("iot:Connection.Thing.ThingName", client_id);
+    }
+    ctx.set("iot:Connection.Thing.IsAttached", if attached { "true" } else { "false" });
+    ctx
+}
+
+/// Whether `policies` allow `action` on `resource_arn` in `ctx`.
+pub fn allowed(policies: &[Arc<PolicyDocument>], action: &str, resource_arn: &str, ctx: &Context) -> bool {
+    gopigo_policy::evaluate(policies.iter().map(|p| p.as_ref()), action, resource_arn, ctx).is_allowed()
+}
+
+/// The authorizer of one connection: caches its policies for
+/// [`BrokerConfig::policy_refresh`].
+pub struct ConnectionAuthz {
+    authority: Arc<dyn Authority>,
+    config: Arc<BrokerConfig>,
+    identity: ClientIdentity,
+    principal: String,
+    client_id: String,
+    source_ip: Option<String>,
+    ctx: Context,
+    policies: Vec<Arc<PolicyDocument>>,
+    fetched: Instant,
+    /// Decisions by (action, resource), valid until the next refresh.
+    decisions: HashMap<(&'static str, String), bool>,
+}
+
+/// Most cached decisions per connection.
+const MAX_CACHED_DECISIONS: usize = 1024;
+
+impl ConnectionAuthz {
+    /// Fetches policies and things for the connection's principal.
+    pub fn new(
+        authority: Arc<dyn Authority>,
+        config: Arc<BrokerConfig>,
+        identity: ClientIdentity,
+        client_id: &str,
+        source_ip: Option<String>,
+    ) -> Self {
+        let principal = config.cert_arn(&identity.certificate_id);
+        let mut me = ConnectionAuthz {
+            authority,
+            config,
+            identity,
+            principal,
+            client_id: client_id.to_owned(),
+            source_ip,
+            ctx: Context::new(),
+            policies: Vec::new(),
+            fetched: Instant::now(),
+            decisions: HashMap::new(),
+        };
+        me.refresh();
+        me
+    }
+
+    fn refresh(&mut self) {
+        let things = self.authority.things_for(&self.principal);
+        self.ctx = connection_context(&self.identity, &self.client_id, &things, self.source_ip.as_deref());
+        self.policies = self.authority.policies_for(&self.principal);
+        self.fetched = Instant::now();
+        self.decisions.clear();
+    }
+
+    fn maybe_refresh(&mut self) {
+        if self.fetched.elapsed() >= self.config.policy_refresh {
+            self.refresh();
+        }
+    }
+
+    /// The principal ARN.
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+
+    /// The client certificate's identity.
+    pub fn identity(&self) -> &ClientIdentity {
+        &self.identity
+    }
+
+    fn check(&mut self, action: &'static str, resource: &str) -> bool {
+        self.maybe_refresh();
+        if let Some(ok) = self.decisions.get(&(action, resource.to_owned())) {
+            return *ok;
+        }
+        let arn = self.config.arn(resource);
+        let ok = allowed(&self.policies, action, &arn, &self.ctx);
+        if self.decisions.len() >= MAX_CACHED_DECISIONS {
+            self.decisions.clear();
+        }
+        self.decisions.insert((action, resource.to_owned()), ok);
+        if !ok {
+            tracing::info!(client_id = %self.client_id, action, resource = %arn, "denied by policy");
+        }
+        ok
+    }
+
+    /// `iot:Connect` on `client/{clientId}`.
+    pub fn connect(&mut self) -> bool {
+        let resource = format!("client/{}", self.client_id);
+        self.check(actions::CONNECT, &resource)
+    }
+
+    /// `iot:Publish` (and `iot:RetainPublish` when `retain`) on `topic/{topic}`.
+    pub fn publish(&mut self, topic: &str, retain: bool) -> bool {
+        let resource = format!("topic/{topic}");
+        self.check(actions::PUBLISH, &resource) && (!retain || self.check(actions::RETAIN_PUBLISH, &resource))
+    }
+
+    /// `iot:Subscribe` on `topicfilter/{filter}`.
+    pub fn subscribe(&mut self, filter: &str) -> bool {
+        self.check(actions::SUBSCRIBE, &format!("topicfilter/{filter}"))
+    }
+
+    /// `iot:Receive` on `topic/{topic}`.
+    pub fn receive(&mut self, topic: &str) -> bool {
+        self.check(actions::RECEIVE, &format!("topic/{topic}"))
+    }
+
+    /// Whether the certificate is still ACTIVE.
+    pub fn certificate_active(&self) -> bool {
+        self.authority.certificate_active(&self.identity.certificate_id)
+    }
+}

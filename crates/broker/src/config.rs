@@ -1,0 +1,65 @@
+//! Broker settings.
+
+use std::time::Duration;
+
+/// Settings of the broker; [`Default`] gives AWS IoT Core's values.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Region used in resource ARNs (`arn:aws:iot:{region}:...`).
+    pub region: String,
+    /// Account id used in resource ARNs.
+    pub account_id: String,
+    /// How long a persistent session (clean session = 0) outlives its connection.
+    pub session_expiry: Duration,
+    /// Largest PUBLISH payload accepted, bytes (AWS: 128 KiB).
+    pub max_payload: usize,
+    /// Time allowed for the TLS handshake and for the CONNECT packet that follows.
+    pub handshake_timeout: Duration,
+    /// Lower bound of the keep-alive clamp (AWS: 30 s).
+    pub keep_alive_min: Duration,
+    /// Upper bound of the keep-alive clamp and the value for 0 (AWS: 1200 s).
+    pub keep_alive_max: Duration,
+    /// Most unacknowledged QoS 1 messages sent to one client (AWS: 100).
+    pub max_inflight: usize,
+    /// Most QoS 1 messages queued for one session beyond the in-flight window.
+    pub max_queued: usize,
+    /// Most QoS 0 messages waiting to be written to one slow client before
+    /// new ones are dropped.
+    pub max_queued_qos0: usize,
+    /// How long a connection reuses the policies it fetched from the
+    /// [`crate::Authority`] before asking again.
+    pub policy_refresh: Duration,
+    /// Whether to publish `$aws/events/presence/...` lifecycle events.
+    pub lifecycle_events: bool,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            region: "us-east-1".to_owned(),
+            account_id: "123456789012".to_owned(),
+            session_expiry: Duration::from_secs(3600),
+            max_payload: 128 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            keep_alive_min: Duration::from_secs(30),
+            keep_alive_max: Duration::from_secs(1200),
+            max_inflight: 100,
+            max_queued: 10_000,
+            max_queued_qos0: 10_000,
+            policy_refresh: Duration::from_secs(1),
+            lifecycle_events: true,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// `arn:aws:iot:{region}:{account}:{resource}`.
+    pub fn arn(&self, resource: &str) -> String {
+        format!("arn:aws:iot:{}:{}:{}", self.region, self.account_id, resource)
+    }
+
+    /// The principal ARN of a certificate id.
+    pub fn cert_arn(&self, certificate_id: &str) -> String {
+        self.arn(&format!("cert/{certificate_id}"))
+    }
+}

@@ -1,0 +1,4 @@
+//! HTTPS publish (placeholder).
+
+/// Serves HTTPS publish (not yet implemented).
+pub async fn serve_https_publish() {}

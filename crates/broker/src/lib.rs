@@ -1,0 +1,250 @@
+//! MQTT 3.1.1 broker over mutual TLS with AWS IoT Core semantics and policy
+//! enforcement: the local stand-in for AWS IoT Core's message broker.
+//!
+//! Parts:
+//! - [`tls`]: the server TLS configuration whose client-certificate verifier
+//!   asks the [`Authority`] whether a certificate is registered and ACTIVE,
+//!   and the client identity read from a handshake.
+//! - [`topic`]: topic/filter validation against AWS limits, AWS wildcard
+//!   matching (`a/#` does not match `a`), the keep-alive clamp (pure).
+//! - `tree`: the subscription trie.
+//! - [`authz`]: policy context of a connection and the `iot:*` checks, via
+//!   `gopigo-policy`.
+//! - `router`: sessions, subscriptions, retained messages, QoS 1 windows and
+//!   offline queues.
+//! - `store`: SQLite durability of retained messages and persistent sessions.
+//! - `connection`: the per-connection task (handshake, CONNECT, packet loop,
+//!   will, lifecycle events). Packets are encoded and decoded with
+//!   `rumqttc::mqttbytes::v4`; the protocol level is checked at CONNECT so an
+//!   MQTT 5 codec can be added beside it.
+//! - [`events`]: lifecycle event JSON and disconnect reasons.
+//! - [`https`]: the HTTPS publish endpoint (`POST /topics/{topic}`).
+//!
+//! The core builds a [`Broker`] with its [`Authority`], calls [`Broker::serve`]
+//! once per listener (8883, and 443-style with ALPN `x-amzn-mqtt-ca`), and
+//! uses a [`BrokerHandle`] for internal publishes and subscriptions (shadow
+//! service) and to disconnect certificates that leave ACTIVE.
+
+mod authority;
+pub mod authz;
+mod config;
+mod connection;
+mod error;
+pub mod events;
+pub mod https;
+mod router;
+mod store;
+pub mod tls;
+pub mod topic;
+mod tree;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+pub use authority::Authority;
+pub use config::BrokerConfig;
+pub use error::BrokerError;
+pub use events::DisconnectReason;
+pub use https::serve_https_publish;
+pub use tls::{certificate_id, client_identity, server_tls_config, ClientIdentity, ALPN_MQTT_CA};
+
+use router::Router;
+
+/// Capacity of the channel behind [`BrokerHandle::subscribe_internal`].
+pub const INTERNAL_CHANNEL_CAPACITY: usize = 10_000;
+
+/// State shared by the broker, its handles and its connection tasks.
+pub(crate) struct Shared {
+    pub config: Arc<BrokerConfig>,
+    pub authority: Arc<dyn Authority>,
+    pub router: Router,
+    pub connections: AtomicUsize,
+    pub next_conn_id: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+}
+
+/// The MQTT broker. Cheap to share by reference; clone a [`BrokerHandle`]
+/// to use it from elsewhere.
+pub struct Broker {
+    shared: Arc<Shared>,
+}
+
+/// A cloneable handle to a running broker.
+#[derive(Clone)]
+pub struct BrokerHandle {
+    shared: Arc<Shared>,
+}
+
+/// A snapshot of the broker's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Open connection tasks (TLS handshakes in progress included).
+    pub connections: usize,
+    /// Sessions (connected, and persistent ones awaiting their client).
+    pub sessions: usize,
+    /// Subscriptions (filter, subscriber) pairs, internal ones included.
+    pub subscriptions: usize,
+    /// Retained messages.
+    pub retained: usize,
+    /// PUBLISH packets accepted from clients.
+    pub messages_in: u64,
+    /// PUBLISH packets written to clients.
+    pub messages_out: u64,
+}
+
+impl Broker {
+    /// Builds the broker; with `store`, retained messages and persistent
+    /// sessions are kept in (and reloaded from) that SQLite file.
+    pub fn new(
+        config: BrokerConfig,
+        authority: Arc<dyn Authority>,
+        store: Option<PathBuf>,
+    ) -> Result<Self, BrokerError> {
+        let config = Arc::new(config);
+        let store = match store {
+            Some(path) => Some(store::Store::open(&path)?),
+            None => None,
+        };
+        let router = Router::new(config.clone(), store)?;
+        Ok(Broker {
+            shared: Arc::new(Shared {
+                config,
+                authority,
+                router,
+                connections: AtomicUsize::new(0),
+                next_conn_id: AtomicU64::new(1),
+                messages_in: AtomicU64::new(0),
+                messages_out: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// A handle for internal publishes, subscriptions and control.
+    pub fn handle(&self) -> BrokerHandle {
+        BrokerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Accepts MQTT-over-TLS connections on `listener` until `shutdown`
+    /// completes, then closes them (waiting up to 5 s). May run on several
+    /// listeners at once (e.g. 8883 and the ALPN one), sharing all state.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), BrokerError> {
+        let acceptor = TlsAcceptor::from(tls);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let sweep_every = (self.shared.config.session_expiry / 10).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let mut sweep = tokio::time::interval(sweep_every);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        tasks.spawn(connection::run(
+                            self.shared.clone(),
+                            stream,
+                            peer,
+                            acceptor.clone(),
+                            stop_rx.clone(),
+                        ));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = sweep.tick() => self.shared.router.sweep(),
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        let _ = stop_tx.send(true);
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+            tasks.abort_all();
+        }
+        Ok(())
+    }
+}
+
+impl BrokerHandle {
+    /// Publishes on behalf of the service (shadow responses, HTTPS publish
+    /// after authorization, lifecycle events). Subscribers still need
+    /// `iot:Receive`. `qos` above 1 is treated as 1.
+    pub fn publish(&self, topic: &str, payload: Bytes, qos: u8, retain: bool) {
+        let retain = retain && !topic.starts_with('$');
+        self.shared.router.publish(topic, payload, qos.min(1), retain);
+    }
+
+    /// An in-process subscription to `filter` (e.g. `$aws/things/+/shadow/#`);
+    /// messages arrive as `(topic, payload)`. Dropping the receiver ends it.
+    pub fn subscribe_internal(&self, filter: &str) -> mpsc::Receiver<(String, Bytes)> {
+        self.shared.router.subscribe_internal(filter, INTERNAL_CHANNEL_CAPACITY)
+    }
+
+    /// Whether the principal of `identity` may publish to `topic` (and retain
+    /// it), for publishes that do not come over MQTT (HTTPS). Also checks the
+    /// topic against the limits.
+    pub fn authorize_publish(
+        &self,
+        identity: &ClientIdentity,
+        client_id: Option<&str>,
+        topic: &str,
+        retain: bool,
+    ) -> bool {
+        if topic::validate_topic(topic).is_err() || (retain && topic.starts_with('$')) {
+            return false;
+        }
+        let mut authz = authz::ConnectionAuthz::new(
+            self.shared.authority.clone(),
+            self.shared.config.clone(),
+            identity.clone(),
+            client_id.unwrap_or(""),
+            None,
+        );
+        authz.certificate_active() && authz.publish(topic, retain)
+    }
+
+    /// Closes every connection authenticated with this certificate (call it
+    /// when the certificate leaves ACTIVE); returns how many were told.
+    pub fn disconnect_certificate(&self, certificate_id: &str) -> usize {
+        self.shared
+            .router
+            .kick_certificate(certificate_id, DisconnectReason::AuthError)
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> Stats {
+        let c = self.shared.router.counts();
+        Stats {
+            connections: self.shared.connections.load(Ordering::Relaxed),
+            sessions: c.sessions,
+            subscriptions: c.subscriptions,
+            retained: c.retained,
+            messages_in: self.shared.messages_in.load(Ordering::Relaxed),
+            messages_out: self.shared.messages_out.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The broker's configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.shared.config
+    }
+}

@@ -1,0 +1,569 @@
+//! The routing layer: sessions by client id, the subscription tree, retained
+//! messages, QoS 1 in-flight windows and offline queues. One mutex guards it;
+//! every method is synchronous and short, and hands deliveries to connection
+//! tasks through channels (the per-delivery `iot:Receive` check happens in
+//! the subscriber's connection task, so policy evaluation runs in parallel).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, Notify};
+
+use crate::config::BrokerConfig;
+use crate::events::{now_ms, DisconnectReason};
+use crate::store::{Loaded, Store};
+use crate::tree::SubscriptionTree;
+
+/// Who a subscription belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum SubKey {
+    /// An MQTT session, by client id.
+    Client(Arc<str>),
+    /// An in-process subscriber ([`crate::BrokerHandle::subscribe_internal`]).
+    Internal(u64),
+}
+
+/// One PUBLISH for a connection to write (after its `iot:Receive` check).
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub topic: Arc<str>,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub pkid: u16,
+    pub retain: bool,
+    pub dup: bool,
+}
+
+/// Asks a connection task to close.
+#[derive(Debug, Default)]
+pub(crate) struct Kick {
+    reason: Mutex<Option<DisconnectReason>>,
+    pub notify: Notify,
+}
+
+impl Kick {
+    pub fn kick(&self, reason: DisconnectReason) {
+        if let Ok(mut r) = self.reason.lock() {
+            r.get_or_insert(reason);
+        }
+        self.notify.notify_one();
+    }
+
+    pub fn reason(&self) -> Option<DisconnectReason> {
+        self.reason.lock().ok().and_then(|r| *r)
+    }
+}
+
+/// The link from a session to its live connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Live {
+    pub conn_id: u64,
+    pub tx: mpsc::UnboundedSender<Delivery>,
+    /// QoS 0 deliveries sent but not yet taken by the connection task.
+    pub qos0_queued: Arc<AtomicUsize>,
+    pub kick: Arc<Kick>,
+    pub certificate_id: Arc<str>,
+}
+
+#[derive(Debug, Clone)]
+struct Queued {
+    topic: Arc<str>,
+    payload: Bytes,
+    retain: bool,
+    store_id: Option<i64>,
+}
+
+#[derive(Debug)]
+struct Session {
+    persistent: bool,
+    subscriptions: HashMap<String, u8>,
+    live: Option<Live>,
+    inflight: VecDeque<(u16, Queued)>,
+    pending: VecDeque<Queued>,
+    next_pkid: u16,
+    expires_at: Option<Instant>,
+}
+
+impl Session {
+    fn new(persistent: bool) -> Self {
+        Session {
+            persistent,
+            subscriptions: HashMap::new(),
+            live: None,
+            inflight: VecDeque::new(),
+            pending: VecDeque::new(),
+            next_pkid: 0,
+            expires_at: None,
+        }
+    }
+
+    fn expired(&self, now: Instant) -> bool {
+        self.live.is_none() && self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    fn alloc_pkid(&mut self) -> u16 {
+        loop {
+            self.next_pkid = self.next_pkid.wrapping_add(1);
+            if self.next_pkid == 0 {
+                self.next_pkid = 1;
+            }
+            let id = self.next_pkid;
+            if !self.inflight.iter().any(|(p, _)| *p == id) {
+                return id;
+            }
+        }
+    }
+
+    /// Moves pending messages into the in-flight window and sends them.
+    fn fill_window(&mut self, max_inflight: usize) {
+        if self.live.is_none() {
+            return;
+        }
+        while self.inflight.len() < max_inflight {
+            let Some(msg) = self.pending.pop_front() else { break };
+            let pkid = self.alloc_pkid();
+            if let Some(live) = &self.live {
+                let _ = live.tx.send(Delivery {
+                    topic: msg.topic.clone(),
+                    payload: msg.payload.clone(),
+                    qos: 1,
+                    pkid,
+                    retain: msg.retain,
+                    dup: false,
+                });
+            }
+            self.inflight.push_back((pkid, msg));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Retained {
+    payload: Bytes,
+    qos: u8,
+}
+
+struct State {
+    tree: SubscriptionTree<SubKey>,
+    sessions: HashMap<Arc<str>, Session>,
+    internal: HashMap<u64, (String, mpsc::Sender<(String, Bytes)>)>,
+    next_internal: u64,
+    retained: HashMap<String, Retained>,
+    versions: HashMap<String, u64>,
+}
+
+/// Counters for [`crate::Stats`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RouterCounts {
+    pub sessions: usize,
+    pub subscriptions: usize,
+    pub retained: usize,
+}
+
+/// The shared routing state.
+pub(crate) struct Router {
+    state: Mutex<State>,
+    config: Arc<BrokerConfig>,
+    store: Option<Store>,
+}
+
+/// What [`Router::connect`] tells the connection.
+#[derive(Debug)]
+pub(crate) struct Attached {
+    pub session_present: bool,
+}
+
+fn epoch_ms_to_instant(ms: i64, now: Instant) -> Instant {
+    let delta = ms - now_ms() as i64;
+    if delta <= 0 {
+        now
+    } else {
+        now + Duration::from_millis(delta as u64)
+    }
+}
+
+impl Router {
+    pub fn new(config: Arc<BrokerConfig>, store: Option<Store>) -> Result<Router, crate::BrokerError> {
+        let mut state = State {
+            tree: SubscriptionTree::default(),
+            sessions: HashMap::new(),
+            internal: HashMap::new(),
+            next_internal: 0,
+            retained: HashMap::new(),
+            versions: HashMap::new(),
+        };
+        if let Some(store) = &store {
+            let Loaded { retained, sessions } = store.load()?;
+            for r in retained {
+                state.retained.insert(
+                    r.topic,
+                    Retained {
+                        payload: r.payload,
+                        qos: r.qos,
+                    },
+                );
+            }
+            let now = Instant::now();
+            for s in sessions {
+                let key: Arc<str> = Arc::from(s.client_id.as_str());
+                let mut session = Session::new(true);
+                // A session that was connected when the broker stopped gets a
+                // fresh expiry from now.
+                session.expires_at = Some(match s.expires_at_ms {
+                    Some(ms) => epoch_ms_to_instant(ms, now),
+                    None => now + config.session_expiry,
+                });
+                for (filter, qos) in s.subscriptions {
+                    state.tree.insert(&filter, SubKey::Client(key.clone()), qos);
+                    session.subscriptions.insert(filter, qos);
+                }
+                for m in s.queue {
+                    session.pending.push_back(Queued {
+                        topic: Arc::from(m.topic.as_str()),
+                        payload: m.payload,
+                        retain: m.retain,
+                        store_id: Some(m.id),
+                    });
+                }
+                state.sessions.insert(key, session);
+            }
+        }
+        Ok(Router {
+            state: Mutex::new(state),
+            config,
+            store,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn expiry_ms(&self) -> i64 {
+        now_ms() as i64 + self.config.session_expiry.as_millis() as i64
+    }
+
+    fn drop_session(&self, state: &mut State, client_id: &Arc<str>) {
+        if let Some(session) = state.sessions.remove(client_id) {
+            let key = SubKey::Client(client_id.clone());
+            for filter in session.subscriptions.keys() {
+                state.tree.remove(filter, &key);
+            }
+            if session.persistent {
+                if let Some(store) = &self.store {
+                    store.delete_session(client_id);
+                }
+            }
+        }
+    }
+
+    /// Attaches a new connection to the client id's session: kicks an older
+    /// connection, discards or resumes the session, resends unacknowledged
+    /// QoS 1 messages with DUP and then queued ones.
+    pub fn connect(&self, client_id: &Arc<str>, clean: bool, live: Live) -> Attached {
+        let mut state = self.lock();
+        let now = Instant::now();
+        if let Some(old) = state.sessions.get_mut(client_id) {
+            if let Some(old_live) = old.live.take() {
+                old_live.kick.kick(DisconnectReason::DuplicateClientId);
+            }
+        }
+        let reusable = state
+            .sessions
+            .get(client_id)
+            .is_some_and(|s| s.persistent && !s.expired(now));
+        if clean || !reusable {
+            self.drop_session(&mut state, client_id);
+        }
+        let session_present = !clean && reusable;
+        let session = state
+            .sessions
+            .entry(client_id.clone())
+            .or_insert_with(|| Session::new(!clean));
+        session.persistent = !clean;
+        session.expires_at = None;
+        if session.persistent {
+            if let Some(store) = &self.store {
+                store.save_session(client_id, None);
+            }
+        }
+        for (pkid, msg) in &session.inflight {
+            let _ = live.tx.send(Delivery {
+                topic: msg.topic.clone(),
+                payload: msg.payload.clone(),
+                qos: 1,
+                pkid: *pkid,
+                retain: msg.retain,
+                dup: true,
+            });
+        }
+        session.live = Some(live);
+        session.fill_window(self.config.max_inflight);
+        Attached { session_present }
+    }
+
+    /// Detaches a connection; returns whether it was the session's current
+    /// one. Clean sessions end here; persistent ones start their expiry.
+    pub fn disconnect(&self, client_id: &Arc<str>, conn_id: u64) -> bool {
+        let mut state = self.lock();
+        let Some(session) = state.sessions.get_mut(client_id) else {
+            return false;
+        };
+        if session.live.as_ref().map(|l| l.conn_id) != Some(conn_id) {
+            return false;
+        }
+        session.live = None;
+        if session.persistent {
+            session.expires_at = Some(Instant::now() + self.config.session_expiry);
+            if let Some(store) = &self.store {
+                store.save_session(client_id, Some(self.expiry_ms()));
+            }
+        } else {
+            self.drop_session(&mut state, client_id);
+        }
+        true
+    }
+
+    fn deliver(
+        &self,
+        session: &mut Session,
+        client_id: &str,
+        topic: &Arc<str>,
+        payload: &Bytes,
+        qos: u8,
+        retain: bool,
+    ) {
+        if qos == 0 {
+            if let Some(live) = &session.live {
+                if live.qos0_queued.load(Ordering::Relaxed) < self.config.max_queued_qos0 {
+                    live.qos0_queued.fetch_add(1, Ordering::Relaxed);
+                    let _ = live.tx.send(Delivery {
+                        topic: topic.clone(),
+                        payload: payload.clone(),
+                        qos: 0,
+                        pkid: 0,
+                        retain,
+                        dup: false,
+                    });
+                }
+            }
+            return;
+        }
+        if session.live.is_none() && !session.persistent {
+            return;
+        }
+        if session.pending.len() >= self.config.max_queued {
+            tracing::warn!(client_id, topic = %topic, "QoS 1 queue full; message dropped");
+            return;
+        }
+        let store_id = match (&self.store, session.persistent) {
+            (Some(store), true) => store.enqueue(client_id, topic, payload, retain),
+            _ => None,
+        };
+        session.pending.push_back(Queued {
+            topic: topic.clone(),
+            payload: payload.clone(),
+            retain,
+            store_id,
+        });
+        session.fill_window(self.config.max_inflight);
+    }
+
+    /// Routes a message to every matching subscriber and updates the
+    /// retained store when `retain` (the caller has checked permissions).
+    pub fn publish(&self, topic: &str, payload: Bytes, qos: u8, retain: bool) {
+        let mut state = self.lock();
+        if retain && !topic.starts_with('$') {
+            if payload.is_empty() {
+                if state.retained.remove(topic).is_some() {
+                    if let Some(store) = &self.store {
+                        store.delete_retained(topic);
+                    }
+                }
+            } else {
+                if let Some(store) = &self.store {
+                    store.save_retained(topic, &payload, qos);
+                }
+                state.retained.insert(
+                    topic.to_owned(),
+                    Retained {
+                        payload: payload.clone(),
+                        qos,
+                    },
+                );
+            }
+        }
+        let matched = state.tree.matches(topic);
+        if matched.is_empty() {
+            return;
+        }
+        let topic_arc: Arc<str> = Arc::from(topic);
+        let now = Instant::now();
+        let mut closed_internal = Vec::new();
+        let mut expired = Vec::new();
+        for (key, granted) in matched {
+            let eff = qos.min(granted);
+            match key {
+                SubKey::Internal(id) => {
+                    if let Some((_, tx)) = state.internal.get(&id) {
+                        match tx.try_send((topic.to_owned(), payload.clone())) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                tracing::warn!(topic, "internal subscriber is full; message dropped");
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => closed_internal.push(id),
+                        }
+                    }
+                }
+                SubKey::Client(cid) => {
+                    if let Some(session) = state.sessions.get_mut(&cid) {
+                        if session.expired(now) {
+                            expired.push(cid.clone());
+                            continue;
+                        }
+                        self.deliver(session, &cid, &topic_arc, &payload, eff, false);
+                    }
+                }
+            }
+        }
+        for id in closed_internal {
+            if let Some((filter, _)) = state.internal.remove(&id) {
+                state.tree.remove(&filter, &SubKey::Internal(id));
+            }
+        }
+        for cid in expired {
+            self.drop_session(&mut state, &cid);
+        }
+    }
+
+    /// Adds subscriptions (already authorized) and sends the retained
+    /// message of each filter that names a topic exactly.
+    pub fn subscribe(&self, client_id: &Arc<str>, conn_id: u64, filters: &[(String, u8)]) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let Some(session) = state.sessions.get_mut(client_id) else { return };
+        if session.live.as_ref().map(|l| l.conn_id) != Some(conn_id) {
+            return;
+        }
+        for (filter, qos) in filters {
+            state.tree.insert(filter, SubKey::Client(client_id.clone()), *qos);
+            session.subscriptions.insert(filter.clone(), *qos);
+            if session.persistent {
+                if let Some(store) = &self.store {
+                    store.save_subscription(client_id, filter, *qos);
+                }
+            }
+        }
+        for (filter, qos) in filters {
+            if let Some(r) = state.retained.get(filter.as_str()) {
+                let topic: Arc<str> = Arc::from(filter.as_str());
+                let eff = r.qos.min(*qos);
+                let payload = r.payload.clone();
+                self.deliver(session, client_id, &topic, &payload, eff, true);
+            }
+        }
+    }
+
+    /// Removes subscriptions.
+    pub fn unsubscribe(&self, client_id: &Arc<str>, conn_id: u64, filters: &[String]) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let Some(session) = state.sessions.get_mut(client_id) else { return };
+        if session.live.as_ref().map(|l| l.conn_id) != Some(conn_id) {
+            return;
+        }
+        let key = SubKey::Client(client_id.clone());
+        for filter in filters {
+            if session.subscriptions.remove(filter).is_some() {
+                state.tree.remove(filter, &key);
+                if session.persistent {
+                    if let Some(store) = &self.store {
+                        store.delete_subscription(client_id, filter);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A PUBACK from the client (or a delivery its policy refused): frees
+    /// the in-flight slot and sends the next queued message.
+    pub fn acked(&self, client_id: &Arc<str>, conn_id: u64, pkid: u16) {
+        let mut state = self.lock();
+        let Some(session) = state.sessions.get_mut(client_id) else { return };
+        if session.live.as_ref().map(|l| l.conn_id) != Some(conn_id) {
+            return;
+        }
+        if let Some(pos) = session.inflight.iter().position(|(p, _)| *p == pkid) {
+            if let Some((_, msg)) = session.inflight.remove(pos) {
+                if let (Some(store), Some(id)) = (&self.store, msg.store_id) {
+                    store.dequeue(id);
+                }
+            }
+        }
+        session.fill_window(self.config.max_inflight);
+    }
+
+    /// An in-process subscription.
+    pub fn subscribe_internal(&self, filter: &str, capacity: usize) -> mpsc::Receiver<(String, Bytes)> {
+        let (tx, rx) = mpsc::channel(capacity);
+        let mut state = self.lock();
+        state.next_internal += 1;
+        let id = state.next_internal;
+        state.tree.insert(filter, SubKey::Internal(id), 1);
+        state.internal.insert(id, (filter.to_owned(), tx));
+        rx
+    }
+
+    /// Kicks every live connection authenticated with this certificate.
+    pub fn kick_certificate(&self, certificate_id: &str, reason: DisconnectReason) -> usize {
+        let state = self.lock();
+        let mut n = 0;
+        for session in state.sessions.values() {
+            if let Some(live) = &session.live {
+                if &*live.certificate_id == certificate_id {
+                    live.kick.kick(reason);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Removes expired persistent sessions.
+    pub fn sweep(&self) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let expired: Vec<Arc<str>> = state
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.expired(now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for cid in expired {
+            self.drop_session(&mut state, &cid);
+        }
+    }
+
+    /// Next lifecycle event version of a client id.
+    pub fn next_version(&self, client_id: &str) -> u64 {
+        let mut state = self.lock();
+        let v = state.versions.entry(client_id.to_owned()).or_insert(0);
+        *v += 1;
+        *v
+    }
+
+    pub fn counts(&self) -> RouterCounts {
+        let state = self.lock();
+        RouterCounts {
+            sessions: state.sessions.len(),
+            subscriptions: state.tree.len(),
+            retained: state.retained.len(),
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Mutual TLS: the server configuration whose client-certificate verifier
+//! checks the chain to the core's CA *and* asks the [`Authority`] whether the
+//! certificate is registered and ACTIVE, and the identity read back from a
+//! finished handshake.
+
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+use crate::{Authority, BrokerError};
+
+/// ALPN protocol id AWS IoT uses for MQTT on port 443.
+pub const ALPN_MQTT_CA: &[u8] = b"x-amzn-mqtt-ca";
+
+/// certificateId of a certificate: lowercase hex SHA-256 of its DER.
+pub fn certificate_id(der: &[u8]) -> String {
+    hex::encode(Sha256::digest(der))
+}
+
+/// Chain verification by webpki, then the registry's say on the certificate.
+#[derive(Debug)]
+struct RegisteredCertVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    authority: AuthorityDebug,
+}
+
+struct AuthorityDebug(Arc<dyn Authority>);
+
+impl std::fmt::Debug for AuthorityDebug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authority")
+    }
+}
+
+impl ClientCertVerifier for RegisteredCertVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let id = certificate_id(end_entity.as_ref());
+        if self.authority.0.certificate_active(&id) {
+            Ok(verified)
+        } else {
+            tracing::info!(certificate_id = %id, "client certificate not registered or not ACTIVE; handshake refused");
+            Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Builds the server TLS configuration once: the server identity from PEM,
+/// client certificates required, chained to `ca_cert_der` and ACTIVE in the
+/// `authority`. `alpn` sets the ALPN protocols (e.g. `[ALPN_MQTT_CA]` for the
+/// port-443 style listener). Also usable for the HTTPS publish listener.
+pub fn server_tls_config(
+    ca_cert_der: Vec<u8>,
+    server_cert_pem: &str,
+    server_key_pem: &str,
+    authority: Arc<dyn Authority>,
+    alpn: Option<Vec<Vec<u8>>>,
+) -> Result<Arc<rustls::ServerConfig>, BrokerError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca_cert_der))
+        .map_err(|e| BrokerError::CaCertificate(e.to_string()))?;
+    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| BrokerError::CaCertificate(e.to_string()))?;
+    let verifier = Arc::new(RegisteredCertVerifier {
+        inner,
+        authority: AuthorityDebug(authority),
+    });
+
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut server_cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| BrokerError::ServerIdentity {
+            what: "certificate",
+            detail: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(BrokerError::ServerIdentity {
+            what: "certificate",
+            detail: "no CERTIFICATE block found".into(),
+        });
+    }
+    let key = rustls_pemfile::private_key(&mut server_key_pem.as_bytes())
+        .map_err(|e| BrokerError::ServerIdentity {
+            what: "key",
+            detail: e.to_string(),
+        })?
+        .ok_or(BrokerError::ServerIdentity {
+            what: "key",
+            detail: "no PRIVATE KEY block found".into(),
+        })?;
+
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    if let Some(alpn) = alpn {
+        config.alpn_protocols = alpn;
+    }
+    Ok(Arc::new(config))
+}
+
+/// Who is on the other end of a mutual-TLS connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// Lowercase hex SHA-256 of the client certificate's DER.
+    pub certificate_id: String,
+    /// Policy variables from the certificate, as `(name, value)`, e.g.
+    /// `("iot:Certificate.Subject.CommonName", "robot1")`.
+    pub certificate_variables: Vec<(String, String)>,
+}
+
+impl ClientIdentity {
+    /// Reads the identity from a client certificate's DER.
+    pub fn from_der(der: &[u8]) -> ClientIdentity {
+        ClientIdentity {
+            certificate_id: certificate_id(der),
+            certificate_variables: certificate_variables(der),
+        }
+    }
+
+    /// The principal ARN (`arn:aws:iot:{region}:{account}:cert/{id}`).
+    pub fn principal_arn(&self, region: &str, account_id: &str) -> String {
+        format!("arn:aws:iot:{region}:{account_id}:cert/{}", self.certificate_id)
+    }
+
+    /// The value of a certificate policy variable, if the certificate has it.
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.certificate_variables
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The identity of the client on a finished server-side handshake.
+pub fn client_identity(conn: &rustls::ServerConnection) -> Option<ClientIdentity> {
+    let cert = conn.peer_certificates()?.first()?;
+    Some(ClientIdentity::from_der(cert.as_ref()))
+}
+
+fn certificate_variables(der: &[u8]) -> Vec<(String, String)> {
+    use x509_parser::oid_registry as oids;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let names = [
+        (oids::OID_X509_COMMON_NAME, "CommonName"),
+        (oids::OID_X509_ORGANIZATION_NAME, "Organization"),
+        (oids::OID_X509_ORGANIZATIONAL_UNIT, "OrganizationalUnit"),
+        (oids::OID_X509_COUNTRY_NAME, "Country"),
+        (oids::OID_X509_STATE_OR_PROVINCE_NAME, "State"),
+        (oids::OID_X509_LOCALITY_NAME, "Locality"),
+        (oids::OID_X509_SERIALNUMBER, "SerialNumber"),
+        (oids::OID_X509_TITLE, "Title"),
+        (oids::OID_X509_SURNAME, "Surname"),
+        (oids::OID_X509_GIVEN_NAME, "GivenName"),
+        (oids::OID_X509_INITIALS, "Initials"),
+        (oids::OID_X509_DN_QUALIFIER, "DistinguishedNameQualifier"),
+        (oids::OID_X509_GENERATION_QUALIFIER, "GenerationQualifier"),
+    ];
+    let mut vars = Vec::new();
+    for (part, name) in [("Subject", cert.subject()), ("Issuer", cert.issuer())] {
+        for (oid, label) in &names {
+            let values: Vec<&str> = name
+                .iter_attributes()
+                .filter(|a| a.attr_type() == oid)
+                .filter_map(|a| a.as_str().ok())
+                .collect();
+            if let Some(first) = values.first() {
+                vars.push((format!("iot:Certificate.{part}.{label}"), (*first).to_owned()));
+            }
+        }
+    }
+    vars.push((
+        "iot:Certificate.SerialNumber".to_owned(),
+        cert.raw_serial_as_string().replace(':', ""),
+    ));
+    vars
+}
