@@ -687,3 +687,71 @@ fn stored_shadow_round_trips_through_json() {
     let back: StoredShadow = serde_json::from_str(&serde_json::to_string(&tomb).unwrap()).unwrap();
     assert!(!back.exists());
 }
+
+// --- "Using Shadows" (earlier edition of the guide) -----------------------
+
+#[test]
+fn using_shadows_updating_a_shadow_example() {
+    // Initial state, update message, delta to the device, final state.
+    let s = upd(
+        None,
+        json!({"state": {"reported": {"color": {"r": 255, "g": 255, "b": 0}}}}),
+        T0,
+    )
+    .shadow;
+    let out = upd(
+        Some(&s),
+        json!({"state": {"desired": {"color": {"r": 10}, "engine": "ON"}}}),
+        T0 + 1,
+    );
+    assert_eq!(
+        out.delta.unwrap()["state"],
+        json!({"color": {"r": 10}, "engine": "ON"}),
+        "the device receives the desired changes on /update/delta"
+    );
+    let fin = upd(
+        Some(&out.shadow),
+        json!({"state": {"reported": {"color": {"r": 10}, "engine": "ON"}}}),
+        T0 + 2,
+    );
+    assert_eq!(
+        fin.shadow.reported.clone().map(Value::Object),
+        Some(json!({"color": {"r": 10, "g": 255, "b": 0}, "engine": "ON"})),
+        "final state"
+    );
+    assert!(get_doc(&fin.shadow, T0 + 3)["state"].get("delta").is_none());
+}
+
+#[test]
+fn using_shadows_retrieving_a_shadow_document_example() {
+    let s = upd(
+        None,
+        json!({"state": {"desired": {"lights": {"color": "RED"}, "engine": "ON"}}}),
+        123_456,
+    )
+    .shadow;
+    let mut s = upd(
+        Some(&s),
+        json!({"state": {"reported": {"lights": {"color": "GREEN"}, "engine": "ON"}}}),
+        789_012,
+    )
+    .shadow;
+    s.version = 10;
+    assert_eq!(
+        get_doc(&s, 123_456_789),
+        json!({
+            "state": {
+                "desired": {"lights": {"color": "RED"}, "engine": "ON"},
+                "reported": {"lights": {"color": "GREEN"}, "engine": "ON"},
+                "delta": {"lights": {"color": "RED"}}
+            },
+            "metadata": {
+                "desired": {"lights": {"color": {"timestamp": 123_456}}, "engine": {"timestamp": 123_456}},
+                "reported": {"lights": {"color": {"timestamp": 789_012}}, "engine": {"timestamp": 789_012}},
+                "delta": {"lights": {"color": {"timestamp": 123_456}}}
+            },
+            "version": 10,
+            "timestamp": 123_456_789
+        })
+    );
+}
