@@ -1,1 +1,264 @@
-//! A local stand-in for AWS IoT Core: registry, control plane, MQTT broker, device shadow.
+//! A local stand-in for AWS IoT Core, so a fleet runs on one machine with no
+//! AWS account; the same clients work against real AWS with another endpoint.
+//!
+//! Parts:
+//! - [`config`]: ports, data dir, region and account settings.
+//! - [`store`]: the SQLite registry (things, certificates, policies,
+//!   attachments, shadows); survives restarts and `kill -9`.
+//! - [`control`]: the control-plane REST-JSON API the aws CLI and boto3 drive.
+//! - [`data`]: the iot-data API (device shadow over HTTP).
+//! - [`sigv4`]: signature verification against the local access key.
+//! - [`credentials`]: the local access key and the aws CLI profile files.
+//! - [`error`]: AWS-shaped errors.
+//!
+//! [`Core::open`] prepares the data dir (CA, credentials, store);
+//! [`Core::bind`] opens the listeners; [`Core::serve`] runs until shutdown.
+
+pub mod config;
+pub mod control;
+pub mod credentials;
+pub mod data;
+pub mod error;
+pub mod sigv4;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+
+pub use config::CoreConfig;
+pub use error::ApiError;
+
+/// Something that happened in the registry that live connections care about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoreEvent {
+    /// A certificate left ACTIVE: its connections must close.
+    CertificateDeactivated(String),
+    /// Policies or attachments changed: cached authorizations are stale.
+    RegistryChanged,
+}
+
+/// Errors starting the core.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The data dir cannot be created or written.
+    #[error("cannot use data dir {path}: {source} (pass --data-dir to choose another)")]
+    DataDir {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The registry database cannot be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The CA or server certificate cannot be made or loaded.
+    #[error("certificate authority in {path}: {source}")]
+    Pki {
+        /// The CA directory.
+        path: PathBuf,
+        /// What went wrong.
+        source: gopigo_pki::PkiError,
+    },
+    /// A port cannot be bound.
+    #[error("cannot listen on {addr} for the {what}: {source} (is another core running? choose another port with its flag, or 0 for any free port)")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// An API-level failure during start-up (e.g. the store).
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    /// A server failed while running.
+    #[error("{what} failed: {source}")]
+    Serve {
+        /// Which server.
+        what: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Shared state of a running core, handed to every request handler.
+pub struct CoreState {
+    /// The registry.
+    pub store: store::Store,
+    /// The CA that signs device certificates.
+    pub ca: gopigo_pki::CertificateAuthority,
+    /// SigV4 verification; `None` accepts any signature (tests only).
+    pub verifier: Option<sigv4::Verifier>,
+    /// Region in ARNs.
+    pub region: String,
+    /// 12-digit account id in ARNs, made on first start.
+    pub account_id: String,
+    /// What DescribeEndpoint returns.
+    pub endpoint_address: String,
+    events: broadcast::Sender<CoreEvent>,
+}
+
+impl CoreState {
+    /// `arn:aws:iot:{region}:{account}:{resource}`.
+    pub fn arn(&self, resource: &str) -> String {
+        format!(
+            "arn:aws:iot:{}:{}:{}",
+            self.region, self.account_id, resource
+        )
+    }
+
+    /// The certificate id in one of this account's certificate ARNs.
+    pub fn certificate_id_from_arn(&self, arn: &str) -> Option<String> {
+        let prefix = self.arn("cert/");
+        arn.strip_prefix(&prefix)
+            .filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_ascii_lowercase)
+    }
+
+    /// Subscribes to registry events.
+    pub fn events(&self) -> broadcast::Receiver<CoreEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn changed(&self) {
+        let _ = self.events.send(CoreEvent::RegistryChanged);
+    }
+
+    pub(crate) fn certificate_deactivated(&self, id: &str) {
+        let _ = self
+            .events
+            .send(CoreEvent::CertificateDeactivated(id.to_string()));
+    }
+}
+
+/// A prepared core: data dir, CA, store and credentials are ready.
+pub struct Core {
+    config: CoreConfig,
+    state: Arc<CoreState>,
+    access_key: sigv4::AccessKey,
+}
+
+/// The core's listeners, bound and ready to serve.
+pub struct Bound {
+    control: TcpListener,
+    /// Where the control plane listens.
+    pub control_addr: SocketAddr,
+}
+
+impl Core {
+    /// Prepares the data dir: creates the CA, the access key and the store on
+    /// first use, loads them afterwards.
+    pub fn open(config: CoreConfig) -> Result<Self, CoreError> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).map_err(|source| CoreError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let store = store::Store::open(&dir.join("core.db"))?;
+        let ca_dir = dir.join("ca");
+        let ca = gopigo_pki::CertificateAuthority::load_or_create(&ca_dir).map_err(|source| {
+            CoreError::Pki {
+                path: ca_dir.clone(),
+                source,
+            }
+        })?;
+        let account_id = store.meta_get_or_init("account_id", credentials::new_account_id)?;
+        let access_key = credentials::load_or_create(&store)?;
+        let verifier = if config.insecure_accept_any_signature {
+            tracing::warn!("accepting requests with ANY signature (--insecure-accept-any-signature); never do this outside tests");
+            None
+        } else {
+            Some(sigv4::Verifier::new(vec![access_key.clone()]))
+        };
+        let (events, _) = broadcast::channel(256);
+        let state = Arc::new(CoreState {
+            store,
+            ca,
+            verifier,
+            region: config.region.clone(),
+            account_id,
+            endpoint_address: config.endpoint_host.clone(),
+            events,
+        });
+        Ok(Core {
+            config,
+            state,
+            access_key,
+        })
+    }
+
+    /// The shared state (registry, CA, events).
+    pub fn state(&self) -> Arc<CoreState> {
+        self.state.clone()
+    }
+
+    /// The configuration the core was opened with.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// Path of the CA certificate clients should trust.
+    pub fn ca_path(&self) -> PathBuf {
+        self.state.ca.cert_path().to_path_buf()
+    }
+
+    /// Binds every listener on the configured host and ports, then writes the
+    /// aws CLI profile that points at the bound control-plane port.
+    pub async fn bind(&self) -> Result<Bound, CoreError> {
+        let addr = SocketAddr::new(self.config.host, self.config.control_port);
+        let control = TcpListener::bind(addr)
+            .await
+            .map_err(|source| CoreError::Bind {
+                what: "control plane",
+                addr,
+                source,
+            })?;
+        let control_addr = control.local_addr().map_err(|source| CoreError::Bind {
+            what: "control plane",
+            addr,
+            source,
+        })?;
+        credentials::write_profile(
+            &self.config.data_dir,
+            &self.access_key,
+            &self.config.region,
+            &format!("http://{control_addr}"),
+        )
+        .map_err(|source| CoreError::DataDir {
+            path: self.config.data_dir.clone(),
+            source,
+        })?;
+        Ok(Bound {
+            control,
+            control_addr,
+        })
+    }
+
+    /// The line that points the aws CLI and boto3 at this core.
+    pub fn env_line(&self) -> String {
+        credentials::env_line(&self.config.data_dir)
+    }
+
+    /// Serves until `shutdown` completes, then drains and returns.
+    pub async fn serve(
+        self,
+        bound: Bound,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), CoreError> {
+        let app = control::router(self.state.clone())
+            .layer(tower_http::trace::TraceLayer::new_for_http());
+        axum::serve(bound.control, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|source| CoreError::Serve {
+                what: "control plane",
+                source,
+            })
+    }
+}

@@ -1,0 +1,99 @@
+//! `gopigo core` and `gopigo env`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use gopigo_core::{Core, CoreConfig};
+
+/// Where the core keeps its state.
+#[derive(Args, Debug, Clone)]
+pub struct DataDirArg {
+    /// Data dir for the registry, CA and credentials
+    /// [default: $GOPIGO_DATA_DIR, else $XDG_DATA_HOME/gopigo, else ~/.local/share/gopigo]
+    #[arg(long, env = "GOPIGO_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataDirArg {
+    /// The chosen or default data dir.
+    pub fn resolve(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(gopigo_core::config::default_data_dir)
+    }
+}
+
+/// Arguments of `gopigo core`.
+#[derive(Args, Debug)]
+pub struct CoreArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// Address every listener binds; loopback unless you mean to expose it.
+    #[arg(long, default_value = "127.0.0.1", env = "GOPIGO_CORE_HOST")]
+    host: IpAddr,
+    /// Control-plane HTTP port (aws CLI --endpoint-url); 0 picks a free port.
+    #[arg(long, default_value_t = 4580, env = "GOPIGO_CORE_PORT")]
+    port: u16,
+    /// Region used in ARNs and in the aws CLI profile.
+    #[arg(long, default_value = "us-east-1", env = "GOPIGO_CORE_REGION")]
+    region: String,
+    /// Host name returned by describe-endpoint and put in the server certificate.
+    #[arg(long, default_value = "localhost", env = "GOPIGO_CORE_ENDPOINT_HOST")]
+    endpoint_host: String,
+    /// Accept requests with any SigV4 signature. For tests only: anyone who can
+    /// reach the port can then change the registry.
+    #[arg(long)]
+    insecure_accept_any_signature: bool,
+}
+
+/// Arguments of `gopigo env`.
+#[derive(Args, Debug)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+}
+
+/// Runs the core until SIGINT or SIGTERM.
+pub fn run(args: CoreArgs) -> anyhow::Result<()> {
+    let data_dir = args.data.resolve();
+    let mut config = CoreConfig::new(data_dir.clone());
+    config.host = args.host;
+    config.control_port = args.port;
+    config.region = args.region;
+    config.endpoint_host = args.endpoint_host;
+    config.insecure_accept_any_signature = args.insecure_accept_any_signature;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let core = Core::open(config)?;
+        let bound = core.bind().await?;
+        println!("gopigo core is running");
+        println!(
+            "  control plane   http://{}   (aws --endpoint-url http://{} iot ...)",
+            bound.control_addr, bound.control_addr
+        );
+        println!("  aws profile     {}", core.env_line());
+        println!("  CA certificate  {}", core.ca_path().display());
+        println!("  data dir        {}", data_dir.display());
+        println!("Stop with Ctrl-C.");
+        core.serve(bound, crate::shutdown_signal()).await?;
+        println!("gopigo core stopped");
+        Ok(())
+    })
+}
+
+/// Prints the line that points the aws CLI and boto3 at the local core.
+pub fn env(args: EnvArgs) -> anyhow::Result<()> {
+    let dir = args.data.resolve();
+    let config = dir.join("aws").join("config");
+    if !config.exists() {
+        anyhow::bail!(
+            "{} does not exist yet: start the local core once with `gopigo core --data-dir {}`",
+            config.display(),
+            dir.display()
+        );
+    }
+    println!("{}", gopigo_core::credentials::env_line(&dir));
+    Ok(())
+}
