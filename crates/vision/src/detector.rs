@@ -1,0 +1,489 @@
+//! The detector: ONNX Runtime session plus pre- and post-processing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use image::RgbImage;
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::darknet::{YoloMeta, META_KEY};
+use crate::postprocess::{
+    candidates_to_detections, darknet_detections, decode_v5, decode_v8, decode_yolo_head, nms,
+    nms_sort_darknet, HeadParams,
+};
+use crate::preprocess::{letterbox_darknet, letterbox_fast, FastResizer, Letterbox, ResizeMode};
+use crate::{default_runtime_path, Detection, VisionError, COCO_NAMES};
+
+/// Detector settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorConfig {
+    /// Square network input size in pixels (multiple of 32). `None`: the
+    /// model's own (the cfg's for imported darknet models, 640 for
+    /// dynamic single-tensor models).
+    pub input_size: Option<u32>,
+    /// Keep detections scoring above this (darknet's `-thresh`).
+    pub conf_threshold: f32,
+    /// IoU above which NMS suppresses a box of the same class.
+    pub nms_threshold: f32,
+    /// ONNX Runtime intra-op threads.
+    pub threads: usize,
+    /// Letterbox resizer.
+    pub resize: ResizeMode,
+    /// `libonnxruntime.so` to load; `None`: [`default_runtime_path`].
+    pub runtime_path: Option<PathBuf>,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            input_size: None,
+            conf_threshold: 0.5,
+            nms_threshold: 0.45,
+            threads: 2,
+            resize: ResizeMode::Fast,
+            runtime_path: None,
+        }
+    }
+}
+
+/// Which output layout the model has.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelKind {
+    /// Imported darknet YOLO: raw heads plus metadata.
+    Darknet(YoloMeta),
+    /// One output tensor, `[1, 4+C, N]` (YOLOv8) or `[1, N, 5+C]` (YOLOv5),
+    /// told apart by shape at run time.
+    SingleTensor,
+}
+
+/// A loaded model ready to detect.
+pub struct Detector {
+    session: Session,
+    input_name: String,
+    output_names: Vec<String>,
+    kind: ModelKind,
+    names: Vec<String>,
+    net_w: u32,
+    net_h: u32,
+    config: DetectorConfig,
+    model_path: PathBuf,
+    input: Vec<f32>,
+    fast: FastResizer,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("model", &self.model_path)
+            .field("input", &(self.net_w, self.net_h))
+            .field("classes", &self.names.len())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+static ENVIRONMENT: Mutex<Option<Environment>> = Mutex::new(None);
+
+/// Load ONNX Runtime once per process from `path`.
+fn environment(path: &Path) -> Result<Environment, VisionError> {
+    let mut guard = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(env) = guard.as_ref() {
+        return Ok(env.clone());
+    }
+    if !path.is_file() {
+        return Err(VisionError::RuntimeMissing {
+            path: path.to_path_buf(),
+        });
+    }
+    let builder = ort::init_from(path).map_err(|e| VisionError::RuntimeLoad {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let env = builder
+        .with_name("gopigo-vision")
+        .build()
+        .map_err(|e| VisionError::RuntimeLoad {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    *guard = Some(env.clone());
+    Ok(env)
+}
+
+/// Parse ultralytics' `names` metadata: `{0: 'person', 1: 'bicycle'}`.
+pub(crate) fn parse_names_dict(s: &str) -> Vec<String> {
+    let inner = s.trim().trim_start_matches('{').trim_end_matches('}');
+    let mut pairs: Vec<(usize, String)> = inner
+        .split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once(':')?;
+            let id = k.trim().parse::<usize>().ok()?;
+            Some((
+                id,
+                v.trim().trim_matches(|c| c == '\'' || c == '"').to_string(),
+            ))
+        })
+        .collect();
+    pairs.sort_by_key(|p| p.0);
+    if pairs.iter().enumerate().all(|(i, p)| p.0 == i) {
+        pairs.into_iter().map(|p| p.1).collect()
+    } else {
+        Vec::new()
+    }
+}
+
+impl Detector {
+    /// Load `model_path` (an ONNX file) with ONNX Runtime.
+    pub fn load(
+        model_path: impl AsRef<Path>,
+        config: &DetectorConfig,
+    ) -> Result<Self, VisionError> {
+        let model_path = model_path.as_ref().to_path_buf();
+        if !(config.conf_threshold >= 0.0 && config.conf_threshold < 1.0) {
+            return Err(VisionError::Config(format!(
+                "conf_threshold {} must be in [0, 1)",
+                config.conf_threshold
+            )));
+        }
+        if !(config.nms_threshold > 0.0 && config.nms_threshold <= 1.0) {
+            return Err(VisionError::Config(format!(
+                "nms_threshold {} must be in (0, 1]",
+                config.nms_threshold
+            )));
+        }
+        if config.threads == 0 || config.threads > 256 {
+            return Err(VisionError::Config(format!(
+                "threads {} must be 1..=256",
+                config.threads
+            )));
+        }
+        if let Some(s) = config.input_size {
+            if s == 0 || s % 32 != 0 || s > 4096 {
+                return Err(VisionError::Config(format!(
+                    "input_size {s} must be a positive multiple of 32 up to 4096"
+                )));
+            }
+        }
+        if !model_path.is_file() {
+            return Err(VisionError::ModelMissing { path: model_path });
+        }
+        let runtime = config
+            .runtime_path
+            .clone()
+            .unwrap_or_else(default_runtime_path);
+        let env = environment(&runtime)?;
+        let model_err = |message: String| VisionError::Model {
+            path: model_path.clone(),
+            message,
+        };
+        let session = Session::builder(&env)
+            .and_then(|b| b.with_intra_threads(config.threads).map_err(Into::into))
+            .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+            .and_then(|mut b| b.commit_from_file(&model_path))
+            .map_err(|e| model_err(format!("ONNX Runtime cannot load it: {e}")))?;
+        let input = session
+            .inputs()
+            .first()
+            .ok_or_else(|| model_err("has no inputs".into()))?;
+        let input_name = input.name().to_string();
+        let in_shape: Vec<i64> = input
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
+        if in_shape.len() != 4 || (in_shape[1] != 3 && in_shape[1] != -1) {
+            return Err(model_err(format!(
+                "input {input_name} has shape {in_shape:?}; expected [1, 3, H, W]"
+            )));
+        }
+        let output_names: Vec<String> = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        let meta_json = session.metadata().ok().and_then(|m| m.custom(META_KEY));
+        let (kind, names, net_w, net_h) = match meta_json {
+            Some(json) => {
+                let meta: YoloMeta = serde_json::from_str(&json)
+                    .map_err(|e| model_err(format!("bad {META_KEY} metadata: {e}")))?;
+                for h in &meta.heads {
+                    if !output_names.contains(&h.output) {
+                        return Err(model_err(format!(
+                            "metadata names output {} which the graph lacks",
+                            h.output
+                        )));
+                    }
+                    if h.mask.iter().any(|&m| m >= meta.anchors.len()) {
+                        return Err(model_err(format!(
+                            "head {} masks an anchor that does not exist",
+                            h.output
+                        )));
+                    }
+                }
+                let names = if !meta.names.is_empty() {
+                    meta.names.clone()
+                } else if meta.classes == COCO_NAMES.len() {
+                    COCO_NAMES.iter().map(|s| s.to_string()).collect()
+                } else {
+                    Vec::new()
+                };
+                let (w, h) = match config.input_size {
+                    Some(s) => (s, s),
+                    None => (meta.input_width as u32, meta.input_height as u32),
+                };
+                (ModelKind::Darknet(meta), names, w, h)
+            }
+            None => {
+                if output_names.len() != 1 {
+                    return Err(model_err(format!(
+                        "has {} outputs and no {META_KEY} metadata; expected a darknet import or a single-tensor YOLOv5/v8 export",
+                        output_names.len()
+                    )));
+                }
+                let (h, w) = (in_shape[2], in_shape[3]);
+                let (w, h) = match (w > 0 && h > 0, config.input_size) {
+                    (true, Some(s)) if (s as i64, s as i64) != (w, h) => {
+                        return Err(VisionError::Config(format!(
+                            "model input is fixed at {w}x{h}; input_size {s} cannot be used"
+                        )))
+                    }
+                    (true, _) => (w as u32, h as u32),
+                    (false, Some(s)) => (s, s),
+                    (false, None) => (640, 640),
+                };
+                let names = session
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.custom("names"))
+                    .map(|s| parse_names_dict(&s))
+                    .unwrap_or_default();
+                (ModelKind::SingleTensor, names, w, h)
+            }
+        };
+        tracing::debug!(model = %model_path.display(), net_w, net_h, "vision model loaded");
+        Ok(Detector {
+            session,
+            input_name,
+            output_names,
+            kind,
+            names,
+            net_w,
+            net_h,
+            config: config.clone(),
+            model_path,
+            input: Vec::new(),
+            fast: FastResizer::default(),
+        })
+    }
+
+    /// Class names the detector reports.
+    pub fn class_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Network input size `(width, height)`.
+    pub fn input_size(&self) -> (u32, u32) {
+        (self.net_w, self.net_h)
+    }
+
+    /// The model's output layout.
+    pub fn kind(&self) -> &ModelKind {
+        &self.kind
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// Decode a JPEG (or any format the `image` crate was built with) and detect.
+    pub fn detect_jpeg(&mut self, jpeg: &[u8]) -> Result<Vec<Detection>, VisionError> {
+        let img = decode_jpeg(jpeg)?;
+        self.detect_rgb(&img)
+    }
+
+    /// Detect objects in an RGB image; boxes are in its pixels.
+    pub fn detect_rgb(&mut self, img: &RgbImage) -> Result<Vec<Detection>, VisionError> {
+        if img.width() == 0 || img.height() == 0 {
+            return Err(VisionError::Decode("image has no pixels".into()));
+        }
+        let lb = match self.config.resize {
+            ResizeMode::Fast => {
+                letterbox_fast(img, self.net_w, self.net_h, &mut self.fast, &mut self.input)
+            }
+            ResizeMode::Darknet => letterbox_darknet(img, self.net_w, self.net_h, &mut self.input),
+        };
+        self.detect_letterboxed(&lb)
+    }
+
+    /// Run the network on `self.input` (already letterboxed as `lb`).
+    fn detect_letterboxed(&mut self, lb: &Letterbox) -> Result<Vec<Detection>, VisionError> {
+        let shape = [1usize, 3, self.net_h as usize, self.net_w as usize];
+        let tensor = TensorRef::from_array_view((shape, self.input.as_slice()))
+            .map_err(|e| VisionError::Inference(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(|e| VisionError::Inference(e.to_string()))?;
+        let thresh = self.config.conf_threshold;
+        match &self.kind {
+            ModelKind::Darknet(meta) => {
+                let mut dets = Vec::new();
+                for head in &meta.heads {
+                    let value = outputs.get(&head.output).ok_or_else(|| {
+                        VisionError::Inference(format!("output {} missing", head.output))
+                    })?;
+                    let (shape, data) = value
+                        .try_extract_tensor::<f32>()
+                        .map_err(|e| VisionError::Inference(e.to_string()))?;
+                    if shape.len() != 4 {
+                        return Err(VisionError::Inference(format!(
+                            "output {} has shape {shape:?}",
+                            head.output
+                        )));
+                    }
+                    let p = HeadParams {
+                        grid_h: shape[2] as usize,
+                        grid_w: shape[3] as usize,
+                        mask: &head.mask,
+                        anchors: &meta.anchors,
+                        classes: meta.classes,
+                        scale_x_y: head.scale_x_y,
+                        net_w: self.net_w as usize,
+                        net_h: self.net_h as usize,
+                    };
+                    let mut d = decode_yolo_head(data, &p, thresh).ok_or_else(|| {
+                        VisionError::Inference(format!(
+                            "output {} of shape {shape:?} does not fit {} anchors x {} classes",
+                            head.output,
+                            head.mask.len(),
+                            meta.classes
+                        ))
+                    })?;
+                    for det in &mut d {
+                        det.bbox = lb.to_source(det.bbox);
+                    }
+                    dets.extend(d);
+                }
+                nms_sort_darknet(&mut dets, meta.classes, self.config.nms_threshold);
+                Ok(darknet_detections(
+                    &dets,
+                    thresh,
+                    lb.src_w,
+                    lb.src_h,
+                    &self.names,
+                ))
+            }
+            ModelKind::SingleTensor => {
+                let name = &self.output_names[0];
+                let (shape, data) = outputs[name.as_str()]
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| VisionError::Inference(e.to_string()))?;
+                if shape.len() != 3 || shape[0] != 1 {
+                    return Err(VisionError::Inference(format!(
+                        "output {name} has shape {shape:?}; expected [1, A, B]"
+                    )));
+                }
+                let (a, b) = (shape[1] as usize, shape[2] as usize);
+                let cands = if a < b {
+                    decode_v8(data, a, b, thresh)
+                } else {
+                    decode_v5(data, a, b, thresh)
+                }
+                .ok_or_else(|| {
+                    VisionError::Inference(format!(
+                        "output {name} of shape {shape:?} is neither [1, 4+C, N] nor [1, N, 5+C]"
+                    ))
+                })?;
+                let kept = nms(cands, self.config.nms_threshold);
+                Ok(candidates_to_detections(&kept, lb, &self.names))
+            }
+        }
+    }
+
+    /// Run the network on an already letterboxed `[3, H, W]` input and
+    /// return the raw output tensors by name (for checks against other
+    /// loaders).
+    pub fn raw_outputs(
+        &mut self,
+        input: &[f32],
+    ) -> Result<Vec<(String, Vec<i64>, Vec<f32>)>, VisionError> {
+        let (w, h) = (self.net_w as usize, self.net_h as usize);
+        if input.len() != 3 * w * h {
+            return Err(VisionError::Inference(format!(
+                "input has {} floats, expected 3x{h}x{w}",
+                input.len()
+            )));
+        }
+        let tensor = TensorRef::from_array_view(([1usize, 3, h, w], input))
+            .map_err(|e| VisionError::Inference(e.to_string()))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .map_err(|e| VisionError::Inference(e.to_string()))?;
+        let mut out = Vec::new();
+        for name in &self.output_names {
+            let (shape, data) = outputs[name.as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| VisionError::Inference(e.to_string()))?;
+            out.push((name.clone(), shape.to_vec(), data.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+/// Decode JPEG (or PNG etc. if enabled) bytes to RGB.
+pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, VisionError> {
+    let img = image::load_from_memory(bytes).map_err(|e| VisionError::Decode(e.to_string()))?;
+    Ok(img.into_rgb8())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ultralytics_names() {
+        assert_eq!(
+            parse_names_dict("{0: 'person', 1: 'bicycle', 2: 'hair drier'}"),
+            ["person", "bicycle", "hair drier"]
+        );
+        assert!(parse_names_dict("{1: 'a'}").is_empty());
+        assert!(parse_names_dict("junk").is_empty());
+    }
+
+    #[test]
+    fn bad_config_is_rejected_before_loading() {
+        for c in [
+            DetectorConfig {
+                conf_threshold: 1.5,
+                ..Default::default()
+            },
+            DetectorConfig {
+                nms_threshold: 0.0,
+                ..Default::default()
+            },
+            DetectorConfig {
+                threads: 0,
+                ..Default::default()
+            },
+            DetectorConfig {
+                input_size: Some(300),
+                ..Default::default()
+            },
+        ] {
+            assert!(
+                matches!(
+                    Detector::load("/nonexistent.onnx", &c),
+                    Err(VisionError::Config(_))
+                ),
+                "{c:?}"
+            );
+        }
+        let e = Detector::load("/nonexistent.onnx", &DetectorConfig::default()).unwrap_err();
+        assert!(matches!(e, VisionError::ModelMissing { .. }));
+        assert!(e.to_string().contains("setup.sh"));
+    }
+}

@@ -1,0 +1,266 @@
+//! YOLO object detection: Darknet import to ONNX, letterbox, decode, NMS, drawing.
+//!
+//! Parts:
+//! * [`darknet`]: parse a Darknet `.cfg` + `.weights` and write an ONNX model
+//!   ([`darknet::import_darknet`]); the YOLO heads' raw outputs are the graph
+//!   outputs and the anchors, masks, classes and input size sit in its metadata.
+//! * [`preprocess`]: letterboxing, with a SIMD resizer ([`ResizeMode::Fast`])
+//!   or darknet's exact arithmetic ([`ResizeMode::Darknet`]).
+//! * [`postprocess`]: YOLOv3 head decoding with darknet's threshold and NMS
+//!   semantics, YOLOv5/v8 single-tensor decoding, IoU and class-wise NMS.
+//! * [`draw`]: boxes and labels on an RGB image, JPEG encoding.
+//! * [`Detector`]: ONNX Runtime (loaded at run time from
+//!   `libonnxruntime.so`) running a model end to end on JPEG bytes or RGB images.
+//! * [`sources`]: image and folder iteration, JSON-lines output.
+//!
+//! Everything a model needs at run time is put in [`cache_dir`] by
+//! `crates/vision/setup.sh` (from PyPI and Debian packages only).
+//!
+//! The crate is synchronous; callers that serve streams run it on a
+//! blocking thread.
+
+#![warn(missing_docs)]
+
+pub mod darknet;
+mod detector;
+pub mod draw;
+pub mod onnx;
+pub mod postprocess;
+pub mod preprocess;
+pub mod sources;
+
+use std::path::PathBuf;
+
+pub use detector::{Detector, DetectorConfig, ModelKind};
+pub use draw::{draw_detections, encode_jpeg};
+pub use preprocess::ResizeMode;
+
+/// The command that installs the model, runtime and fixtures.
+pub const SETUP_COMMAND: &str = "crates/vision/setup.sh";
+
+/// A box in source-image pixels: top-left corner and size.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BBox {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Width.
+    pub w: f32,
+    /// Height.
+    pub h: f32,
+}
+
+/// One detected object.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Detection {
+    /// Class index in the model's class list.
+    pub class_id: usize,
+    /// Class name (`class{N}` when the model carries no names).
+    pub class: String,
+    /// Confidence in 0..1 (objectness x class probability for YOLOv3).
+    pub score: f32,
+    /// Box in source-image pixels.
+    pub bbox: BBox,
+}
+
+/// Errors from loading models and running detection.
+#[derive(Debug, thiserror::Error)]
+pub enum VisionError {
+    /// The ONNX Runtime library is not where we looked.
+    #[error("ONNX Runtime library not found at {path}: run `{SETUP_COMMAND}` (or set ORT_DYLIB_PATH to a libonnxruntime.so)")]
+    RuntimeMissing {
+        /// Where we looked.
+        path: PathBuf,
+    },
+    /// The ONNX Runtime library exists but could not be loaded.
+    #[error("cannot load ONNX Runtime from {path}: {message}; run `{SETUP_COMMAND}` to install a compatible libonnxruntime.so")]
+    RuntimeLoad {
+        /// The library.
+        path: PathBuf,
+        /// The loader's message.
+        message: String,
+    },
+    /// The model file does not exist.
+    #[error("model file {path} not found: run `{SETUP_COMMAND}` and import the darknet model (gopigo model import-darknet CFG WEIGHTS -o MODEL.onnx)")]
+    ModelMissing {
+        /// The model path.
+        path: PathBuf,
+    },
+    /// The model file is not a model ONNX Runtime can load, or not one we can decode.
+    #[error("model {path}: {message}")]
+    Model {
+        /// The model path.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A setting is out of range.
+    #[error("detector config: {0}")]
+    Config(String),
+    /// The image could not be decoded.
+    #[error("cannot decode image: {0}")]
+    Decode(String),
+    /// Inference failed.
+    #[error("inference failed: {0}")]
+    Inference(String),
+    /// Encoding an output image failed.
+    #[error("cannot encode JPEG: {0}")]
+    Encode(String),
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Importing a darknet model failed.
+    #[error(transparent)]
+    Darknet(#[from] darknet::DarknetError),
+}
+
+/// Where `setup.sh` puts things: `$GOPIGO_CACHE/vision`, default
+/// `$HOME/.cache/gopigo/vision`.
+pub fn cache_dir() -> PathBuf {
+    let base = match std::env::var_os("GOPIGO_CACHE") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".cache/gopigo"),
+    };
+    base.join("vision")
+}
+
+/// The ONNX Runtime library to load: `ORT_DYLIB_PATH` if set, else
+/// `cache_dir()/lib/libonnxruntime.so`.
+pub fn default_runtime_path() -> PathBuf {
+    match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => cache_dir().join("lib").join("libonnxruntime.so"),
+    }
+}
+
+/// The default model: `cache_dir()/model/yolov3-tiny.onnx`.
+pub fn default_model_path() -> PathBuf {
+    cache_dir().join("model").join("yolov3-tiny.onnx")
+}
+
+/// Make sure the default model exists, importing it from the darknet cfg,
+/// weights and `coco.names` that `setup.sh` fetched if needed. Returns its path.
+pub fn ensure_default_model() -> Result<PathBuf, VisionError> {
+    let out = default_model_path();
+    if out.is_file() {
+        return Ok(out);
+    }
+    let dir = cache_dir().join("model");
+    let (cfg, weights, names) = (
+        dir.join("yolov3-tiny.cfg"),
+        dir.join("yolov3-tiny.weights"),
+        dir.join("coco.names"),
+    );
+    if !cfg.is_file() || !weights.is_file() {
+        return Err(VisionError::ModelMissing { path: weights });
+    }
+    let names = if names.is_file() {
+        darknet::read_names(&names)?
+    } else {
+        Vec::new()
+    };
+    let bytes = darknet::import_darknet_with_names(&cfg, &weights, &names)?;
+    let tmp = out.with_extension("onnx.part");
+    std::fs::write(&tmp, bytes).map_err(|source| VisionError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, &out).map_err(|source| VisionError::Io {
+        path: out.clone(),
+        source,
+    })?;
+    Ok(out)
+}
+
+/// The 80 COCO class names, used when an 80-class model carries no names.
+pub const COCO_NAMES: [&str; 80] = [
+    "person",
+    "bicycle",
+    "car",
+    "motorbike",
+    "aeroplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "sofa",
+    "pottedplant",
+    "bed",
+    "diningtable",
+    "toilet",
+    "tvmonitor",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
+];
