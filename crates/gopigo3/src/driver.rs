@@ -329,8 +329,14 @@ impl<B: SpiBus> GoPiGo3<B> {
 
     fn motor_encoder_ticks(&mut self, port: MotorPort) -> Result<i32, Gopigo3Error> {
         let (m, tx) = match port {
-            MotorPort::Left => (MessageType::GetMotorEncoderLeft, frames::read_32(MessageType::GetMotorEncoderLeft)),
-            MotorPort::Right => (MessageType::GetMotorEncoderRight, frames::read_32(MessageType::GetMotorEncoderRight)),
+            MotorPort::Left => (
+                MessageType::GetMotorEncoderLeft,
+                frames::read_32(MessageType::GetMotorEncoderLeft),
+            ),
+            MotorPort::Right => (
+                MessageType::GetMotorEncoderRight,
+                frames::read_32(MessageType::GetMotorEncoderRight),
+            ),
             MotorPort::Both => return Err(one_port_only("get_motor_encoder")),
         };
         let rx = self.read(&tx)?;
@@ -540,7 +546,11 @@ impl<B: SpiBus> GoPiGo3<B> {
 /// Pulse width in µs for a servo angle (clamped to 0..180):
 /// `round(575 + 1850/180 · deg)`.
 pub fn servo_pulse_for_angle(deg: f64) -> u16 {
-    let d = if deg.is_nan() { 90.0 } else { deg.clamp(0.0, 180.0) };
+    let d = if deg.is_nan() {
+        90.0
+    } else {
+        deg.clamp(0.0, 180.0)
+    };
     (575.0 + 1850.0 / 180.0 * d).round() as u16
 }
 
@@ -559,7 +569,9 @@ fn single_ports(port: MotorPort) -> Vec<MotorPort> {
 fn one_port_only(call: &'static str) -> Gopigo3Error {
     Gopigo3Error::InvalidArgument {
         what: "motor port",
-        reason: format!("{call} reads one motor at a time: use MotorPort::Left or MotorPort::Right"),
+        reason: format!(
+            "{call} reads one motor at a time: use MotorPort::Left or MotorPort::Right"
+        ),
     }
 }
 
@@ -591,7 +603,8 @@ mod tests {
 
     impl Scripted {
         fn reply(mut self, msg: MessageType, data: &[u8], len: usize) -> Self {
-            self.replies.push_back((msg.as_u8(), build_reply(len, data)));
+            self.replies
+                .push_back((msg.as_u8(), build_reply(len, data)));
             self
         }
         fn board(manufacturer: &str, name: &str, fw: u32) -> Self {
@@ -618,7 +631,10 @@ mod tests {
     }
 
     fn hex(v: &[u8]) -> String {
-        v.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(" ")
+        v.iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[test]
@@ -637,7 +653,12 @@ mod tests {
     fn board_check_refuses_wrong_name() {
         let bus = Scripted::board("Dexter Industries", "BrickPi3", 1_000_000);
         let err = GoPiGo3::new(bus, Geometry::default()).err().unwrap();
-        assert_eq!(err, Gopigo3Error::WrongBoard { found: "BrickPi3".into() });
+        assert_eq!(
+            err,
+            Gopigo3Error::WrongBoard {
+                found: "BrickPi3".into()
+            }
+        );
         assert!(err.to_string().contains("\"BrickPi3\""));
     }
 
@@ -653,14 +674,21 @@ mod tests {
         for (v, shown) in [(1_001_000u32, "1.1.0"), (2_000_005, "2.0.5"), (0, "0.0.0")] {
             let bus = Scripted::board("Dexter Industries", "GoPiGo3", v);
             let err = GoPiGo3::new(bus, Geometry::default()).err().unwrap();
-            assert_eq!(err, Gopigo3Error::WrongFirmware { found: shown.into() });
+            assert_eq!(
+                err,
+                Gopigo3Error::WrongFirmware {
+                    found: shown.into()
+                }
+            );
             assert!(err.to_string().contains(shown));
         }
     }
 
     #[test]
     fn silent_board_is_no_reply() {
-        let err = GoPiGo3::new(Scripted::default(), Geometry::default()).err().unwrap();
+        let err = GoPiGo3::new(Scripted::default(), Geometry::default())
+            .err()
+            .unwrap();
         assert!(matches!(
             err,
             Gopigo3Error::Frame(frames::FrameError::NoReply {
@@ -695,16 +723,16 @@ mod tests {
         assert_eq!(
             sent,
             vec![
-                "08 0E 03 02 58",    // 300 dps
-                "08 0E 03 07 D0",    // forward 1000 dps = 2000 ticks
-                "08 0E 03 F8 30",    // backward
-                "08 0E 01 00 00",    // left: left wheel 0
-                "08 0E 02 07 D0",    //       right wheel on
-                "08 0E 01 07 D0",    // right
+                "08 0E 03 02 58", // 300 dps
+                "08 0E 03 07 D0", // forward 1000 dps = 2000 ticks
+                "08 0E 03 F8 30", // backward
+                "08 0E 01 00 00", // left: left wheel 0
+                "08 0E 02 07 D0", //       right wheel on
+                "08 0E 01 07 D0", // right
                 "08 0E 02 00 00",
-                "08 0E 01 F8 30",    // spin left
+                "08 0E 01 F8 30", // spin left
                 "08 0E 02 07 D0",
-                "08 0E 01 07 D0",    // spin right
+                "08 0E 01 07 D0", // spin right
                 "08 0E 02 F8 30",
                 "08 0F 03 00 01 2C", // speed 150 → limit 300 ticks
                 "08 0E 01 01 2C",    // steer 100% of 150
@@ -748,7 +776,12 @@ mod tests {
         let sent: Vec<String> = g.bus_mut().sent.iter().map(|f| hex(f)).collect();
         assert_eq!(
             sent,
-            vec!["08 06 02 0A 14 1E", "08 06 01 0A 14 1E", "08 06 08 FF 00 00", "08 06 03 00 00 00"]
+            vec![
+                "08 06 02 0A 14 1E",
+                "08 06 01 0A 14 1E",
+                "08 06 08 FF 00 00",
+                "08 06 03 00 00 00"
+            ]
         );
     }
 
@@ -757,13 +790,21 @@ mod tests {
         let bus = Scripted::default()
             .reply(MessageType::GetVoltageVcc, &8900u16.to_be_bytes(), 6)
             .reply(MessageType::GetVoltage5v, &5012u16.to_be_bytes(), 6)
-            .reply(MessageType::GetMotorEncoderLeft, &(-689i32).to_be_bytes(), 8)
+            .reply(
+                MessageType::GetMotorEncoderLeft,
+                &(-689i32).to_be_bytes(),
+                8,
+            )
             .reply(
                 MessageType::GetMotorStatusRight,
                 &[0x02, 50, 0, 0, 0x02, 0x58, 0x01, 0x2C],
                 12,
             )
-            .reply(MessageType::GetHardwareVersion, &3_000_000u32.to_be_bytes(), 8);
+            .reply(
+                MessageType::GetHardwareVersion,
+                &3_000_000u32.to_be_bytes(),
+                8,
+            );
         let mut g = GoPiGo3::new_unchecked(bus, Geometry::default()).unwrap();
         assert!((g.battery_voltage().unwrap() - 8.9).abs() < 1e-9);
         assert!((g.voltage_5v().unwrap() - 5.012).abs() < 1e-9);

@@ -157,6 +157,9 @@ mod tests {
     fn too_close_after_retries_is_returned_raw() {
         let mut e = easy(vec![Ok(3), Ok(2), Ok(1)]);
         assert_eq!(e.read_mm().unwrap(), 1);
-        assert!((e.read_cm().unwrap() - 300.0).abs() < 1e-9, "then far: 3000 mm");
+        assert!(
+            (e.read_cm().unwrap() - 300.0).abs() < 1e-9,
+            "then far: 3000 mm"
+        );
     }
 }

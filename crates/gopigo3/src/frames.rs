@@ -364,7 +364,12 @@ pub fn set_servo(port: ServoPort, pulse_us: u16) -> Vec<u8> {
 
 /// `08 0A port i8` (−100..100, −128 = float).
 pub fn set_motor_power(port: MotorPort, power: i8) -> Vec<u8> {
-    vec![ADDRESS, MessageType::SetMotorPwm.as_u8(), port.mask(), power as u8]
+    vec![
+        ADDRESS,
+        MessageType::SetMotorPwm.as_u8(),
+        port.mask(),
+        power as u8,
+    ]
 }
 
 fn port_i32(message: MessageType, port: MotorPort, ticks: i32) -> Vec<u8> {
@@ -381,7 +386,13 @@ pub fn set_motor_position(port: MotorPort, ticks: i32) -> Vec<u8> {
 /// `08 0E port i16(ticks/s)`: speed target.
 pub fn set_motor_dps(port: MotorPort, ticks_per_s: i16) -> Vec<u8> {
     let [hi, lo] = ticks_per_s.to_be_bytes();
-    vec![ADDRESS, MessageType::SetMotorDps.as_u8(), port.mask(), hi, lo]
+    vec![
+        ADDRESS,
+        MessageType::SetMotorDps.as_u8(),
+        port.mask(),
+        hi,
+        lo,
+    ]
 }
 
 /// `08 0F port power u16(ticks/s)`: limits, 0 = no limit.
@@ -409,7 +420,12 @@ pub fn set_motor_position_gain(message: MessageType, port: MotorPort, gain: u8) 
 
 /// `08 15 port type`.
 pub fn set_grove_type(port_mask: u8, grove_type: u8) -> Vec<u8> {
-    vec![ADDRESS, MessageType::SetGroveType.as_u8(), port_mask, grove_type]
+    vec![
+        ADDRESS,
+        MessageType::SetGroveType.as_u8(),
+        port_mask,
+        grove_type,
+    ]
 }
 
 /// `08 16 pin mode`.
@@ -550,7 +566,11 @@ mod tests {
                 get_string(MessageType::GetManufacturer),
                 format!("08 01 {}", z(22)),
             ),
-            ("name", get_string(MessageType::GetName), format!("08 02 {}", z(22))),
+            (
+                "name",
+                get_string(MessageType::GetName),
+                format!("08 02 {}", z(22)),
+            ),
             (
                 "hardware version",
                 read_32(MessageType::GetHardwareVersion),
@@ -567,13 +587,41 @@ mod tests {
                 set_led(LedMask::EYE_LEFT | LedMask::EYE_RIGHT, 0, 255, 255),
                 "08 06 03 00 FF FF".into(),
             ),
-            ("5v rail", read_16(MessageType::GetVoltage5v), "08 07 00 00 00 00".into()),
-            ("vcc", read_16(MessageType::GetVoltageVcc), "08 08 00 00 00 00".into()),
-            ("servo 1 at 1500us", set_servo(ServoPort::One, 1500), "08 09 01 05 DC".into()),
-            ("servos off", set_servo(ServoPort::Both, 0), "08 09 03 00 00".into()),
-            ("motor power left 50", set_motor_power(MotorPort::Left, 50), "08 0A 01 32".into()),
-            ("motor power right -100", set_motor_power(MotorPort::Right, -100), "08 0A 02 9C".into()),
-            ("motors float", set_motor_power(MotorPort::Both, MOTOR_FLOAT), "08 0A 03 80".into()),
+            (
+                "5v rail",
+                read_16(MessageType::GetVoltage5v),
+                "08 07 00 00 00 00".into(),
+            ),
+            (
+                "vcc",
+                read_16(MessageType::GetVoltageVcc),
+                "08 08 00 00 00 00".into(),
+            ),
+            (
+                "servo 1 at 1500us",
+                set_servo(ServoPort::One, 1500),
+                "08 09 01 05 DC".into(),
+            ),
+            (
+                "servos off",
+                set_servo(ServoPort::Both, 0),
+                "08 09 03 00 00".into(),
+            ),
+            (
+                "motor power left 50",
+                set_motor_power(MotorPort::Left, 50),
+                "08 0A 01 32".into(),
+            ),
+            (
+                "motor power right -100",
+                set_motor_power(MotorPort::Right, -100),
+                "08 0A 02 9C".into(),
+            ),
+            (
+                "motors float",
+                set_motor_power(MotorPort::Both, MOTOR_FLOAT),
+                "08 0A 03 80".into(),
+            ),
             (
                 "position left 360deg T=2",
                 set_motor_position(MotorPort::Left, deg_to_ticks_i32(360.0, T6)),
@@ -667,7 +715,10 @@ mod tests {
         let rx = build_reply(6, &[0x22, 0xC4]); // 8900 mV
         assert_eq!(parse_u16(MessageType::GetVoltageVcc, &rx).unwrap(), 8900);
         let rx = build_reply(8, &(-689i32).to_be_bytes());
-        assert_eq!(parse_i32(MessageType::GetMotorEncoderLeft, &rx).unwrap(), -689);
+        assert_eq!(
+            parse_i32(MessageType::GetMotorEncoderLeft, &rx).unwrap(),
+            -689
+        );
         let id: Vec<u8> = (0u8..16).map(|i| i * 17).collect();
         let rx = build_reply(20, &id);
         assert_eq!(parse_id(&rx).unwrap(), "00112233445566778899AABBCCDDEEFF");
@@ -704,7 +755,11 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("expected 0xA5"));
-        let err = parse_u32(MessageType::GetFirmwareVersion, &[0xA5, 0xA5, 0xA5, 0xA5, 1]).unwrap_err();
+        let err = parse_u32(
+            MessageType::GetFirmwareVersion,
+            &[0xA5, 0xA5, 0xA5, 0xA5, 1],
+        )
+        .unwrap_err();
         assert!(matches!(err, FrameError::TooShort { needed: 8, .. }));
         assert!(matches!(
             parse_u16(MessageType::GetVoltageVcc, &[0, 0]),

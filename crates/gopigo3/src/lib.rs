@@ -18,6 +18,8 @@
 //! - `linux` (cargo feature `hardware`): spidev on `/dev/spidev0.1`, GPIO23
 //!   held high, VL53L0X on `/dev/i2c-1`.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 

@@ -36,7 +36,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::frames::{self, MessageType, MotorPort, ServoPort, ADDRESS, DATA_OFFSET, REPLY_MARKER};
+use crate::frames::{self, MessageType, MotorPort, ServoPort, ADDRESS};
 use crate::{BusError, DistanceSensor, FrameRecord, Geometry, LedMask, SpiBus};
 
 /// Largest physics step; longer advances are split.
@@ -214,7 +214,9 @@ impl Room {
 
     /// Walls then obstacles.
     pub fn segments(&self) -> impl Iterator<Item = Segment> + '_ {
-        self.walls().into_iter().chain(self.obstacles.iter().copied())
+        self.walls()
+            .into_iter()
+            .chain(self.obstacles.iter().copied())
     }
 
     /// Add one obstacle edge.
@@ -245,7 +247,10 @@ impl Room {
     /// Free space around `p`: distance to the nearest wall or obstacle;
     /// negative when `p` is outside the room.
     pub fn clearance(&self, p: (f64, f64)) -> f64 {
-        let inside = p.0.min(self.width_mm - p.0).min(p.1).min(self.height_mm - p.1);
+        let inside =
+            p.0.min(self.width_mm - p.0)
+                .min(p.1)
+                .min(self.height_mm - p.1);
         self.obstacles
             .iter()
             .map(|s| s.distance_to(p))
@@ -256,7 +261,9 @@ impl Room {
     pub fn ray_cast(&self, origin: (f64, f64), angle_rad: f64) -> Option<f64> {
         self.segments()
             .filter_map(|s| s.ray_hit(origin, angle_rad))
-            .fold(None, |acc: Option<f64>, d| Some(acc.map_or(d, |a| a.min(d))))
+            .fold(None, |acc: Option<f64>, d| {
+                Some(acc.map_or(d, |a| a.min(d)))
+            })
     }
 
     /// Distance from `pose` (a sensor's position and direction) to the
@@ -267,7 +274,9 @@ impl Room {
         let half = CONE_HALF_ANGLE_DEG.to_radians();
         self.segments()
             .filter_map(|s| s.nearest_in_cone((pose.x_mm, pose.y_mm), pose.heading_rad, half))
-            .fold(None, |acc: Option<f64>, d| Some(acc.map_or(d, |a| a.min(d))))
+            .fold(None, |acc: Option<f64>, d| {
+                Some(acc.map_or(d, |a| a.min(d)))
+            })
     }
 }
 
@@ -330,8 +339,8 @@ impl Default for SimConfig {
             firmware_version: frames::encode_version(1, 0, 0),
             hardware_version: frames::encode_version(3, 0, 0),
             serial: [
-                0x53, 0x49, 0x4D, 0x2D, 0x47, 0x50, 0x47, 0x33, 0x00, 0x00, 0x00, 0x00, 0x00,
-                0x00, 0x00, 0x01,
+                0x53, 0x49, 0x4D, 0x2D, 0x47, 0x50, 0x47, 0x33, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x01,
             ],
             robot_radius_mm: 90.0,
             sensor_offset_mm: 60.0,
@@ -633,7 +642,9 @@ impl SimWorld {
             MessageType::GetVoltage5v => {
                 reply(&((self.config.rail_5v * 1000.0).round() as u16).to_be_bytes())
             }
-            MessageType::GetVoltageVcc => reply(&((self.vcc() * 1000.0).round() as u16).to_be_bytes()),
+            MessageType::GetVoltageVcc => {
+                reply(&((self.vcc() * 1000.0).round() as u16).to_be_bytes())
+            }
             MessageType::SetLed => {
                 if len >= 6 {
                     for (slot, bit) in self.leds.iter_mut().zip(LED_BITS) {
@@ -725,8 +736,9 @@ impl SimWorld {
                 let power: i8 = match m.mode {
                     MotorMode::Float => 0,
                     MotorMode::Power(p) => p.clamp(-100, 100),
-                    _ => (m.speed_dps / self.config.max_dps * 100.0).round().clamp(-100.0, 100.0)
-                        as i8,
+                    _ => (m.speed_dps / self.config.max_dps * 100.0)
+                        .round()
+                        .clamp(-100.0, 100.0) as i8,
                 };
                 let mut d = vec![m.flags, power as u8];
                 d.extend_from_slice(&self.encoder_ticks(i).to_be_bytes());
