@@ -2,8 +2,8 @@
 //! the checks for `iot:Connect`, `iot:Publish`, `iot:RetainPublish`,
 //! `iot:Subscribe` and `iot:Receive`, evaluated by `gopigo-policy`.
 
-use std::sync::Arc;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use gopigo_policy::{Context, PolicyDocument};
@@ -47,13 +47,27 @@ pub fn connection_context(
     if attached {
         ctx.set("iot:Connection.Thing.ThingName", client_id);
     }
-    ctx.set("iot:Connection.Thing.IsAttached", if attached { "true" } else { "false" });
+    ctx.set(
+        "iot:Connection.Thing.IsAttached",
+        if attached { "true" } else { "false" },
+    );
     ctx
 }
 
 /// Whether `policies` allow `action` on `resource_arn` in `ctx`.
-pub fn allowed(policies: &[Arc<PolicyDocument>], action: &str, resource_arn: &str, ctx: &Context) -> bool {
-    gopigo_policy::evaluate(policies.iter().map(|p| p.as_ref()), action, resource_arn, ctx).is_allowed()
+pub fn allowed(
+    policies: &[Arc<PolicyDocument>],
+    action: &str,
+    resource_arn: &str,
+    ctx: &Context,
+) -> bool {
+    gopigo_policy::evaluate(
+        policies.iter().map(|p| p.as_ref()),
+        action,
+        resource_arn,
+        ctx,
+    )
+    .is_allowed()
 }
 
 /// The authorizer of one connection: caches its policies for
@@ -103,7 +117,12 @@ impl ConnectionAuthz {
 
     fn refresh(&mut self) {
         let things = self.authority.things_for(&self.principal);
-        self.ctx = connection_context(&self.identity, &self.client_id, &things, self.source_ip.as_deref());
+        self.ctx = connection_context(
+            &self.identity,
+            &self.client_id,
+            &things,
+            self.source_ip.as_deref(),
+        );
         self.policies = self.authority.policies_for(&self.principal);
         self.fetched = Instant::now();
         self.decisions.clear();
@@ -151,7 +170,8 @@ impl ConnectionAuthz {
     /// `iot:Publish` (and `iot:RetainPublish` when `retain`) on `topic/{topic}`.
     pub fn publish(&mut self, topic: &str, retain: bool) -> bool {
         let resource = format!("topic/{topic}");
-        self.check(actions::PUBLISH, &resource) && (!retain || self.check(actions::RETAIN_PUBLISH, &resource))
+        self.check(actions::PUBLISH, &resource)
+            && (!retain || self.check(actions::RETAIN_PUBLISH, &resource))
     }
 
     /// `iot:Subscribe` on `topicfilter/{filter}`.
@@ -166,6 +186,7 @@ impl ConnectionAuthz {
 
     /// Whether the certificate is still ACTIVE.
     pub fn certificate_active(&self) -> bool {
-        self.authority.certificate_active(&self.identity.certificate_id)
+        self.authority
+            .certificate_active(&self.identity.certificate_id)
     }
 }

@@ -55,7 +55,10 @@ impl Default for BrokerConfig {
 impl BrokerConfig {
     /// `arn:aws:iot:{region}:{account}:{resource}`.
     pub fn arn(&self, resource: &str) -> String {
-        format!("arn:aws:iot:{}:{}:{}", self.region, self.account_id, resource)
+        format!(
+            "arn:aws:iot:{}:{}:{}",
+            self.region, self.account_id, resource
+        )
     }
 
     /// The principal ARN of a certificate id.

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::{
-    ConnAck, ConnectReturnCode, LastWill, Packet, PubAck, Publish, SubAck, SubscribeReasonCode, UnsubAck,
+    ConnAck, ConnectReturnCode, LastWill, Packet, PubAck, Publish, SubAck, SubscribeReasonCode,
+    UnsubAck,
 };
 use rumqttc::mqttbytes::{Error as CodecError, Protocol, QoS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -114,7 +115,10 @@ pub(crate) async fn run(
     };
     if connect.protocol != Protocol::V4 {
         // MQTT 5 is not implemented yet: refuse with "unacceptable protocol".
-        conn.queue(Packet::ConnAck(ConnAck::new(ConnectReturnCode::RefusedProtocolVersion, false)));
+        conn.queue(Packet::ConnAck(ConnAck::new(
+            ConnectReturnCode::RefusedProtocolVersion,
+            false,
+        )));
         let _ = conn.flush().await;
         return;
     }
@@ -125,7 +129,10 @@ pub(crate) async fn run(
     }
     if client_id.is_empty() {
         if !connect.clean_session {
-            conn.queue(Packet::ConnAck(ConnAck::new(ConnectReturnCode::BadClientId, false)));
+            conn.queue(Packet::ConnAck(ConnAck::new(
+                ConnectReturnCode::BadClientId,
+                false,
+            )));
             let _ = conn.flush().await;
             return;
         }
@@ -166,11 +173,18 @@ pub(crate) async fn run(
             certificate_id: Arc::from(identity.certificate_id.as_str()),
         },
     );
-    conn.queue(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, attached.session_present)));
+    conn.queue(Packet::ConnAck(ConnAck::new(
+        ConnectReturnCode::Success,
+        attached.session_present,
+    )));
     let session_identifier = uuid::Uuid::new_v4().to_string();
     let ip = peer.ip().to_string();
     let span = tracing::info_span!("mqtt", client_id = %client_id, %peer);
-    tracing::debug!(keep_alive_s = keep_alive.as_secs(), session_present = attached.session_present, "connected");
+    tracing::debug!(
+        keep_alive_s = keep_alive.as_secs(),
+        session_present = attached.session_present,
+        "connected"
+    );
 
     let mut session = SessionLoop {
         shared: shared.clone(),
@@ -182,9 +196,19 @@ pub(crate) async fn run(
     let reason = if conn.flush().await.is_err() {
         DisconnectReason::ConnectionLost
     } else {
-        publish_presence(&shared, "connected", &client_id, &session_identifier, &identity.certificate_id, &ip, None);
+        publish_presence(
+            &shared,
+            "connected",
+            &client_id,
+            &session_identifier,
+            &identity.certificate_id,
+            &ip,
+            None,
+        );
         session
-            .run(&mut rd, &mut conn, buf, rx, kick, shutdown, deadline, max_packet)
+            .run(
+                &mut rd, &mut conn, buf, rx, kick, shutdown, deadline, max_packet,
+            )
             .instrument(span)
             .await
     };
@@ -221,7 +245,9 @@ fn publish_will(shared: &Shared, authz: &mut ConnectionAuthz, will: LastWill) {
     if !authz.publish(&will.topic, will.retain) {
         return;
     }
-    shared.router.publish(&will.topic, will.message, qos, will.retain);
+    shared
+        .router
+        .publish(&will.topic, will.message, qos, will.retain);
 }
 
 fn publish_presence(
@@ -277,7 +303,10 @@ impl<W: AsyncRead + AsyncWrite> Conn<W> {
         self.out.clear();
         match res {
             Ok(r) => r,
-            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "write timed out",
+            )),
         }
     }
 }
@@ -350,7 +379,9 @@ impl SessionLoop {
         }
         if !self.authz.receive(&d.topic) {
             if d.qos == 1 {
-                self.shared.router.acked(&self.client_key, self.conn_id, d.pkid);
+                self.shared
+                    .router
+                    .acked(&self.client_key, self.conn_id, d.pkid);
             }
             return;
         }
@@ -386,7 +417,11 @@ impl SessionLoop {
         }
     }
 
-    fn handle<S: AsyncRead + AsyncWrite>(&mut self, packet: Packet, conn: &mut Conn<S>) -> Result<(), DisconnectReason> {
+    fn handle<S: AsyncRead + AsyncWrite>(
+        &mut self,
+        packet: Packet,
+        conn: &mut Conn<S>,
+    ) -> Result<(), DisconnectReason> {
         match packet {
             Packet::Publish(p) => {
                 if p.qos == QoS::ExactlyOnce {
@@ -410,19 +445,26 @@ impl SessionLoop {
                 }
                 self.shared.messages_in.fetch_add(1, Ordering::Relaxed);
                 let qos = qos_u8(p.qos);
-                self.shared.router.publish(&p.topic, p.payload, qos, p.retain);
+                self.shared
+                    .router
+                    .publish(&p.topic, p.payload, qos, p.retain);
                 if qos == 1 {
                     conn.queue(Packet::PubAck(PubAck::new(p.pkid)));
                 }
                 Ok(())
             }
             Packet::PubAck(a) => {
-                self.shared.router.acked(&self.client_key, self.conn_id, a.pkid);
+                self.shared
+                    .router
+                    .acked(&self.client_key, self.conn_id, a.pkid);
                 Ok(())
             }
             Packet::Subscribe(s) => {
                 if s.filters.len() > MAX_FILTERS_PER_SUBSCRIBE {
-                    tracing::info!(n = s.filters.len(), "more than 8 filters in one SUBSCRIBE; disconnecting");
+                    tracing::info!(
+                        n = s.filters.len(),
+                        "more than 8 filters in one SUBSCRIBE; disconnecting"
+                    );
                     return Err(DisconnectReason::ClientError);
                 }
                 let mut granted = Vec::with_capacity(s.filters.len());
@@ -446,11 +488,15 @@ impl SessionLoop {
                     .collect();
                 // SUBACK goes out before any retained message.
                 conn.queue(Packet::SubAck(SubAck::new(s.pkid, codes)));
-                self.shared.router.subscribe(&self.client_key, self.conn_id, &granted);
+                self.shared
+                    .router
+                    .subscribe(&self.client_key, self.conn_id, &granted);
                 Ok(())
             }
             Packet::Unsubscribe(u) => {
-                self.shared.router.unsubscribe(&self.client_key, self.conn_id, &u.topics);
+                self.shared
+                    .router
+                    .unsubscribe(&self.client_key, self.conn_id, &u.topics);
                 conn.queue(Packet::UnsubAck(UnsubAck::new(u.pkid)));
                 Ok(())
             }

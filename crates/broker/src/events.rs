@@ -109,6 +109,7 @@ pub fn disconnected_event(p: &Presence<'_>, reason: DisconnectReason, timestamp_
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -127,8 +128,12 @@ mod tests {
         assert_eq!(c["timestamp"], 42);
         assert_eq!(c["versionNumber"], 3);
         assert!(c.get("disconnectReason").is_none());
-        let d: serde_json::Value =
-            serde_json::from_str(&disconnected_event(&p, DisconnectReason::KeepAliveTimeout, 43)).unwrap();
+        let d: serde_json::Value = serde_json::from_str(&disconnected_event(
+            &p,
+            DisconnectReason::KeepAliveTimeout,
+            43,
+        ))
+        .unwrap();
         assert_eq!(d["eventType"], "disconnected");
         assert_eq!(d["disconnectReason"], "MQTT_KEEP_ALIVE_TIMEOUT");
         assert_eq!(d["clientInitiatedDisconnect"], false);

@@ -148,7 +148,8 @@ impl Broker {
         let acceptor = TlsAcceptor::from(tls);
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let sweep_every = (self.shared.config.session_expiry / 10).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let sweep_every = (self.shared.config.session_expiry / 10)
+            .clamp(Duration::from_millis(100), Duration::from_secs(10));
         let mut sweep = tokio::time::interval(sweep_every);
         tokio::pin!(shutdown);
         loop {
@@ -177,7 +178,10 @@ impl Broker {
         }
         let _ = stop_tx.send(true);
         let drain = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
             tasks.abort_all();
         }
         Ok(())
@@ -190,13 +194,17 @@ impl BrokerHandle {
     /// `iot:Receive`. `qos` above 1 is treated as 1.
     pub fn publish(&self, topic: &str, payload: Bytes, qos: u8, retain: bool) {
         let retain = retain && !topic.starts_with('$');
-        self.shared.router.publish(topic, payload, qos.min(1), retain);
+        self.shared
+            .router
+            .publish(topic, payload, qos.min(1), retain);
     }
 
     /// An in-process subscription to `filter` (e.g. `$aws/things/+/shadow/#`);
     /// messages arrive as `(topic, payload)`. Dropping the receiver ends it.
     pub fn subscribe_internal(&self, filter: &str) -> mpsc::Receiver<(String, Bytes)> {
-        self.shared.router.subscribe_internal(filter, INTERNAL_CHANNEL_CAPACITY)
+        self.shared
+            .router
+            .subscribe_internal(filter, INTERNAL_CHANNEL_CAPACITY)
     }
 
     /// Whether the principal of `identity` may publish to `topic` (and retain

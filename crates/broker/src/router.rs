@@ -123,7 +123,9 @@ impl Session {
             return;
         }
         while self.inflight.len() < max_inflight {
-            let Some(msg) = self.pending.pop_front() else { break };
+            let Some(msg) = self.pending.pop_front() else {
+                break;
+            };
             let pkid = self.alloc_pkid();
             if let Some(live) = &self.live {
                 let _ = live.tx.send(Delivery {
@@ -186,7 +188,10 @@ fn epoch_ms_to_instant(ms: i64, now: Instant) -> Instant {
 }
 
 impl Router {
-    pub fn new(config: Arc<BrokerConfig>, store: Option<Store>) -> Result<Router, crate::BrokerError> {
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        store: Option<Store>,
+    ) -> Result<Router, crate::BrokerError> {
         let mut state = State {
             tree: SubscriptionTree::default(),
             sessions: HashMap::new(),
@@ -415,7 +420,10 @@ impl Router {
                         match tx.try_send((topic.to_owned(), payload.clone())) {
                             Ok(()) => {}
                             Err(mpsc::error::TrySendError::Full(_)) => {
-                                tracing::warn!(topic, "internal subscriber is full; message dropped");
+                                tracing::warn!(
+                                    topic,
+                                    "internal subscriber is full; message dropped"
+                                );
                             }
                             Err(mpsc::error::TrySendError::Closed(_)) => closed_internal.push(id),
                         }
@@ -447,12 +455,16 @@ impl Router {
     pub fn subscribe(&self, client_id: &Arc<str>, conn_id: u64, filters: &[(String, u8)]) {
         let mut state = self.lock();
         let state = &mut *state;
-        let Some(session) = state.sessions.get_mut(client_id) else { return };
+        let Some(session) = state.sessions.get_mut(client_id) else {
+            return;
+        };
         if session.live.as_ref().map(|l| l.conn_id) != Some(conn_id) {
             return;
         }
         for (filter, qos) in filters {
-            state.tree.insert(filter, SubKey::Client(client_id.clone()), *qos);
+            state
+                .tree
+                .insert(filter, SubKey::Client(client_id.clone()), *qos);
             session.subscriptions.insert(filter.clone(), *qos);
             if session.persistent {
                 if let Some(store) = &self.store {
@@ -474,7 +486,9 @@ impl Router {
     pub fn unsubscribe(&self, client_id: &Arc<str>, conn_id: u64, filters: &[String]) {
         let mut state = self.lock();
         let state = &mut *state;
-        let Some(session) = state.sessions.get_mut(client_id) else { return };
+        let Some(session) = state.sessions.get_mut(client_id) else {
+            return;
+        };
         if session.live.as_ref().map(|l| l.conn_id) != Some(conn_id) {
             return;
         }
@@ -495,7 +509,9 @@ impl Router {
     /// the in-flight slot and sends the next queued message.
     pub fn acked(&self, client_id: &Arc<str>, conn_id: u64, pkid: u16) {
         let mut state = self.lock();
-        let Some(session) = state.sessions.get_mut(client_id) else { return };
+        let Some(session) = state.sessions.get_mut(client_id) else {
+            return;
+        };
         if session.live.as_ref().map(|l| l.conn_id) != Some(conn_id) {
             return;
         }
@@ -510,7 +526,11 @@ impl Router {
     }
 
     /// An in-process subscription.
-    pub fn subscribe_internal(&self, filter: &str, capacity: usize) -> mpsc::Receiver<(String, Bytes)> {
+    pub fn subscribe_internal(
+        &self,
+        filter: &str,
+        capacity: usize,
+    ) -> mpsc::Receiver<(String, Bytes)> {
         let (tx, rx) = mpsc::channel(capacity);
         let mut state = self.lock();
         state.next_internal += 1;

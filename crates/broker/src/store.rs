@@ -73,9 +73,12 @@ impl Store {
             source,
         };
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(Store {
             path: path.to_owned(),
@@ -132,7 +135,8 @@ impl Store {
             for row in rows {
                 loaded.sessions.push(row?);
             }
-            let mut subs = conn.prepare("SELECT filter, qos FROM broker_subscriptions WHERE client_id = ?1")?;
+            let mut subs =
+                conn.prepare("SELECT filter, qos FROM broker_subscriptions WHERE client_id = ?1")?;
             let mut queue = conn.prepare(
                 "SELECT id, topic, payload, retain FROM broker_queue WHERE client_id = ?1 ORDER BY id",
             )?;
@@ -163,8 +167,10 @@ impl Store {
 
     pub fn save_retained(&self, topic: &str, payload: &[u8], qos: u8) {
         self.with("save retained", |c| {
-            c.prepare_cached("INSERT OR REPLACE INTO broker_retained(topic, payload, qos) VALUES (?1, ?2, ?3)")?
-                .execute(params![topic, payload, qos])
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO broker_retained(topic, payload, qos) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![topic, payload, qos])
         });
     }
 
@@ -178,8 +184,10 @@ impl Store {
     /// Creates or updates a persistent session row.
     pub fn save_session(&self, client_id: &str, expires_at_ms: Option<i64>) {
         self.with("save session", |c| {
-            c.prepare_cached("INSERT OR REPLACE INTO broker_sessions(client_id, expires_at_ms) VALUES (?1, ?2)")?
-                .execute(params![client_id, expires_at_ms])
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO broker_sessions(client_id, expires_at_ms) VALUES (?1, ?2)",
+            )?
+            .execute(params![client_id, expires_at_ms])
         });
     }
 
@@ -193,8 +201,14 @@ impl Store {
             if exists.is_none() {
                 return Ok(());
             }
-            c.execute("DELETE FROM broker_sessions WHERE client_id = ?1", [client_id])?;
-            c.execute("DELETE FROM broker_subscriptions WHERE client_id = ?1", [client_id])?;
+            c.execute(
+                "DELETE FROM broker_sessions WHERE client_id = ?1",
+                [client_id],
+            )?;
+            c.execute(
+                "DELETE FROM broker_subscriptions WHERE client_id = ?1",
+                [client_id],
+            )?;
             c.execute("DELETE FROM broker_queue WHERE client_id = ?1", [client_id])?;
             Ok(())
         });
@@ -211,13 +225,21 @@ impl Store {
 
     pub fn delete_subscription(&self, client_id: &str, filter: &str) {
         self.with("delete subscription", |c| {
-            c.prepare_cached("DELETE FROM broker_subscriptions WHERE client_id = ?1 AND filter = ?2")?
-                .execute([client_id, filter])
+            c.prepare_cached(
+                "DELETE FROM broker_subscriptions WHERE client_id = ?1 AND filter = ?2",
+            )?
+            .execute([client_id, filter])
         });
     }
 
     /// Queues a QoS 1 message for a persistent session; returns its row id.
-    pub fn enqueue(&self, client_id: &str, topic: &str, payload: &[u8], retain: bool) -> Option<i64> {
+    pub fn enqueue(
+        &self,
+        client_id: &str,
+        topic: &str,
+        payload: &[u8],
+        retain: bool,
+    ) -> Option<i64> {
         self.with("queue message", |c| {
             c.prepare_cached("INSERT INTO broker_queue(client_id, topic, payload, retain) VALUES (?1, ?2, ?3, ?4)")?
                 .execute(params![client_id, topic, payload, retain])?;
@@ -228,12 +250,14 @@ impl Store {
     /// Removes an acknowledged (or dropped) queued message.
     pub fn dequeue(&self, id: i64) {
         self.with("dequeue message", |c| {
-            c.prepare_cached("DELETE FROM broker_queue WHERE id = ?1")?.execute([id])
+            c.prepare_cached("DELETE FROM broker_queue WHERE id = ?1")?
+                .execute([id])
         });
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

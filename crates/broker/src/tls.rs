@@ -9,7 +9,9 @@ use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 use sha2::{Digest, Sha256};
 
 use crate::{Authority, BrokerError};
@@ -56,7 +58,9 @@ impl ClientCertVerifier for RegisteredCertVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
         let id = certificate_id(end_entity.as_ref());
         if self.authority.0.certificate_active(&id) {
             Ok(verified)
@@ -113,12 +117,13 @@ pub fn server_tls_config(
         authority: AuthorityDebug(authority),
     });
 
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut server_cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| BrokerError::ServerIdentity {
-            what: "certificate",
-            detail: e.to_string(),
-        })?;
+    let certs: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut server_cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| BrokerError::ServerIdentity {
+                what: "certificate",
+                detail: e.to_string(),
+            })?;
     if certs.is_empty() {
         return Err(BrokerError::ServerIdentity {
             what: "certificate",
@@ -166,7 +171,10 @@ impl ClientIdentity {
 
     /// The principal ARN (`arn:aws:iot:{region}:{account}:cert/{id}`).
     pub fn principal_arn(&self, region: &str, account_id: &str) -> String {
-        format!("arn:aws:iot:{region}:{account_id}:cert/{}", self.certificate_id)
+        format!(
+            "arn:aws:iot:{region}:{account_id}:cert/{}",
+            self.certificate_id
+        )
     }
 
     /// The value of a certificate policy variable, if the certificate has it.
@@ -213,7 +221,10 @@ fn certificate_variables(der: &[u8]) -> Vec<(String, String)> {
                 .filter_map(|a| a.as_str().ok())
                 .collect();
             if let Some(first) = values.first() {
-                vars.push((format!("iot:Certificate.{part}.{label}"), (*first).to_owned()));
+                vars.push((
+                    format!("iot:Certificate.{part}.{label}"),
+                    (*first).to_owned(),
+                ));
             }
         }
     }

@@ -129,6 +129,7 @@ pub fn keep_alive_deadline(effective: Duration) -> Duration {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -203,10 +204,25 @@ mod tests {
     fn keep_alive_clamp_table() {
         let min = Duration::from_secs(30);
         let max = Duration::from_secs(1200);
-        let cases = [(0u16, 1200u64), (5, 30), (30, 30), (60, 60), (1200, 1200), (1201, 1200), (u16::MAX, 1200)];
+        let cases = [
+            (0u16, 1200u64),
+            (5, 30),
+            (30, 30),
+            (60, 60),
+            (1200, 1200),
+            (1201, 1200),
+            (u16::MAX, 1200),
+        ];
         for (req, want) in cases {
-            assert_eq!(clamp_keep_alive(req, min, max), Duration::from_secs(want), "{req}");
+            assert_eq!(
+                clamp_keep_alive(req, min, max),
+                Duration::from_secs(want),
+                "{req}"
+            );
         }
-        assert_eq!(keep_alive_deadline(Duration::from_secs(60)), Duration::from_secs(90));
+        assert_eq!(
+            keep_alive_deadline(Duration::from_secs(60)),
+            Duration::from_secs(90)
+        );
     }
 }

@@ -141,6 +141,7 @@ fn collect<K: Hash + Eq + Clone>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::topic;
@@ -148,10 +149,27 @@ mod tests {
     #[test]
     fn tree_agrees_with_matches() {
         let filters = [
-            "a/#", "#", "a/+", "a/b", "+/b", "$aws/things/+/shadow/#", "a/+/c", "+", "+/+", "a/b/#",
+            "a/#",
+            "#",
+            "a/+",
+            "a/b",
+            "+/b",
+            "$aws/things/+/shadow/#",
+            "a/+/c",
+            "+",
+            "+/+",
+            "a/b/#",
         ];
         let topics = [
-            "a", "a/b", "a/b/c", "b/b", "$aws/things/r/shadow/get", "$aws/b", "x", "/x", "a/",
+            "a",
+            "a/b",
+            "a/b/c",
+            "b/b",
+            "$aws/things/r/shadow/get",
+            "$aws/b",
+            "x",
+            "/x",
+            "a/",
         ];
         let mut tree = SubscriptionTree::default();
         for (i, f) in filters.iter().enumerate() {
