@@ -125,6 +125,14 @@ impl SpiBus for LinuxSpi {
     }
 }
 
+/// Open the board with `config` and run the board check.
+pub fn open_gopigo3(
+    config: &LinuxSpiConfig,
+    geometry: crate::Geometry,
+) -> Result<crate::GoPiGo3<LinuxSpi>, crate::Gopigo3Error> {
+    crate::GoPiGo3::new(LinuxSpi::open(config)?, geometry)
+}
+
 /// The VL53L0X time-of-flight sensor on a Linux I2C bus.
 pub struct Vl53l0xSensor {
     dev: vl53l0x::VL53L0x<linux_embedded_hal::I2cdev>,

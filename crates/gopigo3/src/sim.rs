@@ -941,6 +941,31 @@ impl SpiBus for SimBoard {
     }
 }
 
+/// A ready simulated robot: the driver (board check passed), its distance
+/// sensor and a handle on the world.
+pub struct SimKit {
+    /// The driver on a simulated board.
+    pub gopigo: crate::GoPiGo3<SimBoard>,
+    /// The simulated VL53L0X (raw readings; wrap in [`crate::EasyDistance`] to filter).
+    pub distance: SimDistanceSensor,
+    /// The world: true pose, LEDs, obstacles, time.
+    pub handle: SimHandle,
+}
+
+/// Build a simulated robot from `config`; the driver gets the same geometry.
+pub fn new_robot(config: SimConfig) -> Result<SimKit, crate::Gopigo3Error> {
+    let geometry = config.geometry;
+    let board = SimBoard::new(config);
+    let handle = board.handle();
+    let distance = board.distance_sensor();
+    let gopigo = crate::GoPiGo3::new(board, geometry)?;
+    Ok(SimKit {
+        gopigo,
+        distance,
+        handle,
+    })
+}
+
 /// A VL53L0X stand-in reading from the simulated room.
 #[derive(Debug, Clone)]
 pub struct SimDistanceSensor {

@@ -379,3 +379,13 @@ fn blocking_move_times_out_when_wheels_cannot_turn() {
     );
     assert_eq!(h.motor(MotorPort::Left).mode, MotorMode::Float);
 }
+
+#[test]
+fn sim_kit_gives_driver_sensor_and_handle_on_one_world() {
+    let mut kit = gopigo3::sim::new_robot(SimConfig::default()).unwrap();
+    assert_eq!(kit.distance.read_mm().unwrap(), 1940);
+    kit.gopigo.drive_cm(10.0, true).unwrap();
+    assert!((kit.handle.pose().x_mm - 2100.0).abs() < 3.0);
+    let d = kit.distance.read_mm().unwrap();
+    assert!((1838..=1842).contains(&d), "{d}");
+}
