@@ -223,7 +223,7 @@ pub fn letterbox_fast(
                 .resize(
                     &src,
                     &mut dst,
-                    &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
+                    &ResizeOptions::new().resize_alg(ResizeAlg::Interpolation(FilterType::Bilinear)),
                 )
                 .is_ok(),
             _ => false,
