@@ -151,7 +151,9 @@ impl CertificateAuthority {
     ///
     /// Refuses, naming the file, when only one of the two exists or when
     /// either cannot be used: silently replacing a CA would orphan every
-    /// certificate it signed.
+    /// certificate it signed. Safe to call from several processes at once:
+    /// they all end up with the same CA (a lone `ca.key` is given two
+    /// seconds to be joined by its `ca.pem` before that is reported).
     pub fn load_or_create(dir: &Path) -> Result<Self, PkiError> {
         let cert_path = dir.join(CA_CERT_FILE);
         let key_path = dir.join(CA_KEY_FILE);
@@ -162,10 +164,10 @@ impl CertificateAuthority {
                 present: cert_path,
                 missing: key_path,
             }),
-            (false, true) => Err(PkiError::CaIncomplete {
-                present: key_path,
-                missing: cert_path,
-            }),
+            // Either another process is half-way through creating the CA
+            // (the key is written before the certificate is renamed into
+            // place) or the certificate is lost: wait a moment to tell.
+            (false, true) => Self::load_when_complete(cert_path, &key_path),
         }
     }
 
@@ -193,11 +195,21 @@ impl CertificateAuthority {
         // The certificate goes to a temporary name first and is renamed once
         // the key is safely written, so a crash leaves at most a lone key
         // (reported clearly), never a certificate without its key.
-        let tmp_path = dir.join(format!("{CA_CERT_FILE}.tmp"));
+        let tmp_path = dir.join(format!(
+            "{CA_CERT_FILE}.{}-{:08x}.tmp",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         write_public_file(&tmp_path, cert_pem.as_bytes())?;
         if let Err(e) = write_new_private_file(key_path, key.serialize_pem().as_bytes()) {
             let _ = fs::remove_file(&tmp_path);
-            return Err(e);
+            return match e {
+                // Another process is creating the CA at this moment: use its CA.
+                PkiError::Io { ref source, .. } if source.kind() == ErrorKind::AlreadyExists => {
+                    Self::load_when_complete(cert_path, key_path)
+                }
+                other => Err(other),
+            };
         }
         fs::rename(&tmp_path, &cert_path).map_err(|e| PkiError::io("rename", &tmp_path, e))?;
 
@@ -207,6 +219,21 @@ impl CertificateAuthority {
             cert_pem,
             issuer: cert,
             key,
+        })
+    }
+
+    /// Waits (up to two seconds) for a concurrent creator to rename its
+    /// certificate into place, then loads.
+    fn load_when_complete(cert_path: PathBuf, key_path: &Path) -> Result<Self, PkiError> {
+        for _ in 0..40 {
+            if exists(&cert_path)? {
+                return Self::load(cert_path, key_path);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(PkiError::CaIncomplete {
+            present: key_path.to_path_buf(),
+            missing: cert_path,
         })
     }
 
@@ -512,7 +539,29 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert!(!dir.path().join("ca.pem.tmp").exists());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "left-overs: {names:?}");
+    }
+
+    #[test]
+    fn concurrent_creators_end_up_with_one_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca");
+        let ders: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| CertificateAuthority::load_or_create(&path)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap().cert_der().to_vec())
+                .collect()
+        });
+        assert!(ders.windows(2).all(|w| w[0] == w[1]), "different CAs");
+        let on_disk = CertificateAuthority::load_or_create(&path).unwrap();
+        assert_eq!(on_disk.cert_der(), ders[0].as_slice());
     }
 
     #[test]

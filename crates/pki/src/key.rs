@@ -364,6 +364,21 @@ mod tests {
             let err = create_csr(pem, "x").unwrap_err().to_string();
             assert!(err.contains(want), "{pem:?}: {err}");
         }
+
+        // ring refuses small RSA keys without saying why; we say why.
+        let small = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).unwrap();
+        for pem in [
+            small
+                .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+                .unwrap()
+                .to_string(),
+            rsa::pkcs1::EncodeRsaPrivateKey::to_pkcs1_pem(&small, rsa::pkcs8::LineEnding::LF)
+                .unwrap()
+                .to_string(),
+        ] {
+            let err = create_csr(&pem, "x").unwrap_err();
+            assert!(matches!(err, PkiError::RsaKeyTooSmall(1024)), "{err}");
+        }
     }
 
     #[test]

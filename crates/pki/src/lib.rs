@@ -5,7 +5,7 @@
 //! certificate) and by the CLI (a robot makes its own key and CSR).
 //!
 //! Parts:
-//! - [`key`](crate::generate_key): [`KeyAlgorithm`], [`generate_key`] (RSA-2048
+//! - Keys: [`KeyAlgorithm`], [`generate_key`] (RSA-2048
 //!   via the `rsa` crate, EC P-256 via rcgen/ring), [`create_csr`],
 //!   [`write_key_and_csr`] (key file 0600, never overwritten),
 //!   [`private_key_public_key_der`].

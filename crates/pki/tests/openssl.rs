@@ -215,12 +215,25 @@ fn a_many_field_subject_is_copied_and_read_back_as_policy_variables() {
     let (dir, ca) = new_ca();
     let d = dir.path();
     let subj = "/C=US/ST=WA/L=Seattle/O=Acme Robots/OU=Lab/CN=robot1/serialNumber=42";
+    // Requested extensions are ignored, as AWS does: the certificate is a
+    // client certificate whatever the CSR asks for.
     let csr = openssl_csr(
         d,
         "multi",
-        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &[
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-addext",
+            "subjectAltName=DNS:robot1.example",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ],
         subj,
     );
+    let requested = openssl_ok(d, &["req", "-noout", "-text", "-in", "multi.csr"]);
+    assert!(requested.contains("DNS:robot1.example"), "{requested}");
     let issued = ca.sign_csr(&csr, 30).unwrap();
     write(d, "multi.pem", &issued.pem);
     let want = openssl_ok(
@@ -248,6 +261,11 @@ fn a_many_field_subject_is_copied_and_read_back_as_policy_variables() {
         ],
     );
     assert_eq!(got, want);
+
+    let text = openssl_ok(d, &["x509", "-noout", "-text", "-in", "multi.pem"]);
+    assert!(text.contains("TLS Web Client Authentication"), "{text}");
+    assert!(!text.contains("TLS Web Server Authentication"), "{text}");
+    assert!(!text.contains("robot1.example"), "{text}");
 
     let info = parse_certificate_pem(&issued.pem).unwrap();
     let fields: Vec<(&str, &str)> = info
