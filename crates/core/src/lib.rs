@@ -6,7 +6,8 @@
 //! - [`store`]: the SQLite registry (things, certificates, policies,
 //!   attachments, shadows); survives restarts and `kill -9`.
 //! - [`control`]: the control-plane REST-JSON API the aws CLI and boto3 drive.
-//! - [`data`]: the iot-data API (device shadow over HTTP).
+//! - [`data`]: the iot-data API (device shadow and publish over HTTP).
+//! - [`shadow`]: the Device Shadow service shared by MQTT and HTTP.
 //! - [`sigv4`]: signature verification against the local access key.
 //! - [`credentials`]: the local access key and the aws CLI profile files.
 //! - [`error`]: AWS-shaped errors.
@@ -19,13 +20,14 @@ pub mod control;
 pub mod credentials;
 pub mod data;
 pub mod error;
+pub mod shadow;
 pub mod sigv4;
 pub mod store;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -102,7 +104,11 @@ pub struct CoreState {
     /// What DescribeEndpoint returns.
     pub endpoint_address: String,
     events: broadcast::Sender<CoreEvent>,
+    publisher: OnceLock<Publisher>,
 }
+
+/// Delivers a message into the broker: `(topic, payload, qos, retain)`.
+pub type Publisher = Arc<dyn Fn(&str, Vec<u8>, u8, bool) + Send + Sync>;
 
 impl CoreState {
     /// `arn:aws:iot:{region}:{account}:{resource}`.
@@ -124,6 +130,23 @@ impl CoreState {
     /// Subscribes to registry events.
     pub fn events(&self) -> broadcast::Receiver<CoreEvent> {
         self.events.subscribe()
+    }
+
+    /// Connects the broker: messages the core itself publishes (shadow
+    /// responses, iot-data publish) go through `p`.
+    pub fn set_publisher(&self, p: Publisher) {
+        let _ = self.publisher.set(p);
+    }
+
+    /// Publishes into the broker; false when no broker is running.
+    pub fn publish(&self, topic: &str, payload: Vec<u8>, qos: u8, retain: bool) -> bool {
+        match self.publisher.get() {
+            Some(p) => {
+                p(topic, payload, qos, retain);
+                true
+            }
+            None => false,
+        }
     }
 
     pub(crate) fn changed(&self) {
@@ -185,6 +208,7 @@ impl Core {
             account_id,
             endpoint_address: config.endpoint_host.clone(),
             events,
+            publisher: OnceLock::new(),
         });
         Ok(Core {
             config,

@@ -262,7 +262,6 @@ impl Store {
     pub fn delete_thing(&self, name: &str) -> Result<bool, ApiError> {
         self.tx(|tx| {
             tx.execute("DELETE FROM thing_principals WHERE thing=?1", [name])?;
-            tx.execute("DELETE FROM shadows WHERE thing=?1", [name])?;
             Ok(tx.execute("DELETE FROM things WHERE name=?1", [name])? > 0)
         })
     }
@@ -610,31 +609,27 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    // ---------------------------------------------------------------- shadows
+}
 
-    /// The stored shadow document (JSON) of a thing's classic (`""`) or named shadow.
-    pub fn shadow(&self, thing: &str, name: &str) -> Result<Option<String>, ApiError> {
-        let conn = self.lock();
-        Ok(conn
-            .query_row(
-                "SELECT document FROM shadows WHERE thing=?1 AND name=?2",
-                params![thing, name],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
+/// The stored shadow document (JSON) of a thing's classic (`""`) or named shadow.
+pub(crate) fn get_shadow(conn: &Connection, thing: &str, name: &str) -> Result<Option<String>, ApiError> {
+    Ok(conn
+        .query_row(
+            "SELECT document FROM shadows WHERE thing=?1 AND name=?2",
+            params![thing, name],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
 
-    /// Stores a shadow document.
-    pub fn put_shadow(&self, thing: &str, name: &str, document: &str) -> Result<(), ApiError> {
-        self.tx(|tx| {
-            tx.execute(
-                "INSERT INTO shadows(thing,name,document) VALUES(?1,?2,?3)
-                 ON CONFLICT(thing,name) DO UPDATE SET document=excluded.document",
-                params![thing, name, document],
-            )?;
-            Ok(())
-        })
-    }
+/// Stores a shadow document.
+pub(crate) fn put_shadow(conn: &Connection, thing: &str, name: &str, document: &str) -> Result<(), ApiError> {
+    conn.execute(
+        "INSERT INTO shadows(thing,name,document) VALUES(?1,?2,?3)
+         ON CONFLICT(thing,name) DO UPDATE SET document=excluded.document",
+        params![thing, name, document],
+    )?;
+    Ok(())
 }
 
 fn thing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Thing> {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command: sets up what the tests need, checks formatting and lints,
+# runs every crate's tests, then the end-to-end tests that start the real
+# `gopigo` binary on loopback ports and drive it with real peers
+# (aws CLI, boto3, moto, openssl, mosquitto, paho-mqtt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo build"
+cargo build --workspace --locked --bins
+echo "== crate tests"
+if command -v cargo-nextest >/dev/null; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+echo "== end-to-end tests"
+export GOPIGO_BIN="$PWD/target/debug/gopigo"
+python3 -m pytest tests/e2e -q -p no:cacheprovider "$@"
