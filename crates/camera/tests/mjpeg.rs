@@ -1,0 +1,366 @@
+//! The MJPEG server and client over real loopback sockets, and real
+//! third-party clients (curl, ffmpeg, OpenCV) where installed.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gopigo_camera::jpeg::{self, RgbImage};
+use gopigo_camera::mjpeg::{self, ClientOptions, MjpegClient};
+use gopigo_camera::{CameraError, Frame, FrameBus};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A real JPEG of `w`x`h` in colour `rgb`, padded with COM segments to at
+/// least `min_bytes` (to fill socket buffers quickly).
+fn jpeg_bytes(w: u32, h: u32, rgb: [u8; 3], min_bytes: usize) -> Vec<u8> {
+    let base = jpeg::encode_jpeg(&RgbImage::filled(w, h, rgb), 80).unwrap();
+    let mut out = base[..2].to_vec();
+    while out.len() + base.len() < min_bytes {
+        let n = (min_bytes - out.len() - base.len()).clamp(16, 60_000);
+        out.extend_from_slice(&[0xFF, 0xFE]);
+        out.extend_from_slice(&((n + 2) as u16).to_be_bytes());
+        out.extend(std::iter::repeat_n(b'.', n));
+    }
+    out.extend_from_slice(&base[2..]);
+    out
+}
+
+fn frame(seq: u64, body: &[u8]) -> Frame {
+    Frame::from_jpeg(body, seq, gopigo_camera::unix_ms_now(), "test").unwrap()
+}
+
+struct Server {
+    url: String,
+    bus: FrameBus,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start() -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let bus = FrameBus::new();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(mjpeg::serve(listener, bus.clone(), async move {
+        let _ = rx.await;
+    }));
+    Server {
+        url,
+        bus,
+        stop: Some(tx),
+        task,
+    }
+}
+
+/// Publishes frames every `period` until dropped; returns the newest seq.
+fn publish_forever(bus: FrameBus, period: Duration, min_bytes: usize) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+    let latest = Arc::new(AtomicU64::new(0));
+    let l = latest.clone();
+    let colours = [[200, 30, 30], [30, 200, 30], [30, 30, 200]];
+    let bodies: Vec<Vec<u8>> = colours.iter().map(|c| jpeg_bytes(64, 48, *c, min_bytes)).collect();
+    let h = tokio::spawn(async move {
+        let mut seq = 0u64;
+        loop {
+            seq += 1;
+            bus.publish(frame(seq, &bodies[seq as usize % 3]));
+            l.store(seq, Ordering::SeqCst);
+            tokio::time::sleep(period).await;
+        }
+    });
+    (latest, h)
+}
+
+#[tokio::test]
+async fn snapshot_is_503_before_the_first_frame_then_the_jpeg() {
+    let s = start().await;
+    let url = format!("{}/snapshot.jpg", s.url);
+    let out = curl(&["-s", "-i", &url]).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("no camera frame yet"), "{text}");
+
+    let body = jpeg_bytes(32, 24, [1, 2, 3], 0);
+    s.bus.publish(frame(7, &body));
+    let out = curl(&["-s", "-D", "-", "-o", "/dev/null", &url]).await;
+    let head = String::from_utf8_lossy(&out).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: image/jpeg\r\n"), "{head}");
+    assert!(head.contains("x-frame-seq: 7\r\n"), "{head}");
+    let img = curl(&["-s", &url]).await;
+    assert_eq!(jpeg::read_stamp(&img).map(|s| s.seq), Some(7));
+    assert_eq!(jpeg::decode_jpeg(&img, "snapshot").unwrap().width, 32);
+}
+
+async fn curl(args: &[&str]) -> Vec<u8> {
+    let out = tokio::process::Command::new("curl")
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .expect("curl runs (apt-get install curl)");
+    out.stdout
+}
+
+#[tokio::test]
+async fn curl_sees_motion_headers_and_parts_exactly() {
+    let s = start().await;
+    let body = jpeg_bytes(32, 24, [10, 20, 30], 0);
+    s.bus.publish(frame(1, &body));
+    let stamped = s.bus.latest().unwrap().jpeg.clone();
+    // curl stops after --max-time (exit 28); the bytes it got are enough.
+    let out = curl(&["-s", "-N", "-i", "--max-time", "1", &format!("{}/stream", s.url)]).await;
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let head_l = head.to_ascii_lowercase();
+    assert!(head_l.starts_with("http/1.1 200 ok"), "{head}");
+    assert!(
+        head_l.contains("\r\ncontent-type: multipart/x-mixed-replace; boundary=boundarystring\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("multipart/x-mixed-replace; boundary=BoundaryString"));
+    assert!(head_l.contains("cache-control: no-cache"), "{head}");
+    // Chunked encoding: find the first part inside the de-chunked body.
+    let raw = &out[split + 4..];
+    let body_bytes = dechunk(raw);
+    let want_head = format!(
+        "--BoundaryString\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        stamped.len()
+    );
+    let mut want = want_head.into_bytes();
+    want.extend_from_slice(&stamped);
+    want.extend_from_slice(b"\r\n");
+    assert_eq!(&body_bytes[..want.len().min(body_bytes.len())], &want[..], "first part differs");
+}
+
+/// Decodes HTTP chunked transfer encoding (as much as is complete).
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = raw.windows(2).position(|w| w == b"\r\n") else { break };
+        let Ok(size) = usize::from_str_radix(std::str::from_utf8(&raw[..nl]).unwrap().trim(), 16) else { break };
+        if size == 0 || raw.len() < nl + 2 + size {
+            out.extend_from_slice(&raw[(nl + 2).min(raw.len())..raw.len().min(nl + 2 + size)]);
+            break;
+        }
+        out.extend_from_slice(&raw[nl + 2..nl + 2 + size]);
+        raw = &raw[(nl + 4 + size).min(raw.len())..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn ffmpeg_reads_frames_from_the_stream() {
+    if std::process::Command::new("ffmpeg").arg("-version").output().is_err() {
+        eprintln!("skipping: ffmpeg not installed (apt-get install ffmpeg)");
+        return;
+    }
+    let s = start().await;
+    let (_latest, publisher) = publish_forever(s.bus.clone(), Duration::from_millis(40), 0);
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-i"])
+            .arg(format!("{}/stream", s.url))
+            .args(["-frames:v", "5", "-f", "null", "-"])
+            .output(),
+    )
+    .await
+    .expect("ffmpeg finished in time")
+    .unwrap();
+    publisher.abort();
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn opencv_reads_frames_from_the_stream() {
+    let probe = std::process::Command::new("python3").args(["-c", "import cv2"]).output();
+    if !probe.map(|o| o.status.success()).unwrap_or(false) {
+        eprintln!("skipping: python3-opencv not installed (apt-get install python3-opencv)");
+        return;
+    }
+    let s = start().await;
+    let (_latest, publisher) = publish_forever(s.bus.clone(), Duration::from_millis(40), 0);
+    let script = r#"
+import sys, cv2
+cap = cv2.VideoCapture(sys.argv[1])
+n = 0
+for _ in range(5):
+    ok, img = cap.read()
+    if ok and img.shape[:2] == (48, 64):
+        n += 1
+print(n)
+"#;
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new("python3")
+            .args(["-c", script, &format!("{}/stream.mjpg", s.url)])
+            .output(),
+    )
+    .await
+    .expect("python finished in time")
+    .unwrap();
+    publisher.abort();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(printed.trim(), "5", "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn a_slow_viewer_gets_the_newest_frame_without_backlog() {
+    let s = start().await;
+    // 256 KB frames at 100 fps: ~25 MB/s offered to each viewer.
+    let (latest, publisher) = publish_forever(s.bus.clone(), Duration::from_millis(10), 256 * 1024);
+    let mut fast = MjpegClient::connect(&format!("{}/stream", s.url)).await.unwrap();
+    // The slow viewer's socket buffer is kept small, as a remote viewer's
+    // TCP window effectively is; on loopback the kernel would otherwise
+    // autotune it to 32 MB and hold a hundred frames itself.
+    let opts = ClientOptions {
+        recv_buffer_bytes: Some(64 * 1024),
+        ..ClientOptions::default()
+    };
+    let mut slow = MjpegClient::connect_with(&format!("{}/", s.url), &opts).await.unwrap();
+
+    let fast_task = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        let end = tokio::time::Instant::now() + Duration::from_secs(3);
+        while tokio::time::Instant::now() < end {
+            seqs.push(fast.next_frame().await.unwrap().unwrap().seq);
+        }
+        seqs
+    });
+    let mut slow_seqs = Vec::new();
+    let mut lags = Vec::new();
+    for _ in 0..25 {
+        let f = slow.next_frame().await.unwrap().unwrap();
+        lags.push(latest.load(Ordering::SeqCst) - f.seq);
+        slow_seqs.push(f.seq);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    let fast_seqs = fast_task.await.unwrap();
+    publisher.abort();
+
+    eprintln!("slow {slow_seqs:?} lags {lags:?} fast n {}", fast_seqs.len());
+    assert!(slow_seqs.windows(2).all(|w| w[1] > w[0]), "in order: {slow_seqs:?}");
+    let max_jump = slow_seqs.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(max_jump >= 5, "the slow viewer should skip frames: {slow_seqs:?}");
+    // Without skipping, the 25th frame would be seq ~25 and the lag would
+    // grow to hundreds; with it, the lag stays bounded by socket buffers.
+    let last_lag = *lags.last().unwrap();
+    assert!(
+        last_lag <= 60,
+        "slow viewer lags {last_lag} frames behind: backlog grows ({lags:?})"
+    );
+    assert!(
+        *slow_seqs.last().unwrap() > 150,
+        "the slow viewer saw old frames: {slow_seqs:?}"
+    );
+    // The fast viewer keeps up with most frames, in order.
+    assert!(fast_seqs.windows(2).all(|w| w[1] > w[0]));
+    assert!(fast_seqs.len() > 100, "fast viewer got {} frames", fast_seqs.len());
+}
+
+#[tokio::test]
+async fn fps_query_caps_a_viewer() {
+    let s = start().await;
+    let (_latest, publisher) = publish_forever(s.bus.clone(), Duration::from_millis(10), 0);
+    let mut c = MjpegClient::connect(&format!("{}/stream?fps=5", s.url)).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let mut n = 0;
+    while start.elapsed() < Duration::from_millis(1500) {
+        c.next_frame().await.unwrap().unwrap();
+        n += 1;
+    }
+    publisher.abort();
+    assert!((6..=10).contains(&n), "{n} frames in 1.5 s at fps=5");
+
+    let bad = curl(&["-s", "-i", &format!("{}/stream?fps=0", s.url)]).await;
+    assert!(String::from_utf8_lossy(&bad).starts_with("HTTP/1.1 400"));
+}
+
+#[tokio::test]
+async fn latest_mode_skips_to_the_newest_frame() {
+    let s = start().await;
+    let (latest, publisher) = publish_forever(s.bus.clone(), Duration::from_millis(5), 0);
+    let c = MjpegClient::connect(&format!("{}/stream", s.url)).await.unwrap();
+    let mut frames = c.latest();
+    let first = frames.next().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = frames.next().await.unwrap().unwrap();
+    let now = latest.load(Ordering::SeqCst);
+    publisher.abort();
+    assert!(second.seq > first.seq + 20, "{} then {}", first.seq, second.seq);
+    assert!(now - second.seq < 20, "newest is {now}, got {}", second.seq);
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_and_the_server() {
+    let mut s = start().await;
+    s.bus.publish(frame(1, &jpeg_bytes(8, 8, [0, 0, 0], 0)));
+    let mut c = MjpegClient::connect(&format!("{}/stream", s.url)).await.unwrap();
+    assert_eq!(c.next_frame().await.unwrap().unwrap().seq, 1);
+    s.stop.take().unwrap().send(()).unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(3), &mut s.task).await;
+    served.expect("server stopped in time").unwrap().unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(3), c.next_frame()).await.unwrap();
+    assert!(matches!(end, Ok(None)), "{end:?}");
+}
+
+/// A one-shot raw HTTP server sending `response` and closing.
+async fn raw_server(response: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = tokio::io::AsyncReadExt::read(&mut sock, &mut buf).await;
+        sock.write_all(&response).await.unwrap();
+        sock.shutdown().await.unwrap();
+    });
+    url
+}
+
+#[tokio::test]
+async fn client_errors_are_clear() {
+    // Not multipart.
+    let url = raw_server(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nhi".to_vec()).await;
+    let err = MjpegClient::connect(&url).await.unwrap_err();
+    assert!(matches!(err, CameraError::NotMultipart { .. }), "{err}");
+    assert!(err.to_string().contains("text/html"));
+
+    // Truncated part.
+    let body = jpeg_bytes(8, 8, [1, 1, 1], 0);
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=BoundaryString\r\nConnection: close\r\n\r\n".to_vec();
+    resp.extend_from_slice(format!("--BoundaryString\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+    resp.extend_from_slice(&body);
+    resp.extend_from_slice(format!("\r\n--BoundaryString\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+    resp.extend_from_slice(&body[..body.len() / 2]);
+    let url = raw_server(resp).await;
+    let mut c = MjpegClient::connect(&url).await.unwrap();
+    assert_eq!(c.next_frame().await.unwrap().unwrap().width, 8);
+    let err = c.next_frame().await.unwrap_err();
+    assert!(err.to_string().contains("ended inside part 2"), "{err}");
+
+    // Declared boundary never appears.
+    let url = raw_server(
+        b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=foo\r\nConnection: close\r\n\r\n--bar\r\nContent-Length: 1\r\n\r\nx\r\n".to_vec(),
+    )
+    .await;
+    let mut c = MjpegClient::connect(&url).await.unwrap();
+    let err = c.next_frame().await.unwrap_err();
+    assert!(err.to_string().contains("no boundary line \"--foo\""), "{err}");
+
+    // No server at all; and a bad URL.
+    let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let err = MjpegClient::connect(&format!("http://{addr}/")).await.unwrap_err();
+    assert!(err.to_string().contains("cannot connect"), "{err}");
+    let err = MjpegClient::connect("https://example.invalid/").await.unwrap_err();
+    assert!(matches!(err, CameraError::BadUrl { .. }), "{err}");
+}
