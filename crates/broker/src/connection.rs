@@ -341,8 +341,8 @@ impl SessionLoop {
             if conn.flush().await.is_err() {
                 return DisconnectReason::ConnectionLost;
             }
+            // Unbiased: neither a flood of input nor of deliveries starves the other.
             tokio::select! {
-                biased;
                 _ = kick.notify.notified() => {
                     return kick.reason().unwrap_or(DisconnectReason::ServerInitiated);
                 }

@@ -235,6 +235,18 @@ impl Setup {
         }
     }
 
+    pub fn server_tls(&self, alpn: Option<Vec<Vec<u8>>>) -> Arc<rustls::ServerConfig> {
+        let authority: Arc<dyn Authority> = self.authority.clone();
+        server_tls_config(
+            self.ca.der(),
+            &self.server.cert_pem,
+            &self.server.key_pem,
+            authority,
+            alpn,
+        )
+        .unwrap()
+    }
+
     pub async fn start(&self, config: BrokerConfig, store: Option<PathBuf>) -> TestBroker {
         self.start_alpn(config, store, None).await
     }
