@@ -35,7 +35,8 @@ class Core:
         self.start()
 
     def start(self):
-        args = [GOPIGO, "core", "--data-dir", str(self.data_dir), "--port", "0", *self.extra]
+        args = [GOPIGO, "core", "--data-dir", str(self.data_dir), "--port", "0",
+                "--mqtt-port", "0", "--https-port", "0", "--alpn-port", "0", *self.extra]
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -49,6 +50,15 @@ class Core:
             m = re.search(r"control plane\s+(http://\S+)", line)
             if m:
                 self.url = m.group(1)
+            m = re.search(r"MQTT \(mTLS\)\s+127.0.0.1:(\d+)", line)
+            if m:
+                self.mqtt_port = int(m.group(1))
+            m = re.search(r"MQTT \(ALPN\)\s+127.0.0.1:(\d+)", line)
+            if m:
+                self.alpn_port = int(m.group(1))
+            m = re.search(r"HTTPS publish\s+https://127.0.0.1:(\d+)", line)
+            if m:
+                self.https_port = int(m.group(1))
             if line.startswith("Stop with"):
                 break
         if not self.url:
@@ -136,3 +146,62 @@ def run(*args, **kw):
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
     return subprocess.run(list(args), **kw)
+
+
+class Identity:
+    """A device identity made through the control plane: key + CSR made
+    locally (the key never leaves), certificate signed by the core."""
+
+    def __init__(self, core, directory, thing, policy_doc=None, policy_name=None, active=True,
+                 attach_thing=True):
+        from pathlib import Path as _P
+
+        self.core = core
+        self.thing = thing
+        d = _P(directory) / thing
+        d.mkdir(parents=True, exist_ok=True)
+        self.key = d / "device.key"
+        csr = d / "device.csr"
+        r = run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-keyout", str(self.key), "-out", str(csr), "-subj", f"/CN={thing}")
+        assert r.returncode == 0, r.stderr
+        iot = core.client()
+        cert = iot.create_certificate_from_csr(certificateSigningRequest=csr.read_text(), setAsActive=active)
+        self.cert_id, self.arn = cert["certificateId"], cert["certificateArn"]
+        self.cert = d / "device.pem"
+        self.cert.write_text(cert["certificatePem"])
+        if attach_thing:
+            iot.create_thing(thingName=thing)
+            iot.attach_thing_principal(thingName=thing, principal=self.arn)
+        if policy_doc is not None:
+            name = policy_name or f"{thing}-policy"
+            try:
+                iot.create_policy(policyName=name, policyDocument=json.dumps(policy_doc))
+            except iot.exceptions.ResourceAlreadyExistsException:
+                pass
+            iot.attach_policy(policyName=name, target=self.arn)
+
+    def tls_args(self):
+        return ["--cafile", str(self.core.ca_path), "--cert", str(self.cert), "--key", str(self.key)]
+
+
+def robot_policy():
+    """The fleet's least-privilege robot policy: one policy, each robot only
+    its own topics, through ${iot:Connection.Thing.ThingName}."""
+    t = "${iot:Connection.Thing.ThingName}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"arn:aws:iot:*:*:client/{t}"},
+            {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive", "iot:RetainPublish"],
+             "Resource": [f"arn:aws:iot:*:*:topic/gopigo/{t}/*", f"arn:aws:iot:*:*:topic/$aws/things/{t}/shadow/*"]},
+            {"Effect": "Allow", "Action": "iot:Subscribe",
+             "Resource": [f"arn:aws:iot:*:*:topicfilter/gopigo/{t}/*", f"arn:aws:iot:*:*:topicfilter/$aws/things/{t}/shadow/*"]},
+        ],
+    }
+
+
+def open_policy():
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive", "iot:RetainPublish"],
+         "Resource": "arn:aws:iot:*:*:*"}]}

@@ -1008,6 +1008,7 @@ async fn update_certificate(
     check_status_move(&c.status, to)?;
     if c.status != *to {
         state.store.set_certificate_status(&id, to)?;
+        state.changed();
         if c.status == "ACTIVE" {
             tracing::info!(certificate = %id, status = %to, "certificate left ACTIVE");
             state.certificate_deactivated(&id);

@@ -8,6 +8,8 @@
 //! - [`control`]: the control-plane REST-JSON API the aws CLI and boto3 drive.
 //! - [`data`]: the iot-data API (device shadow and publish over HTTP).
 //! - [`shadow`]: the Device Shadow service shared by MQTT and HTTP.
+//! - [`mqtt`]: the broker (crate `gopigo-broker`) wired to the registry:
+//!   authorization source, shadow topics, certificate deactivation.
 //! - [`sigv4`]: signature verification against the local access key.
 //! - [`credentials`]: the local access key and the aws CLI profile files.
 //! - [`error`]: AWS-shaped errors.
@@ -20,6 +22,7 @@ pub mod control;
 pub mod credentials;
 pub mod data;
 pub mod error;
+pub mod mqtt;
 pub mod shadow;
 pub mod sigv4;
 pub mod store;
@@ -79,6 +82,9 @@ pub enum CoreError {
     /// An API-level failure during start-up (e.g. the store).
     #[error("{0}")]
     Api(#[from] ApiError),
+    /// The MQTT broker cannot start or failed.
+    #[error("MQTT broker: {0}")]
+    Broker(String),
     /// A server failed while running.
     #[error("{what} failed: {source}")]
     Serve {
@@ -170,8 +176,29 @@ pub struct Core {
 /// The core's listeners, bound and ready to serve.
 pub struct Bound {
     control: TcpListener,
+    mqtt: TcpListener,
+    alpn: TcpListener,
+    https: TcpListener,
     /// Where the control plane listens.
     pub control_addr: SocketAddr,
+    /// MQTT over mutual TLS.
+    pub mqtt_addr: SocketAddr,
+    /// MQTT over mutual TLS with ALPN `x-amzn-mqtt-ca`.
+    pub alpn_addr: SocketAddr,
+    /// HTTPS publish with mutual TLS.
+    pub https_addr: SocketAddr,
+}
+
+async fn bind_one(
+    what: &'static str,
+    host: std::net::IpAddr,
+    port: u16,
+) -> Result<(TcpListener, SocketAddr), CoreError> {
+    let addr = SocketAddr::new(host, port);
+    let err = |source| CoreError::Bind { what, addr, source };
+    let l = TcpListener::bind(addr).await.map_err(err)?;
+    let a = l.local_addr().map_err(err)?;
+    Ok((l, a))
 }
 
 impl Core {
@@ -235,32 +262,49 @@ impl Core {
     /// Binds every listener on the configured host and ports, then writes the
     /// aws CLI profile that points at the bound control-plane port.
     pub async fn bind(&self) -> Result<Bound, CoreError> {
-        let addr = SocketAddr::new(self.config.host, self.config.control_port);
-        let control = TcpListener::bind(addr)
-            .await
-            .map_err(|source| CoreError::Bind {
-                what: "control plane",
-                addr,
-                source,
-            })?;
-        let control_addr = control.local_addr().map_err(|source| CoreError::Bind {
-            what: "control plane",
-            addr,
+        let host = self.config.host;
+        let (control, control_addr) =
+            bind_one("control plane", host, self.config.control_port).await?;
+        let (mqtt, mqtt_addr) = bind_one("MQTT listener", host, self.config.mqtt_port).await?;
+        let (alpn, alpn_addr) = bind_one("MQTT ALPN listener", host, self.config.alpn_port).await?;
+        let (https, https_addr) =
+            bind_one("HTTPS publish listener", host, self.config.https_port).await?;
+        let data_err = |source| CoreError::DataDir {
+            path: self.config.data_dir.clone(),
             source,
-        })?;
+        };
         credentials::write_profile(
             &self.config.data_dir,
             &self.access_key,
             &self.config.region,
             &format!("http://{control_addr}"),
         )
-        .map_err(|source| CoreError::DataDir {
-            path: self.config.data_dir.clone(),
-            source,
-        })?;
+        .map_err(data_err)?;
+        let endpoints = serde_json::json!({
+            "controlPlane": format!("http://{control_addr}"),
+            "mqtt": mqtt_addr.to_string(),
+            "mqttAlpn": alpn_addr.to_string(),
+            "httpsPublish": https_addr.to_string(),
+            "endpointAddress": self.state.endpoint_address,
+            "caFile": self.state.ca.cert_path(),
+            "region": self.state.region,
+            "accountId": self.state.account_id,
+            "pid": std::process::id(),
+        });
+        std::fs::write(
+            self.config.data_dir.join("endpoints.json"),
+            serde_json::to_vec_pretty(&endpoints).unwrap_or_default(),
+        )
+        .map_err(data_err)?;
         Ok(Bound {
             control,
+            mqtt,
+            alpn,
+            https,
             control_addr,
+            mqtt_addr,
+            alpn_addr,
+            https_addr,
         })
     }
 
@@ -275,14 +319,109 @@ impl Core {
         bound: Bound,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), CoreError> {
-        let app = control::router(self.state.clone())
-            .layer(tower_http::trace::TraceLayer::new_for_http());
-        axum::serve(bound.control, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|source| CoreError::Serve {
+        let state = self.state.clone();
+        let authority = Arc::new(mqtt::RegistryAuthority::new(state.clone()));
+        let broker_config = gopigo_broker::BrokerConfig {
+            region: state.region.clone(),
+            account_id: state.account_id.clone(),
+            ..Default::default()
+        };
+        let broker = gopigo_broker::Broker::new(
+            broker_config,
+            authority.clone(),
+            Some(self.config.data_dir.join("broker.db")),
+        )
+        .map_err(|e| CoreError::Broker(e.to_string()))?;
+        let handle = broker.handle();
+        {
+            let h = handle.clone();
+            state.set_publisher(Arc::new(move |topic, payload, qos, retain| {
+                h.publish(topic, bytes::Bytes::from(payload), qos, retain)
+            }));
+        }
+        let mut hosts = vec![
+            state.endpoint_address.clone(),
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ];
+        hosts.dedup();
+        let (cert_pem, key_pem) =
+            state
+                .ca
+                .issue_server_certificate(&hosts, 825)
+                .map_err(|source| CoreError::Pki {
+                    path: self.ca_path(),
+                    source,
+                })?;
+        let tls = |alpn: Option<Vec<Vec<u8>>>| {
+            gopigo_broker::server_tls_config(
+                state.ca.cert_der().to_vec(),
+                &cert_pem,
+                &key_pem,
+                authority.clone(),
+                alpn,
+            )
+            .map_err(|e| CoreError::Broker(e.to_string()))
+        };
+        let mqtt_tls = tls(None)?;
+        let alpn_tls = tls(Some(vec![gopigo_broker::ALPN_MQTT_CA.to_vec()]))?;
+        let https_tls = tls(Some(vec![b"http/1.1".to_vec()]))?;
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let follow = tokio::spawn(mqtt::follow_registry(
+            state.events(),
+            authority.clone(),
+            handle.clone(),
+        ));
+        let shadows = tokio::spawn(mqtt::shadow_service(state.clone(), handle.clone()));
+        let broker = Arc::new(broker);
+        let b1 = broker.clone();
+        let s1 = stopped();
+        let mqtt_task = tokio::spawn(async move { b1.serve(bound.mqtt, mqtt_tls, s1).await });
+        let b2 = broker.clone();
+        let s2 = stopped();
+        let alpn_task = tokio::spawn(async move { b2.serve(bound.alpn, alpn_tls, s2).await });
+        let https_task = tokio::spawn(gopigo_broker::serve_https_publish(
+            bound.https,
+            https_tls,
+            handle.clone(),
+            stopped(),
+        ));
+        let app =
+            control::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
+        let control = axum::serve(bound.control, app).with_graceful_shutdown(stopped());
+        let control_task = tokio::spawn(async move { control.await });
+
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        let control_result = control_task.await;
+        for (what, t) in [
+            ("MQTT listener", mqtt_task),
+            ("MQTT ALPN listener", alpn_task),
+            ("HTTPS publish", https_task),
+        ] {
+            match t.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(what, error = %e, "stopped with an error"),
+                Err(e) => tracing::error!(what, error = %e, "task failed"),
+            }
+        }
+        follow.abort();
+        shadows.abort();
+        match control_result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(CoreError::Serve {
                 what: "control plane",
                 source,
-            })
+            }),
+            Err(e) => Err(CoreError::Broker(e.to_string())),
+        }
     }
 }

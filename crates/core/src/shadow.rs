@@ -36,8 +36,8 @@ pub fn handle(
     let key = name.unwrap_or("");
     let now = now();
     state.store.tx(|tx| {
-        let current: Option<StoredShadow> = crate::store::get_shadow(tx, thing, key)?
-            .and_then(|s| serde_json::from_str(&s).ok());
+        let current: Option<StoredShadow> =
+            crate::store::get_shadow(tx, thing, key)?.and_then(|s| serde_json::from_str(&s).ok());
         let topic = |suffix: &str| gopigo_shadow::response_topic(thing, name, op, suffix);
         let mut notifications = Vec::new();
         let result = match op {

@@ -608,11 +608,14 @@ impl Store {
         let rows = stmt.query_map([principal], |r| r.get(0))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
-
 }
 
 /// The stored shadow document (JSON) of a thing's classic (`""`) or named shadow.
-pub(crate) fn get_shadow(conn: &Connection, thing: &str, name: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn get_shadow(
+    conn: &Connection,
+    thing: &str,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
     Ok(conn
         .query_row(
             "SELECT document FROM shadows WHERE thing=?1 AND name=?2",
@@ -623,7 +626,12 @@ pub(crate) fn get_shadow(conn: &Connection, thing: &str, name: &str) -> Result<O
 }
 
 /// Stores a shadow document.
-pub(crate) fn put_shadow(conn: &Connection, thing: &str, name: &str, document: &str) -> Result<(), ApiError> {
+pub(crate) fn put_shadow(
+    conn: &Connection,
+    thing: &str,
+    name: &str,
+    document: &str,
+) -> Result<(), ApiError> {
     conn.execute(
         "INSERT INTO shadows(thing,name,document) VALUES(?1,?2,?3)
          ON CONFLICT(thing,name) DO UPDATE SET document=excluded.document",

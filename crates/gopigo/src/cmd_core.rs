@@ -36,6 +36,15 @@ pub struct CoreArgs {
     /// Control-plane HTTP port (aws CLI --endpoint-url); 0 picks a free port.
     #[arg(long, default_value_t = 4580, env = "GOPIGO_CORE_PORT")]
     port: u16,
+    /// MQTT over mutual TLS port (AWS: 8883); 0 picks a free port.
+    #[arg(long, default_value_t = 8883, env = "GOPIGO_CORE_MQTT_PORT")]
+    mqtt_port: u16,
+    /// HTTPS publish port with mutual TLS (AWS: 8443); 0 picks a free port.
+    #[arg(long, default_value_t = 8443, env = "GOPIGO_CORE_HTTPS_PORT")]
+    https_port: u16,
+    /// MQTT over mutual TLS with ALPN x-amzn-mqtt-ca (AWS: 443); 0 picks a free port.
+    #[arg(long, default_value_t = 4443, env = "GOPIGO_CORE_ALPN_PORT")]
+    alpn_port: u16,
     /// Region used in ARNs and in the aws CLI profile.
     #[arg(long, default_value = "us-east-1", env = "GOPIGO_CORE_REGION")]
     region: String,
@@ -61,6 +70,9 @@ pub fn run(args: CoreArgs) -> anyhow::Result<()> {
     let mut config = CoreConfig::new(data_dir.clone());
     config.host = args.host;
     config.control_port = args.port;
+    config.mqtt_port = args.mqtt_port;
+    config.https_port = args.https_port;
+    config.alpn_port = args.alpn_port;
     config.region = args.region;
     config.endpoint_host = args.endpoint_host;
     config.insecure_accept_any_signature = args.insecure_accept_any_signature;
@@ -72,6 +84,15 @@ pub fn run(args: CoreArgs) -> anyhow::Result<()> {
         println!(
             "  control plane   http://{}   (aws --endpoint-url http://{} iot ...)",
             bound.control_addr, bound.control_addr
+        );
+        println!("  MQTT (mTLS)     {}", bound.mqtt_addr);
+        println!(
+            "  MQTT (ALPN)     {}   (ALPN x-amzn-mqtt-ca, the AWS SDKs' port-443 mode)",
+            bound.alpn_addr
+        );
+        println!(
+            "  HTTPS publish   https://{}/topics/{{topic}}",
+            bound.https_addr
         );
         println!("  aws profile     {}", core.env_line());
         println!("  CA certificate  {}", core.ca_path().display());

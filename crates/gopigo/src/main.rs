@@ -17,7 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the local AWS IoT Core stand-in (control plane the aws CLI talks to).
+    /// Run the local AWS IoT Core stand-in: control plane (aws CLI), MQTT broker
+    /// over mutual TLS with policy enforcement, device shadow, HTTPS publish.
     Core(cmd_core::CoreArgs),
     /// Print the shell line that points the aws CLI and boto3 at the local core.
     Env(cmd_core::EnvArgs),
