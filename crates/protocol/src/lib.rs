@@ -1,1 +1,553 @@
-//! Topic names and message types shared by the robot, the controller and the detector.
+//! Topic names and message types shared by the robot agent, the controller
+//! and the detector: the one place a topic string is spelled.
+//!
+//! Parts:
+//! - [`topics`]: `gopigo/{thing}/cmd`, `cmd/result`, `telemetry`, `status`,
+//!   `detections`, and the thing's shadow topics.
+//! - [`Command`] and [`parse_command`]: the command JSON (one shape with an
+//!   `action` tag) and the seed's plain words (`forward`/`f`, ...), validated
+//!   into typed values with errors that name the field at fault.
+//! - [`CommandResult`], [`Telemetry`], [`Status`], [`Detections`]: what the
+//!   robot and the detector publish.
+//! - [`RobotSettings`]: the shadow's desired/reported keys.
+
+use serde::{Deserialize, Serialize};
+
+/// Topic names (AWS style, no leading slash).
+pub mod topics {
+    /// Commands to a robot (QoS 1).
+    pub fn cmd(thing: &str) -> String {
+        format!("gopigo/{thing}/cmd")
+    }
+    /// Results of commands (QoS 1).
+    pub fn cmd_result(thing: &str) -> String {
+        format!("gopigo/{thing}/cmd/result")
+    }
+    /// Telemetry (QoS 0).
+    pub fn telemetry(thing: &str) -> String {
+        format!("gopigo/{thing}/telemetry")
+    }
+    /// Retained online/offline status, also the MQTT will (QoS 1).
+    pub fn status(thing: &str) -> String {
+        format!("gopigo/{thing}/status")
+    }
+    /// Detections on the robot's video (QoS 0).
+    pub fn detections(thing: &str) -> String {
+        format!("gopigo/{thing}/detections")
+    }
+    /// `$aws/things/{thing}/shadow` (classic shadow).
+    pub fn shadow(thing: &str) -> String {
+        format!("$aws/things/{thing}/shadow")
+    }
+    /// Filter for every robot's topic of one kind, e.g. `gopigo/+/telemetry`.
+    pub fn all(kind: &str) -> String {
+        format!("gopigo/+/{kind}")
+    }
+    /// The thing name in a `gopigo/{thing}/...` topic.
+    pub fn thing_of(topic: &str) -> Option<&str> {
+        let rest = topic.strip_prefix("gopigo/")?;
+        let thing = rest.split('/').next()?;
+        (!thing.is_empty()).then_some(thing)
+    }
+}
+
+/// Default motor speed, degrees per second of wheel rotation (vendor default).
+pub const DEFAULT_SPEED_DPS: u32 = 300;
+/// Highest speed a command may ask for (the vendor's "no limit").
+pub const MAX_SPEED_DPS: u32 = 1000;
+/// Default duration of a timed drive, as the seed ran each command.
+pub const DEFAULT_DURATION_MS: u32 = 1000;
+/// Longest timed drive a single command may ask for.
+pub const MAX_DURATION_MS: u32 = 60_000;
+
+/// Where a timed drive goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Both wheels forward.
+    Forward,
+    /// Both wheels backward.
+    Backward,
+    /// Turn left on the spot's edge (right wheel only), as the vendor's `left()`.
+    Left,
+    /// Turn right (left wheel only), as the vendor's `right()`.
+    Right,
+    /// Spin left in place (wheels opposite).
+    SpinLeft,
+    /// Spin right in place.
+    SpinRight,
+}
+
+/// What a command asks the robot to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Drive for a time, then stop.
+    Drive {
+        /// Direction.
+        direction: Direction,
+        /// Wheel speed; default from the shadow's `speed_dps`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speed_dps: Option<u32>,
+        /// How long; default 1000 ms.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u32>,
+    },
+    /// Turn in place by an angle (positive = right/clockwise, as the vendor).
+    Turn {
+        /// Degrees.
+        degrees: f64,
+    },
+    /// Drive a distance (negative = backward).
+    DriveCm {
+        /// Centimetres.
+        cm: f64,
+    },
+    /// Point the servo.
+    Servo {
+        /// 0..=180 degrees.
+        angle: f64,
+    },
+    /// Set both eye LEDs.
+    Led {
+        /// RGB.
+        color: [u8; 3],
+    },
+    /// Stop now and float the motors.
+    Stop,
+}
+
+/// A command with its optional id (echoed in the result).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// Caller's id for matching the result; the robot makes one if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What to do.
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+impl Command {
+    /// A command without id.
+    pub fn new(action: Action) -> Self {
+        Command { id: None, action }
+    }
+
+    /// Whether the command moves the wheels.
+    pub fn is_motion(&self) -> bool {
+        matches!(
+            self.action,
+            Action::Drive { .. } | Action::Turn { .. } | Action::DriveCm { .. }
+        )
+    }
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    /// Not JSON and not one of the plain words.
+    #[error("not a command: expected JSON like {{\"action\":\"drive\",\"direction\":\"forward\"}} or one of the words forward/f, backward/b, left/l, right/r, stop/s (got {0:?})")]
+    Unrecognised(String),
+    /// JSON, but not a valid command.
+    #[error("invalid command: {0}")]
+    Invalid(String),
+    /// A value out of range.
+    #[error("invalid command: {field} = {value} is out of range ({range})")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// What was given.
+        value: String,
+        /// What is allowed.
+        range: &'static str,
+    },
+}
+
+/// Parses a command payload: the JSON shape, or the seed's plain words.
+pub fn parse_command(payload: &[u8]) -> Result<Command, CommandError> {
+    let text = std::str::from_utf8(payload)
+        .map_err(|_| CommandError::Invalid("payload is not UTF-8".into()))?
+        .trim();
+    let word = |d| {
+        Command::new(Action::Drive {
+            direction: d,
+            speed_dps: None,
+            duration_ms: None,
+        })
+    };
+    let cmd = match text.to_ascii_lowercase().as_str() {
+        "forward" | "f" => word(Direction::Forward),
+        "backward" | "b" => word(Direction::Backward),
+        "left" | "l" => word(Direction::Left),
+        "right" | "r" => word(Direction::Right),
+        "stop" | "s" => Command::new(Action::Stop),
+        _ if text.starts_with('{') => {
+            let value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| CommandError::Invalid(e.to_string()))?;
+            let cmd =
+                Command::deserialize(&value).map_err(|e| CommandError::Invalid(e.to_string()))?;
+            // serde cannot deny unknown fields through `flatten`; do it here
+            // so a typo ("duration": 5) is refused rather than ignored.
+            if let Some(obj) = value.as_object() {
+                let allowed = allowed_fields(&cmd.action);
+                if let Some(k) = obj.keys().find(|k| {
+                    !["id", "action"].contains(&k.as_str()) && !allowed.contains(&k.as_str())
+                }) {
+                    return Err(CommandError::Invalid(format!(
+                        "unknown field `{k}` for action; expected one of: {}",
+                        allowed.join(", ")
+                    )));
+                }
+            }
+            cmd
+        }
+        _ => {
+            let shown: String = text.chars().take(40).collect();
+            return Err(CommandError::Unrecognised(shown));
+        }
+    };
+    validate(&cmd)?;
+    Ok(cmd)
+}
+
+fn allowed_fields(action: &Action) -> &'static [&'static str] {
+    match action {
+        Action::Drive { .. } => &["direction", "speed_dps", "duration_ms"],
+        Action::Turn { .. } => &["degrees"],
+        Action::DriveCm { .. } => &["cm"],
+        Action::Servo { .. } => &["angle"],
+        Action::Led { .. } => &["color"],
+        Action::Stop => &[],
+    }
+}
+
+fn validate(cmd: &Command) -> Result<(), CommandError> {
+    if let Some(id) = &cmd.id {
+        if id.len() > 64 {
+            return Err(CommandError::OutOfRange {
+                field: "id",
+                value: format!("{} bytes", id.len()),
+                range: "at most 64 bytes",
+            });
+        }
+    }
+    match &cmd.action {
+        Action::Drive {
+            speed_dps,
+            duration_ms,
+            ..
+        } => {
+            if let Some(s) = speed_dps {
+                if *s == 0 || *s > MAX_SPEED_DPS {
+                    return Err(CommandError::OutOfRange {
+                        field: "speed_dps",
+                        value: s.to_string(),
+                        range: "1..=1000",
+                    });
+                }
+            }
+            if let Some(d) = duration_ms {
+                if *d == 0 || *d > MAX_DURATION_MS {
+                    return Err(CommandError::OutOfRange {
+                        field: "duration_ms",
+                        value: d.to_string(),
+                        range: "1..=60000",
+                    });
+                }
+            }
+        }
+        Action::Turn { degrees } => {
+            if !degrees.is_finite() || degrees.abs() > 3600.0 {
+                return Err(CommandError::OutOfRange {
+                    field: "degrees",
+                    value: degrees.to_string(),
+                    range: "-3600..=3600",
+                });
+            }
+        }
+        Action::DriveCm { cm } => {
+            if !cm.is_finite() || cm.abs() > 1000.0 {
+                return Err(CommandError::OutOfRange {
+                    field: "cm",
+                    value: cm.to_string(),
+                    range: "-1000..=1000",
+                });
+            }
+        }
+        Action::Servo { angle } => {
+            if !angle.is_finite() || !(0.0..=180.0).contains(angle) {
+                return Err(CommandError::OutOfRange {
+                    field: "angle",
+                    value: angle.to_string(),
+                    range: "0..=180",
+                });
+            }
+        }
+        Action::Led { .. } | Action::Stop => {}
+    }
+    Ok(())
+}
+
+/// Outcome of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandStatus {
+    /// Queued to run.
+    Accepted,
+    /// Refused; `reason` says why.
+    Rejected,
+    /// Finished (or stopped by safety: `reason` says why).
+    Done,
+}
+
+/// Published on `gopigo/{thing}/cmd/result`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandResult {
+    /// The command's id (or one the robot made).
+    pub id: String,
+    /// Outcome.
+    pub status: CommandStatus,
+    /// Why it was rejected, or why a motion ended early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Left/right pair.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Wheels {
+    /// Left wheel.
+    pub left: f64,
+    /// Right wheel.
+    pub right: f64,
+}
+
+/// Published on `gopigo/{thing}/telemetry`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// Unix milliseconds.
+    pub ts_ms: u64,
+    /// Battery pack voltage.
+    pub battery_v: f64,
+    /// Encoder positions, wheel degrees.
+    pub encoders_deg: Wheels,
+    /// Wheel speeds, degrees per second.
+    pub wheel_dps: Wheels,
+    /// Distance sensor reading, mm (3000 = nothing in range).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_mm: Option<u32>,
+    /// `stopped`, `driving`, `turning`, ...
+    pub motion: String,
+    /// The command running, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    /// The simulator's true pose (x mm, y mm, heading degrees); absent on hardware.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_pose: Option<[f64; 3]>,
+}
+
+/// Retained on `gopigo/{thing}/status`; the MQTT will says `online: false`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Whether the agent is connected.
+    pub online: bool,
+    /// Unix milliseconds of the change.
+    pub since: u64,
+    /// Agent version.
+    #[serde(default)]
+    pub version: String,
+    /// Where the camera streams, if it does (MJPEG URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_url: Option<String>,
+}
+
+/// A box in source-image pixels: x, y (top left), width, height.
+pub type BoxXywh = [f32; 4];
+
+/// One detected object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// Class name (COCO).
+    pub class: String,
+    /// Confidence 0..1.
+    pub score: f32,
+    /// Box in source pixels.
+    #[serde(rename = "box")]
+    pub bbox: BoxXywh,
+}
+
+/// Published on `gopigo/{thing}/detections`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detections {
+    /// Capture time of the frame, Unix milliseconds.
+    pub frame_ts_ms: u64,
+    /// Frame size, pixels.
+    pub width: u32,
+    /// Frame size, pixels.
+    pub height: u32,
+    /// What was found.
+    pub detections: Vec<Detection>,
+}
+
+/// The robot's shadow state (desired and reported use the same keys).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RobotSettings {
+    /// Drive speed, dps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_dps: Option<u32>,
+    /// Eye LED colour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub led: Option<[u8; 3]>,
+    /// Servo angle, degrees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub servo_angle: Option<f64>,
+    /// Camera streaming on/off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_on: Option<bool>,
+    /// Detection on/off (read by the detector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_on: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_words_from_the_seed() {
+        for (w, d) in [
+            ("forward", Direction::Forward),
+            ("f", Direction::Forward),
+            ("backward", Direction::Backward),
+            ("b", Direction::Backward),
+            ("left", Direction::Left),
+            ("l", Direction::Left),
+            ("right", Direction::Right),
+            ("R", Direction::Right),
+        ] {
+            let c = parse_command(w.as_bytes()).unwrap();
+            assert!(
+                matches!(c.action, Action::Drive { direction, .. } if direction == d),
+                "{w}"
+            );
+        }
+        assert_eq!(parse_command(b" s\n").unwrap().action, Action::Stop);
+        assert_eq!(parse_command(b"stop").unwrap().action, Action::Stop);
+    }
+
+    #[test]
+    fn json_commands_of_the_architecture() {
+        let c = parse_command(
+            br#"{"id":"a1","action":"drive","direction":"forward","speed_dps":300,"duration_ms":1000}"#,
+        )
+        .unwrap();
+        assert_eq!(c.id.as_deref(), Some("a1"));
+        assert_eq!(
+            c.action,
+            Action::Drive {
+                direction: Direction::Forward,
+                speed_dps: Some(300),
+                duration_ms: Some(1000)
+            }
+        );
+        assert_eq!(
+            parse_command(br#"{"action":"turn","degrees":90}"#)
+                .unwrap()
+                .action,
+            Action::Turn { degrees: 90.0 }
+        );
+        assert_eq!(
+            parse_command(br#"{"action":"drive_cm","cm":20}"#)
+                .unwrap()
+                .action,
+            Action::DriveCm { cm: 20.0 }
+        );
+        assert_eq!(
+            parse_command(br#"{"action":"servo","angle":90}"#)
+                .unwrap()
+                .action,
+            Action::Servo { angle: 90.0 }
+        );
+        assert_eq!(
+            parse_command(br#"{"action":"led","color":[0,255,255]}"#)
+                .unwrap()
+                .action,
+            Action::Led {
+                color: [0, 255, 255]
+            }
+        );
+        assert_eq!(
+            parse_command(br#"{"action":"stop"}"#).unwrap().action,
+            Action::Stop
+        );
+    }
+
+    #[test]
+    fn bad_commands_name_the_problem() {
+        let table: &[(&[u8], &str)] = &[
+            (b"jump", "not a command"),
+            (br#"{"action":"fly"}"#, "fly"),
+            (br#"{"action":"drive"}"#, "direction"),
+            (br#"{"action":"drive","direction":"up"}"#, "up"),
+            (
+                br#"{"action":"drive","direction":"forward","speed_dps":5000}"#,
+                "speed_dps",
+            ),
+            (
+                br#"{"action":"drive","direction":"forward","duration_ms":0}"#,
+                "duration_ms",
+            ),
+            (br#"{"action":"servo","angle":270}"#, "angle"),
+            (br#"{"action":"led","color":[0,300,0]}"#, "300"),
+            (br#"{"action":"turn","degrees":"ninety"}"#, "ninety"),
+            (br#"{"action":"stop","extra":1}"#, "extra"),
+            (b"{not json", "invalid command"),
+            (&[0xff, 0xfe], "UTF-8"),
+        ];
+        for (payload, needle) in table {
+            let e = parse_command(payload).unwrap_err().to_string();
+            assert!(
+                e.contains(needle),
+                "{:?}: {e}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+    }
+
+    #[test]
+    fn topics_are_spelled_once() {
+        assert_eq!(topics::cmd("r1"), "gopigo/r1/cmd");
+        assert_eq!(topics::cmd_result("r1"), "gopigo/r1/cmd/result");
+        assert_eq!(topics::all("telemetry"), "gopigo/+/telemetry");
+        assert_eq!(topics::thing_of("gopigo/r1/telemetry"), Some("r1"));
+        assert_eq!(topics::thing_of("other/r1"), None);
+        assert_eq!(topics::shadow("r1"), "$aws/things/r1/shadow");
+    }
+
+    #[test]
+    fn messages_round_trip_as_json() {
+        let r = CommandResult {
+            id: "x".into(),
+            status: CommandStatus::Rejected,
+            reason: Some("why".into()),
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"id":"x","status":"rejected","reason":"why"})
+        );
+        let d = Detections {
+            frame_ts_ms: 1,
+            width: 640,
+            height: 480,
+            detections: vec![Detection {
+                class: "dog".into(),
+                score: 0.9,
+                bbox: [1.0, 2.0, 3.0, 4.0],
+            }],
+        };
+        let s = serde_json::to_string(&d).unwrap();
+        assert!(s.contains("\"box\":[1.0,2.0,3.0,4.0]"));
+        assert_eq!(serde_json::from_str::<Detections>(&s).unwrap(), d);
+    }
+}
