@@ -1,8 +1,12 @@
 //! The `gopigo` command: the local IoT core, robot and controller tools in
 //! one binary. Each subcommand parses its arguments here and calls a library.
 
+mod cmd_agent;
+mod cmd_controller;
 mod cmd_core;
 mod cmd_pki;
+mod cmd_provision;
+mod cmd_vision;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -25,6 +29,14 @@ enum Command {
     /// Keys and certificate signing requests.
     #[command(subcommand)]
     Pki(cmd_pki::PkiCommand),
+    #[command(flatten)]
+    Agent(cmd_agent::Commands),
+    #[command(flatten)]
+    Controller(cmd_controller::Commands),
+    #[command(flatten)]
+    Provision(cmd_provision::Commands),
+    #[command(flatten)]
+    Vision(cmd_vision::Commands),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +51,10 @@ fn main() -> std::process::ExitCode {
         Command::Core(args) => cmd_core::run(args),
         Command::Env(args) => cmd_core::env(args),
         Command::Pki(cmd) => cmd_pki::run(cmd),
+        Command::Agent(cmd) => cmd_agent::run(cmd),
+        Command::Controller(cmd) => cmd_controller::run(cmd),
+        Command::Provision(cmd) => cmd_provision::run(cmd),
+        Command::Vision(cmd) => cmd_vision::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,12 @@
+//! Subcommands of the vision work (filled in by its crate's owner).
+
+use clap::Subcommand;
+
+/// The vision subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Commands {}
+
+/// Runs one of them.
+pub fn run(cmd: Commands) -> anyhow::Result<()> {
+    match cmd {}
+}
