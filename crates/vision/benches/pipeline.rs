@@ -1,1 +1,197 @@
-fn main() {}
+//! End-to-end detection throughput (JPEG decode -> letterbox -> inference ->
+//! decode + NMS) at 416 and 320 on 2 threads: ours beside the same pipeline
+//! in Python (onnxruntime + OpenCV or PIL, `benches/py/bench_python.py`) and
+//! beside darknet itself (`benches/py/bench_darknet.py`), same images, same
+//! run. Prints a table. Needs `crates/vision/setup.sh`.
+//!
+//! `cargo bench -p gopigo-vision --bench pipeline` (env: BENCH_FRAMES,
+//! BENCH_ROUNDS, BENCH_THREADS, BENCH_SKIP_DARKNET=1).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use gopigo_vision::{Detector, DetectorConfig, ResizeMode};
+
+const IMAGES: [&str; 8] = [
+    "dog", "person", "horses", "eagle", "giraffe", "kite", "bus", "zidane",
+];
+
+fn env_num(k: &str, d: usize) -> usize {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+fn fps_of_script(cmd: &mut Command) -> f64 {
+    let out = cmd
+        .stderr(std::process::Stdio::null())
+        .output()
+        .expect("run benchmark script");
+    assert!(out.status.success(), "benchmark script failed: {cmd:?}");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("script JSON");
+    v["fps"].as_f64().expect("fps")
+}
+
+fn ours(
+    model: &Path,
+    size: u32,
+    threads: usize,
+    resize: ResizeMode,
+    jpegs: &[Vec<u8>],
+    frames: usize,
+) -> f64 {
+    let config = DetectorConfig {
+        input_size: Some(size),
+        threads,
+        resize,
+        ..Default::default()
+    };
+    let mut det = Detector::load(model, &config).unwrap();
+    for j in jpegs.iter().take(3) {
+        det.detect_jpeg(j).unwrap();
+    }
+    let t0 = Instant::now();
+    let mut n = 0;
+    for i in 0..frames {
+        n += det.detect_jpeg(&jpegs[i % jpegs.len()]).unwrap().len();
+    }
+    std::hint::black_box(n);
+    frames as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn stage_times(jpegs: &[Vec<u8>], size: u32) -> (f64, f64, f64) {
+    let mut dec = 0.0;
+    let mut fast = 0.0;
+    let mut dn = 0.0;
+    let mut buf = Vec::new();
+    let mut st = gopigo_vision::preprocess::FastResizer::default();
+    for j in jpegs {
+        let t = Instant::now();
+        let img = gopigo_vision::decode_jpeg(j).unwrap();
+        dec += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        gopigo_vision::preprocess::letterbox_fast(&img, size, size, &mut st, &mut buf);
+        fast += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        gopigo_vision::preprocess::letterbox_darknet(&img, size, size, &mut buf);
+        dn += t.elapsed().as_secs_f64();
+    }
+    let n = jpegs.len() as f64 / 1000.0;
+    (dec / n, fast / n, dn / n)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` probes; nothing to list or test.
+    }
+    let cache = gopigo_vision::cache_dir();
+    let model = gopigo_vision::ensure_default_model()
+        .unwrap_or_else(|e| panic!("{e}\n(run crates/vision/setup.sh first)"));
+    let images: Vec<PathBuf> = IMAGES
+        .iter()
+        .map(|i| cache.join("images").join(format!("{i}.jpg")))
+        .collect();
+    let jpegs: Vec<Vec<u8>> = images
+        .iter()
+        .map(|p| {
+            std::fs::read(p)
+                .unwrap_or_else(|e| panic!("{}: {e} (run crates/vision/setup.sh)", p.display()))
+        })
+        .collect();
+    let frames = env_num("BENCH_FRAMES", 40);
+    let rounds = env_num("BENCH_ROUNDS", 2);
+    let threads = env_num("BENCH_THREADS", 2);
+    let python = cache.join("py/bin/python");
+    let bench_py = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/py/bench_python.py");
+    let bench_dn = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/py/bench_darknet.py");
+    let skip_darknet = std::env::var("BENCH_SKIP_DARKNET").is_ok_and(|v| v == "1")
+        || !Path::new("/usr/lib/darknet/libdarknet.so").exists();
+
+    println!(
+        "images: {} ({})  frames/run: {frames}  best of {rounds} rounds  threads: {threads}",
+        IMAGES.len(),
+        IMAGES.join(",")
+    );
+    println!();
+    println!("| input | ours fast | ours darknet-resize | python cv2 | python PIL | darknet | ours/cv2 | ours/PIL | ours/darknet |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for size in [416u32, 320] {
+        let (mut of, mut od, mut pc, mut pp, mut dk) = (0f64, 0f64, 0f64, 0f64, 0f64);
+        for _ in 0..rounds {
+            of = of.max(ours(
+                &model,
+                size,
+                threads,
+                ResizeMode::Fast,
+                &jpegs,
+                frames,
+            ));
+            od = od.max(ours(
+                &model,
+                size,
+                threads,
+                ResizeMode::Darknet,
+                &jpegs,
+                frames,
+            ));
+            for (kind, best) in [("cv2", &mut pc), ("pil", &mut pp)] {
+                let fps = fps_of_script(
+                    Command::new(&python)
+                        .arg(&bench_py)
+                        .arg(&model)
+                        .args([
+                            size.to_string(),
+                            threads.to_string(),
+                            frames.to_string(),
+                            kind.to_string(),
+                        ])
+                        .args(&images),
+                );
+                *best = best.max(fps);
+            }
+        }
+        if !skip_darknet {
+            dk = fps_of_script(
+                Command::new("python3")
+                    .env("OMP_NUM_THREADS", threads.to_string())
+                    .arg(&bench_dn)
+                    .arg(cache.join("model/yolov3-tiny.cfg"))
+                    .arg(cache.join("model/yolov3-tiny.weights"))
+                    .args([size.to_string(), IMAGES.len().to_string()])
+                    .args(&images),
+            );
+        }
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.2}x", a / b)
+            } else {
+                "-".into()
+            }
+        };
+        let fmt = |v: f64| {
+            if v > 0.0 {
+                format!("{v:.1} fps")
+            } else {
+                "-".into()
+            }
+        };
+        println!(
+            "| {size} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            fmt(of),
+            fmt(od),
+            fmt(pc),
+            fmt(pp),
+            fmt(dk),
+            ratio(of, pc),
+            ratio(of, pp),
+            ratio(of, dk)
+        );
+    }
+    let (dec, fast, dn) = stage_times(&jpegs, 416);
+    println!();
+    println!("stages (ours, mean per image, 416): JPEG decode {dec:.2} ms, letterbox fast {fast:.2} ms, letterbox darknet {dn:.2} ms");
+}

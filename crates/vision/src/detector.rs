@@ -48,6 +48,17 @@ impl Default for DetectorConfig {
     }
 }
 
+/// One raw output tensor, from [`Detector::raw_outputs`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawOutput {
+    /// Graph output name.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<i64>,
+    /// Values, row-major.
+    pub data: Vec<f32>,
+}
+
 /// Which output layout the model has.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelKind {
@@ -406,10 +417,7 @@ impl Detector {
     /// Run the network on an already letterboxed `[3, H, W]` input and
     /// return the raw output tensors by name (for checks against other
     /// loaders).
-    pub fn raw_outputs(
-        &mut self,
-        input: &[f32],
-    ) -> Result<Vec<(String, Vec<i64>, Vec<f32>)>, VisionError> {
+    pub fn raw_outputs(&mut self, input: &[f32]) -> Result<Vec<RawOutput>, VisionError> {
         let (w, h) = (self.net_w as usize, self.net_h as usize);
         if input.len() != 3 * w * h {
             return Err(VisionError::Inference(format!(
@@ -428,14 +436,34 @@ impl Detector {
             let (shape, data) = outputs[name.as_str()]
                 .try_extract_tensor::<f32>()
                 .map_err(|e| VisionError::Inference(e.to_string()))?;
-            out.push((name.clone(), shape.to_vec(), data.to_vec()));
+            out.push(RawOutput {
+                name: name.clone(),
+                shape: shape.to_vec(),
+                data: data.to_vec(),
+            });
         }
         Ok(out)
     }
 }
 
-/// Decode JPEG (or PNG etc. if enabled) bytes to RGB.
+/// Whether JPEG bytes end their last scan with an end-of-image marker.
+/// (The decoder itself fills a cut-off image with grey and succeeds.)
+pub(crate) fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let Some(sos) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
+        return false;
+    };
+    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// Decode JPEG (or PNG etc. if enabled) bytes to RGB. A JPEG cut short
+/// (no end-of-image marker after its scan) is an error.
 pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, VisionError> {
+    if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_is_complete(bytes) {
+        return Err(VisionError::Decode(format!(
+            "truncated JPEG ({} bytes, no end-of-image marker after the image data)",
+            bytes.len()
+        )));
+    }
     let img = image::load_from_memory(bytes).map_err(|e| VisionError::Decode(e.to_string()))?;
     Ok(img.into_rgb8())
 }
@@ -443,6 +471,20 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, VisionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jpeg_completeness() {
+        let cases: [(&[u8], bool); 5] = [
+            (&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0xD9], true),
+            (&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0xD9, 0, 0], true), // trailing padding
+            (&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2], false),
+            (&[0xFF, 0xD8, 0xFF, 0xD9, 0xFF, 0xDA, 1], false), // thumbnail EOI before the scan
+            (&[0xFF, 0xD8], false),
+        ];
+        for (b, want) in cases {
+            assert_eq!(jpeg_is_complete(b), want, "{b:x?}");
+        }
+    }
 
     #[test]
     fn ultralytics_names() {

@@ -31,7 +31,7 @@ pub mod sources;
 
 use std::path::PathBuf;
 
-pub use detector::{Detector, DetectorConfig, ModelKind};
+pub use detector::{decode_jpeg, Detector, DetectorConfig, ModelKind, RawOutput};
 pub use draw::{draw_detections, encode_jpeg};
 pub use preprocess::ResizeMode;
 

@@ -134,9 +134,9 @@ pub fn nms_sort_darknet(dets: &mut Vec<DarknetDet>, classes: usize, thresh: f32)
                 continue;
             }
             let a = dets[i].bbox;
-            for j in i + 1..dets.len() {
-                if iou(&a, &dets[j].bbox) > thresh {
-                    if let Some(p) = dets[j].prob.get_mut(k) {
+            for other in dets.iter_mut().skip(i + 1) {
+                if iou(&a, &other.bbox) > thresh {
+                    if let Some(p) = other.prob.get_mut(k) {
                         *p = 0.0;
                     }
                 }

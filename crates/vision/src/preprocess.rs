@@ -223,7 +223,8 @@ pub fn letterbox_fast(
                 .resize(
                     &src,
                     &mut dst,
-                    &ResizeOptions::new().resize_alg(ResizeAlg::Interpolation(FilterType::Bilinear)),
+                    &ResizeOptions::new()
+                        .resize_alg(ResizeAlg::Interpolation(FilterType::Bilinear)),
                 )
                 .is_ok(),
             _ => false,

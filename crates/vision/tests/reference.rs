@@ -12,7 +12,15 @@ use gopigo_vision::{Detector, DetectorConfig, ResizeMode};
 const THRESH: f32 = 0.25;
 
 fn ours(resize: ResizeMode, thresh: f32) -> Detector {
-    Detector::load(model(), &DetectorConfig { conf_threshold: thresh, resize, ..Default::default() }).unwrap()
+    Detector::load(
+        model(),
+        &DetectorConfig {
+            conf_threshold: thresh,
+            resize,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 #[test]
@@ -25,8 +33,16 @@ fn reference_script_agrees_with_darknet_cli() {
         let path = image(img);
         let cli = darknet_cli(&path, THRESH);
         let r = &darknet_reference(std::slice::from_ref(&path), THRESH)[0];
-        let mut from_ref: Vec<(String, u32)> =
-            r.detections.iter().map(|d| (names[d.class_id].to_string(), (d.score * 100.0).round() as u32)).collect();
+        let mut from_ref: Vec<(String, u32)> = r
+            .detections
+            .iter()
+            .map(|d| {
+                (
+                    names[d.class_id].to_string(),
+                    (d.score * 100.0).round() as u32,
+                )
+            })
+            .collect();
         from_ref.sort();
         assert_eq!(cli, from_ref, "{img}");
         assert!(!cli.is_empty(), "{img}: darknet found nothing");
@@ -51,7 +67,13 @@ fn darknet_mode_matches_darknet() {
                 .iter()
                 .enumerate()
                 .filter(|(i, g)| !used[*i] && g.class_id == d.class_id)
-                .map(|(i, g)| (i, iou_ref(d, &g.bbox, r.width, r.height), (g.score - d.score).abs()))
+                .map(|(i, g)| {
+                    (
+                        i,
+                        iou_ref(d, &g.bbox, r.width, r.height),
+                        (g.score - d.score).abs(),
+                    )
+                })
                 .max_by(|a, b| a.1.total_cmp(&b.1));
             match best {
                 Some((i, iou, ds)) if iou >= 0.9 && ds <= 0.02 => {
@@ -76,7 +98,10 @@ fn darknet_mode_matches_darknet() {
         }
     }
     eprintln!("darknet mode: {total} reference detections, worst IoU {worst_iou:.4}, worst score diff {worst_score:.4}");
-    assert!(total >= 20, "too few reference detections ({total}) for a meaningful comparison");
+    assert!(
+        total >= 20,
+        "too few reference detections ({total}) for a meaningful comparison"
+    );
 }
 
 #[test]
@@ -94,7 +119,13 @@ fn fast_mode_finds_darknets_confident_objects() {
                 .filter(|g| g.class_id == d.class_id)
                 .map(|g| iou_ref(d, &g.bbox, r.width, r.height))
                 .fold(0.0f32, f32::max);
-            assert!(best >= 0.8, "{}: darknet's class {} {:.3} best IoU {best:.3} in fast mode; ours: {got:#?}", r.image, d.class_id, d.score);
+            assert!(
+                best >= 0.8,
+                "{}: darknet's class {} {:.3} best IoU {best:.3} in fast mode; ours: {got:#?}",
+                r.image,
+                d.class_id,
+                d.score
+            );
         }
     }
     assert!(n >= 10, "only {n} confident reference detections");
@@ -104,11 +135,20 @@ fn fast_mode_finds_darknets_confident_objects() {
 fn imported_onnx_matches_opencv_darknet_importer() {
     let tmp = tempfile::tempdir().unwrap();
     let mut det = ours(ResizeMode::Darknet, THRESH);
-    let img = image::load_from_memory(&std::fs::read(image("dog")).unwrap()).unwrap().to_rgb8();
+    let img = image::load_from_memory(&std::fs::read(image("dog")).unwrap())
+        .unwrap()
+        .to_rgb8();
     let mut input = Vec::new();
     gopigo_vision::preprocess::letterbox_darknet(&img, 416, 416, &mut input);
     let raw_in = tmp.path().join("input.f32");
-    std::fs::write(&raw_in, input.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &raw_in,
+        input
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let out = std::process::Command::new(python())
         .arg(script("opencv_ref.py"))
         .arg(cfg())
@@ -118,10 +158,14 @@ fn imported_onnx_matches_opencv_darknet_importer() {
         .arg(tmp.path().join("cv"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "opencv_ref.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "opencv_ref.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ours = det.raw_outputs(&input).unwrap();
     assert_eq!(ours.len(), 2);
-    for (k, (name, shape, data)) in ours.iter().enumerate() {
+    for (k, gopigo_vision::RawOutput { name, shape, data }) in ours.iter().enumerate() {
         let cv_shape = std::fs::read_to_string(tmp.path().join(format!("cv/{k}.shape"))).unwrap();
         let cv_shape: Vec<i64> = cv_shape.split(',').map(|s| s.parse().unwrap()).collect();
         assert_eq!(&cv_shape, shape, "{name}");
@@ -131,11 +175,19 @@ fn imported_onnx_matches_opencv_darknet_importer() {
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         assert_eq!(cv.len(), data.len());
-        let max_diff = cv.iter().zip(data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let max_diff = cv
+            .iter()
+            .zip(data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         let max_abs = cv.iter().map(|a| a.abs()).fold(0.0f32, f32::max);
         // (OpenCV's Winograd 3x3 path is off in opencv_ref.py: with it on, its
         // own rounding alone reaches 1.2e-4.)
-        let max_rel = cv.iter().zip(data).map(|(a, b)| (a - b).abs() / a.abs().max(1.0)).fold(0.0f32, f32::max);
+        let max_rel = cv
+            .iter()
+            .zip(data)
+            .map(|(a, b)| (a - b).abs() / a.abs().max(1.0))
+            .fold(0.0f32, f32::max);
         eprintln!("{name} {shape:?}: max |ours - opencv| = {max_diff:e}, scaled {max_rel:e} (values up to {max_abs})");
         assert!(max_diff <= 1e-4, "{name}: max difference {max_diff} > 1e-4");
     }
@@ -143,11 +195,20 @@ fn imported_onnx_matches_opencv_darknet_importer() {
 
 #[test]
 fn smaller_input_still_finds_the_dog() {
-    let config = DetectorConfig { input_size: Some(320), conf_threshold: 0.25, ..Default::default() };
+    let config = DetectorConfig {
+        input_size: Some(320),
+        conf_threshold: 0.25,
+        ..Default::default()
+    };
     let mut det = Detector::load(model(), &config).unwrap();
     assert_eq!(det.input_size(), (320, 320));
-    let got = det.detect_jpeg(&std::fs::read(image("dog")).unwrap()).unwrap();
-    let dog = got.iter().find(|d| d.class == "dog").unwrap_or_else(|| panic!("no dog at 320: {got:#?}"));
+    let got = det
+        .detect_jpeg(&std::fs::read(image("dog")).unwrap())
+        .unwrap();
+    let dog = got
+        .iter()
+        .find(|d| d.class == "dog")
+        .unwrap_or_else(|| panic!("no dog at 320: {got:#?}"));
     // The dog sits in the lower left of dog.jpg (768x576).
     assert!(dog.bbox.x < 300.0 && dog.bbox.y > 100.0, "{dog:?}");
 }

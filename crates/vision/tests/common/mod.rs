@@ -7,7 +7,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The images the reference tests run on.
-pub const IMAGES: [&str; 8] = ["dog", "person", "horses", "eagle", "giraffe", "kite", "bus", "zidane"];
+pub const IMAGES: [&str; 8] = [
+    "dog", "person", "horses", "eagle", "giraffe", "kite", "bus", "zidane",
+];
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -25,8 +27,13 @@ pub fn cache() -> PathBuf {
             && dir.join("images/dog.jpg").is_file()
             && dir.join("py/bin/python").is_file();
         if !complete {
-            eprintln!("vision cache incomplete at {}: running crates/vision/setup.sh", dir.display());
-            let st = Command::new("bash").arg(crate_dir().join("setup.sh")).status();
+            eprintln!(
+                "vision cache incomplete at {}: running crates/vision/setup.sh",
+                dir.display()
+            );
+            let st = Command::new("bash")
+                .arg(crate_dir().join("setup.sh"))
+                .status();
             assert!(
                 matches!(st, Ok(s) if s.success()),
                 "crates/vision/setup.sh failed ({st:?}); run it by hand and fix what it reports"
@@ -41,7 +48,8 @@ pub fn cache() -> PathBuf {
 pub fn model() -> PathBuf {
     cache();
     static M: OnceLock<PathBuf> = OnceLock::new();
-    M.get_or_init(|| gopigo_vision::ensure_default_model().unwrap()).clone()
+    M.get_or_init(|| gopigo_vision::ensure_default_model().unwrap())
+        .clone()
 }
 
 pub fn image(name: &str) -> PathBuf {
@@ -97,7 +105,11 @@ pub fn darknet_reference(images: &[PathBuf], thresh: f32) -> Vec<RefImage> {
         .args(images)
         .output()
         .unwrap();
-    assert!(out.status.success(), "darknet_ref.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "darknet_ref.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -118,7 +130,11 @@ pub fn darknet_cli(image: &Path, thresh: f32) -> Vec<(String, u32)> {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "darknet failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "darknet failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut v: Vec<(String, u32)> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
@@ -133,8 +149,14 @@ pub fn darknet_cli(image: &Path, thresh: f32) -> Vec<(String, u32)> {
 /// IoU of a reference box and one of ours (both clamped to the image).
 pub fn iou_ref(r: &RefDet, b: &gopigo_vision::BBox, w: u32, h: u32) -> f32 {
     let (wf, hf) = (w as f32, h as f32);
-    let (l1, t1) = ((r.x - r.w / 2.0).clamp(0.0, wf), (r.y - r.h / 2.0).clamp(0.0, hf));
-    let (r1, b1) = ((r.x + r.w / 2.0).clamp(0.0, wf), (r.y + r.h / 2.0).clamp(0.0, hf));
+    let (l1, t1) = (
+        (r.x - r.w / 2.0).clamp(0.0, wf),
+        (r.y - r.h / 2.0).clamp(0.0, hf),
+    );
+    let (r1, b1) = (
+        (r.x + r.w / 2.0).clamp(0.0, wf),
+        (r.y + r.h / 2.0).clamp(0.0, hf),
+    );
     let (l2, t2, r2, b2) = (b.x, b.y, b.x + b.w, b.y + b.h);
     let iw = (r1.min(r2) - l1.max(l2)).max(0.0);
     let ih = (b1.min(b2) - t1.max(t2)).max(0.0);
