@@ -89,13 +89,13 @@ PY
 fi
 
 # 4. darknet (reference implementation) and its sample photos.
-if ! command -v darknet >/dev/null 2>&1 && [ "${GOPIGO_VISION_NO_APT:-0}" != 1 ]; then
+if { ! command -v darknet >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; } && [ "${GOPIGO_VISION_NO_APT:-0}" != 1 ]; then
   if [ "$(id -u)" = 0 ]; then
     log "installing Debian package darknet"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q darknet >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q darknet >/dev/null; }
+    apt-get install -y -q darknet ffmpeg >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q darknet ffmpeg >/dev/null; }
   else
-    log "darknet missing: run 'sudo apt-get install -y darknet' (needed by the reference tests only)"
+    log "darknet or ffmpeg missing: run 'sudo apt-get install -y darknet ffmpeg' (darknet: reference tests; ffmpeg: video sources)"
   fi
 fi
 if [ -d /usr/share/darknet/data ]; then

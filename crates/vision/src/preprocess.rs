@@ -88,7 +88,7 @@ impl Letterbox {
 }
 
 /// Which resizer to letterbox with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 pub enum ResizeMode {
     /// SIMD bilinear (`fast_image_resize`): fastest.
     #[default]

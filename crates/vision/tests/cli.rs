@@ -1,0 +1,99 @@
+//! The `detect` and `import-darknet` subcommands end to end: a folder of
+//! images, a video file through ffmpeg, annotated output.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use gopigo_vision::cli::{run, run_detect, Commands, DetectArgs};
+use gopigo_vision::ResizeMode;
+
+fn args(source: &str) -> DetectArgs {
+    DetectArgs {
+        source: source.into(),
+        model: Some(model()),
+        size: None,
+        conf: 0.5,
+        nms: 0.45,
+        threads: 2,
+        resize: ResizeMode::Fast,
+        draw: None,
+        max_frames: None,
+    }
+}
+
+fn lines(out: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8(out.to_vec()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn classes(v: &serde_json::Value) -> Vec<String> {
+    v["detections"].as_array().unwrap().iter().map(|d| d["class"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn detect_over_a_folder_writes_json_lines_and_drawings() {
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = dir.path().join("in");
+    std::fs::create_dir(&imgs).unwrap();
+    for name in ["dog", "horses"] {
+        std::fs::copy(image(name), imgs.join(format!("{name}.jpg"))).unwrap();
+    }
+    std::fs::write(imgs.join("notes.txt"), "ignored").unwrap();
+    let draw = dir.path().join("out");
+    let mut a = args(imgs.to_str().unwrap());
+    a.draw = Some(draw.clone());
+    let mut out = Vec::new();
+    assert_eq!(run_detect(&a, &mut out).unwrap(), 2);
+    let recs = lines(&out);
+    assert_eq!(recs.len(), 2);
+    assert!(recs[0]["source"].as_str().unwrap().ends_with("dog.jpg"));
+    assert!(classes(&recs[0]).contains(&"dog".to_string()), "{}", recs[0]);
+    assert!(classes(&recs[1]).contains(&"horse".to_string()), "{}", recs[1]);
+    // annotated copies: same size, and changed (boxes drawn)
+    let drawn = image::open(draw.join("dog.jpg")).unwrap().to_rgb8();
+    let orig = image::open(image("dog")).unwrap().to_rgb8();
+    assert_eq!(drawn.dimensions(), orig.dimensions());
+    let changed = drawn.pixels().zip(orig.pixels()).filter(|(a, b)| a.0.iter().zip(b.0.iter()).any(|(x, y)| x.abs_diff(*y) > 60)).count();
+    assert!(changed > 1000, "only {changed} pixels differ");
+}
+
+#[test]
+fn detect_over_a_video_via_ffmpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("dog.avi");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-loop", "1", "-i"])
+        .arg(image("dog"))
+        .args(["-frames:v", "4", "-r", "5", "-c:v", "mjpeg", "-q:v", "2"])
+        .arg(&video)
+        .status()
+        .expect("ffmpeg not installed: run crates/vision/setup.sh");
+    assert!(st.success());
+    let mut a = args(video.to_str().unwrap());
+    a.max_frames = Some(3);
+    let mut out = Vec::new();
+    assert_eq!(run_detect(&a, &mut out).unwrap(), 3);
+    let recs = lines(&out);
+    assert_eq!(recs.iter().map(|r| r["frame"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+    for r in &recs {
+        assert!(classes(r).contains(&"dog".to_string()), "{r}");
+    }
+    // An unreadable source is an error, not an empty success.
+    let mut out = Vec::new();
+    assert!(run_detect(&args(dir.path().join("missing.mp4").to_str().unwrap()), &mut out).is_err());
+}
+
+#[test]
+fn import_darknet_subcommand_writes_a_loadable_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.onnx");
+    run(Commands::ImportDarknet { cfg: cfg(), weights: weights(), names: Some(cache().join("model/coco.names")), output: out.clone() }).unwrap();
+    let meta = gopigo_vision::darknet::read_meta(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(meta.names.len(), 80);
+    assert_eq!(meta.names[16], "dog");
+    let mut a = args(image("dog").to_str().unwrap());
+    a.model = Some(out);
+    let mut buf = Vec::new();
+    run_detect(&a, &mut buf).unwrap();
+    assert!(classes(&lines(&buf)[0]).contains(&"dog".to_string()));
+}
