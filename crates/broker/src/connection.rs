@@ -100,7 +100,7 @@ pub(crate) async fn run(
         return;
     };
     let (mut rd, wr) = tokio::io::split(tls);
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::with_capacity(2048);
     let max_packet = shared.config.max_payload + 1024;
     let connect = match timeout(hs, read_packet(&mut rd, &mut buf, max_packet)).await {
         Ok(Ok(Some(Packet::Connect(c)))) => c,
@@ -111,7 +111,7 @@ pub(crate) async fn run(
     };
     let mut conn = Conn {
         wr,
-        out: BytesMut::with_capacity(4096),
+        out: BytesMut::new(),
     };
     if connect.protocol != Protocol::V4 {
         // MQTT 5 is not implemented yet: refuse with "unacceptable protocol".

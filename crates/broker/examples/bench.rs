@@ -1,0 +1,573 @@
+//! Throughput, latency and idle-connection memory of this broker (policy
+//! enforcement on) against Debian's mosquitto 2, with the same load
+//! generator in the same run. Prints a markdown table.
+//!
+//! ```text
+//! cargo run --release -p gopigo-broker --example bench -- [--quick] [--idle N] [--msgs N]
+//! ```
+//! `--quick`: 5 000 messages, 1 000 idle connections (default 20 000 / 10 000).
+//! Needs `/usr/sbin/mosquitto` (`apt-get install mosquitto`); without it only
+//! our column is filled. Needs `ulimit -n` above the idle count + a margin.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use gopigo_broker::{server_tls_config, Authority, Broker, BrokerConfig};
+use gopigo_policy::PolicyDocument;
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use rumqttc::mqttbytes::v4::{Connect, Packet, PubAck, Publish, Subscribe};
+use rumqttc::mqttbytes::{Protocol, QoS};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio_rustls::client::TlsStream;
+
+const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
+ {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:us-east-1:123456789012:client/bench-*"},
+ {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":"arn:aws:iot:us-east-1:123456789012:topic/bench/*"},
+ {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:us-east-1:123456789012:topicfilter/bench/*"},
+ {"Effect":"Deny","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:123456789012:topic/bench/forbidden"}]}"#;
+
+const PAYLOAD: usize = 64;
+
+type Tls = TlsStream<TcpStream>;
+
+// ---------------------------------------------------------------- broker side
+
+struct BenchAuthority {
+    cert_id: String,
+    policy: Arc<PolicyDocument>,
+}
+
+impl Authority for BenchAuthority {
+    fn certificate_active(&self, certificate_id: &str) -> bool {
+        certificate_id == self.cert_id
+    }
+    fn policies_for(&self, _principal_arn: &str) -> Vec<Arc<PolicyDocument>> {
+        vec![self.policy.clone()]
+    }
+    fn things_for(&self, _principal_arn: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// `bench --serve DIR`: run our broker, print its port, stop when stdin closes.
+fn serve(dir: &Path) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        let client_der = std::fs::read(dir.join("client.der")).unwrap();
+        let authority: Arc<dyn Authority> = Arc::new(BenchAuthority {
+            cert_id: gopigo_broker::certificate_id(&client_der),
+            policy: Arc::new(PolicyDocument::parse(POLICY).unwrap()),
+        });
+        let ca_der = std::fs::read(dir.join("ca.der")).unwrap();
+        let tls = server_tls_config(ca_der, &read("server.pem"), &read("server.key"), authority.clone(), None).unwrap();
+        let broker = Broker::new(BrokerConfig::default(), authority, None).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("PORT {}", listener.local_addr().unwrap().port());
+        std::io::stdout().flush().unwrap();
+        let stdin_closed = async {
+            let _ = tokio::task::spawn_blocking(|| {
+                let mut s = String::new();
+                let _ = std::io::stdin().read_line(&mut s);
+            })
+            .await;
+        };
+        broker.serve(listener, tls, stdin_closed).await.unwrap();
+    });
+}
+
+// ---------------------------------------------------------------- PKI
+
+fn write_pki(dir: &Path) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, "bench CA");
+    p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+    let ca = p.self_signed(&ca_key).unwrap();
+    let skey = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server = p.signed_by(&skey, &ca, &ca_key).unwrap();
+    let ckey = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "bench-client");
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client = p.signed_by(&ckey, &ca, &ca_key).unwrap();
+    let w = |f: &str, b: &[u8]| std::fs::write(dir.join(f), b).unwrap();
+    w("ca.pem", ca.pem().as_bytes());
+    w("ca.der", ca.der());
+    w("server.pem", server.pem().as_bytes());
+    w("server.key", skey.serialize_pem().as_bytes());
+    w("client.der", client.der());
+    w("client.key.der", &ckey.serialize_der());
+}
+
+fn client_tls(dir: &Path) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(std::fs::read(dir.join("ca.der")).unwrap())).unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![CertificateDer::from(std::fs::read(dir.join("client.der")).unwrap())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(std::fs::read(dir.join("client.key.der")).unwrap())),
+        )
+        .unwrap();
+    Arc::new(cfg)
+}
+
+// ---------------------------------------------------------------- brokers
+
+struct Running {
+    name: &'static str,
+    addr: SocketAddr,
+    child: Child,
+}
+
+impl Running {
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_ours(dir: &Path) -> Running {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--serve")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port: u16 = line.trim().trim_start_matches("PORT ").parse().unwrap();
+    Running {
+        name: "gopigo",
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        child,
+    }
+}
+
+fn start_mosquitto(dir: &Path) -> Option<Running> {
+    let bin = Path::new("/usr/sbin/mosquitto");
+    if !bin.exists() {
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n\
+             require_certificate true\nuse_identity_as_username true\nallow_anonymous true\n\
+             max_inflight_messages 100\nmax_queued_messages 10000\npersistence false\nlog_type error\nlog_dest stderr\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin).arg("-c").arg(&conf).stdin(Stdio::null()).spawn().ok()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Some(Running {
+                name: "mosquitto",
+                addr,
+                child,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+// ---------------------------------------------------------------- load generator
+
+struct Conn {
+    rd: ReadHalf<Tls>,
+    wr: WriteHalf<Tls>,
+    buf: BytesMut,
+}
+
+async fn connect(addr: SocketAddr, cfg: Arc<rustls::ClientConfig>, id: &str) -> std::io::Result<Conn> {
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let tls = tokio_rustls::TlsConnector::from(cfg)
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await?;
+    let (rd, wr) = tokio::io::split(tls);
+    let mut c = Conn {
+        rd,
+        wr,
+        buf: BytesMut::with_capacity(8192),
+    };
+    c.send(Packet::Connect(Connect {
+        protocol: Protocol::V4,
+        keep_alive: 1200,
+        client_id: id.into(),
+        clean_session: true,
+        last_will: None,
+        login: None,
+    }))
+    .await?;
+    match c.read().await? {
+        Packet::ConnAck(_) => Ok(c),
+        other => Err(std::io::Error::other(format!("expected CONNACK, got {other:?}"))),
+    }
+}
+
+impl Conn {
+    async fn send(&mut self, p: Packet) -> std::io::Result<()> {
+        let mut out = BytesMut::new();
+        p.write(&mut out, usize::MAX).map_err(std::io::Error::other)?;
+        self.wr.write_all(&out).await?;
+        self.wr.flush().await
+    }
+
+    async fn read(&mut self) -> std::io::Result<Packet> {
+        loop {
+            match Packet::read(&mut self.buf, 1 << 20) {
+                Ok(p) => return Ok(p),
+                Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            }
+            if self.rd.read_buf(&mut self.buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Outcome {
+    msgs_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    delivered_pct: f64,
+}
+
+fn qos_of(q: u8) -> QoS {
+    if q == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    }
+}
+
+async fn scenario(
+    addr: SocketAddr,
+    cfg: Arc<rustls::ClientConfig>,
+    tag: &str,
+    pubs: usize,
+    subs: usize,
+    msgs_per_pub: usize,
+    qos: u8,
+) -> Outcome {
+    let base = Instant::now();
+    let topic = format!("bench/{tag}/t");
+    let expected_per_sub = pubs * msgs_per_pub;
+    let mut sub_tasks = Vec::new();
+    for s in 0..subs {
+        let mut c = connect(addr, cfg.clone(), &format!("bench-{tag}-s{s}")).await.unwrap();
+        let mut sub = Subscribe::new(topic.clone(), qos_of(qos));
+        sub.pkid = 1;
+        c.send(Packet::Subscribe(sub)).await.unwrap();
+        match c.read().await.unwrap() {
+            Packet::SubAck(_) => {}
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+        sub_tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(expected_per_sub);
+            let mut last = base;
+            while lat.len() < expected_per_sub {
+                // Generous until the first message (publishers may still be
+                // handshaking), then 3 s of silence ends the run.
+                let wait = if lat.is_empty() { 60 } else { 3 };
+                let p = match tokio::time::timeout(Duration::from_secs(wait), c.read()).await {
+                    Ok(Ok(p)) => p,
+                    _ => break,
+                };
+                if let Packet::Publish(p) = p {
+                    let now = Instant::now();
+                    let sent = u64::from_be_bytes(p.payload[..8].try_into().unwrap());
+                    lat.push(now.duration_since(base).as_nanos() as u64 - sent);
+                    last = now;
+                    if p.qos == QoS::AtLeastOnce {
+                        let mut out = BytesMut::new();
+                        PubAck::new(p.pkid).write(&mut out).unwrap();
+                        // Acks are small; let them coalesce with the read loop.
+                        if c.wr.write_all(&out).await.is_err() {
+                            break;
+                        }
+                        if c.buf.len() < 2 {
+                            let _ = c.wr.flush().await;
+                        }
+                    }
+                }
+            }
+            (lat, last)
+        }));
+    }
+    let mut pub_conns = Vec::new();
+    for p in 0..pubs {
+        pub_conns.push(connect(addr, cfg.clone(), &format!("bench-{tag}-p{p}")).await.unwrap());
+    }
+    // Timing starts once every connection is up.
+    let start = Instant::now();
+    let mut pub_tasks = Vec::new();
+    for c in pub_conns {
+        let topic = topic.clone();
+        pub_tasks.push(tokio::spawn(async move {
+            let Conn { mut rd, mut wr, mut buf } = c;
+            let window = Arc::new(Semaphore::new(100));
+            let acked = Arc::new(AtomicUsize::new(0));
+            let reader = {
+                let window = window.clone();
+                let acked = acked.clone();
+                tokio::spawn(async move {
+                    loop {
+                        match Packet::read(&mut buf, 1 << 20) {
+                            Ok(Packet::PubAck(_)) => {
+                                window.add_permits(1);
+                                acked.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                            Ok(_) => continue,
+                            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
+                            Err(_) => return,
+                        }
+                        match rd.read_buf(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                    }
+                })
+            };
+            let mut out = BytesMut::with_capacity(64 * 1024);
+            let mut pkid: u16 = 0;
+            for i in 0..msgs_per_pub {
+                if qos == 1 {
+                    match window.try_acquire() {
+                        Ok(permit) => permit.forget(),
+                        Err(_) => {
+                            if !out.is_empty() {
+                                wr.write_all(&out).await.unwrap();
+                                wr.flush().await.unwrap();
+                                out.clear();
+                            }
+                            window.acquire().await.unwrap().forget();
+                        }
+                    }
+                    pkid = pkid.wrapping_add(1).max(1);
+                }
+                let mut payload = BytesMut::with_capacity(PAYLOAD);
+                payload.put_u64(Instant::now().duration_since(base).as_nanos() as u64);
+                payload.resize(PAYLOAD, 0x5a);
+                let mut publish = Publish::from_bytes(topic.as_str(), qos_of(qos), payload.freeze());
+                publish.pkid = if qos == 1 { pkid } else { 0 };
+                publish.write(&mut out).unwrap();
+                if out.len() > 16 * 1024 || i + 1 == msgs_per_pub || i % 32 == 31 {
+                    wr.write_all(&out).await.unwrap();
+                    wr.flush().await.unwrap();
+                    out.clear();
+                }
+            }
+            if qos == 1 {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while acked.load(Ordering::Relaxed) < msgs_per_pub && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            reader.abort();
+            drop(wr);
+        }));
+    }
+    for t in pub_tasks {
+        t.await.unwrap();
+    }
+    let mut all = Vec::new();
+    let mut last = start;
+    let mut per_sub = Vec::new();
+    for t in sub_tasks {
+        let (lat, l) = t.await.unwrap();
+        per_sub.push(lat.len());
+        all.extend(lat);
+        last = last.max(l);
+    }
+    if per_sub.iter().any(|n| *n < expected_per_sub) {
+        eprintln!(
+            "   short delivery: per-subscriber min {} max {} of {expected_per_sub}",
+            per_sub.iter().min().unwrap(),
+            per_sub.iter().max().unwrap()
+        );
+    }
+    let delivered = all.len();
+    all.sort_unstable();
+    let pct = |q: f64| {
+        if all.is_empty() {
+            f64::NAN
+        } else {
+            all[((all.len() - 1) as f64 * q) as usize] as f64 / 1e6
+        }
+    };
+    let secs = last.duration_since(start).as_secs_f64().max(1e-9);
+    Outcome {
+        msgs_per_s: delivered as f64 / secs,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        delivered_pct: 100.0 * delivered as f64 / (expected_per_sub * subs) as f64,
+    }
+}
+
+async fn idle(b: &Running, cfg: Arc<rustls::ClientConfig>, n: usize) -> (u64, u64, usize) {
+    let before = b.rss_kib();
+    let mut conns = Vec::with_capacity(n);
+    let mut ok = 0;
+    let mut i = 0;
+    while i < n {
+        let batch = 100.min(n - i);
+        let mut set = tokio::task::JoinSet::new();
+        for j in 0..batch {
+            let cfg = cfg.clone();
+            let addr = b.addr;
+            let id = format!("bench-idle-{}", i + j);
+            set.spawn(async move { connect(addr, cfg, &id).await });
+        }
+        while let Some(r) = set.join_next().await {
+            if let Ok(Ok(c)) = r {
+                conns.push(c);
+                ok += 1;
+            }
+        }
+        i += batch;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = b.rss_kib();
+    drop(conns);
+    (before, after, ok)
+}
+
+struct Row {
+    label: String,
+    ours: f64,
+    theirs: Option<f64>,
+    lower_is_better: bool,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() >= 3 && args[1] == "--serve" {
+        serve(Path::new(&args[2]));
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let msgs = flag("--msgs").unwrap_or(if quick { 5_000 } else { 20_000 });
+    let idle_n = flag("--idle").unwrap_or(if quick { 1_000 } else { 10_000 });
+
+    let tmp = std::env::temp_dir().join(format!("gopigo-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    write_pki(&tmp);
+    let cfg = client_tls(&tmp);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+
+    let mut results: Vec<Vec<(String, f64, bool)>> = Vec::new();
+    let brokers: Vec<Box<dyn Fn() -> Option<Running>>> = vec![
+        Box::new(|| Some(start_ours(&tmp))),
+        Box::new(|| start_mosquitto(&tmp)),
+    ];
+    for (bi, start) in brokers.iter().enumerate() {
+        let Some(b) = start() else {
+            eprintln!("mosquitto not available; its column stays empty");
+            continue;
+        };
+        eprintln!("== {} on {}", b.name, b.addr);
+        let mut rows = Vec::new();
+        rt.block_on(async {
+            for qos in [0u8, 1] {
+                for (name, pubs, subs, per_pub) in [
+                    ("1 pub -> 1 sub", 1, 1, msgs),
+                    ("100 pubs -> 1 sub", 100, 1, msgs / 100),
+                    ("1 pub -> 100 subs", 1, 100, msgs / 10),
+                ] {
+                    let tag = format!("b{bi}q{qos}p{pubs}s{subs}");
+                    let o = scenario(b.addr, cfg.clone(), &tag, pubs, subs, per_pub, qos).await;
+                    eprintln!("   {name} QoS {qos}: {o:?}");
+                    rows.push((format!("{name}, QoS {qos}: msgs/s delivered"), o.msgs_per_s, false));
+                    rows.push((format!("{name}, QoS {qos}: p50 latency ms"), o.p50_ms, true));
+                    rows.push((format!("{name}, QoS {qos}: p99 latency ms"), o.p99_ms, true));
+                    rows.push((format!("{name}, QoS {qos}: delivered %"), o.delivered_pct, false));
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+            let (before, after, ok) = idle(&b, cfg.clone(), idle_n).await;
+            eprintln!("   idle: {ok}/{idle_n} connections, RSS {before} -> {after} KiB");
+            rows.push((format!("RSS with {idle_n} idle TLS connections, MiB"), after as f64 / 1024.0, true));
+            rows.push((
+                "RSS per idle connection, KiB".into(),
+                (after.saturating_sub(before)) as f64 / ok.max(1) as f64,
+                true,
+            ));
+            rows.push(("idle connections established".into(), ok as f64, false));
+        });
+        results.push(rows);
+        drop(b);
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    let ours = &results[0];
+    let theirs = results.get(1);
+    let table: Vec<Row> = ours
+        .iter()
+        .enumerate()
+        .map(|(i, (label, v, lower))| Row {
+            label: label.clone(),
+            ours: *v,
+            theirs: theirs.map(|t| t[i].1),
+            lower_is_better: *lower,
+        })
+        .collect();
+    println!("\nmessages: {msgs} per 1->1 run, payload {PAYLOAD} B, TLS 1.3, loopback; gopigo enforces IoT policies on every connect/publish/subscribe/receive\n");
+    println!("| measure | gopigo | mosquitto | gopigo / mosquitto |");
+    println!("| --- | ---: | ---: | ---: |");
+    for r in table {
+        let theirs = r.theirs.map(|t| format!("{t:.2}")).unwrap_or_else(|| "-".into());
+        let ratio = r
+            .theirs
+            .filter(|t| *t != 0.0)
+            .map(|t| format!("{:.2}{}", r.ours / t, if r.lower_is_better { " (lower is better)" } else { "" }))
+            .unwrap_or_else(|| "-".into());
+        println!("| {} | {:.2} | {} | {} |", r.label, r.ours, theirs, ratio);
+    }
+}
+
