@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::sources::{image_files, write_json_line, DetectionRecord};
-use crate::{darknet, draw_detections, encode_jpeg, Detector, DetectorConfig, ResizeMode, VisionError};
+use crate::{
+    darknet, draw_detections, encode_jpeg, Detector, DetectorConfig, ResizeMode, VisionError,
+};
 
 /// The vision subcommands.
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -67,13 +69,21 @@ pub struct DetectArgs {
 /// Run a subcommand; `detect` writes JSON lines to stdout.
 pub fn run(cmd: Commands) -> Result<(), VisionError> {
     match cmd {
-        Commands::ImportDarknet { cfg, weights, names, output } => {
+        Commands::ImportDarknet {
+            cfg,
+            weights,
+            names,
+            output,
+        } => {
             let names = match names {
                 Some(p) => darknet::read_names(&p)?,
                 None => Vec::new(),
             };
             let bytes = darknet::import_darknet_with_names(&cfg, &weights, &names)?;
-            std::fs::write(&output, bytes).map_err(|source| VisionError::Io { path: output.clone(), source })?;
+            std::fs::write(&output, bytes).map_err(|source| VisionError::Io {
+                path: output.clone(),
+                source,
+            })?;
             Ok(())
         }
         Commands::Detect(args) => {
@@ -85,7 +95,9 @@ pub fn run(cmd: Commands) -> Result<(), VisionError> {
 }
 
 fn is_stream(source: &str) -> bool {
-    const VIDEO: [&str; 9] = ["mp4", "mkv", "avi", "mov", "webm", "mjpeg", "mjpg", "h264", "ts"];
+    const VIDEO: [&str; 9] = [
+        "mp4", "mkv", "avi", "mov", "webm", "mjpeg", "mjpg", "h264", "ts",
+    ];
     source.contains("://")
         || Path::new(source)
             .extension()
@@ -110,30 +122,63 @@ pub fn run_detect(args: &DetectArgs, out: &mut dyn Write) -> Result<u64, VisionE
     };
     let mut det = Detector::load(&model, &config)?;
     if let Some(dir) = &args.draw {
-        std::fs::create_dir_all(dir).map_err(|source| VisionError::Io { path: dir.clone(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| VisionError::Io {
+            path: dir.clone(),
+            source,
+        })?;
     }
     let max = args.max_frames.unwrap_or(u64::MAX);
     let mut frame_no = 0u64;
-    let mut handle = |label: &str, frame: u64, jpeg: &[u8], draw_name: String| -> Result<(), VisionError> {
-        let img = crate::decode_jpeg(jpeg)?;
-        let dets = det.detect_rgb(&img)?;
-        write_json_line(out, &DetectionRecord { source: label, frame, detections: &dets })
-            .map_err(|source| VisionError::Io { path: PathBuf::from("<stdout>"), source })?;
-        if let Some(dir) = &args.draw {
-            let path = dir.join(draw_name);
-            let bytes = encode_jpeg(&draw_detections(&img, &dets), 85)?;
-            std::fs::write(&path, bytes).map_err(|source| VisionError::Io { path, source })?;
-        }
-        Ok(())
-    };
+    let mut handle =
+        |label: &str, frame: u64, jpeg: &[u8], draw_name: String| -> Result<(), VisionError> {
+            let img = crate::decode_jpeg(jpeg)?;
+            let dets = det.detect_rgb(&img)?;
+            write_json_line(
+                out,
+                &DetectionRecord {
+                    source: label,
+                    frame,
+                    detections: &dets,
+                },
+            )
+            .map_err(|source| VisionError::Io {
+                path: PathBuf::from("<stdout>"),
+                source,
+            })?;
+            if let Some(dir) = &args.draw {
+                let path = dir.join(draw_name);
+                let bytes = encode_jpeg(&draw_detections(&img, &dets), 85)?;
+                std::fs::write(&path, bytes).map_err(|source| VisionError::Io { path, source })?;
+            }
+            Ok(())
+        };
     if is_stream(&args.source) {
         let mut child = Command::new("ffmpeg")
-            .args(["-loglevel", "error", "-nostdin", "-i", &args.source, "-f", "image2pipe", "-c:v", "mjpeg", "-q:v", "3", "-"])
+            .args([
+                "-loglevel",
+                "error",
+                "-nostdin",
+                "-i",
+                &args.source,
+                "-f",
+                "image2pipe",
+                "-c:v",
+                "mjpeg",
+                "-q:v",
+                "3",
+                "-",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|source| VisionError::Io { path: PathBuf::from("ffmpeg (install it: apt-get install ffmpeg)"), source })?;
-        let mut pipe = child.stdout.take().ok_or_else(|| VisionError::Decode("ffmpeg gave no stdout".into()))?;
+            .map_err(|source| VisionError::Io {
+                path: PathBuf::from("ffmpeg (install it: apt-get install ffmpeg)"),
+                source,
+            })?;
+        let mut pipe = child
+            .stdout
+            .take()
+            .ok_or_else(|| VisionError::Decode("ffmpeg gave no stdout".into()))?;
         let mut splitter = JpegSplitter::default();
         let mut buf = vec![0u8; 1 << 16];
         let mut result = Ok(());
@@ -142,7 +187,10 @@ pub fn run_detect(args: &DetectArgs, out: &mut dyn Write) -> Result<u64, VisionE
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(source) => {
-                    result = Err(VisionError::Io { path: PathBuf::from(&args.source), source });
+                    result = Err(VisionError::Io {
+                        path: PathBuf::from(&args.source),
+                        source,
+                    });
                     break;
                 }
             };
@@ -150,7 +198,12 @@ pub fn run_detect(args: &DetectArgs, out: &mut dyn Write) -> Result<u64, VisionE
                 if frame_no >= max {
                     break 'read;
                 }
-                if let Err(e) = handle(&args.source, frame_no, &jpeg, format!("frame_{frame_no:06}.jpg")) {
+                if let Err(e) = handle(
+                    &args.source,
+                    frame_no,
+                    &jpeg,
+                    format!("frame_{frame_no:06}.jpg"),
+                ) {
                     result = Err(e);
                     break 'read;
                 }
@@ -159,18 +212,30 @@ pub fn run_detect(args: &DetectArgs, out: &mut dyn Write) -> Result<u64, VisionE
         }
         drop(pipe);
         let _ = child.kill();
-        let status = child.wait().map_err(|source| VisionError::Io { path: PathBuf::from("ffmpeg"), source })?;
+        let status = child.wait().map_err(|source| VisionError::Io {
+            path: PathBuf::from("ffmpeg"),
+            source,
+        })?;
         result?;
         if frame_no == 0 && !status.success() {
-            return Err(VisionError::Decode(format!("ffmpeg could not read {} ({status})", args.source)));
+            return Err(VisionError::Decode(format!(
+                "ffmpeg could not read {} ({status})",
+                args.source
+            )));
         }
     } else {
         for path in image_files(Path::new(&args.source))? {
             if frame_no >= max {
                 break;
             }
-            let jpeg = std::fs::read(&path).map_err(|source| VisionError::Io { path: path.clone(), source })?;
-            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+            let jpeg = std::fs::read(&path).map_err(|source| VisionError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
             let label = path.to_string_lossy().into_owned();
             handle(&label, 0, &jpeg, format!("{stem}.jpg")).map_err(|e| match e {
                 VisionError::Decode(m) => VisionError::Decode(format!("{label}: {m}")),
@@ -196,7 +261,12 @@ fn jpeg_len(b: &[u8]) -> Result<Option<usize>, usize> {
         return Ok(None);
     }
     if b[0] != 0xFF || b[1] != 0xD8 {
-        let next = b.windows(2).skip(1).position(|w| w == [0xFF, 0xD8]).map(|p| p + 1).unwrap_or(b.len() - 1);
+        let next = b
+            .windows(2)
+            .skip(1)
+            .position(|w| w == [0xFF, 0xD8])
+            .map(|p| p + 1)
+            .unwrap_or(b.len() - 1);
         return Err(next);
     }
     let mut i = 2;
@@ -293,7 +363,13 @@ mod tests {
 
     #[test]
     fn streams_are_told_from_files() {
-        for (s, want) in [("a.mp4", true), ("rtsp://h/x", true), ("http://127.0.0.1:8081/", true), ("a.jpg", false), ("dir", false)] {
+        for (s, want) in [
+            ("a.mp4", true),
+            ("rtsp://h/x", true),
+            ("http://127.0.0.1:8081/", true),
+            ("a.jpg", false),
+            ("dir", false),
+        ] {
             assert_eq!(is_stream(s), want, "{s}");
         }
     }
@@ -306,14 +382,21 @@ mod tests {
             #[command(subcommand)]
             c: Commands,
         }
-        let t = T::try_parse_from(["t", "detect", "img.jpg", "--size", "320", "--resize", "darknet", "--conf", "0.3"]).unwrap();
+        let t = T::try_parse_from([
+            "t", "detect", "img.jpg", "--size", "320", "--resize", "darknet", "--conf", "0.3",
+        ])
+        .unwrap();
         match t.c {
             Commands::Detect(a) => {
-                assert_eq!((a.size, a.resize, a.conf, a.threads), (Some(320), ResizeMode::Darknet, 0.3, 2));
+                assert_eq!(
+                    (a.size, a.resize, a.conf, a.threads),
+                    (Some(320), ResizeMode::Darknet, 0.3, 2)
+                );
             }
             other => panic!("{other:?}"),
         }
-        let t = T::try_parse_from(["t", "import-darknet", "a.cfg", "a.weights", "-o", "m.onnx"]).unwrap();
+        let t = T::try_parse_from(["t", "import-darknet", "a.cfg", "a.weights", "-o", "m.onnx"])
+            .unwrap();
         assert!(matches!(t.c, Commands::ImportDarknet { .. }));
     }
 }

@@ -88,7 +88,17 @@ impl Letterbox {
 }
 
 /// Which resizer to letterbox with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 pub enum ResizeMode {
     /// SIMD bilinear (`fast_image_resize`): fastest.
     #[default]

@@ -64,7 +64,10 @@ pub struct DetectionRecord<'a> {
 }
 
 /// Write one record as a JSON line.
-pub fn write_json_line<W: Write + ?Sized>(out: &mut W, record: &DetectionRecord<'_>) -> std::io::Result<()> {
+pub fn write_json_line<W: Write + ?Sized>(
+    out: &mut W,
+    record: &DetectionRecord<'_>,
+) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, record)?;
     out.write_all(b"\n")
 }

@@ -23,11 +23,20 @@ fn args(source: &str) -> DetectArgs {
 }
 
 fn lines(out: &[u8]) -> Vec<serde_json::Value> {
-    String::from_utf8(out.to_vec()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8(out.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn classes(v: &serde_json::Value) -> Vec<String> {
-    v["detections"].as_array().unwrap().iter().map(|d| d["class"].as_str().unwrap().to_string()).collect()
+    v["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["class"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -47,13 +56,25 @@ fn detect_over_a_folder_writes_json_lines_and_drawings() {
     let recs = lines(&out);
     assert_eq!(recs.len(), 2);
     assert!(recs[0]["source"].as_str().unwrap().ends_with("dog.jpg"));
-    assert!(classes(&recs[0]).contains(&"dog".to_string()), "{}", recs[0]);
-    assert!(classes(&recs[1]).contains(&"horse".to_string()), "{}", recs[1]);
+    assert!(
+        classes(&recs[0]).contains(&"dog".to_string()),
+        "{}",
+        recs[0]
+    );
+    assert!(
+        classes(&recs[1]).contains(&"horse".to_string()),
+        "{}",
+        recs[1]
+    );
     // annotated copies: same size, and changed (boxes drawn)
     let drawn = image::open(draw.join("dog.jpg")).unwrap().to_rgb8();
     let orig = image::open(image("dog")).unwrap().to_rgb8();
     assert_eq!(drawn.dimensions(), orig.dimensions());
-    let changed = drawn.pixels().zip(orig.pixels()).filter(|(a, b)| a.0.iter().zip(b.0.iter()).any(|(x, y)| x.abs_diff(*y) > 60)).count();
+    let changed = drawn
+        .pixels()
+        .zip(orig.pixels())
+        .filter(|(a, b)| a.0.iter().zip(b.0.iter()).any(|(x, y)| x.abs_diff(*y) > 60))
+        .count();
     assert!(changed > 1000, "only {changed} pixels differ");
 }
 
@@ -74,20 +95,35 @@ fn detect_over_a_video_via_ffmpeg() {
     let mut out = Vec::new();
     assert_eq!(run_detect(&a, &mut out).unwrap(), 3);
     let recs = lines(&out);
-    assert_eq!(recs.iter().map(|r| r["frame"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(
+        recs.iter()
+            .map(|r| r["frame"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
     for r in &recs {
         assert!(classes(r).contains(&"dog".to_string()), "{r}");
     }
     // An unreadable source is an error, not an empty success.
     let mut out = Vec::new();
-    assert!(run_detect(&args(dir.path().join("missing.mp4").to_str().unwrap()), &mut out).is_err());
+    assert!(run_detect(
+        &args(dir.path().join("missing.mp4").to_str().unwrap()),
+        &mut out
+    )
+    .is_err());
 }
 
 #[test]
 fn import_darknet_subcommand_writes_a_loadable_model() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.onnx");
-    run(Commands::ImportDarknet { cfg: cfg(), weights: weights(), names: Some(cache().join("model/coco.names")), output: out.clone() }).unwrap();
+    run(Commands::ImportDarknet {
+        cfg: cfg(),
+        weights: weights(),
+        names: Some(cache().join("model/coco.names")),
+        output: out.clone(),
+    })
+    .unwrap();
     let meta = gopigo_vision::darknet::read_meta(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(meta.names.len(), 80);
     assert_eq!(meta.names[16], "dog");
