@@ -61,7 +61,10 @@ impl Authority for BenchAuthority {
 
 /// `bench --serve DIR`: run our broker, print its port, stop when stdin closes.
 fn serve(dir: &Path) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
         let client_der = std::fs::read(dir.join("client.der")).unwrap();
@@ -70,7 +73,14 @@ fn serve(dir: &Path) {
             policy: Arc::new(PolicyDocument::parse(POLICY).unwrap()),
         });
         let ca_der = std::fs::read(dir.join("ca.der")).unwrap();
-        let tls = server_tls_config(ca_der, &read("server.pem"), &read("server.key"), authority.clone(), None).unwrap();
+        let tls = server_tls_config(
+            ca_der,
+            &read("server.pem"),
+            &read("server.key"),
+            authority.clone(),
+            None,
+        )
+        .unwrap();
         let broker = Broker::new(BrokerConfig::default(), authority, None).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("PORT {}", listener.local_addr().unwrap().port());
@@ -93,7 +103,10 @@ fn write_pki(dir: &Path) {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name.push(DnType::CommonName, "bench CA");
-    p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
     let ca = p.self_signed(&ca_key).unwrap();
     let skey = KeyPair::generate().unwrap();
     let mut p = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
@@ -102,7 +115,8 @@ fn write_pki(dir: &Path) {
     let server = p.signed_by(&skey, &ca, &ca_key).unwrap();
     let ckey = KeyPair::generate().unwrap();
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, "bench-client");
+    p.distinguished_name
+        .push(DnType::CommonName, "bench-client");
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let client = p.signed_by(&ckey, &ca, &ca_key).unwrap();
     let w = |f: &str, b: &[u8]| std::fs::write(dir.join(f), b).unwrap();
@@ -116,16 +130,26 @@ fn write_pki(dir: &Path) {
 
 fn client_tls(dir: &Path) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(std::fs::read(dir.join("ca.der")).unwrap())).unwrap();
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            vec![CertificateDer::from(std::fs::read(dir.join("client.der")).unwrap())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(std::fs::read(dir.join("client.key.der")).unwrap())),
-        )
+    roots
+        .add(CertificateDer::from(
+            std::fs::read(dir.join("ca.der")).unwrap(),
+        ))
         .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(
+        vec![CertificateDer::from(
+            std::fs::read(dir.join("client.der")).unwrap(),
+        )],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            std::fs::read(dir.join("client.key.der")).unwrap(),
+        )),
+    )
+    .unwrap();
     Arc::new(cfg)
 }
 
@@ -139,7 +163,8 @@ struct Running {
 
 impl Running {
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmRSS:"))
@@ -165,7 +190,9 @@ fn start_ours(dir: &Path) -> Running {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let port: u16 = line.trim().trim_start_matches("PORT ").parse().unwrap();
     Running {
         name: "gopigo",
@@ -179,7 +206,11 @@ fn start_mosquitto(dir: &Path) -> Option<Running> {
     if !bin.exists() {
         return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
@@ -191,7 +222,12 @@ fn start_mosquitto(dir: &Path) -> Option<Running> {
         ),
     )
     .unwrap();
-    let child = Command::new(bin).arg("-c").arg(&conf).stdin(Stdio::null()).spawn().ok()?;
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .spawn()
+        .ok()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     for _ in 0..100 {
         if std::net::TcpStream::connect(addr).is_ok() {
@@ -214,7 +250,11 @@ struct Conn {
     buf: BytesMut,
 }
 
-async fn connect(addr: SocketAddr, cfg: Arc<rustls::ClientConfig>, id: &str) -> std::io::Result<Conn> {
+async fn connect(
+    addr: SocketAddr,
+    cfg: Arc<rustls::ClientConfig>,
+    id: &str,
+) -> std::io::Result<Conn> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let tls = tokio_rustls::TlsConnector::from(cfg)
@@ -237,14 +277,17 @@ async fn connect(addr: SocketAddr, cfg: Arc<rustls::ClientConfig>, id: &str) -> 
     .await?;
     match c.read().await? {
         Packet::ConnAck(_) => Ok(c),
-        other => Err(std::io::Error::other(format!("expected CONNACK, got {other:?}"))),
+        other => Err(std::io::Error::other(format!(
+            "expected CONNACK, got {other:?}"
+        ))),
     }
 }
 
 impl Conn {
     async fn send(&mut self, p: Packet) -> std::io::Result<()> {
         let mut out = BytesMut::new();
-        p.write(&mut out, usize::MAX).map_err(std::io::Error::other)?;
+        p.write(&mut out, usize::MAX)
+            .map_err(std::io::Error::other)?;
         self.wr.write_all(&out).await?;
         self.wr.flush().await
     }
@@ -293,7 +336,9 @@ async fn scenario(
     let expected_per_sub = pubs * msgs_per_pub;
     let mut sub_tasks = Vec::new();
     for s in 0..subs {
-        let mut c = connect(addr, cfg.clone(), &format!("bench-{tag}-s{s}")).await.unwrap();
+        let mut c = connect(addr, cfg.clone(), &format!("bench-{tag}-s{s}"))
+            .await
+            .unwrap();
         let mut sub = Subscribe::new(topic.clone(), qos_of(qos));
         sub.pkid = 1;
         c.send(Packet::Subscribe(sub)).await.unwrap();
@@ -335,7 +380,11 @@ async fn scenario(
     }
     let mut pub_conns = Vec::new();
     for p in 0..pubs {
-        pub_conns.push(connect(addr, cfg.clone(), &format!("bench-{tag}-p{p}")).await.unwrap());
+        pub_conns.push(
+            connect(addr, cfg.clone(), &format!("bench-{tag}-p{p}"))
+                .await
+                .unwrap(),
+        );
     }
     // Timing starts once every connection is up.
     let start = Instant::now();
@@ -343,7 +392,11 @@ async fn scenario(
     for c in pub_conns {
         let topic = topic.clone();
         pub_tasks.push(tokio::spawn(async move {
-            let Conn { mut rd, mut wr, mut buf } = c;
+            let Conn {
+                mut rd,
+                mut wr,
+                mut buf,
+            } = c;
             let window = Arc::new(Semaphore::new(100));
             let acked = Arc::new(AtomicUsize::new(0));
             let reader = {
@@ -388,7 +441,8 @@ async fn scenario(
                 let mut payload = BytesMut::with_capacity(PAYLOAD);
                 payload.put_u64(Instant::now().duration_since(base).as_nanos() as u64);
                 payload.resize(PAYLOAD, 0x5a);
-                let mut publish = Publish::from_bytes(topic.as_str(), qos_of(qos), payload.freeze());
+                let mut publish =
+                    Publish::from_bytes(topic.as_str(), qos_of(qos), payload.freeze());
                 publish.pkid = if qos == 1 { pkid } else { 0 };
                 publish.write(&mut out).unwrap();
                 if out.len() > 16 * 1024 || i + 1 == msgs_per_pub || i % 32 == 31 {
@@ -499,7 +553,10 @@ fn main() {
     std::fs::create_dir_all(&tmp).unwrap();
     write_pki(&tmp);
     let cfg = client_tls(&tmp);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
 
     let mut results: Vec<Vec<(String, f64, bool)>> = Vec::new();
     let brokers: Vec<Box<dyn Fn() -> Option<Running>>> = vec![
@@ -523,16 +580,28 @@ fn main() {
                     let tag = format!("b{bi}q{qos}p{pubs}s{subs}");
                     let o = scenario(b.addr, cfg.clone(), &tag, pubs, subs, per_pub, qos).await;
                     eprintln!("   {name} QoS {qos}: {o:?}");
-                    rows.push((format!("{name}, QoS {qos}: msgs/s delivered"), o.msgs_per_s, false));
+                    rows.push((
+                        format!("{name}, QoS {qos}: msgs/s delivered"),
+                        o.msgs_per_s,
+                        false,
+                    ));
                     rows.push((format!("{name}, QoS {qos}: p50 latency ms"), o.p50_ms, true));
                     rows.push((format!("{name}, QoS {qos}: p99 latency ms"), o.p99_ms, true));
-                    rows.push((format!("{name}, QoS {qos}: delivered %"), o.delivered_pct, false));
+                    rows.push((
+                        format!("{name}, QoS {qos}: delivered %"),
+                        o.delivered_pct,
+                        false,
+                    ));
                     tokio::time::sleep(Duration::from_millis(300)).await;
                 }
             }
             let (before, after, ok) = idle(&b, cfg.clone(), idle_n).await;
             eprintln!("   idle: {ok}/{idle_n} connections, RSS {before} -> {after} KiB");
-            rows.push((format!("RSS with {idle_n} idle TLS connections, MiB"), after as f64 / 1024.0, true));
+            rows.push((
+                format!("RSS with {idle_n} idle TLS connections, MiB"),
+                after as f64 / 1024.0,
+                true,
+            ));
             rows.push((
                 "RSS per idle connection, KiB".into(),
                 (after.saturating_sub(before)) as f64 / ok.max(1) as f64,
@@ -561,13 +630,25 @@ fn main() {
     println!("| measure | gopigo | mosquitto | gopigo / mosquitto |");
     println!("| --- | ---: | ---: | ---: |");
     for r in table {
-        let theirs = r.theirs.map(|t| format!("{t:.2}")).unwrap_or_else(|| "-".into());
+        let theirs = r
+            .theirs
+            .map(|t| format!("{t:.2}"))
+            .unwrap_or_else(|| "-".into());
         let ratio = r
             .theirs
             .filter(|t| *t != 0.0)
-            .map(|t| format!("{:.2}{}", r.ours / t, if r.lower_is_better { " (lower is better)" } else { "" }))
+            .map(|t| {
+                format!(
+                    "{:.2}{}",
+                    r.ours / t,
+                    if r.lower_is_better {
+                        " (lower is better)"
+                    } else {
+                        ""
+                    }
+                )
+            })
             .unwrap_or_else(|| "-".into());
         println!("| {} | {:.2} | {} | {} |", r.label, r.ours, theirs, ratio);
     }
 }
-

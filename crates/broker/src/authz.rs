@@ -27,16 +27,23 @@ pub mod actions {
 }
 
 /// The policy context of one connection, built from its certificate, its
-/// client id and the things its principal is attached to.
+/// client id and the things its principal is attached to. An empty
+/// `client_id` (HTTPS publish) leaves client and thing variables unresolved.
 pub fn connection_context(
     identity: &ClientIdentity,
     client_id: &str,
     things: &[String],
     source_ip: Option<&str>,
 ) -> Context {
-    let mut ctx = Context::new()
-        .with("iot:ClientId", client_id)
-        .with("iot:CertificateId", identity.certificate_id.as_str());
+    let mut ctx = Context::new().with("iot:CertificateId", identity.certificate_id.as_str());
+    if client_id.is_empty() {
+        // No MQTT client (HTTPS publish): client and thing variables stay unresolved.
+        for (k, v) in &identity.certificate_variables {
+            ctx.set(k, v.as_str());
+        }
+        return ctx;
+    }
+    ctx.set("iot:ClientId", client_id);
     for (k, v) in &identity.certificate_variables {
         ctx.set(k, v.as_str());
     }
@@ -188,5 +195,72 @@ impl ConnectionAuthz {
     pub fn certificate_active(&self) -> bool {
         self.authority
             .certificate_active(&self.identity.certificate_id)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn identity() -> ClientIdentity {
+        ClientIdentity {
+            certificate_id: "abc".into(),
+            certificate_variables: vec![(
+                "iot:Certificate.Subject.CommonName".into(),
+                "robot1".into(),
+            )],
+        }
+    }
+
+    #[test]
+    fn thing_variables_resolve_only_for_an_attached_thing_named_by_the_client_id() {
+        let things = vec!["r1".to_string()];
+        let cases = [
+            ("r1", Some("r1"), "true"),
+            ("r2", None, "false"),
+            ("controller", None, "false"),
+        ];
+        for (client_id, thing, attached) in cases {
+            let ctx = connection_context(&identity(), client_id, &things, None);
+            assert_eq!(ctx.get("iot:ClientId"), Some(client_id));
+            assert_eq!(
+                ctx.get("iot:Connection.Thing.ThingName"),
+                thing,
+                "{client_id}"
+            );
+            assert_eq!(ctx.get("iot:Connection.Thing.IsAttached"), Some(attached));
+            assert_eq!(
+                ctx.get("iot:Certificate.Subject.CommonName"),
+                Some("robot1")
+            );
+        }
+        let https = connection_context(&identity(), "", &things, None);
+        assert_eq!(https.get("iot:ClientId"), None);
+        assert_eq!(https.get("iot:Connection.Thing.ThingName"), None);
+    }
+
+    #[test]
+    fn policy_with_thing_variable() {
+        let doc = Arc::new(
+            PolicyDocument::parse(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Publish",
+                "Resource":"arn:aws:iot:us-east-1:1:topic/gopigo/${iot:Connection.Thing.ThingName}/*"}]}"#,
+            )
+            .unwrap(),
+        );
+        let ctx = connection_context(&identity(), "r1", &["r1".to_string()], None);
+        let policies = [doc];
+        let cases = [
+            ("arn:aws:iot:us-east-1:1:topic/gopigo/r1/telemetry", true),
+            ("arn:aws:iot:us-east-1:1:topic/gopigo/r2/telemetry", false),
+        ];
+        for (arn, want) in cases {
+            assert_eq!(
+                allowed(&policies, actions::PUBLISH, arn, &ctx),
+                want,
+                "{arn}"
+            );
+        }
     }
 }

@@ -256,3 +256,13 @@ impl BrokerHandle {
         &self.shared.config
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn broker_and_handle_can_cross_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<super::Broker>();
+        assert_send_sync::<super::BrokerHandle>();
+    }
+}
