@@ -1,0 +1,145 @@
+//! `controller.toml`: the controller's identity (`[mqtt]`, the shared
+//! [`MqttSettings`]) and the dashboard's settings (`[dashboard]`).
+//!
+//! ```toml
+//! [mqtt]
+//! host = "localhost"          # AWS: xxxx-ats.iot.REGION.amazonaws.com
+//! port = 8883
+//! client_id = "controller"    # the CLI appends -cli-XXXX so both can run at once
+//! ca_file = "ca.pem"          # relative paths are relative to this file
+//! cert_file = "cert.pem"
+//! key_file = "key.pem"
+//!
+//! [dashboard]
+//! listen = "127.0.0.1:8080"   # --port overrides the port
+//! detection_note = "..."      # shown when no detector publishes (optional)
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use gopigo_client::MqttSettings;
+use serde::{Deserialize, Serialize};
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read controller config {path}: {source} (make one with `gopigo provision --role controller`, or run `gopigo demo` once)")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("controller config {path} is invalid: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error (names the key).
+        reason: String,
+    },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControllerConfig {
+    /// Broker connection and identity.
+    pub mqtt: MqttSettings,
+    /// Dashboard settings.
+    #[serde(default)]
+    pub dashboard: DashboardSettings,
+}
+
+/// `[dashboard]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashboardSettings {
+    /// Address the web server binds (loopback unless you mean to expose it).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// A note the page shows where detections would be, e.g. how to set up
+    /// the detector; `None` when a detector is expected to publish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_note: Option<String>,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings {
+            listen: default_listen(),
+            detection_note: None,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl ControllerConfig {
+    /// Reads and checks `path`; relative PEM paths become relative to the
+    /// file's folder, so a provisioned bundle can be moved as a whole.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses the text of `path` (see [`Self::load`]).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: ControllerConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut cfg.mqtt.ca_file,
+            &mut cfg.mqtt.cert_file,
+            &mut cfg.mqtt.key_file,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_documented_example_with_defaults() {
+        let text = r#"
+[mqtt]
+host = "localhost"
+client_id = "controller"
+ca_file = "ca.pem"
+cert_file = "/abs/cert.pem"
+key_file = "key.pem"
+"#;
+        let c = ControllerConfig::parse(text, Path::new("/etc/gopigo/controller.toml")).unwrap();
+        assert_eq!(c.mqtt.port, 8883);
+        assert_eq!(c.mqtt.ca_file, Path::new("/etc/gopigo/ca.pem"));
+        assert_eq!(c.mqtt.cert_file, Path::new("/abs/cert.pem"));
+        assert_eq!(c.dashboard.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.dashboard.detection_note, None);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let e = ControllerConfig::parse("[mqtt]\nhost = 1\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.toml") && e.contains("host"), "{e}");
+        let e = ControllerConfig::load(Path::new("/nonexistent/c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/c.toml") && e.contains("gopigo demo"), "{e}");
+    }
+}

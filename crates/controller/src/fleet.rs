@@ -1,0 +1,621 @@
+//! The fleet as the controller sees it, as a pure reducer over broker
+//! messages: [`classify`] turns a topic and payload into an [`Incoming`]
+//! message, [`Fleet::apply`] folds it into the state and says what changed.
+//! No sockets here, so every rule is a table-driven unit test.
+//!
+//! Online/offline comes from two sources that AWS IoT also offers: the
+//! robot's retained `status` (with its last will saying `online: false`)
+//! and the broker's lifecycle events on `$aws/events/presence/...`. Both
+//! are applied in arrival order; a presence event older than one already
+//! applied for the same robot is ignored (AWS does not promise ordering).
+
+use std::collections::BTreeMap;
+
+use gopigo_protocol::{CommandResult, Detections, Status, Telemetry};
+use serde::Serialize;
+use serde_json::Value;
+
+/// A broker message the controller understands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// `gopigo/{thing}/status` (retained; also the will).
+    Status {
+        /// The robot.
+        thing: String,
+        /// Its status.
+        status: Status,
+    },
+    /// `gopigo/{thing}/telemetry`.
+    Telemetry {
+        /// The robot.
+        thing: String,
+        /// The sample.
+        telemetry: Telemetry,
+    },
+    /// `gopigo/{thing}/cmd/result`.
+    Result {
+        /// The robot.
+        thing: String,
+        /// The result.
+        result: CommandResult,
+    },
+    /// `gopigo/{thing}/detections`.
+    Detections {
+        /// The robot whose video was analysed.
+        thing: String,
+        /// What was found.
+        detections: Detections,
+    },
+    /// `$aws/events/presence/{connected|disconnected}/{clientId}`.
+    Presence {
+        /// The MQTT client id (a robot's is its thing name).
+        client_id: String,
+        /// Connected or disconnected.
+        connected: bool,
+        /// The broker's timestamp, Unix ms.
+        timestamp_ms: u64,
+        /// `disconnectReason` of a disconnect.
+        reason: Option<String>,
+    },
+    /// A shadow document (`update/documents` or `get/accepted`).
+    Shadow {
+        /// The thing.
+        thing: String,
+        /// `state.desired` (or `null`).
+        desired: Value,
+        /// `state.reported` (or `null`).
+        reported: Value,
+    },
+    /// A topic we subscribe to but have nothing to do with (for example a
+    /// `get/rejected` for a robot that has no shadow yet).
+    Ignored,
+}
+
+/// Why a message could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MessageError {
+    /// The topic is none of those the controller subscribes to.
+    #[error("topic {0:?} is not one the controller reads (gopigo/{{thing}}/status|telemetry|cmd/result|detections, $aws/events/presence/..., $aws/things/{{thing}}/shadow/...)")]
+    UnknownTopic(String),
+    /// The payload does not parse as the topic's message type.
+    #[error("bad payload on {topic}: {reason}")]
+    BadPayload {
+        /// The topic.
+        topic: String,
+        /// The parse error.
+        reason: String,
+    },
+}
+
+fn parse<T: serde::de::DeserializeOwned>(topic: &str, payload: &[u8]) -> Result<T, MessageError> {
+    serde_json::from_slice(payload).map_err(|e| MessageError::BadPayload {
+        topic: topic.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads a broker message.
+pub fn classify(topic: &str, payload: &[u8]) -> Result<Incoming, MessageError> {
+    let unknown = || MessageError::UnknownTopic(topic.to_string());
+    let parts: Vec<&str> = topic.split('/').collect();
+    match parts.as_slice() {
+        ["gopigo", thing, rest @ ..] if !thing.is_empty() => {
+            let thing = (*thing).to_string();
+            match rest {
+                ["status"] => Ok(Incoming::Status {
+                    thing,
+                    status: parse(topic, payload)?,
+                }),
+                ["telemetry"] => Ok(Incoming::Telemetry {
+                    thing,
+                    telemetry: parse(topic, payload)?,
+                }),
+                ["cmd", "result"] => Ok(Incoming::Result {
+                    thing,
+                    result: parse(topic, payload)?,
+                }),
+                ["detections"] => Ok(Incoming::Detections {
+                    thing,
+                    detections: parse(topic, payload)?,
+                }),
+                _ => Err(unknown()),
+            }
+        }
+        ["$aws", "events", "presence", kind @ ("connected" | "disconnected"), client_id] => {
+            let v: Value = parse(topic, payload)?;
+            Ok(Incoming::Presence {
+                client_id: (*client_id).to_string(),
+                connected: *kind == "connected",
+                timestamp_ms: v["timestamp"].as_u64().unwrap_or(0),
+                reason: v["disconnectReason"].as_str().map(str::to_string),
+            })
+        }
+        ["$aws", "things", thing, "shadow", rest @ ..] => {
+            let thing = (*thing).to_string();
+            match rest {
+                ["update", "documents"] => {
+                    let v: Value = parse(topic, payload)?;
+                    let state = &v["current"]["state"];
+                    Ok(Incoming::Shadow {
+                        thing,
+                        desired: state["desired"].clone(),
+                        reported: state["reported"].clone(),
+                    })
+                }
+                ["get", "accepted"] => {
+                    let v: Value = parse(topic, payload)?;
+                    Ok(Incoming::Shadow {
+                        thing,
+                        desired: v["state"]["desired"].clone(),
+                        reported: v["state"]["reported"].clone(),
+                    })
+                }
+                ["get", "rejected"] | ["update", "accepted" | "rejected" | "delta"] => {
+                    Ok(Incoming::Ignored)
+                }
+                _ => Err(unknown()),
+            }
+        }
+        _ => Err(unknown()),
+    }
+}
+
+/// One robot, as the page shows it in the fleet list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RobotView {
+    /// Thing name.
+    pub thing: String,
+    /// Whether the agent is connected, as far as we know.
+    pub online: bool,
+    /// Whether any status or presence event has been seen (else `online`
+    /// is a guess from telemetry).
+    pub status_known: bool,
+    /// When the online state last changed, Unix ms.
+    pub since_ms: Option<u64>,
+    /// Why it went offline (`disconnectReason`, or "status: offline").
+    pub offline_reason: Option<String>,
+    /// Last message of any kind from it, Unix ms (dashboard clock).
+    pub last_seen_ms: Option<u64>,
+    /// Last battery reading.
+    pub battery_v: Option<f64>,
+    /// Agent version.
+    pub version: String,
+    /// Whether the robot announced a camera stream.
+    pub has_camera: bool,
+    /// Shadow `desired`.
+    pub desired: Value,
+    /// Shadow `reported`.
+    pub reported: Value,
+}
+
+impl RobotView {
+    fn new(thing: &str) -> Self {
+        RobotView {
+            thing: thing.to_string(),
+            online: false,
+            status_known: false,
+            since_ms: None,
+            offline_reason: None,
+            last_seen_ms: None,
+            battery_v: None,
+            version: String::new(),
+            has_camera: false,
+            desired: Value::Null,
+            reported: Value::Null,
+        }
+    }
+
+    /// The view without the fields that change with every telemetry sample,
+    /// to decide whether the fleet list needs an update.
+    fn steady(&self) -> RobotView {
+        RobotView {
+            last_seen_ms: None,
+            battery_v: None,
+            ..self.clone()
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Robot {
+    view: RobotView,
+    camera_url: Option<String>,
+    presence_ts: u64,
+}
+
+/// What changed after a message, to tell the page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// The robot's fleet-list entry changed (or it was just discovered).
+    Robot(RobotView),
+    /// A telemetry sample.
+    Telemetry {
+        /// The robot.
+        thing: String,
+        /// The sample.
+        telemetry: Telemetry,
+    },
+    /// Detections on the robot's video.
+    Detections {
+        /// The robot.
+        thing: String,
+        /// The detections.
+        detections: Detections,
+    },
+    /// A command result.
+    Result {
+        /// The robot.
+        thing: String,
+        /// The result.
+        result: CommandResult,
+    },
+}
+
+/// Every robot the controller has heard of.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    robots: BTreeMap<String, Robot>,
+}
+
+impl Fleet {
+    /// An empty fleet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `thing` has been seen.
+    pub fn knows(&self, thing: &str) -> bool {
+        self.robots.contains_key(thing)
+    }
+
+    /// The fleet list, sorted by thing name.
+    pub fn views(&self) -> Vec<RobotView> {
+        self.robots.values().map(|r| r.view.clone()).collect()
+    }
+
+    /// One robot's entry.
+    pub fn view(&self, thing: &str) -> Option<&RobotView> {
+        self.robots.get(thing).map(|r| &r.view)
+    }
+
+    /// The camera URL the robot announced in its status.
+    pub fn camera_url(&self, thing: &str) -> Option<&str> {
+        self.robots.get(thing)?.camera_url.as_deref()
+    }
+
+    fn entry(&mut self, thing: &str) -> &mut Robot {
+        self.robots.entry(thing.to_string()).or_insert_with(|| Robot {
+            view: RobotView::new(thing),
+            camera_url: None,
+            presence_ts: 0,
+        })
+    }
+
+    /// Folds one message into the state; `now_ms` is the dashboard's clock.
+    /// Returns what the page should be told.
+    pub fn apply(&mut self, msg: Incoming, now_ms: u64) -> Vec<Update> {
+        let thing = match &msg {
+            Incoming::Status { thing, .. }
+            | Incoming::Telemetry { thing, .. }
+            | Incoming::Result { thing, .. }
+            | Incoming::Detections { thing, .. }
+            | Incoming::Shadow { thing, .. } => thing.clone(),
+            Incoming::Presence { client_id, .. } => {
+                // Presence events come for every client (the dashboard,
+                // detectors, CLIs): only robots already known are tracked.
+                if !self.knows(client_id) {
+                    return Vec::new();
+                }
+                client_id.clone()
+            }
+            Incoming::Ignored => return Vec::new(),
+        };
+        let is_new = !self.knows(&thing);
+        let robot = self.entry(&thing);
+        let before = robot.view.steady();
+        let mut out = Vec::new();
+        match msg {
+            Incoming::Status { status, .. } => {
+                robot.view.online = status.online;
+                robot.view.status_known = true;
+                robot.view.since_ms = Some(status.since);
+                robot.view.offline_reason = (!status.online).then(|| "status: offline".into());
+                if !status.version.is_empty() {
+                    robot.view.version = status.version;
+                }
+                if status.online {
+                    robot.camera_url = status.camera_url;
+                    robot.view.has_camera = robot.camera_url.is_some();
+                }
+                robot.view.last_seen_ms = Some(now_ms);
+            }
+            Incoming::Telemetry { telemetry, .. } => {
+                robot.view.battery_v = Some(telemetry.battery_v);
+                robot.view.last_seen_ms = Some(now_ms);
+                if !robot.view.status_known {
+                    // Telemetry only comes from a running agent.
+                    robot.view.online = true;
+                }
+                out.push(Update::Telemetry {
+                    thing: thing.clone(),
+                    telemetry,
+                });
+            }
+            Incoming::Result { result, .. } => {
+                robot.view.last_seen_ms = Some(now_ms);
+                out.push(Update::Result {
+                    thing: thing.clone(),
+                    result,
+                });
+            }
+            Incoming::Detections { detections, .. } => {
+                out.push(Update::Detections {
+                    thing: thing.clone(),
+                    detections,
+                });
+            }
+            Incoming::Presence {
+                connected,
+                timestamp_ms,
+                reason,
+                ..
+            } => {
+                if timestamp_ms < robot.presence_ts {
+                    return Vec::new();
+                }
+                robot.presence_ts = timestamp_ms;
+                robot.view.online = connected;
+                robot.view.status_known = true;
+                robot.view.since_ms = Some(timestamp_ms);
+                robot.view.offline_reason = if connected {
+                    None
+                } else {
+                    Some(reason.unwrap_or_else(|| "disconnected".into()))
+                };
+            }
+            Incoming::Shadow {
+                desired, reported, ..
+            } => {
+                robot.view.desired = desired;
+                robot.view.reported = reported;
+            }
+            Incoming::Ignored => {}
+        }
+        if is_new || robot.view.steady() != before {
+            out.insert(0, Update::Robot(robot.view.clone()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn status(online: bool, since: u64, camera: Option<&str>) -> Vec<u8> {
+        let mut v = json!({"online": online, "since": since, "version": "0.1.0"});
+        if let Some(c) = camera {
+            v["camera_url"] = json!(c);
+        }
+        v.to_string().into_bytes()
+    }
+
+    fn telemetry(battery: f64) -> Vec<u8> {
+        json!({"ts_ms": 5, "battery_v": battery, "encoders_deg": {"left": 1.0, "right": 2.0},
+               "wheel_dps": {"left": 0.0, "right": 0.0}, "distance_mm": 3000, "motion": "stopped"})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn presence(connected: bool, ts: u64, reason: Option<&str>) -> Vec<u8> {
+        let mut v = json!({"clientId": "r1", "timestamp": ts,
+            "eventType": if connected {"connected"} else {"disconnected"}});
+        if let Some(r) = reason {
+            v["disconnectReason"] = json!(r);
+        }
+        v.to_string().into_bytes()
+    }
+
+    fn apply(fleet: &mut Fleet, topic: &str, payload: &[u8], now: u64) -> Vec<Update> {
+        fleet.apply(classify(topic, payload).unwrap(), now)
+    }
+
+    #[test]
+    fn classify_reads_every_subscribed_topic() {
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("gopigo/r1/status", status(true, 1, None), "Status"),
+            ("gopigo/r1/telemetry", telemetry(9.5), "Telemetry"),
+            (
+                "gopigo/r1/cmd/result",
+                br#"{"id":"a","status":"done"}"#.to_vec(),
+                "Result",
+            ),
+            (
+                "gopigo/r1/detections",
+                br#"{"frame_ts_ms":1,"width":640,"height":480,"detections":[]}"#.to_vec(),
+                "Detections",
+            ),
+            (
+                "$aws/events/presence/connected/r1",
+                presence(true, 3, None),
+                "Presence",
+            ),
+            (
+                "$aws/things/r1/shadow/update/documents",
+                br#"{"current":{"state":{"desired":{"led":[1,2,3]}}}}"#.to_vec(),
+                "Shadow",
+            ),
+            (
+                "$aws/things/r1/shadow/get/accepted",
+                br#"{"state":{"reported":{"servo_angle":90}}}"#.to_vec(),
+                "Shadow",
+            ),
+            (
+                "$aws/things/r1/shadow/get/rejected",
+                br#"{"code":404}"#.to_vec(),
+                "Ignored",
+            ),
+        ];
+        for (topic, payload, kind) in cases {
+            let got = format!("{:?}", classify(topic, &payload).unwrap());
+            assert!(got.starts_with(kind), "{topic}: {got}");
+        }
+    }
+
+    #[test]
+    fn classify_names_topic_and_field_at_fault() {
+        let table: &[(&str, &[u8], &str)] = &[
+            ("gopigo/r1/telemetry", b"{}", "ts_ms"),
+            ("gopigo/r1/status", b"not json", "gopigo/r1/status"),
+            ("gopigo/r1/cmd", b"stop", "not one the controller reads"),
+            ("other/topic", b"{}", "other/topic"),
+            ("$aws/events/presence/connected/r1", b"[", "presence"),
+        ];
+        for (topic, payload, needle) in table {
+            let e = classify(topic, payload).unwrap_err().to_string();
+            assert!(e.contains(needle), "{topic}: {e}");
+        }
+    }
+
+    #[test]
+    fn retained_status_lists_the_robot_online_with_its_camera() {
+        let mut f = Fleet::new();
+        let up = apply(
+            &mut f,
+            "gopigo/r1/status",
+            &status(true, 100, Some("http://127.0.0.1:8081/stream")),
+            1000,
+        );
+        let Update::Robot(v) = &up[0] else {
+            panic!("{up:?}")
+        };
+        assert!(v.online && v.status_known && v.has_camera);
+        assert_eq!(v.since_ms, Some(100));
+        assert_eq!(f.camera_url("r1"), Some("http://127.0.0.1:8081/stream"));
+        assert_eq!(f.views().len(), 1);
+    }
+
+    #[test]
+    fn will_or_disconnect_event_marks_offline_with_reason() {
+        let mut f = Fleet::new();
+        apply(&mut f, "gopigo/r1/status", &status(true, 100, None), 1000);
+        let up = apply(
+            &mut f,
+            "$aws/events/presence/disconnected/r1",
+            &presence(false, 200, Some("MQTT_KEEP_ALIVE_TIMEOUT")),
+            1100,
+        );
+        let Update::Robot(v) = &up[0] else {
+            panic!("{up:?}")
+        };
+        assert!(!v.online);
+        assert_eq!(v.offline_reason.as_deref(), Some("MQTT_KEEP_ALIVE_TIMEOUT"));
+        // the will arriving after the event keeps it offline
+        apply(&mut f, "gopigo/r1/status", &status(false, 100, None), 1200);
+        assert!(!f.view("r1").unwrap().online);
+        // and coming back clears the reason
+        apply(
+            &mut f,
+            "$aws/events/presence/connected/r1",
+            &presence(true, 300, None),
+            1300,
+        );
+        let v = f.view("r1").unwrap();
+        assert!(v.online && v.offline_reason.is_none());
+    }
+
+    #[test]
+    fn late_presence_event_does_not_undo_a_newer_one() {
+        let mut f = Fleet::new();
+        apply(&mut f, "gopigo/r1/status", &status(true, 100, None), 1000);
+        apply(
+            &mut f,
+            "$aws/events/presence/connected/r1",
+            &presence(true, 500, None),
+            1000,
+        );
+        let up = apply(
+            &mut f,
+            "$aws/events/presence/disconnected/r1",
+            &presence(false, 400, Some("DUPLICATE_CLIENTID")),
+            1001,
+        );
+        assert!(up.is_empty());
+        assert!(f.view("r1").unwrap().online);
+    }
+
+    #[test]
+    fn presence_of_other_clients_is_not_a_robot() {
+        let mut f = Fleet::new();
+        let up = apply(
+            &mut f,
+            "$aws/events/presence/connected/r1",
+            &presence(true, 5, None),
+            10,
+        );
+        assert!(up.is_empty());
+        assert!(f.views().is_empty());
+    }
+
+    #[test]
+    fn telemetry_updates_battery_without_a_fleet_list_update_each_time() {
+        let mut f = Fleet::new();
+        apply(&mut f, "gopigo/r1/status", &status(true, 100, None), 1000);
+        let up = apply(&mut f, "gopigo/r1/telemetry", &telemetry(9.6), 1500);
+        assert_eq!(up.len(), 1, "{up:?}");
+        assert!(matches!(&up[0], Update::Telemetry { thing, telemetry } if thing == "r1" && telemetry.battery_v == 9.6));
+        let v = f.view("r1").unwrap();
+        assert_eq!((v.battery_v, v.last_seen_ms), (Some(9.6), Some(1500)));
+    }
+
+    #[test]
+    fn telemetry_from_an_unknown_robot_discovers_it_online() {
+        let mut f = Fleet::new();
+        let up = apply(&mut f, "gopigo/r2/telemetry", &telemetry(8.0), 10);
+        assert!(matches!(&up[0], Update::Robot(v) if v.online && !v.status_known));
+        assert!(matches!(&up[1], Update::Telemetry { .. }));
+    }
+
+    #[test]
+    fn shadow_documents_update_desired_and_reported() {
+        let mut f = Fleet::new();
+        apply(&mut f, "gopigo/r1/status", &status(true, 100, None), 1000);
+        let up = apply(
+            &mut f,
+            "$aws/things/r1/shadow/update/documents",
+            br#"{"previous":{},"current":{"state":{"desired":{"led":[0,255,255]},"reported":{"led":[0,0,0]}}}}"#,
+            1001,
+        );
+        let Update::Robot(v) = &up[0] else {
+            panic!("{up:?}")
+        };
+        assert_eq!(v.desired, json!({"led": [0, 255, 255]}));
+        assert_eq!(v.reported, json!({"led": [0, 0, 0]}));
+    }
+
+    #[test]
+    fn results_and_detections_pass_through() {
+        let mut f = Fleet::new();
+        apply(&mut f, "gopigo/r1/status", &status(true, 100, None), 1000);
+        let up = apply(
+            &mut f,
+            "gopigo/r1/cmd/result",
+            br#"{"id":"c1","status":"rejected","reason":"obstacle"}"#,
+            1001,
+        );
+        assert!(
+            matches!(&up[..], [Update::Result { result, .. }] if result.reason.as_deref() == Some("obstacle"))
+        );
+        let up = apply(
+            &mut f,
+            "gopigo/r1/detections",
+            br#"{"frame_ts_ms":1,"width":640,"height":480,"detections":[{"class":"dog","score":0.9,"box":[1,2,3,4]}]}"#,
+            1002,
+        );
+        assert!(
+            matches!(&up[..], [Update::Detections { detections, .. }] if detections.detections[0].class == "dog")
+        );
+    }
+}

@@ -1,0 +1,486 @@
+//! The dashboard's state and its WebSocket protocol.
+//!
+//! The [`Hub`] sits between the broker link and the pages: broker messages
+//! go in through [`Hub::ingest`], are folded into the [`Fleet`] and fanned
+//! out, serialized once, to every page; what a page asks for comes in
+//! through [`Hub::handle_page`], is checked and leaves as an [`Outgoing`]
+//! publish on a channel the broker link drains (tests read it directly).
+//!
+//! # WebSocket messages (JSON, tagged by `type`)
+//! Server → page: `hello` (the whole state: `robots`, `broker`,
+//! `detection`), `broker`, `robot`, `telemetry`, `detections`, `result`,
+//! `sent` (a command left for the robot), `error` (refused, with `message`).
+//! Page → server: `{"type":"command","thing":T,"command":{...}}`,
+//! `{"type":"shadow","thing":T,"desired":{...}}`.
+
+use std::sync::{Arc, Mutex};
+
+use gopigo_protocol::{topics, Command, CommandResult, Detections, Telemetry};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::actions::{self, ActionError};
+use crate::fleet::{classify, Fleet, RobotView, Update};
+
+/// The broker connection as the page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BrokerView {
+    /// Connected and subscribed.
+    pub connected: bool,
+    /// `host:port`.
+    pub endpoint: String,
+    /// The last connection error, while disconnected.
+    pub error: Option<String>,
+}
+
+/// Whether detections are expected.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DetectionView {
+    /// A note shown instead of boxes (how to set up the detector), if any.
+    pub note: Option<String>,
+}
+
+/// Server → page.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The whole state, on connect and after the page fell behind.
+    Hello {
+        /// The fleet list.
+        robots: Vec<RobotView>,
+        /// The broker connection.
+        broker: BrokerView,
+        /// Detection availability.
+        detection: DetectionView,
+        /// The dashboard's clock, Unix ms.
+        server_time_ms: u64,
+    },
+    /// The broker connection changed.
+    Broker {
+        /// Its state.
+        broker: BrokerView,
+    },
+    /// A fleet-list entry changed.
+    Robot {
+        /// The entry.
+        robot: RobotView,
+    },
+    /// A telemetry sample.
+    Telemetry {
+        /// The robot.
+        thing: String,
+        /// The sample.
+        telemetry: Telemetry,
+    },
+    /// Detections.
+    Detections {
+        /// The robot.
+        thing: String,
+        /// The detections.
+        detections: Detections,
+    },
+    /// A command result.
+    Result {
+        /// The robot.
+        thing: String,
+        /// The result.
+        result: CommandResult,
+    },
+    /// A command was published.
+    Sent {
+        /// The robot.
+        thing: String,
+        /// The command with its id.
+        command: Command,
+    },
+    /// A shadow change was published.
+    ShadowSent {
+        /// The robot.
+        thing: String,
+        /// The desired change.
+        desired: Map<String, Value>,
+    },
+    /// A request was refused before it left.
+    Error {
+        /// The robot, if the request named one.
+        thing: Option<String>,
+        /// The command id, if any.
+        id: Option<String>,
+        /// What went wrong and what to do.
+        message: String,
+    },
+}
+
+/// Page → server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PageMsg {
+    /// Send a command (the protocol's command JSON; an id is added if absent).
+    Command {
+        /// The robot.
+        thing: String,
+        /// The command.
+        command: Value,
+    },
+    /// Change the shadow's `desired` state.
+    Shadow {
+        /// The robot.
+        thing: String,
+        /// Keys of [`gopigo_protocol::RobotSettings`].
+        desired: Map<String, Value>,
+    },
+}
+
+/// A message for the broker link to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// Topic.
+    pub topic: String,
+    /// Payload.
+    pub payload: Vec<u8>,
+}
+
+/// Shared dashboard state (see the module docs).
+#[derive(Debug)]
+pub struct Hub {
+    fleet: Mutex<Fleet>,
+    broker: Mutex<BrokerView>,
+    detection: DetectionView,
+    events: broadcast::Sender<Arc<str>>,
+    publish: mpsc::Sender<Outgoing>,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn encode(msg: &ServerMsg) -> Arc<str> {
+    serde_json::to_string(msg)
+        .unwrap_or_else(|e| format!(r#"{{"type":"error","message":"encode: {e}"}}"#))
+        .into()
+}
+
+impl Hub {
+    /// A hub whose publishes go to `publish`; `endpoint` is shown on the page.
+    pub fn new(
+        endpoint: String,
+        detection_note: Option<String>,
+        publish: mpsc::Sender<Outgoing>,
+    ) -> Arc<Self> {
+        let (events, _) = broadcast::channel(1024);
+        Arc::new(Hub {
+            fleet: Mutex::new(Fleet::new()),
+            broker: Mutex::new(BrokerView {
+                connected: false,
+                endpoint,
+                error: Some("connecting".into()),
+            }),
+            detection: DetectionView {
+                note: detection_note,
+            },
+            events,
+            publish,
+        })
+    }
+
+    fn fleet(&self) -> std::sync::MutexGuard<'_, Fleet> {
+        self.fleet.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn broker_view(&self) -> std::sync::MutexGuard<'_, BrokerView> {
+        self.broker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every page's feed of serialized [`ServerMsg`]s.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+        self.events.subscribe()
+    }
+
+    fn broadcast(&self, msg: &ServerMsg) {
+        let _ = self.events.send(encode(msg));
+    }
+
+    /// The `hello` message with the whole state.
+    pub fn hello(&self) -> ServerMsg {
+        ServerMsg::Hello {
+            robots: self.fleet().views(),
+            broker: self.broker_view().clone(),
+            detection: self.detection.clone(),
+            server_time_ms: now_ms(),
+        }
+    }
+
+    /// The hello as JSON text.
+    pub fn hello_text(&self) -> Arc<str> {
+        encode(&self.hello())
+    }
+
+    /// The fleet list.
+    pub fn robots(&self) -> Vec<RobotView> {
+        self.fleet().views()
+    }
+
+    /// The camera URL a robot announced: `Err` says why there is none.
+    pub fn camera_url(&self, thing: &str) -> Result<String, String> {
+        let fleet = self.fleet();
+        let Some(view) = fleet.view(thing) else {
+            return Err(format!("no robot named {thing:?} has been seen"));
+        };
+        match fleet.camera_url(thing) {
+            Some(u) => Ok(u.to_string()),
+            None if !view.online => Err(format!("{thing} is offline")),
+            None => Err(format!("{thing} announces no camera stream in its status")),
+        }
+    }
+
+    /// Records the broker connection state and tells the pages.
+    pub fn set_broker(&self, connected: bool, error: Option<String>) {
+        let view = {
+            let mut b = self.broker_view();
+            if b.connected == connected && b.error == error {
+                return;
+            }
+            b.connected = connected;
+            b.error = error;
+            b.clone()
+        };
+        self.broadcast(&ServerMsg::Broker { broker: view });
+    }
+
+    /// Whether the broker link is up.
+    pub fn broker_connected(&self) -> bool {
+        self.broker_view().connected
+    }
+
+    /// Folds a broker message in and tells the pages. A robot seen for the
+    /// first time gets a shadow `get`, so the page shows its settings.
+    pub fn ingest(&self, topic: &str, payload: &[u8]) {
+        let msg = match classify(topic, payload) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(topic = %topic, error = %e, "ignored message");
+                return;
+            }
+        };
+        let (updates, new_thing) = {
+            let mut fleet = self.fleet();
+            let before = fleet.views().len();
+            let updates = fleet.apply(msg, now_ms());
+            let new_thing = (fleet.views().len() > before)
+                .then(|| updates.iter().find_map(|u| match u {
+                    Update::Robot(v) => Some(v.thing.clone()),
+                    _ => None,
+                }))
+                .flatten();
+            (updates, new_thing)
+        };
+        if let Some(thing) = new_thing {
+            let _ = self.publish.try_send(Outgoing {
+                topic: format!("{}/get", topics::shadow(&thing)),
+                payload: b"{}".to_vec(),
+            });
+        }
+        for u in updates {
+            let msg = match u {
+                Update::Robot(robot) => ServerMsg::Robot { robot },
+                Update::Telemetry { thing, telemetry } => ServerMsg::Telemetry { thing, telemetry },
+                Update::Detections { thing, detections } => {
+                    ServerMsg::Detections { thing, detections }
+                }
+                Update::Result { thing, result } => ServerMsg::Result { thing, result },
+            };
+            self.broadcast(&msg);
+        }
+    }
+
+    /// Handles a page's request; the reply goes to that page only (and a
+    /// sent command is also shown on every other page's log).
+    pub fn handle_page(&self, msg: PageMsg) -> ServerMsg {
+        let (thing, id) = match &msg {
+            PageMsg::Command { thing, command } => (
+                thing.clone(),
+                command.get("id").and_then(Value::as_str).map(str::to_string),
+            ),
+            PageMsg::Shadow { thing, .. } => (thing.clone(), None),
+        };
+        let error = |message: String| ServerMsg::Error {
+            thing: Some(thing.clone()),
+            id: id.clone(),
+            message,
+        };
+        if let Err(e) = actions::check_thing(&thing) {
+            return error(e.to_string());
+        }
+        if !self.broker_connected() {
+            return error(format!(
+                "not sent: the broker {} is unreachable",
+                self.broker_view().endpoint
+            ));
+        }
+        let (outgoing, reply) = match msg {
+            PageMsg::Command { command, .. } => match actions::prepare_command(&command) {
+                Ok((command, payload)) => (
+                    Outgoing {
+                        topic: topics::cmd(&thing),
+                        payload,
+                    },
+                    ServerMsg::Sent {
+                        thing: thing.clone(),
+                        command,
+                    },
+                ),
+                Err(e) => return error(e.to_string()),
+            },
+            PageMsg::Shadow { desired, .. } => {
+                if let Err(e) = actions::check_desired(&desired) {
+                    return error(e.to_string());
+                }
+                (
+                    Outgoing {
+                        topic: format!("{}/update", topics::shadow(&thing)),
+                        payload: actions::shadow_update(&desired, &actions::new_id()),
+                    },
+                    ServerMsg::ShadowSent {
+                        thing: thing.clone(),
+                        desired,
+                    },
+                )
+            }
+        };
+        match self.publish.try_send(outgoing) {
+            Ok(()) => reply,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                error("not sent: the broker link is backed up; try again".into())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                error("not sent: the broker link has stopped".into())
+            }
+        }
+    }
+
+    /// Parses and handles one WebSocket text frame from a page.
+    pub fn handle_page_text(&self, text: &str) -> ServerMsg {
+        match serde_json::from_str::<PageMsg>(text) {
+            Ok(msg) => self.handle_page(msg),
+            Err(e) => ServerMsg::Error {
+                thing: None,
+                id: None,
+                message: format!("bad request from the page: {e}"),
+            },
+        }
+    }
+}
+
+/// Encodes a message for a WebSocket text frame.
+pub fn to_text(msg: &ServerMsg) -> Arc<str> {
+    encode(msg)
+}
+
+impl From<ActionError> for ServerMsg {
+    fn from(e: ActionError) -> Self {
+        ServerMsg::Error {
+            thing: None,
+            id: None,
+            message: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hub() -> (Arc<Hub>, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(16);
+        (Hub::new("localhost:8883".into(), None, tx), rx)
+    }
+
+    #[test]
+    fn commands_are_refused_while_the_broker_is_unreachable() {
+        let (hub, mut rx) = hub();
+        let reply = hub.handle_page_text(
+            r#"{"type":"command","thing":"r1","command":{"action":"stop"}}"#,
+        );
+        let v = serde_json::to_value(&reply).unwrap();
+        assert_eq!(v["type"], "error");
+        assert!(v["message"].as_str().unwrap().contains("unreachable"), "{v}");
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_command_is_published_with_an_id_and_acknowledged() {
+        let (hub, mut rx) = hub();
+        hub.set_broker(true, None);
+        let reply = hub.handle_page_text(
+            r#"{"type":"command","thing":"r1","command":{"action":"drive","direction":"forward","duration_ms":400}}"#,
+        );
+        let v = serde_json::to_value(&reply).unwrap();
+        assert_eq!(v["type"], "sent", "{v}");
+        let out = rx.try_recv().unwrap();
+        assert_eq!(out.topic, "gopigo/r1/cmd");
+        let sent: Value = serde_json::from_slice(&out.payload).unwrap();
+        assert_eq!(sent["id"], v["command"]["id"]);
+        assert_eq!(sent["direction"], "forward");
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_the_reason() {
+        let (hub, mut rx) = hub();
+        hub.set_broker(true, None);
+        for (text, needle) in [
+            (r#"{"type":"command","thing":"r/1","command":{"action":"stop"}}"#, "thing name"),
+            (r#"{"type":"command","thing":"r1","command":{"action":"fly"}}"#, "fly"),
+            (r#"{"type":"shadow","thing":"r1","desired":{"servo_angle":999}}"#, "servo_angle"),
+            (r#"{"type":"dance"}"#, "bad request"),
+        ] {
+            let v = serde_json::to_value(hub.handle_page_text(text)).unwrap();
+            assert_eq!(v["type"], "error", "{text}");
+            assert!(v["message"].as_str().unwrap().contains(needle), "{text}: {v}");
+        }
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn shadow_changes_go_to_the_update_topic_as_desired() {
+        let (hub, mut rx) = hub();
+        hub.set_broker(true, None);
+        let v = serde_json::to_value(hub.handle_page_text(
+            r#"{"type":"shadow","thing":"r1","desired":{"led":[0,255,0]}}"#,
+        ))
+        .unwrap();
+        assert_eq!(v["type"], "shadow_sent");
+        let out = rx.try_recv().unwrap();
+        assert_eq!(out.topic, "$aws/things/r1/shadow/update");
+        let doc: Value = serde_json::from_slice(&out.payload).unwrap();
+        assert_eq!(doc["state"]["desired"], json!({"led":[0,255,0]}));
+    }
+
+    #[tokio::test]
+    async fn broker_messages_reach_pages_and_new_robots_get_a_shadow_get() {
+        let (hub, mut rx) = hub();
+        let mut page = hub.subscribe();
+        hub.ingest(
+            "gopigo/r1/status",
+            br#"{"online":true,"since":1,"version":"v","camera_url":"http://127.0.0.1:1/stream"}"#,
+        );
+        let msg: Value = serde_json::from_str(&page.recv().await.unwrap()).unwrap();
+        assert_eq!(msg["type"], "robot");
+        assert_eq!(msg["robot"]["online"], true);
+        assert_eq!(msg["robot"]["has_camera"], true);
+        assert_eq!(rx.try_recv().unwrap().topic, "$aws/things/r1/shadow/get");
+        hub.ingest("gopigo/r1/status", br#"{"online":true,"since":1,"version":"v","camera_url":"http://127.0.0.1:1/stream"}"#);
+        assert!(rx.try_recv().is_err(), "only one get per robot");
+        assert_eq!(hub.camera_url("r1").unwrap(), "http://127.0.0.1:1/stream");
+        assert!(hub.camera_url("r9").unwrap_err().contains("r9"));
+        let hello: Value = serde_json::to_value(hub.hello()).unwrap();
+        assert_eq!(hello["robots"][0]["thing"], "r1");
+        assert_eq!(hello["broker"]["connected"], false);
+    }
+}
