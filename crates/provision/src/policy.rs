@@ -1,0 +1,385 @@
+//! The fleet's two policy templates: one policy per role serves every robot
+//! (or controller), because each statement names the connection's own thing
+//! through `${iot:Connection.Thing.ThingName}`.
+//!
+//! Least privilege: no `iot:*`, no bare `*` resource; every resource is a
+//! full ARN in the fleet's region and account.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::{json, Value};
+
+use crate::ProvisionError;
+
+/// The policy variable AWS IoT resolves to the connection's thing name
+/// (only when the MQTT client id equals the attached thing's name).
+pub const THING_VAR: &str = "${iot:Connection.Thing.ThingName}";
+
+/// What a certificate is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A robot: its own topics and its own shadow only.
+    Robot,
+    /// A controller (dashboard, `gopigo drive`, detector): commands to every
+    /// robot, telemetry, status, results, detections and shadows of all.
+    Controller,
+}
+
+impl Role {
+    /// The fleet policy this role's certificates get.
+    pub fn policy_name(self) -> &'static str {
+        match self {
+            Role::Robot => "gopigo-robot",
+            Role::Controller => "gopigo-controller",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Robot => "robot",
+            Role::Controller => "controller",
+        })
+    }
+}
+
+impl FromStr for Role {
+    type Err = ProvisionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "robot" => Ok(Role::Robot),
+            "controller" => Ok(Role::Controller),
+            other => Err(ProvisionError::Invalid(format!(
+                "unknown role {other:?}: use \"robot\" or \"controller\""
+            ))),
+        }
+    }
+}
+
+/// The policy document for `role`, with ARNs in `region` and `account`.
+pub fn policy_document(role: Role, region: &str, account: &str) -> Value {
+    let arn = |resource: &str| format!("arn:aws:iot:{region}:{account}:{resource}");
+    let me = THING_VAR;
+    match role {
+        Role::Robot => json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ConnectAsOwnThing",
+                    "Effect": "Allow",
+                    "Action": "iot:Connect",
+                    "Resource": arn(&format!("client/{me}"))
+                },
+                {
+                    "Sid": "OwnTopicsAndShadow",
+                    "Effect": "Allow",
+                    "Action": ["iot:Publish", "iot:Receive"],
+                    "Resource": [
+                        arn(&format!("topic/gopigo/{me}/*")),
+                        arn(&format!("topic/$aws/things/{me}/shadow/*"))
+                    ]
+                },
+                {
+                    "Sid": "SubscribeOwnTopicsAndShadow",
+                    "Effect": "Allow",
+                    "Action": "iot:Subscribe",
+                    "Resource": [
+                        arn(&format!("topicfilter/gopigo/{me}/*")),
+                        arn(&format!("topicfilter/$aws/things/{me}/shadow/*"))
+                    ]
+                },
+                {
+                    "Sid": "RetainOwnStatus",
+                    "Effect": "Allow",
+                    "Action": "iot:RetainPublish",
+                    "Resource": arn(&format!("topic/gopigo/{me}/status"))
+                }
+            ]
+        }),
+        Role::Controller => json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ConnectAsOwnThing",
+                    "Effect": "Allow",
+                    "Action": "iot:Connect",
+                    "Resource": arn(&format!("client/{me}"))
+                },
+                {
+                    "Sid": "CommandsDetectionsShadowRequests",
+                    "Effect": "Allow",
+                    "Action": "iot:Publish",
+                    "Resource": [
+                        arn("topic/gopigo/*/cmd"),
+                        arn("topic/gopigo/*/detections"),
+                        arn("topic/$aws/things/*/shadow/update"),
+                        arn("topic/$aws/things/*/shadow/get"),
+                        arn(&format!("topic/gopigo/{me}/check"))
+                    ]
+                },
+                {
+                    "Sid": "ReadFleet",
+                    "Effect": "Allow",
+                    "Action": "iot:Receive",
+                    "Resource": [
+                        arn("topic/gopigo/*/telemetry"),
+                        arn("topic/gopigo/*/status"),
+                        arn("topic/gopigo/*/cmd/result"),
+                        arn("topic/gopigo/*/detections"),
+                        arn("topic/$aws/things/*/shadow/*"),
+                        arn(&format!("topic/gopigo/{me}/check"))
+                    ]
+                },
+                {
+                    "Sid": "SubscribeFleet",
+                    "Effect": "Allow",
+                    "Action": "iot:Subscribe",
+                    "Resource": [
+                        arn("topicfilter/gopigo/*/telemetry"),
+                        arn("topicfilter/gopigo/*/status"),
+                        arn("topicfilter/gopigo/*/cmd/result"),
+                        arn("topicfilter/gopigo/*/detections"),
+                        arn("topicfilter/$aws/things/*/shadow/*"),
+                        arn(&format!("topicfilter/gopigo/{me}/check"))
+                    ]
+                }
+            ]
+        }),
+    }
+}
+
+/// Whether two policy documents say the same thing (JSON equality, so
+/// whitespace and key order do not count as a change).
+pub fn same_document(a: &str, b: &Value) -> bool {
+    serde_json::from_str::<Value>(a).is_ok_and(|a| &a == b)
+}
+
+/// Splits `arn:aws:iot:REGION:ACCOUNT:...` into region and account.
+pub fn region_account_of_arn(arn: &str) -> Option<(String, String)> {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(_partition), Some("iot"), Some(region), Some(account), Some(_)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    if region.is_empty() || account.is_empty() {
+        return None;
+    }
+    Some((region.to_string(), account.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gopigo_policy::{keys, Context, PolicyDocument};
+
+    const REGION: &str = "eu-west-1";
+    const ACCOUNT: &str = "123456789012";
+
+    fn doc(role: Role) -> PolicyDocument {
+        PolicyDocument::parse(&policy_document(role, REGION, ACCOUNT).to_string()).unwrap()
+    }
+
+    fn ctx(thing: &str) -> Context {
+        Context::new()
+            .with(keys::CLIENT_ID, thing)
+            .with(keys::THING_NAME, thing)
+    }
+
+    fn allowed(d: &PolicyDocument, thing: &str, action: &str, resource: &str) -> bool {
+        let arn = format!("arn:aws:iot:{REGION}:{ACCOUNT}:{resource}");
+        d.evaluate(action, &arn, &ctx(thing)).is_allowed()
+    }
+
+    #[test]
+    fn no_wildcard_action_or_resource() {
+        for role in [Role::Robot, Role::Controller] {
+            let v = policy_document(role, REGION, ACCOUNT);
+            for st in v["Statement"].as_array().unwrap() {
+                let actions: Vec<&str> = match &st["Action"] {
+                    Value::String(s) => vec![s],
+                    Value::Array(a) => a.iter().map(|x| x.as_str().unwrap()).collect(),
+                    _ => panic!(),
+                };
+                assert!(
+                    actions.iter().all(|a| !a.contains('*')),
+                    "{role}: {actions:?}"
+                );
+                let resources: Vec<&str> = match &st["Resource"] {
+                    Value::String(s) => vec![s],
+                    Value::Array(a) => a.iter().map(|x| x.as_str().unwrap()).collect(),
+                    _ => panic!(),
+                };
+                for r in resources {
+                    assert!(
+                        r.starts_with(&format!("arn:aws:iot:{REGION}:{ACCOUNT}:")),
+                        "{r}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn robot_policy_table() {
+        let d = doc(Role::Robot);
+        // (thing, action, resource, allowed)
+        let cases = [
+            ("r1", "iot:Connect", "client/r1", true),
+            ("r1", "iot:Connect", "client/r2", false),
+            ("r1", "iot:Publish", "topic/gopigo/r1/telemetry", true),
+            ("r1", "iot:Publish", "topic/gopigo/r2/telemetry", false),
+            ("r1", "iot:Publish", "topic/gopigo/r1/check", true),
+            ("r1", "iot:Subscribe", "topicfilter/gopigo/r1/cmd", true),
+            ("r1", "iot:Subscribe", "topicfilter/gopigo/r2/cmd", false),
+            ("r1", "iot:Subscribe", "topicfilter/gopigo/+/cmd", false),
+            ("r1", "iot:Subscribe", "topicfilter/#", false),
+            ("r1", "iot:Receive", "topic/gopigo/r1/cmd", true),
+            ("r1", "iot:Receive", "topic/gopigo/r2/cmd", false),
+            (
+                "r1",
+                "iot:Publish",
+                "topic/$aws/things/r1/shadow/update",
+                true,
+            ),
+            (
+                "r1",
+                "iot:Publish",
+                "topic/$aws/things/r2/shadow/update",
+                false,
+            ),
+            (
+                "r1",
+                "iot:Subscribe",
+                "topicfilter/$aws/things/r1/shadow/update/delta",
+                true,
+            ),
+            ("r1", "iot:RetainPublish", "topic/gopigo/r1/status", true),
+            (
+                "r1",
+                "iot:RetainPublish",
+                "topic/gopigo/r1/telemetry",
+                false,
+            ),
+            ("r1", "iot:RetainPublish", "topic/gopigo/r2/status", false),
+            ("r1", "iot:UpdateThingShadow", "thing/r1", false),
+        ];
+        for (thing, action, resource, want) in cases {
+            assert_eq!(
+                allowed(&d, thing, action, resource),
+                want,
+                "{thing} {action} {resource}"
+            );
+        }
+    }
+
+    #[test]
+    fn controller_policy_table() {
+        let d = doc(Role::Controller);
+        let cases = [
+            ("ctl", "iot:Connect", "client/ctl", true),
+            ("ctl", "iot:Connect", "client/r1", false),
+            ("ctl", "iot:Publish", "topic/gopigo/r1/cmd", true),
+            ("ctl", "iot:Publish", "topic/gopigo/r1/telemetry", false),
+            ("ctl", "iot:Publish", "topic/gopigo/r1/status", false),
+            ("ctl", "iot:Publish", "topic/gopigo/r1/detections", true),
+            (
+                "ctl",
+                "iot:Publish",
+                "topic/$aws/things/r1/shadow/update",
+                true,
+            ),
+            (
+                "ctl",
+                "iot:Publish",
+                "topic/$aws/things/r1/shadow/delete",
+                false,
+            ),
+            (
+                "ctl",
+                "iot:Subscribe",
+                "topicfilter/gopigo/+/telemetry",
+                true,
+            ),
+            ("ctl", "iot:Subscribe", "topicfilter/gopigo/r1/status", true),
+            (
+                "ctl",
+                "iot:Subscribe",
+                "topicfilter/gopigo/r1/cmd/result",
+                true,
+            ),
+            ("ctl", "iot:Subscribe", "topicfilter/gopigo/r1/cmd", false),
+            ("ctl", "iot:Subscribe", "topicfilter/gopigo/#", false),
+            ("ctl", "iot:Receive", "topic/gopigo/r1/telemetry", true),
+            (
+                "ctl",
+                "iot:Receive",
+                "topic/$aws/things/r1/shadow/update/accepted",
+                true,
+            ),
+            ("ctl", "iot:Receive", "topic/gopigo/r1/cmd", false),
+            ("ctl", "iot:Publish", "topic/gopigo/ctl/check", true),
+            ("ctl", "iot:RetainPublish", "topic/gopigo/r1/cmd", false),
+        ];
+        for (thing, action, resource, want) in cases {
+            assert_eq!(
+                allowed(&d, thing, action, resource),
+                want,
+                "{thing} {action} {resource}"
+            );
+        }
+    }
+
+    #[test]
+    fn same_document_ignores_layout() {
+        let v = policy_document(Role::Robot, REGION, ACCOUNT);
+        assert!(same_document(
+            &serde_json::to_string_pretty(&v).unwrap(),
+            &v
+        ));
+        assert!(!same_document(
+            &policy_document(Role::Controller, REGION, ACCOUNT).to_string(),
+            &v
+        ));
+        assert!(!same_document("not json", &v));
+    }
+
+    #[test]
+    fn arn_parts() {
+        let cases = [
+            (
+                "arn:aws:iot:us-east-1:123456789012:cert/abc",
+                Some(("us-east-1", "123456789012")),
+            ),
+            (
+                "arn:aws-cn:iot:cn-north-1:1:cert/x",
+                Some(("cn-north-1", "1")),
+            ),
+            ("arn:aws:s3:::bucket", None),
+            ("arn:aws:iot::123:cert/x", None),
+            ("nonsense", None),
+        ];
+        for (arn, want) in cases {
+            let got = region_account_of_arn(arn);
+            assert_eq!(
+                got.as_ref().map(|(r, a)| (r.as_str(), a.as_str())),
+                want,
+                "{arn}"
+            );
+        }
+    }
+
+    #[test]
+    fn role_names() {
+        assert_eq!("Robot".parse::<Role>().unwrap(), Role::Robot);
+        assert_eq!("controller".parse::<Role>().unwrap(), Role::Controller);
+        assert!("admin".parse::<Role>().is_err());
+    }
+}

@@ -1,0 +1,440 @@
+//! `provision` and `deprovision`: look at what exists, plan, apply, write
+//! the bundle. The private key is made here and never sent anywhere.
+
+use std::path::{Path, PathBuf};
+
+use gopigo_pki::KeyAlgorithm;
+use serde_json::Value;
+
+use crate::api::IotClient;
+use crate::bundle::{self, BundlePaths, Written};
+use crate::plan::{
+    self, CertState, Observed, ObservedPolicy, ObservedPrincipal, Step, TeardownStep,
+};
+use crate::policy::{policy_document, region_account_of_arn, Role};
+use crate::ProvisionError;
+
+/// Which CA file goes into the bundle as `ca.pem`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaSource {
+    /// Copy this file (the local core's CA, or one you chose).
+    File(PathBuf),
+    /// The embedded Amazon Root CA 1 (AWS ATS endpoints).
+    AmazonRootCa1,
+}
+
+/// What to provision.
+#[derive(Clone, Debug)]
+pub struct ProvisionOptions {
+    /// Thing name, also the MQTT client id.
+    pub thing: String,
+    /// Robot or controller.
+    pub role: Role,
+    /// Where the bundle is written.
+    pub bundle_dir: PathBuf,
+    /// Where the bundle's files will be on the device (paths in `robot.toml`);
+    /// `None`: the bundle directory itself.
+    pub install_dir: Option<PathBuf>,
+    /// The CA for `ca.pem`.
+    pub ca: CaSource,
+    /// MQTT host for `robot.toml`; `None`: what `DescribeEndpoint` says.
+    pub mqtt_host: Option<String>,
+    /// MQTT port for `robot.toml` (8883; 443 turns ALPN on).
+    pub mqtt_port: u16,
+    /// Sign this CSR (made elsewhere) instead of making a key here.
+    pub csr_file: Option<PathBuf>,
+    /// Key type when a key is made.
+    pub key_algorithm: KeyAlgorithm,
+    /// Region and account for the policy ARNs when nothing in the registry
+    /// says them yet (the local core's `endpoints.json`).
+    pub region_account: Option<(String, String)>,
+}
+
+/// What `provision` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvisionReport {
+    /// One line per change, in order; empty when nothing changed.
+    pub changes: Vec<String>,
+    /// certificateId in use.
+    pub certificate_id: String,
+    /// certificateArn in use.
+    pub certificate_arn: String,
+    /// MQTT host written to `robot.toml`.
+    pub endpoint: String,
+    /// The bundle's `robot.toml`.
+    pub config_path: PathBuf,
+}
+
+/// Checks a thing name against AWS's rule `[a-zA-Z0-9:_-]{1,128}`.
+pub fn check_thing_name(thing: &str) -> Result<(), ProvisionError> {
+    let ok = !thing.is_empty()
+        && thing.len() <= 128
+        && thing
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ProvisionError::Invalid(format!(
+            "thing name {thing:?} is not allowed: use 1 to 128 letters, digits, ':', '_' or '-'"
+        )))
+    }
+}
+
+fn cert_id_of_arn(arn: &str) -> String {
+    arn.rsplit('/').next().unwrap_or(arn).to_string()
+}
+
+/// Provisions one thing; see the crate docs for the steps.
+pub async fn provision(
+    client: &IotClient,
+    opts: &ProvisionOptions,
+) -> Result<ProvisionReport, ProvisionError> {
+    check_thing_name(&opts.thing)?;
+    let paths = BundlePaths::new(&opts.bundle_dir);
+    std::fs::create_dir_all(&paths.dir).map_err(|e| ProvisionError::io("create", &paths.dir, e))?;
+    let policy_name = opts.role.policy_name();
+
+    // Our public key: from the CSR given, or the bundle's key (if any).
+    let csr_text = match &opts.csr_file {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| ProvisionError::io("read", p, e))?),
+        None => None,
+    };
+    let key_text = match std::fs::read_to_string(paths.key()) {
+        Ok(t) if csr_text.is_none() => Some(t),
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(ProvisionError::io("read", &paths.key(), e)),
+    };
+    let our_public_key = match (&csr_text, &key_text) {
+        (Some(csr), _) => Some(gopigo_pki::csr_public_key_der(csr)?),
+        (None, Some(key)) => Some(gopigo_pki::private_key_public_key_der(key)?),
+        (None, None) => None,
+    };
+
+    // The bundle's certificate: reusable if it is ours and ACTIVE.
+    let certificate = match (std::fs::read_to_string(paths.cert()), &our_public_key) {
+        (Ok(pem), Some(pk)) => match gopigo_pki::parse_certificate_pem(&pem) {
+            Ok(info) if &info.public_key_der == pk => {
+                match client.describe_certificate(&info.id).await? {
+                    Some((arn, status)) if status == "ACTIVE" => {
+                        CertState::Active { id: info.id, arn }
+                    }
+                    Some((_, status)) => CertState::Unusable {
+                        reason: format!("certificate {} is {status}", info.id),
+                    },
+                    None => CertState::Unusable {
+                        reason: format!("certificate {} is not registered", info.id),
+                    },
+                }
+            }
+            Ok(_) => CertState::Unusable {
+                reason: format!(
+                    "{} is not the certificate of this key",
+                    paths.cert().display()
+                ),
+            },
+            Err(e) => CertState::Unusable {
+                reason: format!("{} is unreadable: {e}", paths.cert().display()),
+            },
+        },
+        _ => CertState::Missing,
+    };
+    if let CertState::Unusable { reason } = &certificate {
+        tracing::info!(thing = %opts.thing, "{reason}; a new certificate will be signed");
+    }
+
+    let thing_exists = client.describe_thing(&opts.thing).await?.is_some();
+    let thing_principals = if thing_exists {
+        client.list_thing_principals(&opts.thing).await?
+    } else {
+        Vec::new()
+    };
+    let existing_policy = client.get_policy(policy_name).await?;
+    let observed_policy = match &existing_policy {
+        Some(p) => Some(ObservedPolicy {
+            document: p.document.clone(),
+            versions: client.list_policy_versions(policy_name).await?,
+        }),
+        None => None,
+    };
+    let certificate_policies = match &certificate {
+        CertState::Active { arn, .. } => client.list_attached_policies(arn).await?,
+        _ => Vec::new(),
+    };
+
+    // Region and account for the policy ARNs: the registry's own ARNs first.
+    let mut region_account = match &certificate {
+        CertState::Active { arn, .. } => region_account_of_arn(arn),
+        _ => None,
+    }
+    .or_else(|| {
+        existing_policy
+            .as_ref()
+            .and_then(|p| region_account_of_arn(&p.arn))
+    })
+    .or_else(|| opts.region_account.clone());
+
+    let observed = Observed {
+        thing_exists,
+        certificate: certificate.clone(),
+        policy: observed_policy,
+        certificate_policies,
+        thing_principals,
+    };
+    let desired_for_plan = region_account
+        .as_ref()
+        .map(|(r, a)| policy_document(opts.role, r, a))
+        .unwrap_or(Value::Null);
+    let steps = plan::plan(&observed, policy_name, &desired_for_plan);
+
+    let mut changes = Vec::new();
+    let mut new_key: Option<String> = None;
+    let mut new_cert_pem: Option<String> = None;
+    let mut mismatch: Option<String> = None;
+    let (mut cert_id, mut cert_arn) = match &certificate {
+        CertState::Active { id, arn } => (id.clone(), arn.clone()),
+        _ => (String::new(), String::new()),
+    };
+
+    for step in &steps {
+        match step {
+            Step::CreateCertificate => {
+                let csr = match (&csr_text, &key_text) {
+                    (Some(csr), _) => csr.clone(),
+                    (None, Some(key)) => gopigo_pki::create_csr(key, &opts.thing)?,
+                    (None, None) => {
+                        let key = gopigo_pki::generate_key(opts.key_algorithm)?;
+                        // Kept before anything is signed: a key is never lost.
+                        bundle::write_private_new(&paths.key(), key.private_key_pem.as_bytes())?;
+                        changes.push(format!(
+                            "made a new {} private key {} (mode 0600; it never leaves this machine)",
+                            opts.key_algorithm,
+                            paths.key().display()
+                        ));
+                        let csr = gopigo_pki::create_csr(&key.private_key_pem, &opts.thing)?;
+                        new_key = Some(key.private_key_pem);
+                        csr
+                    }
+                };
+                let signed = client.create_certificate_from_csr(&csr).await?;
+                let info = gopigo_pki::parse_certificate_pem(&signed.pem)?;
+                let wanted = match (&csr_text, &new_key, &key_text) {
+                    (Some(csr), _, _) => gopigo_pki::csr_public_key_der(csr)?,
+                    (None, Some(k), _) | (None, None, Some(k)) => {
+                        gopigo_pki::private_key_public_key_der(k)?
+                    }
+                    (None, None, None) => Vec::new(),
+                };
+                if info.public_key_der != wanted {
+                    mismatch = Some(signed.id.clone());
+                }
+                changes.push(format!(
+                    "signed certificate {} (ACTIVE) from the CSR",
+                    signed.id
+                ));
+                if region_account.is_none() {
+                    region_account = region_account_of_arn(&signed.arn);
+                }
+                cert_id = signed.id;
+                cert_arn = signed.arn;
+                new_cert_pem = Some(signed.pem);
+            }
+            Step::CreateThing => {
+                client.create_thing(&opts.thing).await?;
+                changes.push(format!("created thing {}", opts.thing));
+            }
+            Step::CreatePolicy => {
+                let doc = desired(&region_account, opts.role, &cert_arn)?;
+                client.create_policy(policy_name, &doc).await?;
+                changes.push(format!("created policy {policy_name}"));
+            }
+            Step::DeletePolicyVersion(v) => {
+                client.delete_policy_version(policy_name, v).await?;
+                changes.push(format!("deleted old version {v} of policy {policy_name}"));
+            }
+            Step::CreatePolicyVersion => {
+                let doc = desired(&region_account, opts.role, &cert_arn)?;
+                let v = client.create_policy_version(policy_name, &doc).await?;
+                changes.push(format!(
+                    "policy {policy_name} differed from the template: made version {v} the default"
+                ));
+            }
+            Step::AttachPolicy => {
+                client.attach_policy(policy_name, &cert_arn).await?;
+                changes.push(format!(
+                    "attached policy {policy_name} to certificate {cert_id}"
+                ));
+            }
+            Step::AttachThingPrincipal => {
+                client
+                    .attach_thing_principal(&opts.thing, &cert_arn)
+                    .await?;
+                changes.push(format!(
+                    "attached certificate {cert_id} to thing {}",
+                    opts.thing
+                ));
+            }
+        }
+    }
+
+    let endpoint = match &opts.mqtt_host {
+        Some(h) => h.clone(),
+        None => client.describe_endpoint().await?,
+    };
+
+    if let Some(id) = mismatch {
+        return Err(ProvisionError::CertificateMismatch {
+            id,
+            thing: opts.thing.clone(),
+            done: changes,
+        });
+    }
+
+    // The bundle.
+    if let Some(pem) = &new_cert_pem {
+        std::fs::write(paths.cert(), pem)
+            .map_err(|e| ProvisionError::io("write", &paths.cert(), e))?;
+        changes.push(format!("wrote {}", paths.cert().display()));
+    }
+    let ca_pem = match &opts.ca {
+        CaSource::AmazonRootCa1 => bundle::AMAZON_ROOT_CA_1.as_bytes().to_vec(),
+        CaSource::File(p) => {
+            std::fs::read(p).map_err(|e| ProvisionError::io("read CA file", p, e))?
+        }
+    };
+    if bundle::write_if_changed(&paths.ca(), &ca_pem)? == Written::Changed {
+        changes.push(format!("wrote {}", paths.ca().display()));
+    }
+    let files_dir = match &opts.install_dir {
+        Some(d) => d.clone(),
+        None => absolute(&paths.dir),
+    };
+    let config = bundle::render_config(&opts.thing, &endpoint, opts.mqtt_port, &files_dir)?;
+    if bundle::write_if_changed(&paths.config(), config.as_bytes())? == Written::Changed {
+        changes.push(format!("wrote {}", paths.config().display()));
+    }
+    Ok(ProvisionReport {
+        changes,
+        certificate_id: cert_id,
+        certificate_arn: cert_arn,
+        endpoint,
+        config_path: paths.config(),
+    })
+}
+
+fn desired(
+    region_account: &Option<(String, String)>,
+    role: Role,
+    cert_arn: &str,
+) -> Result<Value, ProvisionError> {
+    let (r, a) = region_account.clone().ok_or_else(|| {
+        ProvisionError::Invalid(format!(
+            "cannot tell the region and account for the policy ARNs from certificate ARN {cert_arn:?}"
+        ))
+    })?;
+    Ok(policy_document(role, &r, &a))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// What `deprovision` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeprovisionReport {
+    /// One line per change; empty when there was nothing to remove.
+    pub changes: Vec<String>,
+    /// Policies kept because other certificates still use them.
+    pub kept_policies: Vec<String>,
+}
+
+/// Removes a thing: detaches policies and certificates, deactivates and
+/// deletes the certificates, deletes the thing. With `delete_policies`, the
+/// policies detached on the way are deleted too when nothing else uses them.
+pub async fn deprovision(
+    client: &IotClient,
+    thing: &str,
+    delete_policies: bool,
+) -> Result<DeprovisionReport, ProvisionError> {
+    check_thing_name(thing)?;
+    let exists = client.describe_thing(thing).await?.is_some();
+    let mut principals = Vec::new();
+    if exists {
+        for arn in client.list_thing_principals(thing).await? {
+            let id = cert_id_of_arn(&arn);
+            let status = if arn.contains(":cert/") {
+                client.describe_certificate(&id).await?.map(|(_, s)| s)
+            } else {
+                None
+            };
+            let policies = client.list_attached_policies(&arn).await?;
+            principals.push(ObservedPrincipal {
+                arn,
+                id,
+                status,
+                policies,
+            });
+        }
+    }
+    let steps = plan::teardown(exists, &principals);
+    let mut changes = Vec::new();
+    let mut detached: Vec<String> = Vec::new();
+    for step in &steps {
+        match step {
+            TeardownStep::DetachPolicy { policy, principal } => {
+                client.detach_policy(policy, principal).await?;
+                if !detached.contains(policy) {
+                    detached.push(policy.clone());
+                }
+            }
+            TeardownStep::DetachThingPrincipal { principal } => {
+                client.detach_thing_principal(thing, principal).await?;
+            }
+            TeardownStep::Deactivate { id } => client.update_certificate(id, "INACTIVE").await?,
+            TeardownStep::DeleteCertificate { id } => client.delete_certificate(id).await?,
+            TeardownStep::DeleteThing => client.delete_thing(thing).await?,
+        }
+        changes.push(step.to_string());
+    }
+    let mut kept = Vec::new();
+    if delete_policies {
+        for policy in detached {
+            for v in client.list_policy_versions(&policy).await? {
+                if !v.is_default {
+                    client.delete_policy_version(&policy, &v.id).await?;
+                }
+            }
+            if client.delete_policy(&policy).await? {
+                changes.push(format!("delete policy {policy}"));
+            } else {
+                kept.push(policy);
+            }
+        }
+    }
+    Ok(DeprovisionReport {
+        changes,
+        kept_policies: kept,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thing_names() {
+        for ok in ["robot-1", "a", "x:y_z", &"a".repeat(128)] {
+            assert!(check_thing_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "with space", "slash/y", "dot.name", &"a".repeat(129)] {
+            let e = check_thing_name(bad).unwrap_err().to_string();
+            assert!(e.contains("1 to 128"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cert_ids_from_arns() {
+        assert_eq!(cert_id_of_arn("arn:aws:iot:us-east-1:1:cert/abc"), "abc");
+    }
+}
