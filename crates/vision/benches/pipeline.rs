@@ -25,15 +25,18 @@ fn env_num(k: &str, d: usize) -> usize {
         .unwrap_or(d)
 }
 
-fn fps_of_script(cmd: &mut Command) -> f64 {
+fn run_script(cmd: &mut Command) -> serde_json::Value {
     let out = cmd
         .stderr(std::process::Stdio::null())
         .output()
         .expect("run benchmark script");
     assert!(out.status.success(), "benchmark script failed: {cmd:?}");
     let line = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("script JSON");
-    v["fps"].as_f64().expect("fps")
+    serde_json::from_str(line.trim()).expect("script JSON")
+}
+
+fn fps_of_script(cmd: &mut Command) -> f64 {
+    run_script(cmd)["fps"].as_f64().expect("fps")
 }
 
 fn ours(
@@ -61,6 +64,25 @@ fn ours(
     }
     std::hint::black_box(n);
     frames as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn infer_ms(model: &Path, size: u32, threads: usize) -> f64 {
+    let config = DetectorConfig {
+        input_size: Some(size),
+        threads,
+        ..Default::default()
+    };
+    let mut det = Detector::load(model, &config).unwrap();
+    let input = vec![0.5f32; 3 * size as usize * size as usize];
+    for _ in 0..3 {
+        det.raw_outputs(&input).unwrap();
+    }
+    let n = 20;
+    let t = Instant::now();
+    for _ in 0..n {
+        det.raw_outputs(&input).unwrap();
+    }
+    t.elapsed().as_secs_f64() * 1000.0 / n as f64
 }
 
 fn stage_times(jpegs: &[Vec<u8>], size: u32) -> (f64, f64, f64) {
@@ -191,7 +213,25 @@ fn main() {
             ratio(of, dk)
         );
     }
-    let (dec, fast, dn) = stage_times(&jpegs, 416);
     println!();
-    println!("stages (ours, mean per image, 416): JPEG decode {dec:.2} ms, letterbox fast {fast:.2} ms, letterbox darknet {dn:.2} ms");
+    for size in [416u32, 320] {
+        let (dec, fast, dn) = stage_times(&jpegs, size);
+        let inf = infer_ms(&model, size, threads);
+        let py = run_script(
+            Command::new(&python)
+                .arg(&bench_py)
+                .arg(&model)
+                .args([
+                    size.to_string(),
+                    threads.to_string(),
+                    frames.to_string(),
+                    "cv2".to_string(),
+                ])
+                .args(&images),
+        );
+        println!(
+            "stages at {size} (mean per image): ours: JPEG decode {dec:.2} ms, letterbox fast {fast:.2} ms / darknet {dn:.2} ms, inference {inf:.1} ms | python cv2: {}",
+            py["stages_ms"]
+        );
+    }
 }

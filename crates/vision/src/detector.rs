@@ -398,10 +398,11 @@ impl Detector {
                     )));
                 }
                 let (a, b) = (shape[1] as usize, shape[2] as usize);
-                let cands = if a < b {
-                    decode_v8(data, a, b, thresh)
-                } else {
-                    decode_v5(data, a, b, thresh)
+                let nc = (!self.names.is_empty()).then_some(self.names.len());
+                let cands = match single_tensor_layout(a, b, nc) {
+                    Some(Layout::V8) => decode_v8(data, a, b, thresh),
+                    Some(Layout::V5) => decode_v5(data, a, b, thresh),
+                    None => None,
                 }
                 .ok_or_else(|| {
                     VisionError::Inference(format!(
@@ -455,6 +456,34 @@ pub(crate) fn jpeg_is_complete(bytes: &[u8]) -> bool {
     bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
+/// Layout of a single-tensor output `[1, a, b]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// `[1, 4+C, N]`.
+    V8,
+    /// `[1, N, 5+C]`.
+    V5,
+}
+
+/// Tell the layouts apart: by the class count when known, else by which
+/// reading is possible, else the shorter axis holds the per-box values.
+pub(crate) fn single_tensor_layout(a: usize, b: usize, classes: Option<usize>) -> Option<Layout> {
+    if let Some(nc) = classes {
+        if a == 4 + nc {
+            return Some(Layout::V8);
+        }
+        if b == 5 + nc {
+            return Some(Layout::V5);
+        }
+    }
+    match (a >= 5, b >= 6) {
+        (true, false) => Some(Layout::V8),
+        (false, true) => Some(Layout::V5),
+        (true, true) => Some(if a <= b { Layout::V8 } else { Layout::V5 }),
+        (false, false) => None,
+    }
+}
+
 /// Decode JPEG (or PNG etc. if enabled) bytes to RGB. A JPEG cut short
 /// (no end-of-image marker after its scan) is an error.
 pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, VisionError> {
@@ -483,6 +512,23 @@ mod tests {
         ];
         for (b, want) in cases {
             assert_eq!(jpeg_is_complete(b), want, "{b:x?}");
+        }
+    }
+
+    #[test]
+    fn single_tensor_layouts() {
+        let cases = [
+            ((84, 8400, None), Some(Layout::V8)),
+            ((25200, 85, None), Some(Layout::V5)),
+            ((84, 8400, Some(80)), Some(Layout::V8)),
+            ((6, 3, None), Some(Layout::V8)),
+            ((3, 7, None), Some(Layout::V5)),
+            ((7, 7, Some(2)), Some(Layout::V5)),
+            ((6, 6, Some(2)), Some(Layout::V8)),
+            ((2, 2, None), None),
+        ];
+        for ((a, b, nc), want) in cases {
+            assert_eq!(single_tensor_layout(a, b, nc), want, "{a}x{b} {nc:?}");
         }
     }
 

@@ -104,19 +104,33 @@ def main():
     name = sess.get_inputs()[0].name
     decode, letterbox = (decode_cv2, letterbox_cv2) if kind == "cv2" else (decode_pil, letterbox_pil)
 
+    stages = {"decode": 0.0, "letterbox": 0.0, "infer": 0.0, "post": 0.0}
+
     def run(data):
-        x, geom = letterbox(decode(data), size)
+        t0 = time.perf_counter()
+        img = decode(data)
+        t1 = time.perf_counter()
+        x, geom = letterbox(img, size)
+        t2 = time.perf_counter()
         outs = sess.run(None, {name: x})
-        return postprocess(outs, meta, size, geom)
+        t3 = time.perf_counter()
+        r = postprocess(outs, meta, size, geom)
+        t4 = time.perf_counter()
+        for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            stages[k] += v
+        return r
 
     for data in images[:3]:
         run(data)  # warm-up
+    for k in stages:
+        stages[k] = 0.0
     n = 0
     t0 = time.perf_counter()
     for i in range(frames):
         n += len(run(images[i % len(images)]))
     dt = time.perf_counter() - t0
-    print(json.dumps({"fps": frames / dt, "frames": frames, "detections": n}))
+    ms = {k: round(v / frames * 1000, 2) for k, v in stages.items()}
+    print(json.dumps({"fps": frames / dt, "frames": frames, "detections": n, "stages_ms": ms}))
 
 
 if __name__ == "__main__":
