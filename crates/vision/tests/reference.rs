@@ -212,3 +212,70 @@ fn smaller_input_still_finds_the_dog() {
     // The dog sits in the lower left of dog.jpg (768x576).
     assert!(dog.bbox.x < 300.0 && dog.bbox.y > 100.0, "{dog:?}");
 }
+
+#[test]
+fn darknet_letterbox_is_bit_exact_with_libdarknet() {
+    // Same pixels into darknet's letterbox_image and ours: the floats must
+    // be identical, for up- and down-scaling, both orientations.
+    cache();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut seed = 12345u32;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        (seed >> 16) as u8
+    };
+    for (w, h, nw, nh) in [
+        (768, 576, 416, 416),
+        (97, 203, 320, 320),
+        (640, 424, 416, 416),
+        (100, 100, 416, 416),
+        (1352, 900, 320, 320),
+    ] {
+        let img = image::RgbImage::from_fn(w, h, |_, _| image::Rgb([rnd(), rnd(), rnd()]));
+        let mut planar = vec![0f32; (3 * w * h) as usize];
+        for (p, px) in img.pixels().enumerate() {
+            for k in 0..3 {
+                planar[k * (w * h) as usize + p] = (px.0[k] as f64 / 255.0) as f32;
+            }
+        }
+        let (src, dst) = (tmp.path().join("in.f32"), tmp.path().join("out.f32"));
+        std::fs::write(
+            &src,
+            planar
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )
+        .unwrap();
+        let st = std::process::Command::new("python3")
+            .arg(script("letterbox_ref.py"))
+            .args([w, h, nw, nh].map(|v| v.to_string()))
+            .arg(&src)
+            .arg(&dst)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let theirs: Vec<f32> = std::fs::read(&dst)
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let mut ours = Vec::new();
+        gopigo_vision::preprocess::letterbox_darknet(&img, nw, nh, &mut ours);
+        assert_eq!(ours.len(), theirs.len());
+        let differing = ours
+            .iter()
+            .zip(&theirs)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        let max = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert_eq!(
+            differing, 0,
+            "{w}x{h} -> {nw}x{nh}: {differing} floats differ, max {max:e}"
+        );
+    }
+}
