@@ -1,1 +1,67 @@
-//! The robot program: MQTT commands, safety, telemetry, shadow, camera.
+//! The robot program (`gopigo agent`): takes commands over MQTT with mutual
+//! TLS, drives a GoPiGo3 (real or simulated) safely, reports telemetry and
+//! shadow state, and serves the camera.
+//!
+//! Parts:
+//! - [`config`]: `robot.toml` ([`AgentConfig`]), defaults, the seed's
+//!   `AWSIOT_*` environment variables and flag [`Overrides`], validation
+//!   whose errors name the file and key. A commented example is
+//!   `crates/agent/robot.example.toml`.
+//! - [`executor`]: the command executor, a state machine over the driver
+//!   with an injected clock: one motion at a time (a new motion preempts the
+//!   running one), timed drives that stop after their duration, position
+//!   moves (`drive_cm`, `turn`) that end on target, the dead-man TTL, the
+//!   obstacle stop (distance sensor polled at 50 Hz while moving forward),
+//!   stop on link loss, shadow settings and telemetry.
+//! - [`shadow`]: pure reading of desired settings and building of reports.
+//! - [`backoff`]: reconnect delays, exponential with jitter.
+//! - [`camera`]: opens the configured frame source (the simulated camera
+//!   follows the simulated pose).
+//! - [`debug`]: the simulation-only debug endpoint (`GET /sim`,
+//!   `POST /sim/obstacle`) for tests and benchmarks.
+//! - [`run`]: wires it all together: MQTT session (subscribe to commands at
+//!   QoS 1, results, telemetry, retained status with an offline will,
+//!   shadow get/delta/report, reconnect with backoff, link watchdog),
+//!   camera server, executor thread; on shutdown it stops and floats the
+//!   motors before anything else. A panic hook floats them too.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod agent;
+pub mod backoff;
+pub mod camera;
+pub mod config;
+pub mod debug;
+pub mod executor;
+pub mod shadow;
+
+pub use agent::{run, VERSION};
+pub use config::{AgentConfig, ConfigError, Overrides};
+
+/// Everything that stops the agent from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The board failed its check or a bus failed.
+    #[error("GoPiGo3: {0}")]
+    Board(#[from] gopigo3::Gopigo3Error),
+    /// The MQTT identity files are unusable.
+    #[error("MQTT: {0}")]
+    Mqtt(#[from] gopigo_client::ClientError),
+    /// The camera source cannot start.
+    #[error("camera: {0} (or set [camera] enabled = false / --no-camera)")]
+    Camera(#[from] gopigo_camera::CameraError),
+    /// A socket or thread could not be set up.
+    #[error("cannot {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// `[board] kind = "hardware"` in a build without the feature.
+    #[error("[board] kind = \"hardware\" needs a build with `--features hardware` (see docs/set-up-a-pi.md); use --sim to simulate")]
+    HardwareNotBuilt,
+}

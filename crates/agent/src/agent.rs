@@ -1,0 +1,517 @@
+//! Wiring: board, camera, debug endpoint, executor thread and the MQTT
+//! session, started from one [`AgentConfig`] and stopped by one future.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gopigo3::sim::{ClockMode, SimHandle};
+use gopigo3::{DistanceSensor, GoPiGo3, SpiBus};
+use gopigo_camera::{CameraControl, FrameBus};
+use gopigo_protocol::{parse_command, topics, CommandResult, CommandStatus, Status};
+use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS, SubscribeFilter};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::config::{AgentConfig, BoardKind};
+use crate::executor::{self, Executor, Input, Limits, Output, SharedRobot};
+use crate::{shadow, AgentError};
+
+/// The agent's version, reported in `status`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn unix_ms() -> u64 {
+    gopigo_camera::unix_ms_now()
+}
+
+/// Prints a line for people and test harnesses (bound URLs, final state).
+fn announce(line: String) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Runs the agent until `shutdown` completes; then stops and floats the
+/// motors, publishes `online: false` and disconnects.
+pub async fn run(
+    cfg: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    let geometry = cfg.board.geometry();
+    match cfg.board.kind {
+        BoardKind::Sim => {
+            let kit = gopigo3::sim::new_robot(gopigo3::sim::SimConfig {
+                geometry,
+                clock: ClockMode::RealTime,
+                ..gopigo3::sim::SimConfig::default()
+            })?;
+            announce("board       simulated GoPiGo3 (--sim)".to_string());
+            run_with(
+                cfg,
+                kit.gopigo,
+                Some(Box::new(kit.distance)),
+                Some(kit.handle),
+                shutdown,
+            )
+            .await
+        }
+        BoardKind::Hardware => {
+            #[cfg(feature = "hardware")]
+            {
+                let g = gopigo3::linux::open_gopigo3(
+                    &gopigo3::linux::LinuxSpiConfig::default(),
+                    geometry,
+                )?;
+                let distance: Option<Box<dyn DistanceSensor + Send>> =
+                    match gopigo3::linux::Vl53l0xSensor::open_default() {
+                        Ok(s) => Some(Box::new(s)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "no distance sensor: the obstacle stop is OFF");
+                            None
+                        }
+                    };
+                announce("board       GoPiGo3 on /dev/spidev0.1".to_string());
+                run_with(cfg, g, distance, None, shutdown).await
+            }
+            #[cfg(not(feature = "hardware"))]
+            {
+                Err(AgentError::HardwareNotBuilt)
+            }
+        }
+    }
+}
+
+fn install_panic_stop<B: SpiBus + Send + 'static>(robot: SharedRobot<B>) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let floated = executor::float_from_panic(&robot);
+        eprintln!(
+            "gopigo agent: panic; motors {}",
+            if floated {
+                "floated"
+            } else {
+                "will be floated by the executor"
+            }
+        );
+        previous(info);
+    }));
+}
+
+/// The advertised camera URL for a bound address.
+fn camera_url(cfg: &AgentConfig, addr: SocketAddr) -> String {
+    let host = match &cfg.camera.public_host {
+        Some(h) => h.clone(),
+        None if addr.ip().is_loopback() => addr.ip().to_string(),
+        None => std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".into()),
+    };
+    format!("http://{host}:{}/stream.mjpg", addr.port())
+}
+
+async fn run_with<B: SpiBus + Send + 'static>(
+    cfg: AgentConfig,
+    gopigo: GoPiGo3<B>,
+    distance: Option<Box<dyn DistanceSensor + Send>>,
+    sim: Option<SimHandle>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    let cancel = CancellationToken::new();
+    let robot: SharedRobot<B> = Arc::new(Mutex::new(gopigo));
+    install_panic_stop(robot.clone());
+
+    // Simulation-only debug endpoint, with the board's frame log.
+    if let (Some(h), Some(port)) = (&sim, cfg.sim.debug_port) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        h.set_frame_log(Some(tx));
+        let frames = crate::debug::collect_frames(rx).map_err(|source| AgentError::Io {
+            what: "start the frame log thread".into(),
+            source,
+        })?;
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|source| AgentError::Io {
+                what: format!("bind the sim debug port 127.0.0.1:{port} ([sim] debug_port)"),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| AgentError::Io {
+            what: "read the sim debug address".into(),
+            source,
+        })?;
+        announce(format!("sim debug   http://{addr}/sim"));
+        let app = crate::debug::router(h.clone(), frames);
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+    }
+
+    // Camera.
+    let mut camera_ctl = None;
+    let mut camera_link = None;
+    if cfg.camera.enabled {
+        let source = crate::camera::open_source(&cfg.camera, sim.as_ref())?;
+        let bus = FrameBus::new();
+        let ctl = CameraControl::new(true);
+        gopigo_camera::spawn_capture(
+            source,
+            cfg.camera.fps,
+            bus.clone(),
+            ctl.clone(),
+            cancel.clone(),
+        )?;
+        let ip: IpAddr = cfg.camera.bind.parse().map_err(|_| AgentError::Io {
+            what: format!("parse [camera] bind = {:?}", cfg.camera.bind),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        })?;
+        let listener = TcpListener::bind((ip, cfg.camera.port))
+            .await
+            .map_err(|source| AgentError::Io {
+                what: format!(
+                    "bind the camera port {ip}:{} ([camera] port; 0 = any free port)",
+                    cfg.camera.port
+                ),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| AgentError::Io {
+            what: "read the camera address".into(),
+            source,
+        })?;
+        let url = camera_url(&cfg, addr);
+        announce(format!("camera      {url}"));
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = gopigo_camera::mjpeg::serve(listener, bus, stop.cancelled_owned()).await
+            {
+                tracing::error!(error = %e, "camera server failed");
+            }
+        });
+        camera_ctl = Some(ctl);
+        camera_link = Some(url);
+    }
+
+    // Executor.
+    let limits = Limits {
+        deadman: Duration::from_millis(cfg.safety.deadman_ms),
+        obstacle_mm: cfg.safety.obstacle_mm,
+        telemetry_period: Duration::from_secs_f64(1.0 / cfg.telemetry.hz),
+        speed_dps: cfg.board.speed_dps,
+    };
+    let exec = Executor::new(robot.clone(), distance, sim.clone(), camera_ctl, limits)?;
+    let (in_tx, in_rx) = std::sync::mpsc::sync_channel(executor::QUEUE_CAPACITY);
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let moving = Arc::new(AtomicBool::new(false));
+    let thread =
+        executor::spawn(exec, in_rx, out_tx, moving.clone()).map_err(|source| AgentError::Io {
+            what: "start the executor thread".into(),
+            source,
+        })?;
+
+    let result = session(&cfg, camera_link, in_tx, out_rx, moving, shutdown).await;
+    // The executor stopped when the session dropped its sender; wait for it.
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    cancel.cancel();
+    if let Some(h) = &sim {
+        let (l, r) = (
+            h.motor(gopigo3::MotorPort::Left),
+            h.motor(gopigo3::MotorPort::Right),
+        );
+        announce(format!(
+            "sim final   {}",
+            json!({"motor_modes": [l.mode, r.mode], "wheel_dps": [l.speed_dps, r.speed_dps]})
+        ));
+    }
+    result
+}
+
+/// The topics of one robot.
+struct Topics {
+    command: String,
+    report: String,
+    telemetry: String,
+    status: String,
+    shadow_get: String,
+    shadow_get_accepted: String,
+    shadow_get_rejected: String,
+    shadow_update: String,
+    shadow_delta: String,
+}
+
+impl Topics {
+    fn new(cfg: &AgentConfig) -> Self {
+        let shadow = topics::shadow(&cfg.thing);
+        Self {
+            command: cfg.command_topic(),
+            report: cfg.report_topic(),
+            telemetry: topics::telemetry(&cfg.thing),
+            status: topics::status(&cfg.thing),
+            shadow_get: format!("{shadow}/get"),
+            shadow_get_accepted: format!("{shadow}/get/accepted"),
+            shadow_get_rejected: format!("{shadow}/get/rejected"),
+            shadow_update: format!("{shadow}/update"),
+            shadow_delta: format!("{shadow}/update/delta"),
+        }
+    }
+}
+
+/// The id of a command that failed to parse, when its JSON has one.
+fn id_of_unparsed(payload: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
+        .filter(|id| id.len() <= 64)
+        .unwrap_or_else(|| "unparsed".to_string())
+}
+
+fn publish(client: &AsyncClient, topic: &str, qos: QoS, retain: bool, payload: Vec<u8>) {
+    if let Err(e) = client.try_publish(topic, qos, retain, payload) {
+        tracing::warn!(topic, error = %e, "publish dropped (client queue full or closed)");
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// Polls the rumqttc event loop on its own task, forwarding events, and
+/// sleeps with backoff after each error (rumqttc reconnects on the next poll).
+fn spawn_event_loop(
+    mut ev: rumqttc::EventLoop,
+) -> (
+    mpsc::UnboundedReceiver<Result<Event, String>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        loop {
+            match ev.poll().await {
+                Ok(e) => {
+                    if matches!(e, Event::Incoming(Packet::ConnAck(_))) {
+                        backoff.reset();
+                    }
+                    if tx.send(Ok(e)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    if tx.send(Err(e.to_string())).is_err() {
+                        return;
+                    }
+                    let d = backoff.next_delay();
+                    tracing::info!(
+                        delay_ms = d.as_millis() as u64,
+                        "reconnecting after a pause"
+                    );
+                    tokio::time::sleep(d).await;
+                }
+            }
+        }
+    });
+    (rx, task)
+}
+
+async fn session(
+    cfg: &AgentConfig,
+    camera_url: Option<String>,
+    in_tx: SyncSender<Input>,
+    mut out_rx: mpsc::UnboundedReceiver<Output>,
+    moving: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    let t = Topics::new(cfg);
+    let started_ms = unix_ms();
+    let offline = Status {
+        online: false,
+        since: started_ms,
+        version: VERSION.to_string(),
+        camera_url: None,
+    };
+    let mut opts = cfg.mqtt.options()?;
+    opts.set_last_will(LastWill::new(
+        &t.status,
+        to_json(&offline),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (client, ev) = AsyncClient::new(opts, 256);
+    let (mut events, poller) = spawn_event_loop(ev);
+    let link_timeout = Duration::from_millis(cfg.safety.link_timeout_ms);
+    let mut connected = false;
+    let mut last_incoming = Instant::now();
+    let mut watchdog_fired = false;
+    let mut watchdog = tokio::time::interval(Duration::from_millis(50));
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let send_input = |input: Input| -> Result<(), String> {
+        match in_tx.try_send(input) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(format!(
+                "command queue full ({} waiting); retry",
+                executor::QUEUE_CAPACITY
+            )),
+            Err(TrySendError::Disconnected(_)) => Err("the executor has stopped".to_string()),
+        }
+    };
+    let reject = |id: String, reason: String| {
+        let r = CommandResult {
+            id,
+            status: CommandStatus::Rejected,
+            reason: Some(reason),
+        };
+        publish(&client, &t.report, QoS::AtLeastOnce, false, to_json(&r));
+    };
+    announce(format!(
+        "agent       thing={} broker={}:{} commands={}",
+        cfg.thing, cfg.mqtt.host, cfg.mqtt.port, t.command
+    ));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            Some(event) = events.recv() => match event {
+                Ok(Event::Incoming(packet)) => {
+                    last_incoming = Instant::now();
+                    watchdog_fired = false;
+                    match packet {
+                        Packet::ConnAck(_) => {
+                            connected = true;
+                            tracing::info!(thing = %cfg.thing, "connected to the broker");
+                            let subs = [&t.command, &t.shadow_delta, &t.shadow_get_accepted, &t.shadow_get_rejected]
+                                .into_iter()
+                                .map(|s| SubscribeFilter::new(s.clone(), QoS::AtLeastOnce));
+                            if let Err(e) = client.try_subscribe_many(subs) {
+                                tracing::error!(error = %e, "cannot subscribe");
+                            }
+                            let online = Status {
+                                online: true,
+                                since: unix_ms(),
+                                version: VERSION.to_string(),
+                                camera_url: camera_url.clone(),
+                            };
+                            publish(&client, &t.status, QoS::AtLeastOnce, true, to_json(&online));
+                            publish(&client, &t.shadow_get, QoS::AtLeastOnce, false, Vec::new());
+                            announce(format!("connected   {}:{}", cfg.mqtt.host, cfg.mqtt.port));
+                        }
+                        Packet::Publish(p) => {
+                            if p.topic == t.command {
+                                match parse_command(&p.payload) {
+                                    Ok(cmd) => {
+                                        let id = cmd.id.clone();
+                                        if let Err(reason) = send_input(Input::Command(cmd)) {
+                                            reject(id.unwrap_or_else(|| "unqueued".into()), reason);
+                                        }
+                                    }
+                                    Err(e) => {
+                                        tracing::info!(error = %e, "command rejected");
+                                        reject(id_of_unparsed(&p.payload), e.to_string());
+                                    }
+                                }
+                            } else if p.topic == t.shadow_delta || p.topic == t.shadow_get_accepted {
+                                let doc: serde_json::Value = serde_json::from_slice(&p.payload).unwrap_or_default();
+                                let (settings, problems) = shadow::desired_settings(&doc);
+                                for problem in problems {
+                                    tracing::warn!(%problem, "shadow value ignored");
+                                }
+                                if let Err(e) = send_input(Input::Settings(settings)) {
+                                    tracing::warn!(error = %e, "shadow update not applied");
+                                }
+                            } else if p.topic == t.shadow_get_rejected {
+                                // No shadow yet: report what we have.
+                                let _ = send_input(Input::Settings(Default::default()));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(Event::Outgoing(_)) => {}
+                Err(e) => {
+                    if connected {
+                        tracing::warn!(error = %e, "lost the broker");
+                        announce(format!("link lost   {e}"));
+                    } else {
+                        tracing::warn!(error = %e, "cannot connect to the broker");
+                    }
+                    connected = false;
+                    if cfg.safety.stop_on_link_loss {
+                        let _ = send_input(Input::LinkLost(e));
+                    }
+                }
+            },
+            Some(out) = out_rx.recv() => publish_output(&client, &t, out, connected, moving.load(Ordering::Relaxed)),
+            _ = watchdog.tick() => {
+                if connected && !watchdog_fired && moving.load(Ordering::Relaxed)
+                    && last_incoming.elapsed() > link_timeout
+                {
+                    watchdog_fired = true;
+                    let _ = send_input(Input::LinkLost(format!(
+                        "nothing from the broker for {} ms",
+                        link_timeout.as_millis()
+                    )));
+                }
+            }
+        }
+    }
+    // Shutdown: motors first (dropping the sender ends the executor, which
+    // stops and floats them), then the last results, offline status, disconnect.
+    drop(in_tx);
+    tracing::info!("stopping the motors");
+    while let Some(out) = out_rx.recv().await {
+        publish_output(&client, &t, out, connected, false);
+    }
+    if connected {
+        let off = Status {
+            since: unix_ms(),
+            ..offline
+        };
+        publish(&client, &t.status, QoS::AtLeastOnce, true, to_json(&off));
+        let _ = client.try_disconnect();
+        let deadline = tokio::time::sleep(Duration::from_secs(2));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                e = events.recv() => match e {
+                    Some(Ok(Event::Outgoing(Outgoing::Disconnect))) | Some(Err(_)) | None => break,
+                    _ => {}
+                }
+            }
+        }
+    }
+    poller.abort();
+    Ok(())
+}
+
+fn publish_output(client: &AsyncClient, t: &Topics, out: Output, connected: bool, moving: bool) {
+    match out {
+        Output::Result(r) => publish(client, &t.report, QoS::AtLeastOnce, false, to_json(&r)),
+        Output::Reported(s) => publish(
+            client,
+            &t.shadow_update,
+            QoS::AtLeastOnce,
+            false,
+            to_json(&shadow::report(&s)),
+        ),
+        Output::Telemetry(tm) if connected => {
+            // QoS 1 while moving: the PUBACKs feed the link watchdog.
+            let qos = if moving {
+                QoS::AtLeastOnce
+            } else {
+                QoS::AtMostOnce
+            };
+            publish(client, &t.telemetry, qos, false, to_json(&tm));
+        }
+        Output::Telemetry(_) => {}
+    }
+}

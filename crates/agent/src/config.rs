@@ -1,0 +1,691 @@
+//! `robot.toml`: the agent's configuration, its defaults, the seed's
+//! environment variables and command-line overrides, and validation whose
+//! errors name the file and the key at fault.
+
+use std::path::{Path, PathBuf};
+
+use gopigo3::Geometry;
+use gopigo_client::MqttSettings;
+use serde::{Deserialize, Serialize};
+
+/// Errors loading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read the agent config {path}: {source} (copy crates/agent/robot.example.toml there, or pass --config)")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (the message names the key).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message (line, column and key).
+        message: String,
+    },
+    /// A key holds a value the agent cannot use.
+    #[error("{path}: [{section}] {key} = {value}: {reason}")]
+    Invalid {
+        /// The file (or "command line / environment").
+        path: PathBuf,
+        /// The TOML table.
+        section: &'static str,
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        reason: String,
+    },
+}
+
+/// The whole `robot.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The robot's AWS IoT thing name; the topics are `gopigo/{thing}/...`.
+    pub thing: String,
+    /// Endpoint and identity (`[mqtt]`), shared with every fleet client.
+    pub mqtt: MqttSettings,
+    /// Topic overrides (`[topics]`), for the seed's `AWSIOT_MQTT_TOPIC_*`.
+    #[serde(default)]
+    pub topics: TopicsConfig,
+    /// Safety limits (`[safety]`).
+    #[serde(default)]
+    pub safety: SafetyConfig,
+    /// Telemetry (`[telemetry]`).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// The camera server (`[camera]`).
+    #[serde(default)]
+    pub camera: CameraConfig,
+    /// The GoPiGo3 board (`[board]`).
+    #[serde(default)]
+    pub board: BoardConfig,
+    /// Simulation only (`[sim]`).
+    #[serde(default)]
+    pub sim: SimConfig,
+}
+
+/// `[topics]`: where commands come from and results go.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Command topic (default `gopigo/{thing}/cmd`; env `AWSIOT_MQTT_TOPIC_COMMAND`).
+    pub command: Option<String>,
+    /// Result topic (default `gopigo/{thing}/cmd/result`; env `AWSIOT_MQTT_TOPIC_REPORT`).
+    pub report: Option<String>,
+}
+
+/// `[safety]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafetyConfig {
+    /// Dead-man TTL: while the wheels turn, a command must arrive at least
+    /// this often or the robot stops (ms).
+    pub deadman_ms: u64,
+    /// Stop a forward move when the distance sensor reads less (mm); 0 = off.
+    pub obstacle_mm: u32,
+    /// Stop when the MQTT connection drops (always recommended).
+    pub stop_on_link_loss: bool,
+    /// While moving, stop when nothing came from the broker for this long (ms).
+    pub link_timeout_ms: u64,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        Self {
+            deadman_ms: 3000,
+            obstacle_mm: 200,
+            stop_on_link_loss: true,
+            link_timeout_ms: 1000,
+        }
+    }
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Telemetry messages a second (0.2..=50).
+    pub hz: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { hz: 5.0 }
+    }
+}
+
+/// Where camera frames come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraSource {
+    /// The simulated camera (photos on the walls of the simulated room).
+    Sim,
+    /// A folder of JPEG/PNG images, played in a loop.
+    Folder,
+    /// A USB camera through V4L2 (build with feature `v4l2`).
+    V4l2,
+    /// The Pi camera through `rpicam-vid` (build with feature `rpicam` or `hardware`).
+    Rpicam,
+}
+
+/// `[camera]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraConfig {
+    /// Serve the camera at all.
+    pub enabled: bool,
+    /// MJPEG port (Motion's 8081); 0 = any free port (the URL is printed).
+    pub port: u16,
+    /// Address to listen on (`0.0.0.0` = the LAN; `127.0.0.1` = this machine).
+    pub bind: String,
+    /// Host name put in the advertised URL (status `camera_url`); default:
+    /// 127.0.0.1 for a loopback bind, else this machine's host name.
+    pub public_host: Option<String>,
+    /// Frames a second (0.1..=60).
+    pub fps: f64,
+    /// `sim`, `folder`, `v4l2` or `rpicam`.
+    pub source: CameraSource,
+    /// Image size.
+    pub width: u32,
+    /// Image size.
+    pub height: u32,
+    /// Image folder for `source = "folder"`.
+    pub folder: Option<PathBuf>,
+    /// Photos for the simulated room (default /usr/share/darknet/data).
+    pub photo_dir: Option<PathBuf>,
+    /// V4L2 device for `source = "v4l2"`.
+    pub device: String,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: gopigo_camera::DEFAULT_PORT,
+            bind: "0.0.0.0".into(),
+            public_host: None,
+            fps: 10.0,
+            source: CameraSource::Sim,
+            width: 640,
+            height: 480,
+            folder: None,
+            photo_dir: None,
+            device: "/dev/video0".into(),
+        }
+    }
+}
+
+/// Which board drives the wheels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BoardKind {
+    /// The simulated board and room (no hardware needed).
+    Sim,
+    /// The real GoPiGo3 on /dev/spidev0.1 (build with feature `hardware`).
+    Hardware,
+}
+
+/// `[board]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoardConfig {
+    /// `sim` or `hardware`.
+    pub kind: BoardKind,
+    /// Encoder ticks per motor turn: 6, or 16 on robots built from 2021.
+    pub ticks: u32,
+    /// Wheel diameter (mm).
+    pub wheel_diameter_mm: f64,
+    /// Distance between the wheels (mm).
+    pub wheel_base_mm: f64,
+    /// Default wheel speed in dps until the shadow sets `speed_dps`.
+    pub speed_dps: u32,
+}
+
+impl Default for BoardConfig {
+    fn default() -> Self {
+        let g = Geometry::default();
+        Self {
+            kind: BoardKind::Sim,
+            ticks: g.encoder_ticks_per_rotation,
+            wheel_diameter_mm: g.wheel_diameter_mm,
+            wheel_base_mm: g.wheel_base_mm,
+            speed_dps: gopigo_protocol::DEFAULT_SPEED_DPS,
+        }
+    }
+}
+
+impl BoardConfig {
+    /// The driver's geometry.
+    pub fn geometry(&self) -> Geometry {
+        Geometry {
+            wheel_diameter_mm: self.wheel_diameter_mm,
+            wheel_base_mm: self.wheel_base_mm,
+            encoder_ticks_per_rotation: self.ticks,
+            ..Geometry::default()
+        }
+    }
+}
+
+/// `[sim]`: simulation only.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    /// Port of the simulation-only debug endpoint (`GET /sim`,
+    /// `POST /sim/obstacle`) on 127.0.0.1; absent = off, 0 = any free port.
+    pub debug_port: Option<u16>,
+}
+
+/// Values from flags and environment variables, applied over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--sim`: simulated board (and simulated camera unless the file says otherwise).
+    pub sim: bool,
+    /// Thing name.
+    pub thing: Option<String>,
+    /// `AWSIOT_MQTT_HOST`.
+    pub host: Option<String>,
+    /// `AWSIOT_MQTT_PORT`.
+    pub port: Option<u16>,
+    /// MQTT client id.
+    pub client_id: Option<String>,
+    /// `AWSIOT_MQTT_TOPIC_COMMAND`.
+    pub command_topic: Option<String>,
+    /// `AWSIOT_MQTT_TOPIC_REPORT`.
+    pub report_topic: Option<String>,
+    /// `AWSIOT_TLS_DIR`: relative certificate/key names are joined to it.
+    pub tls_dir: Option<PathBuf>,
+    /// `AWSIOT_CA_FILE`.
+    pub ca_file: Option<PathBuf>,
+    /// `AWSIOT_CERT_FILE`.
+    pub cert_file: Option<PathBuf>,
+    /// `AWSIOT_KEY_FILE`.
+    pub key_file: Option<PathBuf>,
+    /// Camera port.
+    pub camera_port: Option<u16>,
+    /// Camera bind address.
+    pub camera_bind: Option<String>,
+    /// Camera off.
+    pub no_camera: bool,
+    /// Telemetry rate.
+    pub telemetry_hz: Option<f64>,
+    /// Dead-man TTL.
+    pub deadman_ms: Option<u64>,
+    /// Obstacle distance.
+    pub obstacle_mm: Option<u32>,
+    /// Sim debug port.
+    pub sim_debug_port: Option<u16>,
+}
+
+impl AgentConfig {
+    /// Parses TOML text (`path` only names the file in errors; relative
+    /// file names are resolved later by [`AgentConfig::resolve`]).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// Reads, overrides, resolves and validates the file at `path`.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = Self::from_toml(&text, path)?;
+        cfg.apply(overrides);
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        cfg.resolve(&base, overrides.tls_dir.as_deref());
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Applies flags and environment variables.
+    pub fn apply(&mut self, o: &Overrides) {
+        if o.sim {
+            self.board.kind = BoardKind::Sim;
+        }
+        if let Some(v) = &o.thing {
+            self.thing = v.clone();
+        }
+        if let Some(v) = &o.host {
+            self.mqtt.host = v.clone();
+        }
+        if let Some(v) = o.port {
+            self.mqtt.port = v;
+        }
+        if let Some(v) = &o.client_id {
+            self.mqtt.client_id = v.clone();
+        }
+        if let Some(v) = &o.command_topic {
+            self.topics.command = Some(v.clone());
+        }
+        if let Some(v) = &o.report_topic {
+            self.topics.report = Some(v.clone());
+        }
+        if let Some(v) = &o.ca_file {
+            self.mqtt.ca_file = v.clone();
+        }
+        if let Some(v) = &o.cert_file {
+            self.mqtt.cert_file = v.clone();
+        }
+        if let Some(v) = &o.key_file {
+            self.mqtt.key_file = v.clone();
+        }
+        if let Some(v) = o.camera_port {
+            self.camera.port = v;
+        }
+        if let Some(v) = &o.camera_bind {
+            self.camera.bind = v.clone();
+        }
+        if o.no_camera {
+            self.camera.enabled = false;
+        }
+        if let Some(v) = o.telemetry_hz {
+            self.telemetry.hz = v;
+        }
+        if let Some(v) = o.deadman_ms {
+            self.safety.deadman_ms = v;
+        }
+        if let Some(v) = o.obstacle_mm {
+            self.safety.obstacle_mm = v;
+        }
+        if let Some(v) = o.sim_debug_port {
+            self.sim.debug_port = Some(v);
+        }
+    }
+
+    /// Makes relative file names absolute: against `tls_dir` when given
+    /// (the seed's `AWSIOT_TLS_DIR`), else against the config file's folder.
+    pub fn resolve(&mut self, config_dir: &Path, tls_dir: Option<&Path>) {
+        let tls_base = tls_dir.unwrap_or(config_dir);
+        for p in [
+            &mut self.mqtt.ca_file,
+            &mut self.mqtt.cert_file,
+            &mut self.mqtt.key_file,
+        ] {
+            if p.is_relative() {
+                *p = tls_base.join(&*p);
+            }
+        }
+        for p in [&mut self.camera.folder, &mut self.camera.photo_dir]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = config_dir.join(&*p);
+            }
+        }
+    }
+
+    /// Checks every value; the error names the key.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |section: &'static str, key: &'static str, value: String, reason: &str| {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                section,
+                key,
+                value,
+                reason: reason.to_string(),
+            })
+        };
+        if !valid_thing_name(&self.thing) {
+            return bad(
+                "",
+                "thing",
+                format!("{:?}", self.thing),
+                "a thing name is 1-128 characters of letters, digits, ':', '_' and '-'",
+            );
+        }
+        if self.mqtt.host.trim().is_empty() {
+            return bad(
+                "mqtt",
+                "host",
+                "\"\"".into(),
+                "set the endpoint host (AWSIOT_MQTT_HOST)",
+            );
+        }
+        if self.mqtt.port == 0 {
+            return bad(
+                "mqtt",
+                "port",
+                "0".into(),
+                "use 8883, or 443 with alpn = true",
+            );
+        }
+        if self.mqtt.client_id.is_empty() {
+            return bad("mqtt", "client_id", "\"\"".into(), "use the thing name");
+        }
+        for (key, t) in [
+            ("command", &self.topics.command),
+            ("report", &self.topics.report),
+        ] {
+            if let Some(t) = t {
+                if t.is_empty() || t.contains('+') || t.contains('#') {
+                    return bad(
+                        "topics",
+                        key,
+                        format!("{t:?}"),
+                        "a topic name must be non-empty and hold no wildcard",
+                    );
+                }
+            }
+        }
+        let s = &self.safety;
+        if !(100..=600_000).contains(&s.deadman_ms) {
+            return bad(
+                "safety",
+                "deadman_ms",
+                s.deadman_ms.to_string(),
+                "allowed 100..=600000",
+            );
+        }
+        if s.obstacle_mm > 2000 {
+            return bad(
+                "safety",
+                "obstacle_mm",
+                s.obstacle_mm.to_string(),
+                "allowed 0 (off) ..=2000; the sensor sees about 2.3 m",
+            );
+        }
+        if !(100..=60_000).contains(&s.link_timeout_ms) {
+            return bad(
+                "safety",
+                "link_timeout_ms",
+                s.link_timeout_ms.to_string(),
+                "allowed 100..=60000",
+            );
+        }
+        let hz = self.telemetry.hz;
+        if !(hz.is_finite() && (0.2..=50.0).contains(&hz)) {
+            return bad("telemetry", "hz", hz.to_string(), "allowed 0.2..=50");
+        }
+        let c = &self.camera;
+        if !(c.fps.is_finite() && (0.1..=60.0).contains(&c.fps)) {
+            return bad("camera", "fps", c.fps.to_string(), "allowed 0.1..=60");
+        }
+        if !(16..=4096).contains(&c.width) {
+            return bad("camera", "width", c.width.to_string(), "allowed 16..=4096");
+        }
+        if !(16..=4096).contains(&c.height) {
+            return bad(
+                "camera",
+                "height",
+                c.height.to_string(),
+                "allowed 16..=4096",
+            );
+        }
+        if c.bind.parse::<std::net::IpAddr>().is_err() {
+            return bad(
+                "camera",
+                "bind",
+                format!("{:?}", c.bind),
+                "an IP address such as 0.0.0.0 or 127.0.0.1",
+            );
+        }
+        if c.enabled && c.source == CameraSource::Folder && c.folder.is_none() {
+            return bad(
+                "camera",
+                "folder",
+                "(missing)".into(),
+                "source = \"folder\" needs folder = \"/path/to/images\"",
+            );
+        }
+        let b = &self.board;
+        if b.ticks != 6 && b.ticks != 16 {
+            return bad(
+                "board",
+                "ticks",
+                b.ticks.to_string(),
+                "6, or 16 on robots built from 2021",
+            );
+        }
+        if !(b.wheel_diameter_mm.is_finite() && (10.0..=500.0).contains(&b.wheel_diameter_mm)) {
+            return bad(
+                "board",
+                "wheel_diameter_mm",
+                b.wheel_diameter_mm.to_string(),
+                "allowed 10..=500 (GoPiGo3: 66.5)",
+            );
+        }
+        if !(b.wheel_base_mm.is_finite() && (10.0..=1000.0).contains(&b.wheel_base_mm)) {
+            return bad(
+                "board",
+                "wheel_base_mm",
+                b.wheel_base_mm.to_string(),
+                "allowed 10..=1000 (GoPiGo3: 117)",
+            );
+        }
+        if !(1..=gopigo_protocol::MAX_SPEED_DPS).contains(&b.speed_dps) {
+            return bad(
+                "board",
+                "speed_dps",
+                b.speed_dps.to_string(),
+                "allowed 1..=1000",
+            );
+        }
+        Ok(())
+    }
+
+    /// The command topic in use.
+    pub fn command_topic(&self) -> String {
+        self.topics
+            .command
+            .clone()
+            .unwrap_or_else(|| gopigo_protocol::topics::cmd(&self.thing))
+    }
+
+    /// The result topic in use.
+    pub fn report_topic(&self) -> String {
+        self.topics
+            .report
+            .clone()
+            .unwrap_or_else(|| gopigo_protocol::topics::cmd_result(&self.thing))
+    }
+}
+
+fn valid_thing_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+thing = "robot1"
+[mqtt]
+host = "localhost"
+client_id = "robot1"
+ca_file = "ca.pem"
+cert_file = "device.pem"
+key_file = "device.key"
+"#;
+
+    fn p() -> PathBuf {
+        PathBuf::from("/etc/gopigo/robot.toml")
+    }
+
+    #[test]
+    fn minimal_file_gets_the_documented_defaults() {
+        let c = AgentConfig::from_toml(MINIMAL, &p()).unwrap();
+        c.validate(&p()).unwrap();
+        assert_eq!(c.mqtt.port, 8883);
+        assert_eq!(c.safety.deadman_ms, 3000);
+        assert_eq!(c.safety.obstacle_mm, 200);
+        assert_eq!(c.telemetry.hz, 5.0);
+        assert_eq!(c.camera.port, 8081);
+        assert_eq!(c.board.kind, BoardKind::Sim);
+        assert_eq!(c.board.ticks, 6);
+        assert_eq!(c.command_topic(), "gopigo/robot1/cmd");
+        assert_eq!(c.report_topic(), "gopigo/robot1/cmd/result");
+    }
+
+    #[test]
+    fn the_example_file_parses_and_validates() {
+        let text = include_str!("../robot.example.toml");
+        let c = AgentConfig::from_toml(text, &p()).unwrap();
+        c.validate(&p()).unwrap();
+    }
+
+    #[test]
+    fn broken_files_name_the_file_and_key() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "thing = \"r\"\n[mqtt]\nhost = \"h\"\n",
+                &["robot.toml", "client_id"],
+            ),
+            (
+                &format!("{MINIMAL}\n[safety]\ndeadman_ms = \"soon\"\n"),
+                &["robot.toml", "deadman_ms"],
+            ),
+            (
+                &format!("{MINIMAL}\n[safety]\ndeadmen_ms = 5\n"),
+                &["robot.toml", "deadmen_ms"],
+            ),
+            (
+                &format!("{MINIMAL}\n[board]\nkind = \"lego\"\n"),
+                &["robot.toml", "lego"],
+            ),
+            (
+                &format!("{MINIMAL}\n[board]\nticks = 7\n"),
+                &["robot.toml", "[board] ticks", "16"],
+            ),
+            (
+                &format!("{MINIMAL}\n[telemetry]\nhz = 500.0\n"),
+                &["[telemetry] hz", "0.2..=50"],
+            ),
+            (
+                &format!("{MINIMAL}\n[camera]\nsource = \"folder\"\n"),
+                &["[camera] folder"],
+            ),
+            (
+                &format!("{MINIMAL}\n[camera]\nbind = \"everywhere\"\n"),
+                &["[camera] bind"],
+            ),
+            (
+                &MINIMAL.replace("robot1\"\n[mqtt]", "robot 1\"\n[mqtt]"),
+                &["thing", "robot 1"],
+            ),
+            (
+                &format!("{MINIMAL}\n[topics]\ncommand = \"gopigo/+/cmd\"\n"),
+                &["[topics] command", "wildcard"],
+            ),
+        ];
+        for (text, needles) in cases {
+            let e = AgentConfig::from_toml(text, &p())
+                .and_then(|c| c.validate(&p()).map(|_| c))
+                .unwrap_err()
+                .to_string();
+            for n in *needles {
+                assert!(e.contains(n), "{n:?} missing from {e:?} for {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn seed_environment_overrides_and_tls_dir() {
+        let mut c = AgentConfig::from_toml(MINIMAL, &p()).unwrap();
+        let o = Overrides {
+            host: Some("example.iot".into()),
+            port: Some(443),
+            command_topic: Some("seed/cmd".into()),
+            report_topic: Some("seed/report".into()),
+            tls_dir: Some("/secrets".into()),
+            key_file: Some("other.key".into()),
+            cert_file: Some("/abs/cert.pem".into()),
+            sim: true,
+            ..Overrides::default()
+        };
+        c.apply(&o);
+        c.resolve(Path::new("/etc/gopigo"), o.tls_dir.as_deref());
+        assert_eq!((c.mqtt.host.as_str(), c.mqtt.port), ("example.iot", 443));
+        assert_eq!(c.command_topic(), "seed/cmd");
+        assert_eq!(c.report_topic(), "seed/report");
+        assert_eq!(c.mqtt.ca_file, PathBuf::from("/secrets/ca.pem"));
+        assert_eq!(c.mqtt.key_file, PathBuf::from("/secrets/other.key"));
+        assert_eq!(c.mqtt.cert_file, PathBuf::from("/abs/cert.pem"));
+        // without a TLS dir, relative names are next to the config file
+        let mut c = AgentConfig::from_toml(MINIMAL, &p()).unwrap();
+        c.resolve(Path::new("/etc/gopigo"), None);
+        assert_eq!(c.mqtt.ca_file, PathBuf::from("/etc/gopigo/ca.pem"));
+    }
+
+    #[test]
+    fn missing_file_names_it() {
+        let e = AgentConfig::load(Path::new("/nonexistent/robot.toml"), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/robot.toml"), "{e}");
+    }
+}

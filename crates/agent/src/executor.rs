@@ -1,0 +1,1025 @@
+//! The command executor: a state machine over the GoPiGo3 driver that runs
+//! one motion at a time, enforces the dead-man timer and the obstacle stop,
+//! applies shadow settings and produces telemetry. It owns no clock and no
+//! socket: every call takes `now`, so tests drive it with the simulated board
+//! in manual-clock mode; [`spawn`] runs it on a thread at 50 Hz.
+//!
+//! Queue policy: commands arrive through a bounded queue
+//! ([`QUEUE_CAPACITY`]); a new motion command **preempts** the running one
+//! (which ends `done` with reason `preempted by <id>`), so the newest
+//! instruction of a teleoperator always wins and nothing queues up behind a
+//! long move. LED, servo and stop commands take effect at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use gopigo3::sim::SimHandle;
+use gopigo3::{DistanceSensor, GoPiGo3, Gopigo3Error, LedMask, MotorPort, ServoPort, SpiBus};
+use gopigo_camera::CameraControl;
+use gopigo_protocol::{
+    Action, Command, CommandResult, CommandStatus, Direction, RobotSettings, Telemetry, Wheels,
+};
+
+/// Most commands waiting for the executor; more are rejected.
+pub const QUEUE_CAPACITY: usize = 16;
+/// The executor's period: motion checks and distance polls run at 50 Hz.
+pub const TICK: Duration = Duration::from_millis(20);
+/// The vendor's pause between "dps 0" and "float" when stopping.
+pub const FLOAT_DELAY: Duration = Duration::from_millis(100);
+/// Distance readings at or above this mean "nothing in range" (VL53L0X).
+const OUT_OF_RANGE_MM: u16 = 8000;
+
+/// The driver, shared with the panic hook so a panic anywhere can float the motors.
+pub type SharedRobot<B> = Arc<Mutex<GoPiGo3<B>>>;
+
+/// Safety and pacing limits of the executor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Dead-man TTL: while moving, stop when no command came for this long.
+    pub deadman: Duration,
+    /// Stop a forward move closer than this (mm); 0 = off.
+    pub obstacle_mm: u32,
+    /// Time between telemetry messages.
+    pub telemetry_period: Duration,
+    /// Wheel speed until the shadow sets one (dps).
+    pub speed_dps: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            deadman: Duration::from_millis(3000),
+            obstacle_mm: 200,
+            telemetry_period: Duration::from_millis(200),
+            speed_dps: gopigo_protocol::DEFAULT_SPEED_DPS,
+        }
+    }
+}
+
+/// What the executor is told.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A parsed command.
+    Command(Command),
+    /// Desired shadow settings (a delta, or the desired state at connect);
+    /// the executor applies them and reports its whole state.
+    Settings(RobotSettings),
+    /// The broker link is gone: stop now if moving.
+    LinkLost(String),
+}
+
+/// What the executor wants published.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// On `cmd/result`.
+    Result(CommandResult),
+    /// The reported shadow state.
+    Reported(RobotSettings),
+    /// On `telemetry`.
+    Telemetry(Telemetry),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Motion {
+    Idle,
+    Timed {
+        id: String,
+        label: &'static str,
+        until: Instant,
+        forward: bool,
+    },
+    Position {
+        id: String,
+        label: &'static str,
+        left_target: f64,
+        right_target: f64,
+        deadline: Instant,
+        forward: bool,
+    },
+    Stopping {
+        float_at: Instant,
+    },
+}
+
+/// The state machine. See the module docs.
+pub struct Executor<B: SpiBus> {
+    robot: SharedRobot<B>,
+    distance: Option<Box<dyn DistanceSensor + Send>>,
+    sim: Option<SimHandle>,
+    camera: Option<Arc<CameraControl>>,
+    limits: Limits,
+    settings: RobotSettings,
+    motion: Motion,
+    last_command_at: Option<Instant>,
+    next_telemetry: Option<Instant>,
+    last_distance_mm: Option<u32>,
+    made_ids: u64,
+    id_prefix: String,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn result(id: &str, status: CommandStatus, reason: Option<String>) -> Output {
+    Output::Result(CommandResult {
+        id: id.to_string(),
+        status,
+        reason,
+    })
+}
+
+/// Locks the driver even if a panicking thread poisoned the mutex: stopping
+/// the motors matters more than the driver's bookkeeping.
+pub fn lock_robot<B: SpiBus>(robot: &SharedRobot<B>) -> MutexGuard<'_, GoPiGo3<B>> {
+    robot.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<B: SpiBus> Executor<B> {
+    /// An executor over `robot`; `distance` feeds the obstacle stop, `sim`
+    /// adds the true pose to telemetry, `camera` follows `camera_on`.
+    pub fn new(
+        robot: SharedRobot<B>,
+        distance: Option<Box<dyn DistanceSensor + Send>>,
+        sim: Option<SimHandle>,
+        camera: Option<Arc<CameraControl>>,
+        limits: Limits,
+    ) -> Result<Self, Gopigo3Error> {
+        lock_robot(&robot).set_speed(f64::from(limits.speed_dps))?;
+        let settings = RobotSettings {
+            speed_dps: Some(limits.speed_dps),
+            led: None,
+            servo_angle: None,
+            camera_on: camera.as_ref().map(|c| c.is_enabled()),
+            detection_on: None,
+        };
+        Ok(Self {
+            robot,
+            distance,
+            sim,
+            camera,
+            limits,
+            settings,
+            motion: Motion::Idle,
+            last_command_at: None,
+            next_telemetry: None,
+            last_distance_mm: None,
+            made_ids: 0,
+            id_prefix: format!("r{}", unix_ms() % 1_000_000),
+        })
+    }
+
+    /// True while a motion command drives the wheels.
+    pub fn is_moving(&self) -> bool {
+        matches!(self.motion, Motion::Timed { .. } | Motion::Position { .. })
+    }
+
+    /// The state to report in the shadow.
+    pub fn reported(&self) -> RobotSettings {
+        self.settings.clone()
+    }
+
+    /// The wheel speed used when a command names none (dps).
+    pub fn speed_dps(&self) -> u32 {
+        self.settings.speed_dps.unwrap_or(self.limits.speed_dps)
+    }
+
+    fn bot(&self) -> MutexGuard<'_, GoPiGo3<B>> {
+        lock_robot(&self.robot)
+    }
+
+    fn set_servo(&self, angle: f64) -> Result<(), Gopigo3Error> {
+        self.bot().set_servo_angle(ServoPort::One, angle)
+    }
+
+    fn make_id(&mut self) -> String {
+        self.made_ids += 1;
+        format!("{}-{}", self.id_prefix, self.made_ids)
+    }
+
+    /// Handles one input.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
+        match input {
+            Input::Command(cmd) => self.command(cmd, now),
+            Input::Settings(s) => self.apply_settings(s),
+            Input::LinkLost(why) => {
+                if self.is_moving() {
+                    self.safety_stop(now, format!("link to the broker lost ({why})"))
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    /// Commands the wheels to 0 dps now and floats them [`FLOAT_DELAY`] later.
+    fn halt(&mut self, now: Instant) {
+        if let Err(e) = self.bot().set_motor_dps(MotorPort::Both, 0.0) {
+            tracing::error!(error = %e, "cannot stop the motors; trying to float them");
+            let _ = self.bot().float_motors(MotorPort::Both);
+        }
+        self.motion = Motion::Stopping {
+            float_at: now + FLOAT_DELAY,
+        };
+    }
+
+    /// Ends the running motion (if any) with `done` and `reason`.
+    fn end_motion(&mut self, reason: Option<String>) -> Vec<Output> {
+        match std::mem::replace(&mut self.motion, Motion::Idle) {
+            Motion::Timed { id, .. } | Motion::Position { id, .. } => {
+                vec![result(&id, CommandStatus::Done, reason)]
+            }
+            other => {
+                self.motion = other;
+                Vec::new()
+            }
+        }
+    }
+
+    fn safety_stop(&mut self, now: Instant, reason: String) -> Vec<Output> {
+        tracing::warn!(%reason, "safety stop");
+        let out = self.end_motion(Some(reason));
+        self.halt(now);
+        out
+    }
+
+    /// A raw distance reading in mm, `None` when out of range or failing.
+    fn read_distance(&mut self) -> Option<u32> {
+        let d = self.distance.as_mut()?;
+        match d.read_mm() {
+            Ok(mm) if (5..OUT_OF_RANGE_MM).contains(&mm) => {
+                self.last_distance_mm = Some(u32::from(mm));
+                Some(u32::from(mm))
+            }
+            Ok(_) => {
+                self.last_distance_mm = Some(u32::from(gopigo3::NOTHING_IN_RANGE_MM));
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "distance sensor read failed");
+                None
+            }
+        }
+    }
+
+    /// `Some(reason)` when an obstacle is too close to move forward.
+    fn obstacle_ahead(&mut self) -> Option<String> {
+        if self.limits.obstacle_mm == 0 {
+            return None;
+        }
+        let mm = self.read_distance()?;
+        (mm < self.limits.obstacle_mm).then(|| {
+            format!(
+                "obstacle at {mm} mm ahead (closer than obstacle_mm = {})",
+                self.limits.obstacle_mm
+            )
+        })
+    }
+
+    fn command(&mut self, cmd: Command, now: Instant) -> Vec<Output> {
+        self.last_command_at = Some(now);
+        let id = cmd.id.clone().unwrap_or_else(|| self.make_id());
+        let mut out = Vec::new();
+        match cmd.action {
+            Action::Stop => {
+                out.extend(self.end_motion(Some(format!("stopped by command {id}"))));
+                self.halt(now);
+                out.push(result(&id, CommandStatus::Accepted, None));
+                out.push(result(&id, CommandStatus::Done, None));
+            }
+            Action::Led { color } => {
+                let [r, g, b] = color;
+                let set = self
+                    .bot()
+                    .set_led(LedMask::EYE_LEFT | LedMask::EYE_RIGHT, r, g, b);
+                match set {
+                    Ok(()) => {
+                        self.settings.led = Some(color);
+                        out.push(result(&id, CommandStatus::Accepted, None));
+                        out.push(result(&id, CommandStatus::Done, None));
+                        out.push(Output::Reported(self.reported()));
+                    }
+                    Err(e) => out.push(self.board_error(&id, &e)),
+                }
+            }
+            Action::Servo { angle } => match self.set_servo(angle) {
+                Ok(()) => {
+                    self.settings.servo_angle = Some(angle);
+                    out.push(result(&id, CommandStatus::Accepted, None));
+                    out.push(result(&id, CommandStatus::Done, None));
+                    out.push(Output::Reported(self.reported()));
+                }
+                Err(e) => out.push(self.board_error(&id, &e)),
+            },
+            Action::Drive {
+                direction,
+                speed_dps,
+                duration_ms,
+            } => {
+                let forward = matches!(
+                    direction,
+                    Direction::Forward | Direction::Left | Direction::Right
+                );
+                if forward {
+                    if let Some(reason) = self.obstacle_ahead() {
+                        out.extend(self.end_motion(Some(format!("preempted by {id}"))));
+                        if !matches!(self.motion, Motion::Idle) {
+                            self.halt(now);
+                        }
+                        out.push(result(&id, CommandStatus::Rejected, Some(reason)));
+                        return out;
+                    }
+                }
+                out.extend(self.end_motion(Some(format!("preempted by {id}"))));
+                let speed = f64::from(speed_dps.unwrap_or(self.speed_dps()));
+                let duration = Duration::from_millis(u64::from(
+                    duration_ms.unwrap_or(gopigo_protocol::DEFAULT_DURATION_MS),
+                ));
+                let started = {
+                    let mut bot = self.bot();
+                    bot.set_speed(speed).and_then(|()| match direction {
+                        Direction::Forward => bot.forward(),
+                        Direction::Backward => bot.backward(),
+                        Direction::Left => bot.left(),
+                        Direction::Right => bot.right(),
+                        Direction::SpinLeft => bot.spin_left(),
+                        Direction::SpinRight => bot.spin_right(),
+                    })
+                };
+                match started {
+                    Ok(()) => {
+                        let label = match direction {
+                            Direction::Forward | Direction::Backward => "driving",
+                            _ => "turning",
+                        };
+                        self.motion = Motion::Timed {
+                            id: id.clone(),
+                            label,
+                            until: now + duration,
+                            forward,
+                        };
+                        out.push(result(&id, CommandStatus::Accepted, None));
+                    }
+                    Err(e) => {
+                        self.halt(now);
+                        out.push(self.board_error(&id, &e));
+                    }
+                }
+            }
+            Action::Turn { degrees } => {
+                let geometry = self.bot().geometry();
+                let w = geometry.spin_wheel_degrees(degrees);
+                out.extend(self.end_motion(Some(format!("preempted by {id}"))));
+                out.extend(self.start_position(&id, "turning", w, -w, false, now));
+            }
+            Action::DriveCm { cm } => {
+                if cm > 0.0 {
+                    if let Some(reason) = self.obstacle_ahead() {
+                        out.extend(self.end_motion(Some(format!("preempted by {id}"))));
+                        if !matches!(self.motion, Motion::Idle) {
+                            self.halt(now);
+                        }
+                        out.push(result(&id, CommandStatus::Rejected, Some(reason)));
+                        return out;
+                    }
+                }
+                let geometry = self.bot().geometry();
+                let deg = geometry.mm_to_wheel_degrees(cm * 10.0);
+                out.extend(self.end_motion(Some(format!("preempted by {id}"))));
+                out.extend(self.start_position(&id, "drive_cm", deg, deg, cm > 0.0, now));
+            }
+        }
+        out
+    }
+
+    fn board_error(&self, id: &str, e: &Gopigo3Error) -> Output {
+        tracing::error!(error = %e, id, "board error");
+        result(
+            id,
+            CommandStatus::Rejected,
+            Some(format!("board error: {e}")),
+        )
+    }
+
+    fn start_position(
+        &mut self,
+        id: &str,
+        label: &'static str,
+        left_deg: f64,
+        right_deg: f64,
+        forward: bool,
+        now: Instant,
+    ) -> Vec<Output> {
+        let speed = f64::from(self.speed_dps());
+        let started = {
+            let mut bot = self.bot();
+            bot.set_speed(speed)
+                .and_then(|()| bot.read_encoders())
+                .and_then(|(l0, r0)| {
+                    let (lt, rt) = (l0 + left_deg, r0 + right_deg);
+                    bot.set_motor_position(MotorPort::Left, lt)?;
+                    bot.set_motor_position(MotorPort::Right, rt)?;
+                    Ok((lt, rt))
+                })
+        };
+        match started {
+            Ok((left_target, right_target)) => {
+                let secs = 2.0 * left_deg.abs().max(right_deg.abs()) / speed + 2.0;
+                self.motion = Motion::Position {
+                    id: id.to_string(),
+                    label,
+                    left_target,
+                    right_target,
+                    deadline: now + Duration::from_secs_f64(secs),
+                    forward,
+                };
+                vec![result(id, CommandStatus::Accepted, None)]
+            }
+            Err(e) => {
+                self.halt(now);
+                vec![self.board_error(id, &e)]
+            }
+        }
+    }
+
+    /// Applies desired settings, then reports the whole state.
+    fn apply_settings(&mut self, s: RobotSettings) -> Vec<Output> {
+        if let Some(v) = s.speed_dps {
+            if (1..=gopigo_protocol::MAX_SPEED_DPS).contains(&v) {
+                self.settings.speed_dps = Some(v);
+            } else {
+                tracing::warn!(speed_dps = v, "shadow speed_dps out of 1..=1000; ignored");
+            }
+        }
+        if let Some(c) = s.led {
+            let [r, g, b] = c;
+            let set = self
+                .bot()
+                .set_led(LedMask::EYE_LEFT | LedMask::EYE_RIGHT, r, g, b);
+            match set {
+                Ok(()) => self.settings.led = Some(c),
+                Err(e) => tracing::error!(error = %e, "cannot set the LEDs"),
+            }
+        }
+        if let Some(a) = s.servo_angle {
+            if a.is_finite() && (0.0..=180.0).contains(&a) {
+                match self.set_servo(a) {
+                    Ok(()) => self.settings.servo_angle = Some(a),
+                    Err(e) => tracing::error!(error = %e, "cannot set the servo"),
+                }
+            } else {
+                tracing::warn!(
+                    servo_angle = a,
+                    "shadow servo_angle out of 0..=180; ignored"
+                );
+            }
+        }
+        if let Some(on) = s.camera_on {
+            if let Some(c) = &self.camera {
+                c.set_enabled(on);
+                self.settings.camera_on = Some(on);
+            }
+        }
+        if let Some(on) = s.detection_on {
+            // read by the detector; the robot only acknowledges it
+            self.settings.detection_on = Some(on);
+        }
+        vec![Output::Reported(self.reported())]
+    }
+
+    /// Periodic work: ends motions that are due, enforces the dead-man and
+    /// obstacle limits, floats stopped motors, and emits telemetry.
+    pub fn tick(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        match self.motion.clone() {
+            Motion::Timed { until, .. } if now >= until => {
+                out.extend(self.end_motion(None));
+                self.halt(now);
+            }
+            Motion::Position {
+                left_target,
+                right_target,
+                deadline,
+                ..
+            } => {
+                let reached = self.bot().target_reached(left_target, right_target);
+                match reached {
+                    Ok(true) => {
+                        out.extend(self.end_motion(None));
+                        self.halt(now);
+                    }
+                    Ok(false) if now >= deadline => out.extend(self.safety_stop(
+                        now,
+                        "did not reach the target in time (blocked?)".to_string(),
+                    )),
+                    Ok(false) => {}
+                    Err(e) => out.extend(self.safety_stop(now, format!("board error: {e}"))),
+                }
+            }
+            Motion::Stopping { float_at } if now >= float_at => {
+                if let Err(e) = self.bot().float_motors(MotorPort::Both) {
+                    tracing::error!(error = %e, "cannot float the motors");
+                }
+                self.motion = Motion::Idle;
+            }
+            _ => {}
+        }
+        if self.is_moving() {
+            let idle = self
+                .last_command_at
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            if idle > self.limits.deadman {
+                out.extend(self.safety_stop(
+                    now,
+                    format!(
+                        "dead-man: no command for {} ms while moving",
+                        self.limits.deadman.as_millis()
+                    ),
+                ));
+            }
+        }
+        let forward = matches!(
+            self.motion,
+            Motion::Timed { forward: true, .. } | Motion::Position { forward: true, .. }
+        );
+        if forward {
+            if let Some(reason) = self.obstacle_ahead() {
+                out.extend(self.safety_stop(now, reason));
+            }
+        }
+        let due = self.next_telemetry.is_none_or(|t| now >= t);
+        if due {
+            let next = self
+                .next_telemetry
+                .map_or(now, |t| t + self.limits.telemetry_period);
+            self.next_telemetry = Some(if next <= now {
+                now + self.limits.telemetry_period
+            } else {
+                next
+            });
+            match self.telemetry(!forward) {
+                Ok(t) => out.push(Output::Telemetry(t)),
+                Err(e) => tracing::warn!(error = %e, "telemetry read failed"),
+            }
+        }
+        out
+    }
+
+    /// A telemetry sample now (`read_distance`: poll the sensor too).
+    pub fn telemetry(&mut self, read_distance: bool) -> Result<Telemetry, Gopigo3Error> {
+        let (battery_v, (l, r), sl, sr) = {
+            let mut bot = self.bot();
+            (
+                bot.battery_pack_voltage()?,
+                bot.read_encoders()?,
+                bot.get_motor_status(MotorPort::Left)?,
+                bot.get_motor_status(MotorPort::Right)?,
+            )
+        };
+        if read_distance {
+            self.read_distance();
+        }
+        let (motion, command_id) = match &self.motion {
+            Motion::Idle => ("stopped", None),
+            Motion::Stopping { .. } => ("stopping", None),
+            Motion::Timed { id, label, .. } | Motion::Position { id, label, .. } => {
+                (*label, Some(id.clone()))
+            }
+        };
+        Ok(Telemetry {
+            ts_ms: unix_ms(),
+            battery_v: (battery_v * 100.0).round() / 100.0,
+            encoders_deg: Wheels { left: l, right: r },
+            wheel_dps: Wheels {
+                left: sl.dps,
+                right: sr.dps,
+            },
+            distance_mm: self
+                .last_distance_mm
+                .map(|d| d.min(u32::from(gopigo3::NOTHING_IN_RANGE_MM))),
+            motion: motion.to_string(),
+            command_id,
+            sim_pose: self.sim.as_ref().map(|h| {
+                let p = h.pose();
+                [
+                    (p.x_mm * 10.0).round() / 10.0,
+                    (p.y_mm * 10.0).round() / 10.0,
+                    (p.heading_deg() * 100.0).round() / 100.0,
+                ]
+            }),
+        })
+    }
+
+    /// Ends any motion, stops the wheels, waits [`FLOAT_DELAY`] and floats
+    /// them (SIGTERM, SIGINT, end of the program).
+    pub fn shutdown(&mut self, reason: &str) -> Vec<Output> {
+        let out = self.end_motion(Some(reason.to_string()));
+        let mut bot = self.bot();
+        let _ = bot.set_motor_dps(MotorPort::Both, 0.0);
+        std::thread::sleep(FLOAT_DELAY);
+        if let Err(e) = bot.float_motors(MotorPort::Both) {
+            tracing::error!(error = %e, "cannot float the motors at shutdown");
+        }
+        drop(bot);
+        self.motion = Motion::Idle;
+        out
+    }
+}
+
+/// Floats the motors from a panic hook: tries the lock for a while (the
+/// panicking thread may hold it; then [`spawn`]'s unwind handler does it).
+pub fn float_from_panic<B: SpiBus>(robot: &SharedRobot<B>) -> bool {
+    for _ in 0..20 {
+        match robot.try_lock() {
+            Ok(mut g) => return g.float_motors(MotorPort::Both).is_ok(),
+            Err(TryLockError::Poisoned(p)) => {
+                return p.into_inner().float_motors(MotorPort::Both).is_ok()
+            }
+            Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    false
+}
+
+/// Runs `exec` on its own thread: inputs from `rx`, a [`TICK`] period,
+/// outputs to `out`, and `moving` kept up to date for the link watchdog.
+/// The thread ends (stopping and floating the motors) when every sender of
+/// `rx` is dropped. A panic inside floats the motors before unwinding.
+pub fn spawn<B: SpiBus + Send + 'static>(
+    mut exec: Executor<B>,
+    rx: Receiver<Input>,
+    out: tokio::sync::mpsc::UnboundedSender<Output>,
+    moving: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let robot = exec.robot.clone();
+    std::thread::Builder::new()
+        .name("executor".into())
+        .spawn(move || {
+            let run = std::panic::AssertUnwindSafe(|| {
+                let mut next_tick = Instant::now();
+                loop {
+                    let wait = next_tick.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(wait) {
+                        Ok(input) => {
+                            for o in exec.handle(input, Instant::now()) {
+                                let _ = out.send(o);
+                            }
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                    let now = Instant::now();
+                    if now >= next_tick {
+                        for o in exec.tick(now) {
+                            let _ = out.send(o);
+                        }
+                        next_tick += TICK;
+                        if next_tick < now {
+                            next_tick = now + TICK;
+                        }
+                    }
+                    moving.store(exec.is_moving(), Ordering::Relaxed);
+                }
+                for o in exec.shutdown("agent shutting down") {
+                    let _ = out.send(o);
+                }
+                moving.store(false, Ordering::Relaxed);
+            });
+            if let Err(panic) = std::panic::catch_unwind(run) {
+                let _ = lock_robot(&robot).float_motors(MotorPort::Both);
+                eprintln!("gopigo agent: executor panicked; motors floated");
+                std::panic::resume_unwind(panic);
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gopigo3::sim::{self, ClockMode, MotorMode};
+    use gopigo_protocol::parse_command;
+
+    struct Rig {
+        exec: Executor<sim::SimBoard>,
+        sim: SimHandle,
+        now: Instant,
+        out: Vec<Output>,
+    }
+
+    fn rig(limits: Limits) -> Rig {
+        let kit = sim::new_robot(sim::SimConfig {
+            clock: ClockMode::Manual,
+            ..sim::SimConfig::default()
+        })
+        .unwrap();
+        let robot = Arc::new(Mutex::new(kit.gopigo));
+        let exec = Executor::new(
+            robot,
+            Some(Box::new(kit.distance)),
+            Some(kit.handle.clone()),
+            None,
+            limits,
+        )
+        .unwrap();
+        Rig {
+            exec,
+            sim: kit.handle,
+            now: Instant::now(),
+            out: Vec::new(),
+        }
+    }
+
+    impl Rig {
+        fn send(&mut self, payload: &str) {
+            let cmd = parse_command(payload.as_bytes()).unwrap();
+            let o = self.exec.handle(Input::Command(cmd), self.now);
+            self.out.extend(o);
+        }
+        fn run_for(&mut self, d: Duration) {
+            let end = self.now + d;
+            while self.now < end {
+                self.sim.advance(TICK);
+                self.now += TICK;
+                let o = self.exec.tick(self.now);
+                self.out.extend(o);
+            }
+        }
+        fn results(&self) -> Vec<(String, CommandStatus, Option<String>)> {
+            self.out
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Result(r) => Some((r.id.clone(), r.status, r.reason.clone())),
+                    _ => None,
+                })
+                .collect()
+        }
+        fn x(&self) -> f64 {
+            self.sim.pose().x_mm
+        }
+        fn wheels(&self) -> (f64, f64) {
+            (
+                self.sim.motor(MotorPort::Left).speed_dps,
+                self.sim.motor(MotorPort::Right).speed_dps,
+            )
+        }
+        fn modes(&self) -> [MotorMode; 2] {
+            [
+                self.sim.motor(MotorPort::Left).mode,
+                self.sim.motor(MotorPort::Right).mode,
+            ]
+        }
+    }
+
+    fn done(id: &str) -> (String, CommandStatus, Option<String>) {
+        (id.into(), CommandStatus::Done, None)
+    }
+    fn accepted(id: &str) -> (String, CommandStatus, Option<String>) {
+        (id.into(), CommandStatus::Accepted, None)
+    }
+
+    #[test]
+    fn timed_drive_runs_its_duration_then_stops_and_floats() {
+        let mut r = rig(Limits::default());
+        let x0 = r.x();
+        r.send(r#"{"id":"d1","action":"drive","direction":"forward","duration_ms":500}"#);
+        assert!(r.exec.is_moving());
+        r.run_for(Duration::from_millis(480));
+        assert!(r.exec.is_moving());
+        assert_eq!(r.wheels(), (300.0, 300.0));
+        r.run_for(Duration::from_millis(40));
+        assert!(!r.exec.is_moving());
+        assert_eq!(r.wheels(), (0.0, 0.0));
+        assert_eq!(r.results(), vec![accepted("d1"), done("d1")]);
+        // 0.5 s at 300 dps = 150 wheel degrees = 87 mm
+        let moved = r.x() - x0;
+        assert!((moved - 87.0).abs() < 6.0, "moved {moved} mm");
+        r.run_for(Duration::from_millis(120));
+        assert_eq!(r.modes(), [MotorMode::Float, MotorMode::Float]);
+    }
+
+    #[test]
+    fn plain_word_drives_one_second_by_default() {
+        let mut r = rig(Limits::default());
+        r.send("f");
+        r.run_for(Duration::from_millis(980));
+        assert!(r.exec.is_moving());
+        r.run_for(Duration::from_millis(40));
+        assert!(!r.exec.is_moving());
+        let ids: Vec<_> = r.results().into_iter().map(|x| x.1).collect();
+        assert_eq!(ids, [CommandStatus::Accepted, CommandStatus::Done]);
+    }
+
+    #[test]
+    fn drive_cm_ends_on_target() {
+        let mut r = rig(Limits::default());
+        let x0 = r.x();
+        r.send(r#"{"id":"c","action":"drive_cm","cm":20}"#);
+        r.run_for(Duration::from_millis(2500));
+        assert_eq!(r.results(), vec![accepted("c"), done("c")]);
+        let moved = r.x() - x0;
+        assert!((moved - 200.0).abs() < 10.0, "moved {moved} mm");
+        let t = r.exec.telemetry(true).unwrap();
+        let cm = t.encoders_deg.left / 360.0 * 20.8916;
+        assert!((cm - 20.0).abs() < 1.0, "{cm}");
+    }
+
+    #[test]
+    fn turn_turns_the_pose_clockwise_for_positive_degrees() {
+        let mut r = rig(Limits::default());
+        r.send(r#"{"id":"t","action":"turn","degrees":90}"#);
+        r.run_for(Duration::from_millis(2500));
+        assert_eq!(r.results(), vec![accepted("t"), done("t")]);
+        let h = r.sim.pose().heading_deg();
+        assert!((h + 90.0).abs() < 5.0, "heading {h}");
+    }
+
+    #[test]
+    fn a_new_motion_preempts_the_running_one() {
+        let mut r = rig(Limits::default());
+        r.send(r#"{"id":"a","action":"drive","direction":"forward","duration_ms":5000}"#);
+        r.run_for(Duration::from_millis(200));
+        r.send(r#"{"id":"b","action":"drive","direction":"backward","duration_ms":200}"#);
+        assert_eq!(r.wheels(), (300.0, 300.0)); // not integrated yet
+        r.run_for(Duration::from_millis(100));
+        assert_eq!(r.wheels(), (-300.0, -300.0));
+        r.run_for(Duration::from_millis(200));
+        assert_eq!(
+            r.results(),
+            vec![
+                accepted("a"),
+                (
+                    "a".into(),
+                    CommandStatus::Done,
+                    Some("preempted by b".into())
+                ),
+                accepted("b"),
+                done("b"),
+            ]
+        );
+    }
+
+    #[test]
+    fn stop_command_stops_at_once() {
+        let mut r = rig(Limits::default());
+        r.send(r#"{"id":"a","action":"drive","direction":"spin_left","duration_ms":5000}"#);
+        r.run_for(Duration::from_millis(100));
+        r.send(r#"{"id":"s","action":"stop"}"#);
+        r.run_for(Duration::from_millis(20));
+        assert_eq!(r.wheels(), (0.0, 0.0));
+        assert_eq!(r.results()[1].2.as_deref(), Some("stopped by command s"));
+    }
+
+    #[test]
+    fn dead_man_stops_a_long_drive_without_fresh_commands() {
+        let mut r = rig(Limits {
+            deadman: Duration::from_millis(600),
+            ..Limits::default()
+        });
+        r.send(r#"{"id":"long","action":"drive","direction":"forward","duration_ms":10000}"#);
+        r.run_for(Duration::from_millis(580));
+        assert!(r.exec.is_moving());
+        r.run_for(Duration::from_millis(60));
+        assert!(!r.exec.is_moving());
+        assert_eq!(r.wheels(), (0.0, 0.0));
+        let res = r.results();
+        assert!(
+            res[1].2.as_deref().unwrap().starts_with("dead-man"),
+            "{res:?}"
+        );
+    }
+
+    #[test]
+    fn repeating_the_command_keeps_the_dead_man_happy() {
+        let mut r = rig(Limits {
+            deadman: Duration::from_millis(600),
+            ..Limits::default()
+        });
+        for _ in 0..4 {
+            r.send(r#"{"action":"drive","direction":"forward","duration_ms":10000}"#);
+            r.run_for(Duration::from_millis(400));
+            assert!(r.exec.is_moving());
+        }
+    }
+
+    #[test]
+    fn obstacle_ahead_refuses_and_stops_forward_moves_only() {
+        let mut r = rig(Limits::default());
+        let p = r.sim.pose();
+        // the robot faces +x; a box whose near face is 400 mm ahead of the centre
+        r.sim.add_box(
+            (p.x_mm + 400.0, p.y_mm - 200.0),
+            (p.x_mm + 500.0, p.y_mm + 200.0),
+        );
+        r.send(r#"{"id":"f","action":"drive","direction":"forward","duration_ms":5000}"#);
+        r.run_for(Duration::from_millis(3000));
+        let res = r.results();
+        assert_eq!(res[0], accepted("f"));
+        assert!(
+            res[1].2.as_deref().unwrap().starts_with("obstacle at"),
+            "{res:?}"
+        );
+        assert_eq!(r.wheels(), (0.0, 0.0));
+        assert!(!r.sim.robot().bumped);
+        let d = r.sim.true_distance_mm().unwrap();
+        assert!(d < 200.0 && d > 150.0, "stopped {d} mm away");
+        // a new forward move is refused, nothing moves
+        let x = r.x();
+        r.send(r#"{"id":"g","action":"drive_cm","cm":10}"#);
+        r.run_for(Duration::from_millis(500));
+        assert_eq!(r.results()[2].1, CommandStatus::Rejected);
+        assert!((r.x() - x).abs() < 0.5);
+        // backing away is allowed
+        r.send(r#"{"id":"b","action":"drive","direction":"backward","duration_ms":300}"#);
+        r.run_for(Duration::from_millis(400));
+        assert!(r.x() < x - 30.0);
+    }
+
+    #[test]
+    fn link_loss_stops_a_moving_robot() {
+        let mut r = rig(Limits::default());
+        r.send(r#"{"id":"a","action":"drive","direction":"forward","duration_ms":5000}"#);
+        r.run_for(Duration::from_millis(100));
+        let o = r.exec.handle(Input::LinkLost("eof".into()), r.now);
+        r.out.extend(o);
+        r.run_for(Duration::from_millis(20));
+        assert_eq!(r.wheels(), (0.0, 0.0));
+        assert!(r.results()[1]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("link to the broker lost"));
+    }
+
+    #[test]
+    fn shadow_speed_is_reported_and_used_by_the_next_drive() {
+        let mut r = rig(Limits::default());
+        let o = r.exec.handle(
+            Input::Settings(RobotSettings {
+                speed_dps: Some(200),
+                led: Some([0, 0, 255]),
+                servo_angle: Some(30.0),
+                ..RobotSettings::default()
+            }),
+            r.now,
+        );
+        let Output::Reported(rep) = &o[0] else {
+            panic!("{o:?}")
+        };
+        assert_eq!(rep.speed_dps, Some(200));
+        assert_eq!(rep.led, Some([0, 0, 255]));
+        assert_eq!(r.sim.led(LedMask::EYE_LEFT), (0, 0, 255));
+        assert_eq!(
+            r.sim.servo_pulse_us(ServoPort::One),
+            gopigo3::servo_pulse_for_angle(30.0)
+        );
+        r.send("forward");
+        r.run_for(Duration::from_millis(100));
+        assert_eq!(r.wheels(), (200.0, 200.0));
+        // out-of-range values are ignored, the old value stays reported
+        let o = r.exec.handle(
+            Input::Settings(RobotSettings {
+                speed_dps: Some(5000),
+                ..RobotSettings::default()
+            }),
+            r.now,
+        );
+        assert_eq!(o, vec![Output::Reported(r.exec.reported())]);
+        assert_eq!(r.exec.speed_dps(), 200);
+    }
+
+    #[test]
+    fn telemetry_at_its_rate_with_the_sim_pose() {
+        let mut r = rig(Limits::default());
+        r.run_for(Duration::from_millis(1000));
+        let t: Vec<_> = r
+            .out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Telemetry(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(t.len(), 5);
+        assert_eq!(t[0].motion, "stopped");
+        assert_eq!(t[0].sim_pose.unwrap()[0], 2000.0);
+        assert!(t[0].battery_v > 8.0);
+    }
+
+    #[test]
+    fn shutdown_floats_the_motors() {
+        let mut r = rig(Limits::default());
+        r.send(r#"{"id":"a","action":"drive","direction":"forward","duration_ms":5000}"#);
+        r.run_for(Duration::from_millis(100));
+        let o = r.exec.shutdown("bye");
+        assert_eq!(
+            o,
+            vec![result("a", CommandStatus::Done, Some("bye".into()))]
+        );
+        assert_eq!(r.modes(), [MotorMode::Float, MotorMode::Float]);
+    }
+}
