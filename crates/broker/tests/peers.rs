@@ -205,3 +205,77 @@ async fn paho_retained_qos1_round_trip() {
     assert_eq!(p.topic, "gopigo/paho/status");
     b.stop().await;
 }
+
+const AWS_SDK_SCRIPT: &str = r#"
+import sys, threading
+from awscrt import io, mqtt
+port, d = int(sys.argv[1]), sys.argv[2]
+opts = io.TlsContextOptions.create_client_with_mtls_from_path(d + "/admin.pem", d + "/admin.key")
+opts.override_default_trust_store_from_path(None, d + "/ca.pem")
+opts.alpn_list = ["x-amzn-mqtt-ca"]
+client = mqtt.Client(None, io.ClientTlsContext(opts))
+conn = mqtt.Connection(client=client, host_name="localhost", port=port, client_id="sdk-r1",
+                       clean_session=False, keep_alive_secs=1200)
+print("session_present", conn.connect().result(10)["session_present"])
+got = threading.Event()
+msgs = []
+def on_msg(topic, payload, **kw):
+    msgs.append((topic, payload.decode()))
+    got.set()
+f, _ = conn.subscribe("gopigo/sdk/#", mqtt.QoS.AT_LEAST_ONCE, on_msg)
+f.result(10)
+f, _ = conn.publish("gopigo/sdk/telemetry", '{"v":1}', mqtt.QoS.AT_LEAST_ONCE)
+f.result(10)
+got.wait(10)
+print(msgs)
+conn.disconnect().result(10)
+"#;
+
+/// The AWS IoT Device SDK v2 (awscrt) in its port-443 style: ALPN
+/// `x-amzn-mqtt-ca`, persistent session, keep-alive 1200 s.
+#[tokio::test]
+async fn aws_device_sdk_over_alpn_listener() {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import awscrt.mqtt"])
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("awscrt (awsiotsdk) not installed; skipping");
+        return;
+    }
+    let setup = Setup::new();
+    let b = setup
+        .start_alpn(
+            Setup::config(),
+            None,
+            Some(vec![gopigo_broker::ALPN_MQTT_CA.to_vec()]),
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), b.ca.cert.pem()).unwrap();
+    write_identity(dir.path(), "admin", &b.admin);
+    let out = tokio::time::timeout(
+        Duration::from_secs(40),
+        Command::new("python3")
+            .args([
+                "-c",
+                AWS_SDK_SCRIPT,
+                &b.addr.port().to_string(),
+                &dir.path().display().to_string(),
+            ])
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("session_present False")
+            && stdout.contains(r#"[('gopigo/sdk/telemetry', '{"v":1}')]"#),
+        "SDK saw: {stdout} / {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    b.stop().await;
+}
