@@ -395,7 +395,7 @@ async fn will_sent_on_abrupt_close_not_on_clean_disconnect() {
 }
 
 #[tokio::test]
-async fn persistent_session_queues_qos1_across_reconnect_and_restart() {
+async fn persistent_session_queues_qos1_across_reconnect_and_crash() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("broker.sqlite");
     let setup = Setup::new();
@@ -427,12 +427,21 @@ async fn persistent_session_queues_qos1_across_reconnect_and_restart() {
     c.client.disconnect().await.unwrap();
     assert!(c.closed_within(WAIT).await);
 
-    // Queue two more while offline, then restart the broker on the same file.
+    // Queue two more while offline (one through a real publisher, acked),
+    // then crash the broker and start a new one on the same file.
     b.handle
         .publish("q/b", Bytes::from_static(b"after-1"), 1, false);
-    b.handle
-        .publish("q/b", Bytes::from_static(b"after-2"), 1, false);
-    b.stop().await;
+    let mut publ = b.client("publisher", &b.admin);
+    publ.connected().await;
+    publ.client
+        .publish("q/b", QoS::AtLeastOnce, false, "after-2")
+        .await
+        .unwrap();
+    assert!(publ
+        .wait_for(WAIT, |p| matches!(p, Packet::PubAck(_)))
+        .await
+        .is_some());
+    b.crash();
 
     let b = setup.start(Setup::config(), Some(store.clone())).await;
     let mut o = b.options("persist", &b.admin);

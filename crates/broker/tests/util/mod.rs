@@ -301,6 +301,17 @@ impl TestBroker {
         }
     }
 
+    /// Simulates `kill -9` as far as the store is concerned: the serve task
+    /// is aborted and the broker's state (with its SQLite connection) is
+    /// leaked, never closed or flushed.
+    pub fn crash(mut self) {
+        std::mem::forget(self.handle.clone());
+        self.stop.take();
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+
     /// Waits until the broker has no open connection task.
     pub async fn wait_idle(&self, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
