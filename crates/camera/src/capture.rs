@@ -161,7 +161,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(bus.latest().unwrap().seq > paused);
         stop.cancel();
-        tokio::time::timeout(Duration::from_secs(2), h).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(2), h)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[tokio::test]
@@ -172,19 +175,44 @@ mod tests {
             jpeg: tiny_jpeg(),
             end_after: 3,
         });
-        let h = spawn_capture(src, 200.0, bus.clone(), CameraControl::new(true), CancellationToken::new()).unwrap();
-        tokio::time::timeout(Duration::from_secs(2), h).await.unwrap().unwrap();
+        let h = spawn_capture(
+            src,
+            200.0,
+            bus.clone(),
+            CameraControl::new(true),
+            CancellationToken::new(),
+        )
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(2), h)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(bus.latest().unwrap().seq, 3);
     }
 
     #[test]
     fn bad_fps_is_rejected() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let _g = rt.enter();
         for fps in [0.0, -1.0, f64::NAN, 1000.0] {
-            let src = Box::new(Counter { n: 0, jpeg: vec![], end_after: 0 });
-            let r = spawn_capture(src, fps, FrameBus::new(), CameraControl::new(true), CancellationToken::new());
-            assert!(matches!(r, Err(CameraError::Config { field: "fps", .. })), "{fps}");
+            let src = Box::new(Counter {
+                n: 0,
+                jpeg: vec![],
+                end_after: 0,
+            });
+            let r = spawn_capture(
+                src,
+                fps,
+                FrameBus::new(),
+                CameraControl::new(true),
+                CancellationToken::new(),
+            );
+            assert!(
+                matches!(r, Err(CameraError::Config { field: "fps", .. })),
+                "{fps}"
+            );
         }
     }
 }

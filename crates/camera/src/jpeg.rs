@@ -90,7 +90,11 @@ impl RgbImage {
                     }
                 }
                 let n = n.max(1);
-                out.extend_from_slice(&[(acc[0] / n) as u8, (acc[1] / n) as u8, (acc[2] / n) as u8]);
+                out.extend_from_slice(&[
+                    (acc[0] / n) as u8,
+                    (acc[1] / n) as u8,
+                    (acc[2] / n) as u8,
+                ]);
             }
         }
         RgbImage {
@@ -103,7 +107,9 @@ impl RgbImage {
 
 /// Decodes a JPEG into RGB. `what` names the bytes in the error message.
 pub fn decode_jpeg(bytes: &[u8], what: &str) -> Result<RgbImage, CameraError> {
-    use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    use zune_jpeg::zune_core::{
+        bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions,
+    };
     let err = |reason: String| CameraError::Decode {
         what: what.to_string(),
         format: "JPEG",
@@ -147,7 +153,9 @@ pub fn decode_png(bytes: &[u8], what: &str) -> Result<RgbImage, CameraError> {
         .output_buffer_size()
         .ok_or_else(|| err("image too large".to_string()))?;
     let mut buf = vec![0; size];
-    let info = reader.next_frame(&mut buf).map_err(|e| err(e.to_string()))?;
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| err(e.to_string()))?;
     let (width, height) = (info.width, info.height);
     let n = width as usize * height as usize;
     let mut data = Vec::with_capacity(n * 3);
@@ -407,7 +415,9 @@ impl JpegSplitter {
             }
             if self.pos > self.max_frame {
                 let max = self.max_frame;
-                return self.resync(format!("frame larger than {max} bytes without an end marker"));
+                return self.resync(format!(
+                    "frame larger than {max} bytes without an end marker"
+                ));
             }
             if self.in_scan {
                 let buf = &self.buf;
@@ -455,7 +465,9 @@ impl JpegSplitter {
                     return Ok(Some(frame));
                 }
                 0xD8 => {
-                    return self.resync(format!("a new frame started at byte {p} before the end marker"));
+                    return self.resync(format!(
+                        "a new frame started at byte {p} before the end marker"
+                    ));
                 }
                 0x01 | 0xD0..=0xD7 => self.pos += 2,
                 _ => {
@@ -568,7 +580,13 @@ mod tests {
 
     #[test]
     fn splitter_cuts_a_stream_at_any_chunking() {
-        let a = stamp(&encode_jpeg(&test_image(16, 16), 80).unwrap(), Stamp { seq: 1, captured_at_ms: 1 });
+        let a = stamp(
+            &encode_jpeg(&test_image(16, 16), 80).unwrap(),
+            Stamp {
+                seq: 1,
+                captured_at_ms: 1,
+            },
+        );
         let b = encode_jpeg(&test_image(24, 8), 50).unwrap();
         let mut stream = b"garbage".to_vec();
         stream.extend_from_slice(&a);
@@ -583,7 +601,11 @@ mod tests {
                     got.push(f);
                 }
             }
-            assert_eq!(got, vec![a.clone(), b.clone(), a.clone()], "chunk size {chunk}");
+            assert_eq!(
+                got,
+                vec![a.clone(), b.clone(), a.clone()],
+                "chunk size {chunk}"
+            );
             assert!(s.is_between_frames());
         }
     }

@@ -154,15 +154,23 @@ impl PipeSource {
     /// A video file (anything ffmpeg reads) decoded by `ffmpeg -f mjpeg`,
     /// played at the capture rate, from the start again when `looped`.
     pub fn video_file(path: &Path, looped: bool) -> Self {
-        let args = [
-            "-hide_banner", "-loglevel", "error", "-nostdin", "-i",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([path.display().to_string()])
-        .chain(["-an", "-f", "mjpeg", "-q:v", "5", "-"].iter().map(|s| s.to_string()))
-        .collect();
-        let mut s = Self::command(path.display().to_string(), "ffmpeg", args, Pacing::InOrder, looped);
+        let args = ["-hide_banner", "-loglevel", "error", "-nostdin", "-i"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([path.display().to_string()])
+            .chain(
+                ["-an", "-f", "mjpeg", "-q:v", "5", "-"]
+                    .iter()
+                    .map(|s| s.to_string()),
+            )
+            .collect();
+        let mut s = Self::command(
+            path.display().to_string(),
+            "ffmpeg",
+            args,
+            Pacing::InOrder,
+            looped,
+        );
         s.hint = "apt-get install ffmpeg";
         s
     }
@@ -172,12 +180,19 @@ impl PipeSource {
     #[cfg(feature = "rpicam")]
     pub fn rpicam(width: u32, height: u32, fps: f64) -> Self {
         let args = vec![
-            "-t".into(), "0".into(), "-n".into(),
-            "--codec".into(), "mjpeg".into(),
-            "--width".into(), width.to_string(),
-            "--height".into(), height.to_string(),
-            "--framerate".into(), format!("{fps}"),
-            "-o".into(), "-".into(),
+            "-t".into(),
+            "0".into(),
+            "-n".into(),
+            "--codec".into(),
+            "mjpeg".into(),
+            "--width".into(),
+            width.to_string(),
+            "--height".into(),
+            height.to_string(),
+            "--framerate".into(),
+            format!("{fps}"),
+            "-o".into(),
+            "-".into(),
         ];
         let mut s = Self::command("rpicam-vid", "rpicam-vid", args, Pacing::Newest, true);
         s.hint = "apt-get install rpicam-apps (Raspberry Pi OS)";
@@ -273,7 +288,10 @@ impl FrameSource for PipeSource {
                         reason: format!("no frame for {:?}", self.frame_timeout),
                     });
                 }
-                slot = cv.wait_timeout(slot, deadline - now).map_err(|_| poisoned())?.0;
+                slot = cv
+                    .wait_timeout(slot, deadline - now)
+                    .map_err(|_| poisoned())?
+                    .0;
             }
             drop(slot);
             // The helper ended.
@@ -282,12 +300,18 @@ impl FrameSource for PipeSource {
             };
             let status = run.child.wait().ok();
             run.stop();
-            let tail = run.stderr_tail.lock().map(|t| t.trim().to_string()).unwrap_or_default();
+            let tail = run
+                .stderr_tail
+                .lock()
+                .map(|t| t.trim().to_string())
+                .unwrap_or_default();
             if self.restart_on_end && run.frames > 0 {
                 tracing::debug!(source = %self.label, "restarting at the end of the stream");
                 continue;
             }
-            let status = status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into());
+            let status = status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown status".into());
             return Err(CameraError::EndOfStream {
                 source_name: self.label.clone(),
                 reason: if tail.is_empty() {
@@ -306,7 +330,12 @@ mod tests {
     use crate::jpeg;
 
     fn have(program: &str) -> bool {
-        Command::new(program).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+        Command::new(program)
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
     }
 
     #[test]
@@ -326,14 +355,21 @@ mod tests {
         let f1 = src.next_frame().unwrap();
         let f2 = src.next_frame().unwrap();
         assert_eq!((f1.width, f1.seq, f2.width, f2.seq), (8, 1, 16, 2));
-        assert!(matches!(src.next_frame(), Err(CameraError::EndOfStream { .. })));
+        assert!(matches!(
+            src.next_frame(),
+            Err(CameraError::EndOfStream { .. })
+        ));
     }
 
     #[test]
     fn a_missing_program_says_how_to_install_it() {
-        let mut src = PipeSource::command("x", "no-such-program-gopigo", vec![], Pacing::Newest, false);
+        let mut src =
+            PipeSource::command("x", "no-such-program-gopigo", vec![], Pacing::Newest, false);
         let msg = src.next_frame().unwrap_err().to_string();
-        assert!(msg.contains("no-such-program-gopigo") && msg.contains("installed"), "{msg}");
+        assert!(
+            msg.contains("no-such-program-gopigo") && msg.contains("installed"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -345,7 +381,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let video = dir.path().join("test.avi");
         let ok = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-frames:v", "5", "-c:v", "mjpeg"])
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=160x120:rate=10",
+                "-frames:v",
+                "5",
+                "-c:v",
+                "mjpeg",
+            ])
             .arg(&video)
             .status()
             .unwrap();

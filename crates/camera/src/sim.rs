@@ -111,9 +111,9 @@ pub struct Scene {
 /// (−y), 3 west (−x). From the centre, heading 0 faces the dog, a left turn
 /// of 90° faces the person, 180° the horses, 270° the giraffe.
 const DEFAULT_PHOTOS: &[(&str, usize, f64, f64, bool)] = &[
-    ("dog", 1, 0.5, 2000.0, true),
+    ("dog", 1, 0.5, 1800.0, true),
     ("person", 0, 0.5, 1600.0, true),
-    ("horses", 3, 0.5, 2000.0, true),
+    ("horses", 3, 0.5, 1800.0, true),
     ("giraffe", 2, 0.5, 1400.0, true),
     ("eagle", 0, 0.88, 700.0, false),
     ("kite", 2, 0.88, 700.0, false),
@@ -159,10 +159,30 @@ impl Scene {
         let (hx, hy) = (width_mm / 2.0, depth_mm / 2.0);
         Scene {
             walls: vec![
-                Wall { a: (-hx, hy), b: (hx, hy), color: [196, 186, 170], photos: vec![] },
-                Wall { a: (hx, hy), b: (hx, -hy), color: [170, 180, 192], photos: vec![] },
-                Wall { a: (hx, -hy), b: (-hx, -hy), color: [196, 186, 170], photos: vec![] },
-                Wall { a: (-hx, -hy), b: (-hx, hy), color: [170, 180, 192], photos: vec![] },
+                Wall {
+                    a: (-hx, hy),
+                    b: (hx, hy),
+                    color: [196, 186, 170],
+                    photos: vec![],
+                },
+                Wall {
+                    a: (hx, hy),
+                    b: (hx, -hy),
+                    color: [170, 180, 192],
+                    photos: vec![],
+                },
+                Wall {
+                    a: (hx, -hy),
+                    b: (-hx, -hy),
+                    color: [196, 186, 170],
+                    photos: vec![],
+                },
+                Wall {
+                    a: (-hx, -hy),
+                    b: (-hx, hy),
+                    color: [170, 180, 192],
+                    photos: vec![],
+                },
             ],
             textures: vec![],
             wall_height_mm: 2500.0,
@@ -174,7 +194,14 @@ impl Scene {
     /// Hangs `texture` on wall `wall`, centred at `centre` (0..1 along the
     /// wall), `width_mm` wide, keeping its aspect ratio, lower edge at
     /// `bottom_mm`. Out-of-range walls are ignored.
-    pub fn hang(&mut self, wall: usize, texture: Texture, centre: f64, width_mm: f64, bottom_mm: f64) {
+    pub fn hang(
+        &mut self,
+        wall: usize,
+        texture: Texture,
+        centre: f64,
+        width_mm: f64,
+        bottom_mm: f64,
+    ) {
         let Some(w) = self.walls.get(wall) else {
             return;
         };
@@ -326,7 +353,11 @@ impl SimCamera {
         let (origin, dir) = Self::column_ray(&p, pose, col.min(p.w - 1));
         let yr = f64::from(row.min(p.h - 1)) + 0.5;
         let Some((depth, wi, along)) = self.scene.cast(origin, dir) else {
-            return if yr > p.horizon { Probe::Floor } else { Probe::Ceiling };
+            return if yr > p.horizon {
+                Probe::Floor
+            } else {
+                Probe::Ceiling
+            };
         };
         let z = p.eye + (p.horizon - yr) * depth / p.focal;
         if z < 0.0 {
@@ -391,7 +422,8 @@ impl SimCamera {
                         let d = p.eye * p.focal / (yr - p.horizon);
                         shade(scene.floor_color, light(d, 0.3))
                     } else {
-                        let d = (scene.wall_height_mm - p.eye) * p.focal / (p.horizon - yr).max(1e-6);
+                        let d =
+                            (scene.wall_height_mm - p.eye) * p.focal / (p.horizon - yr).max(1e-6);
                         shade(scene.ceiling_color, light(d, 0.5))
                     }
                 });
@@ -441,7 +473,10 @@ mod tests {
     }
 
     fn heading(rad: f64) -> Pose {
-        Pose { heading_rad: rad, ..Pose::default() }
+        Pose {
+            heading_rad: rad,
+            ..Pose::default()
+        }
     }
 
     #[test]
@@ -450,7 +485,10 @@ mod tests {
         let centre = |pose| c.probe(pose, 320, 200);
         assert_eq!(centre(heading(0.0)), Probe::Photo("red".into()));
         assert_eq!(centre(heading(FRAC_PI_2)), Probe::Photo("green".into()));
-        assert_eq!(centre(heading(2.0 * FRAC_PI_2)), Probe::Photo("blue".into()));
+        assert_eq!(
+            centre(heading(2.0 * FRAC_PI_2)),
+            Probe::Photo("blue".into())
+        );
         // The south wall has no photo.
         assert_eq!(centre(heading(3.0 * FRAC_PI_2)), Probe::Wall(2));
         assert_eq!(c.probe(heading(0.0), 320, 479), Probe::Floor);
@@ -483,8 +521,14 @@ mod tests {
         let a = jpeg::decode_jpeg(&f1.jpeg, "f1").unwrap();
         let b = jpeg::decode_jpeg(&f2.jpeg, "f2").unwrap();
         let (ma, mb) = (a.mean_rgb(), b.mean_rgb());
-        assert!(ma[0] > ma[1] + 40.0, "heading 0 should be mostly red: {ma:?}");
-        assert!(mb[1] > mb[0] + 40.0, "heading 90° should be mostly green: {mb:?}");
+        assert!(
+            ma[0] > ma[1] + 40.0,
+            "heading 0 should be mostly red: {ma:?}"
+        );
+        assert!(
+            mb[1] > mb[0] + 40.0,
+            "heading 90° should be mostly green: {mb:?}"
+        );
     }
 
     #[test]
@@ -500,13 +544,25 @@ mod tests {
         }
         for wall in 0..4 {
             let mut s = Scene::empty_room(4000.0, 3000.0);
-            s.hang(wall, Texture { name: "half".into(), image: img.clone() }, 0.5, 1500.0, 100.0);
+            s.hang(
+                wall,
+                Texture {
+                    name: "half".into(),
+                    image: img.clone(),
+                },
+                0.5,
+                1500.0,
+                100.0,
+            );
             let c = cam(s);
             let h = [FRAC_PI_2, 0.0, -FRAC_PI_2, 2.0 * FRAC_PI_2][wall];
             let r = c.render(heading(h));
             let left = r.pixel(250, 200);
             let right = r.pixel(390, 200);
-            assert!(left[0] < 50 && right[0] > 150, "wall {wall}: left {left:?} right {right:?}");
+            assert!(
+                left[0] < 50 && right[0] > 150,
+                "wall {wall}: left {left:?} right {right:?}"
+            );
         }
     }
 
@@ -519,11 +575,18 @@ mod tests {
         }
         let c = cam(Scene::default_room(dir).unwrap());
         let names: Vec<&str> = c.scene.textures.iter().map(|t| t.name.as_str()).collect();
-        assert!(names.starts_with(&["dog", "person", "horses", "giraffe"]), "{names:?}");
-        let seen: Vec<Probe> = (0..4).map(|k| c.probe(heading(f64::from(k) * FRAC_PI_2), 320, 220)).collect();
+        assert!(
+            names.starts_with(&["dog", "person", "horses", "giraffe"]),
+            "{names:?}"
+        );
+        let seen: Vec<Probe> = (0..4)
+            .map(|k| c.probe(heading(f64::from(k) * FRAC_PI_2), 320, 220))
+            .collect();
         assert_eq!(
             seen,
-            ["dog", "person", "horses", "giraffe"].map(|n| Probe::Photo(n.into())).to_vec()
+            ["dog", "person", "horses", "giraffe"]
+                .map(|n| Probe::Photo(n.into()))
+                .to_vec()
         );
     }
 
@@ -531,6 +594,9 @@ mod tests {
     fn missing_photo_dir_names_the_fix() {
         let err = Scene::default_room(Path::new("/nonexistent/photos")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("dog.jpg") && msg.contains("apt-get install darknet"), "{msg}");
+        assert!(
+            msg.contains("dog.jpg") && msg.contains("apt-get install darknet"),
+            "{msg}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The MJPEG server and client over real loopback sockets, and real
 //! third-party clients (curl, ffmpeg, OpenCV) where installed.
+#![allow(clippy::unwrap_used)] // test helpers may panic
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,11 +57,18 @@ async fn start() -> Server {
 }
 
 /// Publishes frames every `period` until dropped; returns the newest seq.
-fn publish_forever(bus: FrameBus, period: Duration, min_bytes: usize) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+fn publish_forever(
+    bus: FrameBus,
+    period: Duration,
+    min_bytes: usize,
+) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
     let latest = Arc::new(AtomicU64::new(0));
     let l = latest.clone();
     let colours = [[200, 30, 30], [30, 200, 30], [30, 30, 200]];
-    let bodies: Vec<Vec<u8>> = colours.iter().map(|c| jpeg_bytes(64, 48, *c, min_bytes)).collect();
+    let bodies: Vec<Vec<u8>> = colours
+        .iter()
+        .map(|c| jpeg_bytes(64, 48, *c, min_bytes))
+        .collect();
     let h = tokio::spawn(async move {
         let mut seq = 0u64;
         loop {
@@ -111,7 +119,15 @@ async fn curl_sees_motion_headers_and_parts_exactly() {
     s.bus.publish(frame(1, &body));
     let stamped = s.bus.latest().unwrap().jpeg.clone();
     // curl stops after --max-time (exit 28); the bytes it got are enough.
-    let out = curl(&["-s", "-N", "-i", "--max-time", "1", &format!("{}/stream", s.url)]).await;
+    let out = curl(&[
+        "-s",
+        "-N",
+        "-i",
+        "--max-time",
+        "1",
+        &format!("{}/stream", s.url),
+    ])
+    .await;
     let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let head = String::from_utf8_lossy(&out[..split]).into_owned();
     let head_l = head.to_ascii_lowercase();
@@ -122,9 +138,9 @@ async fn curl_sees_motion_headers_and_parts_exactly() {
     );
     assert!(head.contains("multipart/x-mixed-replace; boundary=BoundaryString"));
     assert!(head_l.contains("cache-control: no-cache"), "{head}");
-    // Chunked encoding: find the first part inside the de-chunked body.
+    // curl has already undone the chunked transfer encoding.
     let raw = &out[split + 4..];
-    let body_bytes = dechunk(raw);
+    let body_bytes = raw;
     let want_head = format!(
         "--BoundaryString\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
         stamped.len()
@@ -132,28 +148,21 @@ async fn curl_sees_motion_headers_and_parts_exactly() {
     let mut want = want_head.into_bytes();
     want.extend_from_slice(&stamped);
     want.extend_from_slice(b"\r\n");
-    assert_eq!(&body_bytes[..want.len().min(body_bytes.len())], &want[..], "first part differs");
-}
-
-/// Decodes HTTP chunked transfer encoding (as much as is complete).
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(nl) = raw.windows(2).position(|w| w == b"\r\n") else { break };
-        let Ok(size) = usize::from_str_radix(std::str::from_utf8(&raw[..nl]).unwrap().trim(), 16) else { break };
-        if size == 0 || raw.len() < nl + 2 + size {
-            out.extend_from_slice(&raw[(nl + 2).min(raw.len())..raw.len().min(nl + 2 + size)]);
-            break;
-        }
-        out.extend_from_slice(&raw[nl + 2..nl + 2 + size]);
-        raw = &raw[(nl + 4 + size).min(raw.len())..];
+    if body_bytes.len() < want.len() || body_bytes[..want.len()] != want[..] {
+        panic!(
+            "first part differs: got {:?}",
+            String::from_utf8_lossy(&raw[..raw.len().min(200)])
+        );
     }
-    out
 }
 
 #[tokio::test]
 async fn ffmpeg_reads_frames_from_the_stream() {
-    if std::process::Command::new("ffmpeg").arg("-version").output().is_err() {
+    if std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipping: ffmpeg not installed (apt-get install ffmpeg)");
         return;
     }
@@ -180,11 +189,19 @@ async fn ffmpeg_reads_frames_from_the_stream() {
 
 #[tokio::test]
 async fn opencv_reads_frames_from_the_stream() {
-    let probe = std::process::Command::new("python3").args(["-c", "import cv2"]).output();
-    if !probe.map(|o| o.status.success()).unwrap_or(false) {
+    // Debian's python3-opencv lives in the system Python, which a pyenv or
+    // venv `python3` on PATH may hide.
+    let python = ["/usr/bin/python3", "python3"].into_iter().find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import cv2"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    let Some(python) = python else {
         eprintln!("skipping: python3-opencv not installed (apt-get install python3-opencv)");
         return;
-    }
+    };
     let s = start().await;
     let (_latest, publisher) = publish_forever(s.bus.clone(), Duration::from_millis(40), 0);
     let script = r#"
@@ -199,7 +216,7 @@ print(n)
 "#;
     let out = tokio::time::timeout(
         Duration::from_secs(30),
-        tokio::process::Command::new("python3")
+        tokio::process::Command::new(python)
             .args(["-c", script, &format!("{}/stream.mjpg", s.url)])
             .output(),
     )
@@ -208,7 +225,12 @@ print(n)
     .unwrap();
     publisher.abort();
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(printed.trim(), "5", "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        printed.trim(),
+        "5",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -216,7 +238,9 @@ async fn a_slow_viewer_gets_the_newest_frame_without_backlog() {
     let s = start().await;
     // 256 KB frames at 100 fps: ~25 MB/s offered to each viewer.
     let (latest, publisher) = publish_forever(s.bus.clone(), Duration::from_millis(10), 256 * 1024);
-    let mut fast = MjpegClient::connect(&format!("{}/stream", s.url)).await.unwrap();
+    let mut fast = MjpegClient::connect(&format!("{}/stream", s.url))
+        .await
+        .unwrap();
     // The slow viewer's socket buffer is kept small, as a remote viewer's
     // TCP window effectively is; on loopback the kernel would otherwise
     // autotune it to 32 MB and hold a hundred frames itself.
@@ -224,7 +248,9 @@ async fn a_slow_viewer_gets_the_newest_frame_without_backlog() {
         recv_buffer_bytes: Some(64 * 1024),
         ..ClientOptions::default()
     };
-    let mut slow = MjpegClient::connect_with(&format!("{}/", s.url), &opts).await.unwrap();
+    let mut slow = MjpegClient::connect_with(&format!("{}/", s.url), &opts)
+        .await
+        .unwrap();
 
     let fast_task = tokio::spawn(async move {
         let mut seqs = Vec::new();
@@ -245,15 +271,20 @@ async fn a_slow_viewer_gets_the_newest_frame_without_backlog() {
     let fast_seqs = fast_task.await.unwrap();
     publisher.abort();
 
-    eprintln!("slow {slow_seqs:?} lags {lags:?} fast n {}", fast_seqs.len());
-    assert!(slow_seqs.windows(2).all(|w| w[1] > w[0]), "in order: {slow_seqs:?}");
+    assert!(
+        slow_seqs.windows(2).all(|w| w[1] > w[0]),
+        "in order: {slow_seqs:?}"
+    );
     let max_jump = slow_seqs.windows(2).map(|w| w[1] - w[0]).max().unwrap();
-    assert!(max_jump >= 5, "the slow viewer should skip frames: {slow_seqs:?}");
+    assert!(
+        max_jump >= 5,
+        "the slow viewer should skip frames: {slow_seqs:?}"
+    );
     // Without skipping, the 25th frame would be seq ~25 and the lag would
     // grow to hundreds; with it, the lag stays bounded by socket buffers.
     let last_lag = *lags.last().unwrap();
     assert!(
-        last_lag <= 60,
+        last_lag <= 40,
         "slow viewer lags {last_lag} frames behind: backlog grows ({lags:?})"
     );
     assert!(
@@ -262,14 +293,20 @@ async fn a_slow_viewer_gets_the_newest_frame_without_backlog() {
     );
     // The fast viewer keeps up with most frames, in order.
     assert!(fast_seqs.windows(2).all(|w| w[1] > w[0]));
-    assert!(fast_seqs.len() > 100, "fast viewer got {} frames", fast_seqs.len());
+    assert!(
+        fast_seqs.len() > 100,
+        "fast viewer got {} frames",
+        fast_seqs.len()
+    );
 }
 
 #[tokio::test]
 async fn fps_query_caps_a_viewer() {
     let s = start().await;
     let (_latest, publisher) = publish_forever(s.bus.clone(), Duration::from_millis(10), 0);
-    let mut c = MjpegClient::connect(&format!("{}/stream?fps=5", s.url)).await.unwrap();
+    let mut c = MjpegClient::connect(&format!("{}/stream?fps=5", s.url))
+        .await
+        .unwrap();
     let start = tokio::time::Instant::now();
     let mut n = 0;
     while start.elapsed() < Duration::from_millis(1500) {
@@ -287,14 +324,21 @@ async fn fps_query_caps_a_viewer() {
 async fn latest_mode_skips_to_the_newest_frame() {
     let s = start().await;
     let (latest, publisher) = publish_forever(s.bus.clone(), Duration::from_millis(5), 0);
-    let c = MjpegClient::connect(&format!("{}/stream", s.url)).await.unwrap();
+    let c = MjpegClient::connect(&format!("{}/stream", s.url))
+        .await
+        .unwrap();
     let mut frames = c.latest();
     let first = frames.next().await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let second = frames.next().await.unwrap().unwrap();
     let now = latest.load(Ordering::SeqCst);
     publisher.abort();
-    assert!(second.seq > first.seq + 20, "{} then {}", first.seq, second.seq);
+    assert!(
+        second.seq > first.seq + 20,
+        "{} then {}",
+        first.seq,
+        second.seq
+    );
     assert!(now - second.seq < 20, "newest is {now}, got {}", second.seq);
 }
 
@@ -302,12 +346,16 @@ async fn latest_mode_skips_to_the_newest_frame() {
 async fn shutdown_ends_open_streams_and_the_server() {
     let mut s = start().await;
     s.bus.publish(frame(1, &jpeg_bytes(8, 8, [0, 0, 0], 0)));
-    let mut c = MjpegClient::connect(&format!("{}/stream", s.url)).await.unwrap();
+    let mut c = MjpegClient::connect(&format!("{}/stream", s.url))
+        .await
+        .unwrap();
     assert_eq!(c.next_frame().await.unwrap().unwrap().seq, 1);
     s.stop.take().unwrap().send(()).unwrap();
     let served = tokio::time::timeout(Duration::from_secs(3), &mut s.task).await;
     served.expect("server stopped in time").unwrap().unwrap();
-    let end = tokio::time::timeout(Duration::from_secs(3), c.next_frame()).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(3), c.next_frame())
+        .await
+        .unwrap();
     assert!(matches!(end, Ok(None)), "{end:?}");
 }
 
@@ -328,7 +376,10 @@ async fn raw_server(response: Vec<u8>) -> String {
 #[tokio::test]
 async fn client_errors_are_clear() {
     // Not multipart.
-    let url = raw_server(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nhi".to_vec()).await;
+    let url = raw_server(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+    )
+    .await;
     let err = MjpegClient::connect(&url).await.unwrap_err();
     assert!(matches!(err, CameraError::NotMultipart { .. }), "{err}");
     assert!(err.to_string().contains("text/html"));
@@ -336,9 +387,21 @@ async fn client_errors_are_clear() {
     // Truncated part.
     let body = jpeg_bytes(8, 8, [1, 1, 1], 0);
     let mut resp = b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=BoundaryString\r\nConnection: close\r\n\r\n".to_vec();
-    resp.extend_from_slice(format!("--BoundaryString\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+    resp.extend_from_slice(
+        format!(
+            "--BoundaryString\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
     resp.extend_from_slice(&body);
-    resp.extend_from_slice(format!("\r\n--BoundaryString\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+    resp.extend_from_slice(
+        format!(
+            "\r\n--BoundaryString\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
     resp.extend_from_slice(&body[..body.len() / 2]);
     let url = raw_server(resp).await;
     let mut c = MjpegClient::connect(&url).await.unwrap();
@@ -353,14 +416,21 @@ async fn client_errors_are_clear() {
     .await;
     let mut c = MjpegClient::connect(&url).await.unwrap();
     let err = c.next_frame().await.unwrap_err();
-    assert!(err.to_string().contains("no boundary line \"--foo\""), "{err}");
+    assert!(
+        err.to_string().contains("no boundary line \"--foo\""),
+        "{err}"
+    );
 
     // No server at all; and a bad URL.
     let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = free.local_addr().unwrap();
     drop(free);
-    let err = MjpegClient::connect(&format!("http://{addr}/")).await.unwrap_err();
+    let err = MjpegClient::connect(&format!("http://{addr}/"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("cannot connect"), "{err}");
-    let err = MjpegClient::connect("https://example.invalid/").await.unwrap_err();
+    let err = MjpegClient::connect("https://example.invalid/")
+        .await
+        .unwrap_err();
     assert!(matches!(err, CameraError::BadUrl { .. }), "{err}");
 }

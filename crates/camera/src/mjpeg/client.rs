@@ -82,7 +82,10 @@ async fn open_tcp(host: &str, port: u16, recv_buffer: Option<u32>) -> std::io::R
         }
     }
     Err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} has no address"))
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} has no address"),
+        )
     }))
 }
 
@@ -124,7 +127,10 @@ impl MjpegClient {
             .authority()
             .ok_or_else(|| bad("no host; write it as http://host:port/path"))?
             .clone();
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(80);
         let path = uri
             .path_and_query()
@@ -137,7 +143,12 @@ impl MjpegClient {
         )
         .await
         .map_err(|_| http_err(url, format!("no connection within {connect_timeout:?}")))?
-        .map_err(|e| http_err(url, format!("cannot connect: {e}; is the camera server running?")))?;
+        .map_err(|e| {
+            http_err(
+                url,
+                format!("cannot connect: {e}; is the camera server running?"),
+            )
+        })?;
         let _ = tcp.set_nodelay(true);
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
@@ -209,10 +220,13 @@ impl MjpegClient {
     /// stamped with the arrival time.
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, CameraError> {
         loop {
-            let part = self.parser.next_part().map_err(|source| CameraError::Multipart {
-                url: self.url.clone(),
-                source,
-            })?;
+            let part = self
+                .parser
+                .next_part()
+                .map_err(|source| CameraError::Multipart {
+                    url: self.url.clone(),
+                    source,
+                })?;
             if let Some(part) = part {
                 self.received += 1;
                 if let Some(ct) = part.content_type() {
@@ -236,10 +250,12 @@ impl MjpegClient {
                 })?;
             match next {
                 None => {
-                    self.parser.finish().map_err(|source| CameraError::Multipart {
-                        url: self.url.clone(),
-                        source,
-                    })?;
+                    self.parser
+                        .finish()
+                        .map_err(|source| CameraError::Multipart {
+                            url: self.url.clone(),
+                            source,
+                        })?;
                     return Ok(None);
                 }
                 Some(Err(e)) => return Err(http_err(&self.url, e)),

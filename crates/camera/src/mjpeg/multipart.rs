@@ -405,7 +405,10 @@ impl MultipartParser {
                         }
                         Some((at, _)) => {
                             // A delimiter line not yet complete: wait here.
-                            self.state = State::Scan { headers, scanned: at };
+                            self.state = State::Scan {
+                                headers,
+                                scanned: at,
+                            };
                             return Ok(None);
                         }
                         None => {
@@ -513,7 +516,8 @@ mod tests {
 
     #[test]
     fn table_of_stream_shapes() {
-        let cases: &[(&str, &[u8], &[&[u8]])] = &[
+        type Case<'a> = (&'a str, &'a [u8], &'a [&'a [u8]]);
+        let cases: &[Case] = &[
             (
                 "no content-length, body ends at boundary",
                 b"--BoundaryString\r\nContent-Type: image/jpeg\r\n\r\nAAA\r\n--BoundaryString\r\nContent-Type: image/jpeg\r\n\r\nBB\r\n--BoundaryString\r\n",
@@ -567,7 +571,10 @@ mod tests {
     fn boundary_declared_with_dashes() {
         let mut p = MultipartParser::new("--myboundary", 1024);
         p.feed(b"--myboundary\r\nContent-Length: 2\r\n\r\nok\r\n--myboundary\r\n");
-        assert_eq!(p.next_part().unwrap().unwrap().body, Bytes::from_static(b"ok"));
+        assert_eq!(
+            p.next_part().unwrap().unwrap().body,
+            Bytes::from_static(b"ok")
+        );
     }
 
     #[test]
@@ -595,12 +602,18 @@ mod tests {
             ),
             (
                 "endless headers",
-                [b"--BoundaryString\r\nX-A: ".to_vec(), b"b".repeat(MAX_HEADER_BYTES + 10)].concat(),
+                [
+                    b"--BoundaryString\r\nX-A: ".to_vec(),
+                    b"b".repeat(MAX_HEADER_BYTES + 10),
+                ]
+                .concat(),
                 |e| matches!(e, MultipartError::HeadersTooLong { .. }),
             ),
         ];
         for (name, stream, check) in cases {
-            let err = parse_all(&[&stream]).err().unwrap_or_else(|| panic!("{name}: no error"));
+            let err = parse_all(&[&stream])
+                .err()
+                .unwrap_or_else(|| panic!("{name}: no error"));
             assert!(check(&err), "{name}: {err}");
         }
     }
@@ -612,7 +625,10 @@ mod tests {
             let (parts, p) = parse_all(&[&full[..cut]]).unwrap();
             assert!(parts.is_empty());
             let err = p.finish().unwrap_err();
-            assert!(matches!(err, MultipartError::Truncated { part: 1, .. }), "cut {cut}: {err}");
+            assert!(
+                matches!(err, MultipartError::Truncated { part: 1, .. }),
+                "cut {cut}: {err}"
+            );
         }
         let (parts, p) = parse_all(&[&full]).unwrap();
         assert_eq!(parts.len(), 1);
@@ -622,9 +638,15 @@ mod tests {
     #[test]
     fn content_type_boundary() {
         let cases = [
-            ("multipart/x-mixed-replace; boundary=BoundaryString", Some("BoundaryString")),
+            (
+                "multipart/x-mixed-replace; boundary=BoundaryString",
+                Some("BoundaryString"),
+            ),
             ("multipart/x-mixed-replace;boundary=\"abc\"", Some("abc")),
-            ("Multipart/X-Mixed-Replace; charset=x; Boundary=--b", Some("--b")),
+            (
+                "Multipart/X-Mixed-Replace; charset=x; Boundary=--b",
+                Some("--b"),
+            ),
             ("multipart/x-mixed-replace", None),
             ("image/jpeg", None),
             ("text/html; boundary=x", None),

@@ -53,8 +53,20 @@ fn router_with_stop(bus: FrameBus, stop: CancellationToken) -> Router {
         .with_state(AppState { bus, stop })
 }
 
+/// Kernel send buffer asked for on each viewer's socket (Linux doubles
+/// it). Small, so that a slow viewer's connection holds about one frame in
+/// flight and the next part it gets is the newest frame, not one queued
+/// seconds ago; still ample for 30 fps over a LAN.
+pub const SEND_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Serves [`router`] on `listener` until `shutdown` completes; then every
-/// open stream ends and the function returns once connections are closed.
+/// open stream ends and the function returns once connections are closed
+/// (at most 5 s later).
+///
+/// Each connection is served by hyper with its smallest write buffer and a
+/// [`SEND_BUFFER_BYTES`] socket send buffer, so that per viewer at most
+/// about one frame waits in memory: the pacing that makes a slow viewer
+/// skip to the newest frame.
 pub async fn serve(
     listener: TcpListener,
     bus: FrameBus,
@@ -65,12 +77,61 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "MJPEG server listening");
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stop.cancel();
-        })
+    let mut conns = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                if let Err(e) = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER_BYTES) {
+                    tracing::debug!(error = %e, "cannot set SO_SNDBUF");
+                }
+                let (app, stop) = (app.clone(), stop.clone());
+                conns.spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        tower::ServiceExt::oneshot(app.clone(), req)
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .max_buf_size(8192)
+                        .writev(true)
+                        .header_read_timeout(Duration::from_secs(10))
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc);
+                    tokio::pin!(conn);
+                    let result = tokio::select! {
+                        r = conn.as_mut() => r,
+                        _ = stop.cancelled() => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
+                        }
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "camera viewer connection ended");
+                    }
+                });
+            }
+        }
+    }
+    stop.cancel();
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain)
         .await
+        .is_err()
+    {
+        conns.abort_all();
+    }
+    Ok(())
 }
 
 fn no_cache(resp: &mut Response) {
