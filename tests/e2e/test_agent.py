@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -264,6 +265,7 @@ def test_losing_the_broker_stops_the_wheels_within_200_ms(rig):
         time.sleep(0.01)
     assert stopped_at is not None, "no stop frame after the broker went away"
     assert agent.sim()["wheel_dps"] == {"left": 0.0, "right": 0.0}
+    print(f"broker loss -> stop frame: {1000 * (stopped_at - t0):.1f} ms")
     assert stopped_at - t0 <= 0.2, f"stopped {1000 * (stopped_at - t0):.0f} ms after SIGTERM to the core"
 
 
@@ -427,11 +429,6 @@ def test_bad_config_names_the_file_and_key(tmp_path):
     assert str(cfg) in r.stderr and "[board] ticks" in r.stderr, r.stderr
 
 
-def frames_with(reader_cmd, timeout=60):
-    r = subprocess.run(reader_cmd, capture_output=True, text=True, timeout=timeout)
-    return r
-
-
 def test_camera_stream_reads_with_ffmpeg_and_opencv_and_follows_the_turn(rig, tmp_path):
     cv2 = pytest.importorskip("cv2")
     import numpy as np
@@ -470,5 +467,73 @@ def test_camera_stream_reads_with_ffmpeg_and_opencv_and_follows_the_turn(rig, tm
     h0 = cv2.calcHist([before], [0, 1, 2], None, [8, 8, 8], [0, 256] * 3)
     h1 = cv2.calcHist([after], [0, 1, 2], None, [8, 8, 8], [0, 256] * 3)
     corr = cv2.compareHist(h0, h1, cv2.HISTCMP_CORREL)
+    print("camera diff", diff, same, corr)
     assert diff > 20 and same < 2, (diff, same)
     assert corr < 0.9, corr
+
+
+class BlackHoleProxy:
+    """A TCP relay to the broker that can silently swallow all traffic (a
+    pulled cable: no FIN, no RST), to exercise the agent's link watchdog."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.swallow = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.sock.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.target))
+            for src, dst in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    dst.close()
+                    return
+                if not self.swallow.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+
+    def close(self):
+        self.sock.close()
+
+
+def test_silent_link_loss_stops_within_the_link_timeout(fleet, tmp_path):
+    core, robot, ctrl = fleet
+    proxy = BlackHoleProxy(core.mqtt_port)
+    cfg = write_robot_toml(tmp_path / "robot.toml", core, robot, port=proxy.port)
+    agent = Agent(cfg, ["--deadman-ms", "20000"])
+    c = Client(core, ctrl, "controller")
+    try:
+        command(c, action="drive", direction="forward", duration_ms=10000)
+        wait_moving(agent)
+        time.sleep(0.5)
+        t0 = time.time()
+        proxy.swallow.set()
+        deadline = time.time() + 5
+        stopped_at = None
+        while time.time() < deadline and stopped_at is None:
+            stopped_at = stop_frame_after(agent, t0)
+            time.sleep(0.02)
+        assert stopped_at is not None, "the wheels kept turning on a dead link"
+        # link_timeout_ms = 1000, counted from the last packet (at most one
+        # telemetry period, 200 ms, before the cut)
+        assert 0.6 < stopped_at - t0 < 1.4, stopped_at - t0
+        assert agent.sim()["wheel_dps"] == {"left": 0.0, "right": 0.0}
+    finally:
+        c.close()
+        agent.stop()
+        proxy.close()
