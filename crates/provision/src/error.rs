@@ -41,7 +41,7 @@ pub enum ProvisionError {
     #[error(
         "the certificate the control plane returned ({id}) does not carry the public key of the \
          CSR that was sent, so it cannot be used with this key; the bundle was NOT written. (moto \
-         does this: it signs a fresh key of its own.) Registry changes made: {done:?}. Remove them \
+         does this: it signs a fresh key of its own.) Changes made so far: {done:?}. Remove them \
          with `gopigo deprovision --thing {thing}`"
     )]
     CertificateMismatch {

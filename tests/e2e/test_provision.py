@@ -1,0 +1,296 @@
+"""`gopigo provision`, `deprovision` and `check` against the local core (and
+moto's server as a stand-in for AWS's control plane), with paho as the
+device: each robot can use only its own topics and shadow, re-runs change
+nothing, deprovision leaves nothing behind, and each `check` failure names
+its cause."""
+
+import json
+import os
+import shutil
+import subprocess
+import types
+from pathlib import Path
+
+import pytest
+
+from conftest import GOPIGO, run
+from mqttc import Client
+
+
+def gopigo(*args, env=None, timeout=120):
+    return subprocess.run([GOPIGO, *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def provision(core, tmp_path, thing, *extra):
+    out = tmp_path / "bundles" / thing
+    r = gopigo("provision", "--thing", thing, "--data-dir", core.data_dir, "--out", out, *extra)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out, r
+
+
+def ident(bundle):
+    """What mqttc.Client needs: the bundle's cert and key."""
+    return types.SimpleNamespace(cert=bundle / "cert.pem", key=bundle / "key.pem")
+
+
+def registry(core):
+    iot = core.client()
+    certs = iot.list_certificates()["certificates"]
+    policies = iot.list_policies()["policies"]
+    return {
+        "things": sorted(t["thingName"] for t in iot.list_things()["things"]),
+        "certs": sorted(c["certificateId"] for c in certs),
+        "policies": sorted(p["policyName"] for p in policies),
+        "versions": {p["policyName"]: len(iot.list_policy_versions(policyName=p["policyName"])["policyVersions"])
+                     for p in policies},
+        "attached": {c["certificateId"]: sorted(p["policyName"] for p in
+                                                iot.list_attached_policies(target=c["certificateArn"])["policies"])
+                     for c in certs},
+    }
+
+
+@pytest.fixture
+def fleet(core, tmp_path):
+    r1, _ = provision(core, tmp_path, "r1")
+    r2, _ = provision(core, tmp_path, "r2")
+    ctl, _ = provision(core, tmp_path, "ctl", "--role", "controller")
+    return r1, r2, ctl
+
+
+def test_bundle_files_and_config(core, fleet):
+    r1, _, ctl = fleet
+    for b in (r1, ctl):
+        assert sorted(os.listdir(b)) == ["ca.pem", "cert.pem", "key.pem", "robot.toml"]
+        assert (b / "key.pem").stat().st_mode & 0o777 == 0o600
+        assert (b / "ca.pem").read_bytes() == core.ca_path.read_bytes()
+    text = (r1 / "robot.toml").read_text()
+    assert 'thing = "r1"' in text and "[mqtt]" in text
+    assert f"port = {core.mqtt_port}" in text and 'client_id = "r1"' in text
+    # the key never travelled: the registry's certificate carries the bundle key's public key
+    pub_cert = run("openssl", "x509", "-in", str(r1 / "cert.pem"), "-noout", "-pubkey").stdout
+    pub_key = run("openssl", "pkey", "-in", str(r1 / "key.pem"), "-pubout").stdout
+    assert pub_cert == pub_key and pub_key
+    iot = core.client()
+    policy = json.loads(iot.get_policy(policyName="gopigo-robot")["policyDocument"])
+    flat = json.dumps(policy)
+    assert "iot:*" not in flat and '"Resource": "*"' not in flat
+    assert "${iot:Connection.Thing.ThingName}" in flat
+    assert iot.describe_thing(thingName="ctl")["thingName"] == "ctl"
+
+
+def test_robots_isolated_controller_drives(core, fleet):
+    r1, r2, ctl = fleet
+    a = Client(core, ident(r1), "r1")
+    b = Client(core, ident(r2), "r2")
+    c = Client(core, ident(ctl), "ctl")
+    assert a.connect_rc == 0 and b.connect_rc == 0 and c.connect_rc == 0
+    # the controller commands each robot; only that robot hears it
+    assert a.sub("gopigo/r1/cmd") is not None
+    assert b.sub("gopigo/r2/cmd") is not None
+    c.pub("gopigo/r2/cmd", b'{"action":"stop"}')
+    assert b.get(5).payload == b'{"action":"stop"}'
+    assert a.get(1) is None
+    # telemetry reaches the controller
+    assert c.sub("gopigo/+/telemetry") is not None
+    a.pub("gopigo/r1/telemetry", b"t1")
+    m = c.get(5)
+    assert m is not None and (m.topic, m.payload) == ("gopigo/r1/telemetry", b"t1")
+    # own shadow works
+    assert a.sub("$aws/things/r1/shadow/update/accepted") is not None
+    a.pub("$aws/things/r1/shadow/update", json.dumps({"state": {"reported": {"speed": 300}}}))
+    m = a.get(5)
+    assert m is not None and json.loads(m.payload)["state"]["reported"]["speed"] == 300
+    # retained status on its own topic is allowed
+    a.pub("gopigo/r1/status", b'{"online":true}', retain=True)
+    assert not a.disconnected.wait(1)
+    # the controller may not impersonate a robot's telemetry
+    c.pub("gopigo/r1/telemetry", b"fake", timeout=3)
+    assert c.disconnected.wait(5), "controller publishing telemetry must be refused"
+    # robot 1 on robot 2's shadow: refused (disconnected)
+    a.sub("$aws/things/r2/shadow/update/accepted", timeout=3)
+    assert a.disconnected.wait(5)
+    # robot 2 publishing on robot 1's command topic: refused
+    b.pub("gopigo/r1/cmd", b"evil", timeout=3)
+    assert b.disconnected.wait(5)
+    for x in (a, b, c):
+        x.close()
+    # a robot may not connect under another robot's name
+    d = Client(core, ident(r1), "r2", connect=False)
+    d.c.connect("localhost", core.mqtt_port, keepalive=30)
+    d.c.loop_start()
+    assert d.disconnected.wait(5) and d.connect_rc in (None, 5)
+    d.c.loop_stop()
+
+
+def test_check_passes_and_rerun_is_noop(core, tmp_path, fleet):
+    r1, r2, ctl = fleet
+    for b in fleet:
+        r = gopigo("check", "--bundle", b)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "FAIL" not in r.stdout
+        for step in ("dns", "tcp", "tls", "client cert", "connect", "subscribe", "round trip"):
+            assert f"PASS {step}" in r.stdout, r.stdout
+    assert "TLSv1_3" in r.stdout and "CN=localhost" in r.stdout
+    before = registry(core)
+    files = {p: p.read_bytes() for b in fleet for p in b.iterdir()}
+    for thing, extra in (("r1", ()), ("r2", ()), ("ctl", ("--role", "controller"))):
+        _, r = provision(core, tmp_path, thing, *extra)
+        assert "nothing to do" in r.stdout, r.stdout
+        assert "changed:" not in r.stdout
+    assert registry(core) == before
+    assert before["versions"] == {"gopigo-controller": 1, "gopigo-robot": 1}
+    assert {p: p.read_bytes() for b in fleet for p in b.iterdir()} == files
+    # --config with the bundle's robot.toml works too
+    r = gopigo("check", "--config", r1 / "robot.toml")
+    assert r.returncode == 0, r.stdout
+
+
+def test_policy_drift_is_repaired_with_one_version(core, tmp_path, fleet):
+    iot = core.client()
+    iot.create_policy_version(policyName="gopigo-robot", setAsDefault=True,
+                              policyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                                  {"Effect": "Allow", "Action": "iot:Connect",
+                                   "Resource": "arn:aws:iot:*:*:client/nobody"}]}))
+    _, r = provision(core, tmp_path, "r1")
+    assert "made version 3 the default" in r.stdout, r.stdout
+    _, r = provision(core, tmp_path, "r1")
+    assert "nothing to do" in r.stdout
+    assert len(iot.list_policy_versions(policyName="gopigo-robot")["policyVersions"]) == 3
+
+
+def test_deprovision_leaves_nothing(core, tmp_path, fleet):
+    outs = []
+    for thing in ("r1", "r2", "ctl"):
+        r = gopigo("deprovision", "--thing", thing, "--data-dir", core.data_dir, "--delete-policies")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "delete the thing" in r.stdout
+        outs.append(r.stdout)
+    # the robot policy stays while r2 still uses it, and goes with the last robot
+    assert "kept policy gopigo-robot" in outs[0]
+    assert "delete policy gopigo-robot" in outs[1]
+    assert "delete policy gopigo-controller" in outs[2]
+    assert registry(core) == {"things": [], "certs": [], "policies": [], "versions": {}, "attached": {}}
+    r = gopigo("deprovision", "--thing", "r1", "--data-dir", core.data_dir)
+    assert r.returncode == 0 and "nothing to do" in r.stdout
+    # the device's key is not touched by deprovision
+    assert (fleet[0] / "key.pem").exists()
+
+
+def test_check_failures_name_their_cause(core, tmp_path, fleet):
+    r1, r2, _ = fleet
+    iot = core.client()
+
+    def check_config(bundle, **changes):
+        text = (bundle / "robot.toml").read_text()
+        for k, v in changes.items():
+            lines = [f"{k} = {json.dumps(v)}" if ln.startswith(f"{k} =") else ln for ln in text.splitlines()]
+            text = "\n".join(lines) + "\n"
+        cfg = tmp_path / f"check-{len(list(tmp_path.iterdir()))}.toml"
+        cfg.write_text(text)
+        r = gopigo("check", "--config", cfg)
+        assert r.returncode != 0, r.stdout
+        return r.stdout
+
+    # wrong CA file: a CA that did not sign the server's certificate
+    other = tmp_path / "other-ca.pem"
+    assert run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+               "-nodes", "-keyout", str(tmp_path / "other-ca.key"), "-out", str(other),
+               "-subj", "/CN=Some Other CA", "-days", "1").returncode == 0
+    out = check_config(r1, ca_file=str(other))
+    assert "FAIL tls" in out and "wrong CA file" in out and "CN=Some Other CA" in out, out
+    assert "gopigo-iot local CA" in out, out  # the server chain is shown
+
+    # wrong port: the control plane's HTTP port is not TLS; a closed port refuses
+    http_port = int(core.url.rsplit(":", 1)[1])
+    out = check_config(r1, port=http_port)
+    assert "FAIL tls" in out and "not a TLS port" in out, out
+    closed = __import__("conftest").free_port()
+    out = check_config(r1, port=closed)
+    assert "FAIL tcp" in out and "refused" in out and "wrong port" in out, out
+
+    # policy without iot:Connect: swap r2's policy for one that only publishes
+    t = "${iot:Connection.Thing.ThingName}"
+    iot.create_policy(policyName="no-connect", policyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Publish",
+                                                "Resource": f"arn:aws:iot:*:*:topic/gopigo/{t}/*"}]}))
+    arn2 = iot.describe_thing(thingName="r2") and iot.list_thing_principals(thingName="r2")["principals"][0]
+    iot.detach_policy(policyName="gopigo-robot", target=arn2)
+    iot.attach_policy(policyName="no-connect", target=arn2)
+    r = gopigo("check", "--bundle", r2)
+    assert r.returncode != 0
+    assert "PASS client cert" in r.stdout and "FAIL connect" in r.stdout, r.stdout
+    assert "iot:Connect" in r.stdout, r.stdout
+
+    # INACTIVE certificate: the handshake is followed by a refusal
+    cert_id = iot.list_thing_principals(thingName="r1")["principals"][0].rsplit("/", 1)[1]
+    iot.update_certificate(certificateId=cert_id, newStatus="INACTIVE")
+    r = gopigo("check", "--bundle", r1)
+    assert r.returncode != 0
+    assert "FAIL client cert" in r.stdout and "INACTIVE" in r.stdout and cert_id in r.stdout, r.stdout
+    # provision notices and signs a new certificate for the same key
+    _, p = provision(core, tmp_path, "r1")
+    assert "is INACTIVE" in p.stderr and "signed certificate" in p.stdout, p.stdout + p.stderr
+    assert gopigo("check", "--bundle", r1).returncode == 0
+
+
+def test_csr_made_elsewhere(core, tmp_path):
+    """The seed's flow: the device makes key and CSR with openssl; only the CSR travels."""
+    dev = tmp_path / "device"
+    dev.mkdir()
+    assert run("openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(dev / "iot.key"),
+               "-out", str(dev / "iot.csr"), "-subj", "/CN=r9").returncode == 0
+    out, r = provision(core, tmp_path, "r9", "--csr", dev / "iot.csr")
+    assert not (out / "key.pem").exists()
+    assert sorted(os.listdir(out)) == ["ca.pem", "cert.pem", "robot.toml"]
+    shutil.copy(dev / "iot.key", out / "key.pem")
+    r = gopigo("check", "--bundle", out)
+    assert r.returncode == 0, r.stdout
+    _, r = provision(core, tmp_path, "r9", "--csr", dev / "iot.csr")
+    assert "nothing to do" in r.stdout, r.stdout
+
+
+def test_moto_control_plane(tmp_path):
+    """Every control-plane call against moto's server, signed through the
+    standard AWS environment. Moto signs a key of its own instead of the CSR's:
+    provision must say so and not write a broken bundle."""
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                   AWS_DEFAULT_REGION="eu-west-1", AWS_ENDPOINT_URL=url, HOME=str(tmp_path / "home"))
+        out = tmp_path / "bundle"
+        r = gopigo("provision", "--aws", "--thing", "robot-m", "--out", out, env=env)
+        assert r.returncode != 0
+        assert "does not carry the public key of the CSR" in r.stderr, r.stderr
+        assert "NOT written" in r.stderr
+        assert not (out / "cert.pem").exists() and not (out / "robot.toml").exists()
+        iot = boto3.client("iot", endpoint_url=url, region_name="eu-west-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        assert [t["thingName"] for t in iot.list_things()["things"]] == ["robot-m"]
+        certs = iot.list_certificates()["certificates"]
+        assert len(certs) == 1 and certs[0]["status"] == "ACTIVE"
+        arn = certs[0]["certificateArn"]
+        assert arn.startswith("arn:aws:iot:eu-west-1:")
+        assert [p["policyName"] for p in iot.list_attached_policies(target=arn)["policies"]] == ["gopigo-robot"]
+        assert iot.list_thing_principals(thingName="robot-m")["principals"] == [arn]
+        doc = json.loads(iot.get_policy(policyName="gopigo-robot")["policyDocument"])
+        assert "arn:aws:iot:eu-west-1:123456789012:client/${iot:Connection.Thing.ThingName}" in json.dumps(doc)
+        # deprovision in AWS's order, through moto's checks
+        r = gopigo("deprovision", "--aws", "--thing", "robot-m", "--delete-policies", env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert iot.list_things()["things"] == []
+        assert iot.list_certificates()["certificates"] == []
+        assert iot.list_policies()["policies"] == []
+        # missing credentials are named
+        bare = {k: v for k, v in env.items() if not k.startswith("AWS_ACCESS") and not k.startswith("AWS_SECRET")}
+        r = gopigo("provision", "--aws", "--thing", "x", "--out", tmp_path / "x", env=bare)
+        assert r.returncode != 0 and "AWS_ACCESS_KEY_ID" in r.stderr, r.stderr
+    finally:
+        server.stop()
