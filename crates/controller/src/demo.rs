@@ -1,1 +1,696 @@
-//! placeholder
+//! `gopigo demo`: the whole system on one machine with one command.
+//!
+//! A supervisor that runs children of the same binary, each in its own
+//! process group and with a parent-death signal so none outlives it:
+//! 1. the local core (`gopigo core`, ports chosen at run time);
+//! 2. identities through `gopigo provision`: `dashboard` and `operator`
+//!    (controllers: the page, and the CLI's default), one per robot, and one
+//!    per detector; the data dir keeps them between runs (re-provisioning is
+//!    a no-op);
+//! 3. one `gopigo agent --sim` per robot, camera and sim debug endpoint on
+//!    loopback ports picked here;
+//! 4. `gopigo detect` on each robot's stream, when the detector and its
+//!    model are set up (otherwise the page says how to set them up);
+//! 5. `gopigo dashboard`.
+//!
+//! It waits until the robots show online on the dashboard, prints the URL
+//! and writes `DATA/demo.json` (ports, pids, config paths) for scripts and
+//! tests. SIGINT/SIGTERM stop the children in reverse order (SIGTERM to
+//! each group, then SIGKILL after a grace period). Children's output goes
+//! to `DATA/logs/NAME.log`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+
+/// Why the demo could not start or stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// A file or folder in the data dir.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A child could not be started.
+    #[error("cannot start {name} ({exe}): {source}")]
+    Spawn {
+        /// Its name.
+        name: String,
+        /// The binary.
+        exe: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A step failed; the message says which, and where its log is.
+    #[error("{0}")]
+    Step(String),
+}
+
+/// Options of [`run`].
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The `gopigo` binary to run the children with (`current_exe()`).
+    pub exe: PathBuf,
+    /// Where identities, the core's registry and logs live.
+    pub data_dir: PathBuf,
+    /// Dashboard port (0 = any free port).
+    pub port: u16,
+    /// Robot thing names.
+    pub robots: Vec<String>,
+    /// Run detectors when available.
+    pub detect: bool,
+    /// Stop after this long (for scripted runs); `None`: until a signal.
+    pub run_for: Option<Duration>,
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+    exited: Option<ExitStatus>,
+}
+
+/// The children, stopped in reverse start order on drop.
+struct Supervisor {
+    procs: Vec<Proc>,
+    logs: PathBuf,
+}
+
+impl Supervisor {
+    fn spawn(&mut self, name: &str, exe: &Path, args: &[String]) -> Result<u32, DemoError> {
+        let log = self.logs.join(format!("{name}.log"));
+        let file = File::create(&log).map_err(|source| DemoError::Io {
+            what: "cannot create log",
+            path: log.clone(),
+            source,
+        })?;
+        let err = file.try_clone().map_err(|source| DemoError::Io {
+            what: "cannot open log",
+            path: log.clone(),
+            source,
+        })?;
+        let mut cmd = Command::new(exe);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .process_group(0);
+        set_parent_death_signal(&mut cmd);
+        let child = cmd.spawn().map_err(|source| DemoError::Spawn {
+            name: name.to_string(),
+            exe: exe.to_path_buf(),
+            source,
+        })?;
+        let pid = child.id();
+        self.procs.push(Proc {
+            name: name.to_string(),
+            child,
+            log,
+            exited: None,
+        });
+        Ok(pid)
+    }
+
+    /// Children that exited since the last call.
+    fn reap(&mut self) -> Vec<(String, ExitStatus, PathBuf)> {
+        let mut out = Vec::new();
+        for p in &mut self.procs {
+            if p.exited.is_none() {
+                if let Ok(Some(status)) = p.child.try_wait() {
+                    p.exited = Some(status);
+                    out.push((p.name.clone(), status, p.log.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    fn running(&mut self, name: &str) -> bool {
+        self.reap();
+        self.procs
+            .iter()
+            .any(|p| p.name == name && p.exited.is_none())
+    }
+
+    /// SIGTERM to every group, newest first; SIGKILL what is left after `grace`.
+    fn stop_all(&mut self, grace: Duration) {
+        for p in self.procs.iter_mut().rev() {
+            if p.exited.is_none() {
+                if let Ok(Some(s)) = p.child.try_wait() {
+                    p.exited = Some(s);
+                    continue;
+                }
+                let _ = killpg(Pid::from_raw(p.child.id() as i32), Signal::SIGTERM);
+                // Let agents say goodbye to the core before the core goes.
+                let until = Instant::now() + grace / 2;
+                while Instant::now() < until {
+                    if let Ok(Some(s)) = p.child.try_wait() {
+                        p.exited = Some(s);
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let deadline = Instant::now() + grace;
+        for p in self.procs.iter_mut() {
+            while p.exited.is_none() && Instant::now() < deadline {
+                if let Ok(Some(s)) = p.child.try_wait() {
+                    p.exited = Some(s);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if p.exited.is_none() {
+                let _ = killpg(Pid::from_raw(p.child.id() as i32), Signal::SIGKILL);
+                let _ = p.child.kill();
+                p.exited = p.child.wait().ok();
+            }
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.stop_all(Duration::from_secs(5));
+    }
+}
+
+/// Children get SIGTERM when the thread that spawned them (the demo's main
+/// thread) dies, so a killed demo leaves nothing behind.
+#[allow(unsafe_code)]
+fn set_parent_death_signal(cmd: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls prctl(2), which is async-signal-safe; it touches no locks or
+    // allocations of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+        });
+    }
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DemoError {
+    let path = path.to_path_buf();
+    move |source| DemoError::Io { what, path, source }
+}
+
+/// A free loopback port (bound and released: good enough for a demo).
+fn free_port() -> Result<u16, DemoError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(io_err("cannot find a free port on", Path::new("127.0.0.1")))
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A tiny blocking HTTP GET on loopback (status, body).
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+/// Reads a provisioned bundle's `robot.toml` as a TOML table.
+fn read_table(path: &Path) -> Result<toml::Table, DemoError> {
+    let text = std::fs::read_to_string(path).map_err(io_err("cannot read", path))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| DemoError::Step(format!("{} is not valid TOML: {e}", path.display())))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), DemoError> {
+    std::fs::write(path, text).map_err(io_err("cannot write", path))
+}
+
+/// The controller config for a provisioned controller bundle.
+pub fn controller_toml(bundle_config: &toml::Table, listen: SocketAddr, note: Option<&str>) -> String {
+    let mut t = toml::Table::new();
+    if let Some(m) = bundle_config.get("mqtt") {
+        t.insert("mqtt".into(), m.clone());
+    }
+    let mut d = toml::Table::new();
+    d.insert("listen".into(), toml::Value::String(listen.to_string()));
+    if let Some(n) = note {
+        d.insert("detection_note".into(), toml::Value::String(n.to_string()));
+    }
+    t.insert("dashboard".into(), toml::Value::Table(d));
+    format!(
+        "# Written by `gopigo demo` from the provisioned bundle beside it.\n{}",
+        toml::to_string(&t).unwrap_or_default()
+    )
+}
+
+/// The agent config for a demo robot: the bundle's `robot.toml` plus a
+/// loopback camera and the sim debug endpoint on the given ports.
+pub fn agent_toml(bundle_config: &toml::Table, camera_port: u16, debug_port: u16) -> String {
+    let mut t = bundle_config.clone();
+    let mut cam = toml::Table::new();
+    cam.insert("port".into(), toml::Value::Integer(camera_port.into()));
+    cam.insert("bind".into(), toml::Value::String("127.0.0.1".into()));
+    cam.insert("public_host".into(), toml::Value::String("127.0.0.1".into()));
+    t.insert("camera".into(), toml::Value::Table(cam));
+    let mut sim = toml::Table::new();
+    sim.insert("debug_port".into(), toml::Value::Integer(debug_port.into()));
+    t.insert("sim".into(), toml::Value::Table(sim));
+    let mut board = toml::Table::new();
+    board.insert("kind".into(), toml::Value::String("sim".into()));
+    t.insert("board".into(), toml::Value::Table(board));
+    format!(
+        "# Written by `gopigo demo` from the provisioned robot.toml beside it.\n{}",
+        toml::to_string(&t).unwrap_or_default()
+    )
+}
+
+/// Whether `gopigo detect` can run here, or why not (shown on the page).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Detection {
+    /// Run `gopigo detect` with these extra arguments.
+    Available(Vec<String>),
+    /// Why not, and how to set it up.
+    Unavailable(String),
+}
+
+/// Runs the demo until SIGINT/SIGTERM (or `run_for`), printing progress
+/// to `out`. `detection` says whether to start detectors.
+pub async fn run(
+    opts: DemoOptions,
+    detection: Detection,
+    out: &mut (dyn Write + Send),
+) -> Result<(), DemoError> {
+    let d = &opts.data_dir;
+    let logs = d.join("logs");
+    std::fs::create_dir_all(&logs).map_err(io_err("cannot create", &logs))?;
+    let mut sup = Supervisor {
+        procs: Vec::new(),
+        logs: logs.clone(),
+    };
+    let exe = opts.exe.clone();
+    let s = |v: &str| v.to_string();
+    let p = |v: &Path| v.display().to_string();
+
+    // 1. the core
+    let core_dir = d.join("core");
+    let endpoints = core_dir.join("endpoints.json");
+    let _ = std::fs::remove_file(&endpoints);
+    writeln!(out, "starting the local core (data dir {})", core_dir.display())
+        .map_err(io_err("cannot write to", Path::new("stdout")))?;
+    let core_pid = sup.spawn(
+        "core",
+        &exe,
+        &[
+            s("core"),
+            s("--data-dir"),
+            p(&core_dir),
+            s("--port"),
+            s("0"),
+            s("--mqtt-port"),
+            s("0"),
+            s("--https-port"),
+            s("0"),
+            s("--alpn-port"),
+            s("0"),
+        ],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let core_info: Value = loop {
+        if let Ok(text) = std::fs::read_to_string(&endpoints) {
+            if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                if v["pid"].as_u64() == Some(u64::from(core_pid)) {
+                    break v;
+                }
+            }
+        }
+        if !sup.running("core") || Instant::now() > deadline {
+            return Err(DemoError::Step(format!(
+                "the core did not start; its log {} ends:\n{}",
+                logs.join("core.log").display(),
+                tail(&logs.join("core.log"), 15)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mqtt = core_info["mqtt"].as_str().unwrap_or_default().to_string();
+    let mqtt_port: u16 = mqtt
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| DemoError::Step(format!("{} has no MQTT port", endpoints.display())))?;
+
+    // 2. identities
+    let mut identities: Vec<(String, &str)> = vec![
+        ("dashboard".into(), "controller"),
+        ("operator".into(), "controller"),
+    ];
+    for r in &opts.robots {
+        identities.push((r.clone(), "robot"));
+    }
+    let detect_args = match (&detection, opts.detect) {
+        (Detection::Available(a), true) => Some(a.clone()),
+        _ => None,
+    };
+    if detect_args.is_some() {
+        for r in &opts.robots {
+            identities.push((format!("detector-{r}"), "controller"));
+        }
+    }
+    for (thing, role) in &identities {
+        let bundle = d.join(thing);
+        let log = logs.join(format!("provision-{thing}.log"));
+        let file = File::create(&log).map_err(io_err("cannot create", &log))?;
+        let err = file.try_clone().map_err(io_err("cannot open", &log))?;
+        let status = Command::new(&exe)
+            .args([
+                "provision",
+                "--thing",
+                thing,
+                "--role",
+                role,
+                "--out",
+                &p(&bundle),
+                "--data-dir",
+                &p(&core_dir),
+                "--mqtt-host",
+                "localhost",
+                "--mqtt-port",
+                &mqtt_port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .status()
+            .map_err(|source| DemoError::Spawn {
+                name: format!("provision {thing}"),
+                exe: exe.clone(),
+                source,
+            })?;
+        if !status.success() {
+            return Err(DemoError::Step(format!(
+                "provisioning {thing} ({role}) failed; {} ends:\n{}",
+                log.display(),
+                tail(&log, 15)
+            )));
+        }
+    }
+    writeln!(
+        out,
+        "identities ready: {}",
+        identities
+            .iter()
+            .map(|(t, r)| format!("{t} ({r})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+    .map_err(io_err("cannot write to", Path::new("stdout")))?;
+
+    // 3. robots
+    let mut robots_info = BTreeMap::new();
+    for r in &opts.robots {
+        let bundle = d.join(r);
+        let table = read_table(&bundle.join("robot.toml"))?;
+        let (cam, dbg) = (free_port()?, free_port()?);
+        let cfg = bundle.join("agent.toml");
+        write_file(&cfg, &agent_toml(&table, cam, dbg))?;
+        let pid = sup.spawn(
+            &format!("agent-{r}"),
+            &exe,
+            &[s("agent"), s("--config"), p(&cfg), s("--sim")],
+        )?;
+        robots_info.insert(
+            r.clone(),
+            json!({
+                "pid": pid,
+                "config": cfg,
+                "camera_url": format!("http://127.0.0.1:{cam}/stream"),
+                "sim_url": format!("http://127.0.0.1:{dbg}/sim"),
+            }),
+        );
+    }
+
+    // 4. detectors
+    let note = match (&detection, opts.detect) {
+        (Detection::Unavailable(why), _) => Some(why.clone()),
+        (_, false) => Some("the demo was started with --no-detect".to_string()),
+        _ => None,
+    };
+    let mut detectors = BTreeMap::new();
+    if let Some(extra) = &detect_args {
+        for r in &opts.robots {
+            let ident = d.join(format!("detector-{r}"));
+            let url = format!(
+                "{}",
+                robots_info[r]["camera_url"].as_str().unwrap_or_default()
+            );
+            let mut args = vec![
+                s("detect"),
+                url,
+                s("--mqtt-config"),
+                p(&ident.join("robot.toml")),
+                s("--thing"),
+                r.clone(),
+            ];
+            args.extend(extra.iter().cloned());
+            let pid = sup.spawn(&format!("detect-{r}"), &exe, &args)?;
+            detectors.insert(r.clone(), json!({"pid": pid}));
+        }
+    }
+
+    // 5. the dashboard, and the operator's config for the CLI
+    let port = if opts.port == 0 {
+        free_port()?
+    } else {
+        opts.port
+    };
+    let listen = SocketAddr::from(([127, 0, 0, 1], port));
+    let dash_cfg = d.join("dashboard").join("controller.toml");
+    write_file(
+        &dash_cfg,
+        &controller_toml(
+            &read_table(&d.join("dashboard").join("robot.toml"))?,
+            listen,
+            note.as_deref(),
+        ),
+    )?;
+    let op_cfg = d.join("operator").join("controller.toml");
+    write_file(
+        &op_cfg,
+        &controller_toml(
+            &read_table(&d.join("operator").join("robot.toml"))?,
+            listen,
+            None,
+        ),
+    )?;
+    let dash_pid = sup.spawn(
+        "dashboard",
+        &exe,
+        &[
+            s("dashboard"),
+            s("--config"),
+            p(&dash_cfg),
+            s("--port"),
+            port.to_string(),
+        ],
+    )?;
+
+    // Wait until the page would show every robot online.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut online = Vec::new();
+    loop {
+        if !sup.running("dashboard") {
+            return Err(DemoError::Step(format!(
+                "the dashboard did not start; {} ends:\n{}",
+                logs.join("dashboard.log").display(),
+                tail(&logs.join("dashboard.log"), 15)
+            )));
+        }
+        if let Some((200, body)) = http_get(listen, "/api/fleet") {
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            online = v["robots"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|r| r["online"] == true)
+                        .filter_map(|r| r["thing"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if opts.robots.iter().all(|r| online.contains(r)) {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            writeln!(
+                out,
+                "warning: only {online:?} of {:?} are online after 60 s; see the agents' logs in {}",
+                opts.robots,
+                logs.display()
+            )
+            .map_err(io_err("cannot write to", Path::new("stdout")))?;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let url = format!("http://{listen}/");
+    let info = json!({
+        "dashboard_url": url,
+        "dashboard_pid": dash_pid,
+        "core": core_info,
+        "core_pid": core_pid,
+        "robots": robots_info,
+        "detectors": detectors,
+        "detection_note": note,
+        "operator_config": op_cfg,
+        "dashboard_config": dash_cfg,
+        "logs": logs,
+        "pid": std::process::id(),
+    });
+    let info_path = d.join("demo.json");
+    write_file(
+        &info_path,
+        &serde_json::to_string_pretty(&info).unwrap_or_default(),
+    )?;
+
+    let w = |out: &mut (dyn Write + Send), line: String| {
+        writeln!(out, "{line}").map_err(io_err("cannot write to", Path::new("stdout")))
+    };
+    w(out, String::new())?;
+    w(out, "gopigo demo is running".into())?;
+    w(out, format!("  dashboard   {url}"))?;
+    w(out, format!("  MQTT        {mqtt} (local core, mutual TLS)"))?;
+    for (r, i) in &robots_info {
+        w(
+            out,
+            format!(
+                "  {r:<10}  camera {}  sim {}",
+                i["camera_url"].as_str().unwrap_or_default(),
+                i["sim_url"].as_str().unwrap_or_default()
+            ),
+        )?;
+    }
+    match &note {
+        None => w(out, "  detection   on".into())?,
+        Some(n) => w(out, format!("  detection   off: {n}"))?,
+    }
+    w(
+        out,
+        format!(
+            "  try         GOPIGO_CONTROLLER_CONFIG={} gopigo drive {} forward --for 1s",
+            op_cfg.display(),
+            opts.robots.first().map(String::as_str).unwrap_or("robot1")
+        ),
+    )?;
+    w(out, format!("  logs        {}", logs.display()))?;
+    w(out, "Stop with Ctrl-C.".into())?;
+    out.flush().ok();
+
+    // Supervise until a signal (or the core dies).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io_err("cannot watch signals of", Path::new("SIGTERM")))?;
+    let stop_at = opts.run_for.map(|d| tokio::time::Instant::now() + d);
+    let reason = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break "interrupted".to_string(),
+            _ = term.recv() => break "terminated".to_string(),
+            _ = async {
+                match stop_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => break "time is up".to_string(),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                let mut core_gone = None;
+                for (name, status, log) in sup.reap() {
+                    w(out, format!("{name} exited ({status}); its log: {}", log.display()))?;
+                    if name == "core" {
+                        core_gone = Some(status);
+                    }
+                }
+                if let Some(status) = core_gone {
+                    break format!("the core exited ({status})");
+                }
+            }
+        }
+    };
+    w(out, format!("stopping ({reason})…"))?;
+    sup.stop_all(Duration::from_secs(6));
+    let _ = std::fs::remove_file(&info_path);
+    w(out, "gopigo demo stopped".into())?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const BUNDLE: &str = r#"
+thing = "robot1"
+
+[mqtt]
+host = "localhost"
+port = 40001
+client_id = "robot1"
+ca_file = "/d/robot1/ca.pem"
+cert_file = "/d/robot1/cert.pem"
+key_file = "/d/robot1/key.pem"
+"#;
+
+    #[test]
+    fn controller_config_keeps_the_identity_and_sets_the_dashboard() {
+        let t: toml::Table = BUNDLE.parse().unwrap();
+        let text = controller_toml(&t, "127.0.0.1:9000".parse().unwrap(), Some("no model"));
+        let c = crate::ControllerConfig::parse(&text, Path::new("/d/dashboard/controller.toml"))
+            .unwrap();
+        assert_eq!(c.mqtt.port, 40001);
+        assert_eq!(c.mqtt.cert_file, Path::new("/d/robot1/cert.pem"));
+        assert_eq!(c.dashboard.listen.port(), 9000);
+        assert_eq!(c.dashboard.detection_note.as_deref(), Some("no model"));
+    }
+
+    #[test]
+    fn agent_config_adds_loopback_camera_and_debug_ports() {
+        let t: toml::Table = BUNDLE.parse().unwrap();
+        let v: toml::Table = agent_toml(&t, 7001, 7002).parse().unwrap();
+        assert_eq!(v["thing"].as_str(), Some("robot1"));
+        assert_eq!(v["mqtt"]["port"].as_integer(), Some(40001));
+        assert_eq!(v["camera"]["port"].as_integer(), Some(7001));
+        assert_eq!(v["camera"]["bind"].as_str(), Some("127.0.0.1"));
+        assert_eq!(v["sim"]["debug_port"].as_integer(), Some(7002));
+    }
+
+    #[test]
+    fn free_ports_are_distinct_and_usable() {
+        let a = free_port().unwrap();
+        assert!(a > 0);
+        TcpListener::bind(("127.0.0.1", a)).unwrap();
+    }
+}

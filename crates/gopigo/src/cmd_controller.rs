@@ -1,12 +1,311 @@
-//! Subcommands of the controller work (filled in by its crate's owner).
+//! `gopigo dashboard`, `drive`, `watch`, `shadow` and `demo`: argument
+//! parsing for the controller crate.
 
-use clap::Subcommand;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use gopigo_controller::{actions, cli, demo, ControllerConfig};
 
 /// The controller subcommands.
 #[derive(Subcommand, Debug)]
-pub enum Commands {}
+pub enum Commands {
+    /// Web dashboard: fleet list, live video with detection boxes, teleop
+    /// (buttons and keyboard), telemetry plots, command log.
+    Dashboard(DashboardArgs),
+    /// Send one command to a robot and wait for its result (exit code 1 when
+    /// it is rejected, the robot is offline, or no result comes).
+    Drive(DriveArgs),
+    /// Print a robot's telemetry, command results and status as they arrive.
+    Watch(WatchArgs),
+    /// Read a robot's device shadow, or set its desired state.
+    #[command(subcommand)]
+    Shadow(ShadowCommand),
+    /// Everything on this machine in one command: local core, identities,
+    /// two simulated robots, detectors (when set up) and the dashboard.
+    Demo(DemoArgs),
+}
+
+/// The controller config file.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// controller.toml ([mqtt] identity, [dashboard])
+    /// [default: $GOPIGO_CONTROLLER_CONFIG, else the demo's operator identity,
+    /// DEMO_DIR/operator/controller.toml]
+    #[arg(long, env = "GOPIGO_CONTROLLER_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn load(&self, demo_identity: &str) -> anyhow::Result<ControllerConfig> {
+        let path = self.config.clone().unwrap_or_else(|| {
+            default_demo_dir()
+                .join(demo_identity)
+                .join("controller.toml")
+        });
+        Ok(ControllerConfig::load(&path)?)
+    }
+}
+
+fn default_demo_dir() -> PathBuf {
+    std::env::var_os("GOPIGO_DEMO_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| gopigo_core::config::default_data_dir().join("demo"))
+}
+
+/// Arguments of `gopigo dashboard`.
+#[derive(Args, Debug)]
+pub struct DashboardArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Port to serve on (overrides [dashboard] listen's port; 0 = any free port).
+    #[arg(long, env = "GOPIGO_DASHBOARD_PORT")]
+    port: Option<u16>,
+    /// Address to bind (overrides [dashboard] listen's address).
+    #[arg(long)]
+    host: Option<IpAddr>,
+}
+
+/// Arguments of `gopigo drive`.
+#[derive(Args, Debug)]
+pub struct DriveArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The robot's thing name.
+    thing: String,
+    /// forward|backward|left|right|spin-left|spin-right, `turn DEG`, `cm N`,
+    /// `servo DEG`, `led R,G,B` or `stop`.
+    #[arg(required = true, num_args = 1.., allow_negative_numbers = true)]
+    what: Vec<String>,
+    /// How long a drive lasts: 1s, 400ms, 1.5s [robot's default: 1s].
+    #[arg(long = "for", value_name = "DURATION")]
+    duration: Option<String>,
+    /// Wheel speed in degrees per second (1-1000) [robot's default].
+    #[arg(long)]
+    speed: Option<u32>,
+    /// How long to wait for the result beyond the motion itself.
+    #[arg(long, default_value = "5s")]
+    timeout: String,
+    /// Print the outcome as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `gopigo watch`.
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// The robot's thing name [default: every robot].
+    thing: Option<String>,
+    /// JSON lines (topic, thing, kind, message) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Stop after this many messages.
+    #[arg(long)]
+    count: Option<usize>,
+    /// Also show detections.
+    #[arg(long)]
+    detections: bool,
+}
+
+/// `gopigo shadow ...`.
+#[derive(Subcommand, Debug)]
+pub enum ShadowCommand {
+    /// Print the shadow document (desired, reported, delta).
+    Get {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The robot's thing name.
+        thing: String,
+    },
+    /// Set desired keys: speed_dps=300 led=0,255,255 servo_angle=90
+    /// camera_on=true detection_on=false (key=null removes a key).
+    Set {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The robot's thing name.
+        thing: String,
+        /// key=value pairs.
+        #[arg(required = true, num_args = 1..)]
+        assignments: Vec<String>,
+    },
+}
+
+/// Arguments of `gopigo demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where the demo keeps its core, identities and logs (kept between runs)
+    /// [default: $GOPIGO_DEMO_DIR, else DATA_DIR/demo]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Dashboard port (0 = any free port).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Robot names.
+    #[arg(long, value_delimiter = ',', default_value = "robot1,robot2")]
+    robots: Vec<String>,
+    /// Do not start detectors even when they are set up.
+    #[arg(long)]
+    no_detect: bool,
+    /// Stop after this long (e.g. 30s); for scripted runs.
+    #[arg(long, value_name = "DURATION", hide = true)]
+    run_for: Option<String>,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")
+}
 
 /// Runs one of them.
 pub fn run(cmd: Commands) -> anyhow::Result<()> {
-    match cmd {}
+    match cmd {
+        Commands::Dashboard(a) => dashboard(a),
+        Commands::Drive(a) => drive(a),
+        Commands::Watch(a) => watch(a),
+        Commands::Shadow(c) => shadow(c),
+        Commands::Demo(a) => run_demo(a),
+    }
+}
+
+fn dashboard(a: DashboardArgs) -> anyhow::Result<()> {
+    let config = a.config.load("dashboard")?;
+    let mut listen = config.dashboard.listen;
+    if let Some(p) = a.port {
+        listen.set_port(p);
+    }
+    if let Some(h) = a.host {
+        listen = SocketAddr::new(h, listen.port());
+    }
+    runtime()?.block_on(async move {
+        let listener = gopigo_controller::bind(listen).await?;
+        let addr = listener.local_addr().context("listener address")?;
+        println!("gopigo dashboard on http://{addr}/");
+        println!(
+            "  broker {}:{} as {}",
+            config.mqtt.host, config.mqtt.port, config.mqtt.client_id
+        );
+        println!("Stop with Ctrl-C.");
+        gopigo_controller::run_dashboard(&config, listener, crate::shutdown_signal()).await?;
+        println!("gopigo dashboard stopped");
+        Ok(())
+    })
+}
+
+fn drive(a: DriveArgs) -> anyhow::Result<()> {
+    let config = a.config.load("operator")?;
+    let duration = a
+        .duration
+        .as_deref()
+        .map(actions::parse_duration_ms)
+        .transpose()?;
+    let timeout = actions::parse_duration_ms(&a.timeout)?;
+    let action = actions::drive_action(&a.what, duration, a.speed)?;
+    let options = cli::DriveOptions {
+        timeout: Duration::from_millis(u64::from(timeout)),
+        json: a.json,
+    };
+    runtime()?.block_on(async move {
+        let mut out = std::io::stdout();
+        cli::drive(&config.mqtt, &a.thing, action, &options, &mut out).await?;
+        Ok(())
+    })
+}
+
+fn watch(a: WatchArgs) -> anyhow::Result<()> {
+    let config = a.config.load("operator")?;
+    let options = cli::WatchOptions {
+        json: a.json,
+        count: a.count,
+        detections: a.detections,
+    };
+    runtime()?.block_on(async move {
+        let mut out = std::io::stdout();
+        cli::watch(
+            &config.mqtt,
+            a.thing.as_deref(),
+            &options,
+            &mut out,
+            crate::shutdown_signal(),
+        )
+        .await?;
+        Ok(())
+    })
+}
+
+fn shadow(c: ShadowCommand) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let mut out = std::io::stdout();
+    match c {
+        ShadowCommand::Get { config, thing } => {
+            let config = config.load("operator")?;
+            rt.block_on(cli::shadow_get(&config.mqtt, &thing, &mut out))?;
+        }
+        ShadowCommand::Set {
+            config,
+            thing,
+            assignments,
+        } => {
+            let config = config.load("operator")?;
+            let desired = actions::parse_assignments(&assignments)?;
+            rt.block_on(cli::shadow_set(&config.mqtt, &thing, &desired, &mut out))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `gopigo detect` can publish detections here, and with what.
+fn detection_available(exe: &std::path::Path) -> demo::Detection {
+    let help = std::process::Command::new(exe)
+        .args(["detect", "--help"])
+        .output();
+    let help = match help {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).to_string(),
+        _ => {
+            return demo::Detection::Unavailable(
+                "this build has no `gopigo detect` command".into(),
+            )
+        }
+    };
+    if !help.contains("--mqtt-config") {
+        return demo::Detection::Unavailable(
+            "this build's `gopigo detect` cannot publish detections over MQTT yet".into(),
+        );
+    }
+    demo::Detection::Available(Vec::new())
+}
+
+fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the gopigo binary to run")?;
+    for r in &a.robots {
+        actions::check_thing(r)?;
+    }
+    let run_for = a
+        .run_for
+        .as_deref()
+        .map(actions::parse_duration_ms)
+        .transpose()?
+        .map(|ms| Duration::from_millis(u64::from(ms)));
+    let detection = detection_available(&exe);
+    let opts = demo::DemoOptions {
+        exe,
+        data_dir: a.data_dir.unwrap_or_else(default_demo_dir),
+        port: a.port,
+        robots: a.robots,
+        detect: !a.no_detect,
+        run_for,
+    };
+    // Children are spawned from this (the main) thread: their parent-death
+    // signal follows the thread that spawned them.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let mut out = std::io::stdout();
+        demo::run(opts, detection, &mut out).await
+    })?;
+    Ok(())
 }
