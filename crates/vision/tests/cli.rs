@@ -133,3 +133,43 @@ fn import_darknet_subcommand_writes_a_loadable_model() {
     run_detect(&a, &mut buf).unwrap();
     assert!(classes(&lines(&buf)[0]).contains(&"dog".to_string()));
 }
+
+#[test]
+fn detect_over_an_mjpeg_http_stream() {
+    // A Motion-style multipart MJPEG stream on loopback, read through ffmpeg.
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let jpeg = std::fs::read(image("dog")).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut req = [0u8; 2048];
+        let _ = s.read(&mut req).unwrap();
+        s.write_all(
+            b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n",
+        )
+        .unwrap();
+        for _ in 0..3 {
+            let head = format!(
+                "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                jpeg.len()
+            );
+            if s.write_all(head.as_bytes())
+                .and_then(|_| s.write_all(&jpeg))
+                .and_then(|_| s.write_all(b"\r\n"))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut a = args(&url);
+    a.max_frames = Some(2);
+    let mut out = Vec::new();
+    assert_eq!(run_detect(&a, &mut out).unwrap(), 2);
+    for r in lines(&out) {
+        assert!(classes(&r).contains(&"dog".to_string()), "{r}");
+        assert_eq!(r["source"].as_str().unwrap(), url);
+    }
+    server.join().unwrap();
+}
