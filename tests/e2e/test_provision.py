@@ -294,3 +294,95 @@ def test_moto_control_plane(tmp_path):
         assert r.returncode != 0 and "AWS_ACCESS_KEY_ID" in r.stderr, r.stderr
     finally:
         server.stop()
+
+
+TF_PLUGINS = os.environ.get("GOPIGO_TF_PLUGIN_DIR", "/opt/tf-plugins")
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None or not Path(TF_PLUGINS).is_dir(),
+                    reason="needs terraform and a local provider mirror (GOPIGO_TF_PLUGIN_DIR)")
+def test_terraform_module_against_moto(tmp_path):
+    """deploy/terraform applied (and destroyed) against moto's server, with the
+    AWS provider from a local mirror. Its policy must be the very document
+    `gopigo provision` makes: provisioning after it creates no new version."""
+    import boto3
+    from moto.iot.responses import IoTResponse
+    from moto.server import ThreadedMotoServer
+
+    # moto 5.2 has no IoT ListTagsForResource, which the provider reads after
+    # creating a policy; answer "no tags" (nothing here uses tags).
+    if not hasattr(IoTResponse, "list_tags_for_resource"):
+        IoTResponse.list_tags_for_resource = lambda self: json.dumps({"tags": []})
+
+    module = Path(__file__).resolve().parents[2] / "deploy" / "terraform"
+    root = tmp_path / "root"
+    root.mkdir()
+    assert run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+               "-keyout", str(root / "device.key"), "-out", str(root / "device.csr"),
+               "-subj", "/CN=tf-robot").returncode == 0
+    (root / "main.tf").write_text(f"""
+variable "endpoint" {{ type = string }}
+provider "aws" {{
+  region                      = "eu-west-1"
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  endpoints {{
+    iot = var.endpoint
+    sts = var.endpoint
+  }}
+}}
+module "robot" {{
+  source     = "{module}"
+  thing_name = "tf-robot"
+  csr_path   = "device.csr"
+}}
+output "endpoint_address" {{ value = module.robot.endpoint_address }}
+output "certificate_arn" {{ value = module.robot.certificate_arn }}
+""")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        env = dict(os.environ, TF_CLI_CONFIG_FILE="/dev/null", TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+
+        def tf(*args):
+            r = subprocess.run(["terraform", *args, "-no-color"], cwd=root, env=env,
+                               capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, f"terraform {args[0]}: {r.stdout[-2000:]}{r.stderr[-2000:]}"
+            return r.stdout
+
+        tf("init", "-input=false", f"-plugin-dir={TF_PLUGINS}")
+        tf("validate")
+        out = tf("apply", "-auto-approve", "-input=false", f"-var=endpoint={url}")
+        assert "Resources: 5 added" in out, out
+        iot = boto3.client("iot", endpoint_url=url, region_name="eu-west-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        assert [t["thingName"] for t in iot.list_things()["things"]] == ["tf-robot"]
+        cert = iot.list_certificates()["certificates"][0]
+        assert cert["status"] == "ACTIVE"
+        assert [p["policyName"] for p in iot.list_attached_policies(target=cert["certificateArn"])["policies"]] \
+            == ["gopigo-robot"]
+        assert iot.list_thing_principals(thingName="tf-robot")["principals"] == [cert["certificateArn"]]
+        doc = iot.get_policy(policyName="gopigo-robot")["policyDocument"]
+        assert "iot:*" not in doc and "${iot:Connection.Thing.ThingName}" in doc
+
+        # the same template as gopigo provision: no new policy version
+        genv = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        genv.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="eu-west-1",
+                    AWS_ENDPOINT_URL=url, HOME=str(tmp_path))
+        r = gopigo("provision", "--aws", "--thing", "robot-2", "--out", tmp_path / "b2", env=genv)
+        assert "created policy" not in r.stderr and "policy gopigo-robot differed" not in r.stderr, r.stderr
+        assert len(iot.list_policy_versions(policyName="gopigo-robot")["policyVersions"]) == 1
+        r = gopigo("deprovision", "--aws", "--thing", "robot-2", env=genv)
+        assert r.returncode == 0, r.stderr
+
+        out = tf("destroy", "-auto-approve", "-input=false", f"-var=endpoint={url}")
+        assert "Resources: 5 destroyed" in out
+        assert iot.list_things()["things"] == [] and iot.list_certificates()["certificates"] == []
+        assert iot.list_policies()["policies"] == []
+    finally:
+        server.stop()
