@@ -32,6 +32,8 @@ pub struct DetectorConfig {
     /// Letterbox resizer.
     pub resize: ResizeMode,
     /// `libonnxruntime.so` to load; `None`: [`default_runtime_path`].
+    /// ONNX Runtime is loaded once per process: the first successful load
+    /// wins and later paths are ignored.
     pub runtime_path: Option<PathBuf>,
 }
 
@@ -500,6 +502,12 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, VisionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detector_can_move_to_a_worker_thread() {
+        fn is_send<T: Send>() {}
+        is_send::<Detector>();
+    }
 
     #[test]
     fn jpeg_completeness() {
