@@ -55,7 +55,8 @@ pub fn new_id() -> String {
 /// it has none. Returns the command and the JSON payload to publish.
 pub fn prepare_command(command: &Value) -> Result<(Command, Vec<u8>), ActionError> {
     let text = command.to_string();
-    let mut cmd = parse_command(text.as_bytes()).map_err(|e| ActionError::Command(e.to_string()))?;
+    let mut cmd =
+        parse_command(text.as_bytes()).map_err(|e| ActionError::Command(e.to_string()))?;
     if cmd.id.is_none() {
         cmd.id = Some(new_id());
     }
@@ -124,7 +125,9 @@ pub fn parse_assignments(words: &[String]) -> Result<Map<String, Value>, ActionE
     let mut out = Map::new();
     for w in words {
         let (k, v) = w.split_once('=').ok_or_else(|| {
-            ActionError::Usage(format!("expected key=value, got {w:?} (e.g. servo_angle=90)"))
+            ActionError::Usage(format!(
+                "expected key=value, got {w:?} (e.g. servo_angle=90)"
+            ))
         })?;
         let k = k.trim();
         let v = v.trim();
@@ -386,7 +389,10 @@ mod tests {
                 color: [0, 255, 255]
             }
         );
-        assert_eq!(drive_action(&words("stop"), None, None).unwrap(), Action::Stop);
+        assert_eq!(
+            drive_action(&words("stop"), None, None).unwrap(),
+            Action::Stop
+        );
         for (w, needle) in [
             ("", "expected one of"),
             ("jump", "expected one of"),

@@ -1,7 +1,8 @@
 //! The command-line actions: `gopigo drive`, `gopigo watch`, `gopigo shadow
-//! get|set`. Each opens its own short MQTT session with the controller's
-//! identity (client id `{client_id}-cli-XXXX`, so it can run beside the
-//! dashboard), does one thing, and reports through a writer.
+//! get|set`. Each opens its own short MQTT session with the configured
+//! identity (client id = its thing name, as the fleet policy requires, so
+//! two programs running at once need two identities: the demo makes
+//! `dashboard` and `operator`), does one thing, and reports through a writer.
 
 use std::io::Write;
 use std::time::Duration;
@@ -86,9 +87,9 @@ struct Session {
 
 impl Session {
     async fn open(settings: &MqttSettings, filters: &[String]) -> Result<Session, CliError> {
-        let mut options = settings.options()?;
-        let suffix = actions::new_id();
-        options.set_client_id(format!("{}-cli-{}", settings.client_id, &suffix[2..10]));
+        // The client id must be the thing name: AWS resolves the policy's
+        // ${iot:Connection.Thing.ThingName} only then.
+        let options = settings.options()?;
         let endpoint = format!("{}:{}", settings.host, settings.port);
         let (client, mut events) = AsyncClient::new(options, 64);
         let connect_err = |reason: String| CliError::Connect {
@@ -210,9 +211,9 @@ pub struct DriveOutcome {
 
 fn expected_ms(action: &Action) -> u64 {
     match action {
-        Action::Drive { duration_ms, .. } => u64::from(
-            duration_ms.unwrap_or(gopigo_protocol::DEFAULT_DURATION_MS),
-        ),
+        Action::Drive { duration_ms, .. } => {
+            u64::from(duration_ms.unwrap_or(gopigo_protocol::DEFAULT_DURATION_MS))
+        }
         // At the slowest speed a 360 degree turn or a metre takes a while.
         Action::Turn { degrees } => (degrees.abs() * 30.0) as u64,
         Action::DriveCm { cm } => (cm.abs() * 300.0) as u64,
@@ -256,7 +257,11 @@ pub async fn drive(
     let sent = Instant::now();
     s.publish(topics::cmd(thing), payload.clone()).await?;
     if !options.json {
-        writeln!(out, "sent to {thing}: {}", String::from_utf8_lossy(&payload))?;
+        writeln!(
+            out,
+            "sent to {thing}: {}",
+            String::from_utf8_lossy(&payload)
+        )?;
     }
     let wait = options.timeout + Duration::from_millis(expected_ms(&action));
     let deadline = sent + wait;
@@ -306,7 +311,11 @@ pub async fn drive(
             CommandStatus::Accepted => {
                 accepted = true;
                 if !options.json {
-                    writeln!(out, "{thing} accepted {id} after {:.0} ms", elapsed_s * 1000.0)?;
+                    writeln!(
+                        out,
+                        "{thing} accepted {id} after {:.0} ms",
+                        elapsed_s * 1000.0
+                    )?;
                 }
             }
             CommandStatus::Done => {
@@ -368,7 +377,10 @@ fn fmt_time(ms: u64) -> String {
 /// One message as a human-readable line.
 pub fn describe(msg: &Incoming) -> Option<String> {
     Some(match msg {
-        Incoming::Telemetry { thing, telemetry: t } => {
+        Incoming::Telemetry {
+            thing,
+            telemetry: t,
+        } => {
             let dist = t
                 .distance_mm
                 .map(|d| format!("{d} mm"))
@@ -488,21 +500,28 @@ pub async fn shadow_get(
 ) -> Result<Value, CliError> {
     actions::check_thing(thing)?;
     let base = topics::shadow(thing);
-    let (ok, bad) = (format!("{base}/get/accepted"), format!("{base}/get/rejected"));
+    let (ok, bad) = (
+        format!("{base}/get/accepted"),
+        format!("{base}/get/rejected"),
+    );
     let mut s = Session::open(settings, &[ok.clone(), bad.clone()]).await?;
     let token = actions::new_id();
     s.publish(
         format!("{base}/get"),
-        serde_json::json!({ "clientToken": token }).to_string().into_bytes(),
+        serde_json::json!({ "clientToken": token })
+            .to_string()
+            .into_bytes(),
     )
     .await?;
     let doc = wait_shadow(&mut s, thing, &ok, &bad, &token).await;
     s.close().await;
     let doc = doc?;
+    let shown =
+        serde_json::json!({"thing": thing, "version": doc["version"], "state": doc["state"]});
     writeln!(
         out,
         "{}",
-        serde_json::to_string_pretty(&doc).unwrap_or_default()
+        serde_json::to_string_pretty(&shown).unwrap_or_default()
     )?;
     Ok(doc)
 }
@@ -533,8 +552,8 @@ pub async fn shadow_set(
     let doc = doc?;
     writeln!(
         out,
-        "{}",
-        serde_json::to_string_pretty(&doc).unwrap_or_default()
+        "{thing} desired (version {}): {}",
+        doc["version"], doc["state"]["desired"]
     )?;
     Ok(doc)
 }

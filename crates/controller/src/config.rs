@@ -5,7 +5,7 @@
 //! [mqtt]
 //! host = "localhost"          # AWS: xxxx-ats.iot.REGION.amazonaws.com
 //! port = 8883
-//! client_id = "controller"    # the CLI appends -cli-XXXX so both can run at once
+//! client_id = "operator"      # = the thing name; one identity per running program
 //! ca_file = "ca.pem"          # relative paths are relative to this file
 //! cert_file = "cert.pem"
 //! key_file = "key.pem"
@@ -140,6 +140,9 @@ key_file = "key.pem"
         let e = ControllerConfig::load(Path::new("/nonexistent/c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("/nonexistent/c.toml") && e.contains("gopigo demo"), "{e}");
+        assert!(
+            e.contains("/nonexistent/c.toml") && e.contains("gopigo demo"),
+            "{e}"
+        );
     }
 }

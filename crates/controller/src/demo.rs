@@ -252,7 +252,11 @@ fn write_file(path: &Path, text: &str) -> Result<(), DemoError> {
 }
 
 /// The controller config for a provisioned controller bundle.
-pub fn controller_toml(bundle_config: &toml::Table, listen: SocketAddr, note: Option<&str>) -> String {
+pub fn controller_toml(
+    bundle_config: &toml::Table,
+    listen: SocketAddr,
+    note: Option<&str>,
+) -> String {
     let mut t = toml::Table::new();
     if let Some(m) = bundle_config.get("mqtt") {
         t.insert("mqtt".into(), m.clone());
@@ -276,7 +280,10 @@ pub fn agent_toml(bundle_config: &toml::Table, camera_port: u16, debug_port: u16
     let mut cam = toml::Table::new();
     cam.insert("port".into(), toml::Value::Integer(camera_port.into()));
     cam.insert("bind".into(), toml::Value::String("127.0.0.1".into()));
-    cam.insert("public_host".into(), toml::Value::String("127.0.0.1".into()));
+    cam.insert(
+        "public_host".into(),
+        toml::Value::String("127.0.0.1".into()),
+    );
     t.insert("camera".into(), toml::Value::Table(cam));
     let mut sim = toml::Table::new();
     sim.insert("debug_port".into(), toml::Value::Integer(debug_port.into()));
@@ -321,8 +328,12 @@ pub async fn run(
     let core_dir = d.join("core");
     let endpoints = core_dir.join("endpoints.json");
     let _ = std::fs::remove_file(&endpoints);
-    writeln!(out, "starting the local core (data dir {})", core_dir.display())
-        .map_err(io_err("cannot write to", Path::new("stdout")))?;
+    writeln!(
+        out,
+        "starting the local core (data dir {})",
+        core_dir.display()
+    )
+    .map_err(io_err("cannot write to", Path::new("stdout")))?;
     let core_pid = sup.spawn(
         "core",
         &exe,
@@ -465,10 +476,10 @@ pub async fn run(
     if let Some(extra) = &detect_args {
         for r in &opts.robots {
             let ident = d.join(format!("detector-{r}"));
-            let url = format!(
-                "{}",
-                robots_info[r]["camera_url"].as_str().unwrap_or_default()
-            );
+            let url = robots_info[r]["camera_url"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let mut args = vec![
                 s("detect"),
                 url,
@@ -585,7 +596,10 @@ pub async fn run(
     w(out, String::new())?;
     w(out, "gopigo demo is running".into())?;
     w(out, format!("  dashboard   {url}"))?;
-    w(out, format!("  MQTT        {mqtt} (local core, mutual TLS)"))?;
+    w(
+        out,
+        format!("  MQTT        {mqtt} (local core, mutual TLS)"),
+    )?;
     for (r, i) in &robots_info {
         w(
             out,

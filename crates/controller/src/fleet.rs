@@ -284,11 +284,13 @@ impl Fleet {
     }
 
     fn entry(&mut self, thing: &str) -> &mut Robot {
-        self.robots.entry(thing.to_string()).or_insert_with(|| Robot {
-            view: RobotView::new(thing),
-            camera_url: None,
-            presence_ts: 0,
-        })
+        self.robots
+            .entry(thing.to_string())
+            .or_insert_with(|| Robot {
+                view: RobotView::new(thing),
+                camera_url: None,
+                presence_ts: 0,
+            })
     }
 
     /// Folds one message into the state; `now_ms` is the dashboard's clock.
@@ -326,8 +328,10 @@ impl Fleet {
                 if status.online {
                     robot.camera_url = status.camera_url;
                     robot.view.has_camera = robot.camera_url.is_some();
+                    // An offline status is the broker's (the will) or a
+                    // retained old one: not a sign of life.
+                    robot.view.last_seen_ms = Some(now_ms);
                 }
-                robot.view.last_seen_ms = Some(now_ms);
             }
             Incoming::Telemetry { telemetry, .. } => {
                 robot.view.battery_v = Some(telemetry.battery_v);
@@ -512,9 +516,11 @@ mod tests {
         };
         assert!(!v.online);
         assert_eq!(v.offline_reason.as_deref(), Some("MQTT_KEEP_ALIVE_TIMEOUT"));
-        // the will arriving after the event keeps it offline
+        // the will arriving after the event keeps it offline, and is not
+        // counted as the robot being seen
         apply(&mut f, "gopigo/r1/status", &status(false, 100, None), 1200);
         assert!(!f.view("r1").unwrap().online);
+        assert_eq!(f.view("r1").unwrap().last_seen_ms, Some(1000));
         // and coming back clears the reason
         apply(
             &mut f,
@@ -565,7 +571,9 @@ mod tests {
         apply(&mut f, "gopigo/r1/status", &status(true, 100, None), 1000);
         let up = apply(&mut f, "gopigo/r1/telemetry", &telemetry(9.6), 1500);
         assert_eq!(up.len(), 1, "{up:?}");
-        assert!(matches!(&up[0], Update::Telemetry { thing, telemetry } if thing == "r1" && telemetry.battery_v == 9.6));
+        assert!(
+            matches!(&up[0], Update::Telemetry { thing, telemetry } if thing == "r1" && telemetry.battery_v == 9.6)
+        );
         let v = f.view("r1").unwrap();
         assert_eq!((v.battery_v, v.last_seen_ms), (Some(9.6), Some(1500)));
     }

@@ -272,10 +272,12 @@ impl Hub {
             let before = fleet.views().len();
             let updates = fleet.apply(msg, now_ms());
             let new_thing = (fleet.views().len() > before)
-                .then(|| updates.iter().find_map(|u| match u {
-                    Update::Robot(v) => Some(v.thing.clone()),
-                    _ => None,
-                }))
+                .then(|| {
+                    updates.iter().find_map(|u| match u {
+                        Update::Robot(v) => Some(v.thing.clone()),
+                        _ => None,
+                    })
+                })
                 .flatten();
             (updates, new_thing)
         };
@@ -304,7 +306,10 @@ impl Hub {
         let (thing, id) = match &msg {
             PageMsg::Command { thing, command } => (
                 thing.clone(),
-                command.get("id").and_then(Value::as_str).map(str::to_string),
+                command
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             ),
             PageMsg::Shadow { thing, .. } => (thing.clone(), None),
         };
@@ -405,12 +410,14 @@ mod tests {
     #[test]
     fn commands_are_refused_while_the_broker_is_unreachable() {
         let (hub, mut rx) = hub();
-        let reply = hub.handle_page_text(
-            r#"{"type":"command","thing":"r1","command":{"action":"stop"}}"#,
-        );
+        let reply =
+            hub.handle_page_text(r#"{"type":"command","thing":"r1","command":{"action":"stop"}}"#);
         let v = serde_json::to_value(&reply).unwrap();
         assert_eq!(v["type"], "error");
-        assert!(v["message"].as_str().unwrap().contains("unreachable"), "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("unreachable"),
+            "{v}"
+        );
         assert!(rx.try_recv().is_err());
     }
 
@@ -435,14 +442,26 @@ mod tests {
         let (hub, mut rx) = hub();
         hub.set_broker(true, None);
         for (text, needle) in [
-            (r#"{"type":"command","thing":"r/1","command":{"action":"stop"}}"#, "thing name"),
-            (r#"{"type":"command","thing":"r1","command":{"action":"fly"}}"#, "fly"),
-            (r#"{"type":"shadow","thing":"r1","desired":{"servo_angle":999}}"#, "servo_angle"),
+            (
+                r#"{"type":"command","thing":"r/1","command":{"action":"stop"}}"#,
+                "thing name",
+            ),
+            (
+                r#"{"type":"command","thing":"r1","command":{"action":"fly"}}"#,
+                "fly",
+            ),
+            (
+                r#"{"type":"shadow","thing":"r1","desired":{"servo_angle":999}}"#,
+                "servo_angle",
+            ),
             (r#"{"type":"dance"}"#, "bad request"),
         ] {
             let v = serde_json::to_value(hub.handle_page_text(text)).unwrap();
             assert_eq!(v["type"], "error", "{text}");
-            assert!(v["message"].as_str().unwrap().contains(needle), "{text}: {v}");
+            assert!(
+                v["message"].as_str().unwrap().contains(needle),
+                "{text}: {v}"
+            );
         }
         assert!(rx.try_recv().is_err());
     }
@@ -451,9 +470,9 @@ mod tests {
     fn shadow_changes_go_to_the_update_topic_as_desired() {
         let (hub, mut rx) = hub();
         hub.set_broker(true, None);
-        let v = serde_json::to_value(hub.handle_page_text(
-            r#"{"type":"shadow","thing":"r1","desired":{"led":[0,255,0]}}"#,
-        ))
+        let v = serde_json::to_value(
+            hub.handle_page_text(r#"{"type":"shadow","thing":"r1","desired":{"led":[0,255,0]}}"#),
+        )
         .unwrap();
         assert_eq!(v["type"], "shadow_sent");
         let out = rx.try_recv().unwrap();
@@ -475,7 +494,10 @@ mod tests {
         assert_eq!(msg["robot"]["online"], true);
         assert_eq!(msg["robot"]["has_camera"], true);
         assert_eq!(rx.try_recv().unwrap().topic, "$aws/things/r1/shadow/get");
-        hub.ingest("gopigo/r1/status", br#"{"online":true,"since":1,"version":"v","camera_url":"http://127.0.0.1:1/stream"}"#);
+        hub.ingest(
+            "gopigo/r1/status",
+            br#"{"online":true,"since":1,"version":"v","camera_url":"http://127.0.0.1:1/stream"}"#,
+        );
         assert!(rx.try_recv().is_err(), "only one get per robot");
         assert_eq!(hub.camera_url("r1").unwrap(), "http://127.0.0.1:1/stream");
         assert!(hub.camera_url("r9").unwrap_err().contains("r9"));

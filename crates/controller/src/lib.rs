@@ -40,7 +40,9 @@ pub enum DashboardError {
     #[error(transparent)]
     Client(#[from] gopigo_client::ClientError),
     /// The HTTP listener.
-    #[error("cannot listen on {addr}: {source} (is another dashboard running? choose another --port)")]
+    #[error(
+        "cannot listen on {addr}: {source} (is another dashboard running? choose another --port)"
+    )]
     Listen {
         /// The address.
         addr: SocketAddr,

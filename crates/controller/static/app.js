@@ -6,7 +6,7 @@
 const $ = (id) => document.getElementById(id);
 const HEARTBEAT_MS = 150;     // re-send while a drive is held
 const HOLD_DRIVE_MS = 400;    // each re-sent drive lasts this long
-const NUDGE_MS = 500;         // a short click drives this long
+const NUDGE_MS = 400;         // Enter on a focused button drives this long
 const PLOT_WINDOW_MS = 60000;
 const DETECTION_TTL_MS = 1500;
 
@@ -380,7 +380,7 @@ function stopHold(sendStop, allowNudge) {
   state.hold = null;
   for (const b of document.querySelectorAll(".dir.active")) b.classList.remove("active");
   if (allowNudge && performance.now() - h.started < 250) {
-    drive(h.dir, NUDGE_MS);
+    // A click: the drive already sent (HOLD_DRIVE_MS) runs out by itself.
   } else if (sendStop) {
     command({ action: "stop" });
   }
@@ -455,10 +455,18 @@ function setVideoState(text) {
   el.hidden = !text;
 }
 
+function clearVideo() {
+  const c = $("video");
+  c.getContext("2d").clearRect(0, 0, c.width, c.height);
+  $("fps").textContent = "– fps";
+  $("frame-age").textContent = "age –";
+}
+
 function restartVideo() {
   if (state.video) state.video.abort.abort();
   state.video = null;
   state.frames = [];
+  clearVideo();
   const thing = state.selected;
   if (!thing) return;
   const abort = new AbortController();
@@ -640,3 +648,9 @@ function drawBoxes(ctx, w, h) {
 wireControls();
 connect();
 setInterval(() => { renderFleet(); if (state.selected) { renderRobot(); } }, 2000);
+// Numbers of a stalled stream must not look live.
+setInterval(() => {
+  const now = Date.now();
+  while (state.frames.length && state.frames[0] < now - 1000) state.frames.shift();
+  if (!state.frames.length) { $("fps").textContent = "0 fps"; $("frame-age").textContent = "age –"; }
+}, 1000);

@@ -264,9 +264,7 @@ fn detection_available(exe: &std::path::Path) -> demo::Detection {
     let help = match help {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).to_string(),
         _ => {
-            return demo::Detection::Unavailable(
-                "this build has no `gopigo detect` command".into(),
-            )
+            return demo::Detection::Unavailable("this build has no `gopigo detect` command".into())
         }
     };
     if !help.contains("--mqtt-config") {

@@ -1,0 +1,185 @@
+// The dashboard in a real browser (Debian's Chromium, headless, driven by
+// playwright-core) against `gopigo demo`: two simulated robots, the local
+// core, the dashboard. Screenshots go to tests/artifacts/.
+//
+// Run: (cd tests/browser && npm ci && npm test)   [needs target/debug/gopigo]
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { ARTIFACTS, alive, launch, sim, sleep, startDemo, until } from "./demo.mjs";
+
+const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `dashboard-${name}.png`) });
+
+describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
+  let demo, browser, page;
+
+  before(async () => {
+    demo = await startDemo();
+    browser = await launch();
+    page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    page.on("pageerror", (e) => console.error("page error:", e));
+    await page.goto(demo.url);
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (demo) {
+      const pids = [demo.info.core_pid, demo.info.dashboard_pid,
+        ...Object.values(demo.info.robots).map((r) => r.pid),
+        ...Object.values(demo.info.detectors || {}).map((d) => d.pid)];
+      const { code } = await demo.stop();
+      assert.equal(code, 0, `gopigo demo exit code; output:\n${demo.output()}`);
+      // Ctrl-C leaves no process behind.
+      await until("every child to be gone", () => pids.every((p) => !alive(p)), 10000);
+    }
+  });
+
+  it("lists both robots online with their battery", async () => {
+    for (const thing of ["robot1", "robot2"]) {
+      await page.locator(`li[data-thing="${thing}"] button[data-online="true"]`).waitFor({ timeout: 30000 });
+    }
+    await until("a battery reading", async () => /\d+\.\d\d V/.test(await page.locator('li[data-thing="robot1"]').innerText()));
+    assert.match(await page.locator("#broker").innerText(), /broker/);
+    await shot(page, "fleet-1280x720");
+  });
+
+  it("draws video frames with their FPS and age", async () => {
+    await until("frames to be drawn", () => page.evaluate(() => window.__gopigo.framesDrawn > 5), 30000);
+    assert.ok(await page.locator("#video-state").isHidden(), "no 'video unavailable' over live video");
+    const fps = await page.locator("#fps").innerText();
+    assert.match(fps, /^[1-9]\d* fps$/);
+    assert.match(await page.locator("#frame-age").innerText(), /^age \d+ ms$/);
+    // The frames are the robot's own: stamped by its simulated camera.
+    const ages = await page.evaluate(() => window.__gopigo.frameAges.length);
+    assert.ok(ages > 0, "frames carry the camera's capture stamp");
+    await shot(page, "video");
+  });
+
+  it("clicking forward moves the robot and changes its telemetry", async () => {
+    const encoders = () => page.evaluate(() => window.__gopigo.state.lastTelemetry.get("robot1")?.encoders_deg.left);
+    const { v: before } = await until("telemetry", async () => {
+      const v = await encoders();
+      return typeof v === "number" ? { v } : null;
+    });
+    const poseBefore = (await sim(demo, "robot1")).pose.x_mm;
+    await page.locator('.dir[data-dir="forward"]').click();
+    await until("the encoders to advance", async () => (await encoders()) > before + 20, 5000);
+    assert.ok((await sim(demo, "robot1")).pose.x_mm > poseBefore, "the simulated robot moved forward");
+    await until("a logged command", async () => (await page.locator("#log li").count()) > 0);
+    assert.match(await page.locator("#log").innerText(), /drive forward/);
+  });
+
+  it("holding a key drives and releasing it stops", async () => {
+    await until("robot1 to be stopped", async () => (await sim(demo, "robot1")).wheel_dps.left === 0, 5000);
+    await page.locator("body").click({ position: { x: 5, y: 700 } });
+    await page.keyboard.down("ArrowUp");
+    await until("wheels turning while the key is held", async () => (await sim(demo, "robot1")).wheel_dps.left > 0, 3000, 20);
+    // Still driving well after one heartbeat drive (400 ms) would have ended.
+    await sleep(1200);
+    assert.ok((await sim(demo, "robot1")).wheel_dps.left > 0, "still driving after 1.2 s of holding");
+    await page.keyboard.up("ArrowUp");
+    const released = Date.now();
+    await until("wheels stopped after release", async () => (await sim(demo, "robot1")).wheel_dps.left === 0, 2000, 20);
+    console.log(`# stopped ${Date.now() - released} ms after key release`);
+  });
+
+  it("stops when the tab loses focus while a key is held", async () => {
+    await page.keyboard.down("q");
+    await until("spinning", async () => (await sim(demo, "robot1")).wheel_dps.left !== 0, 3000, 20);
+    await page.evaluate(() => window.dispatchEvent(new Event("blur")));
+    await until("stopped after blur", async () => (await sim(demo, "robot1")).wheel_dps.left === 0, 2000, 20);
+    await page.keyboard.up("q");
+  });
+
+  it("shows a rejected command with the robot's reason", async () => {
+    const s = await sim(demo, "robot1");
+    // A wall 100 mm in front of the robot (it faces +x at the start).
+    const x = s.pose.x_mm + 100;
+    await fetch(demo.info.robots.robot1.sim_url + "/obstacle", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ x_mm: x, y_mm: s.pose.y_mm - 500, w_mm: 50, h_mm: 1000 }),
+    });
+    await page.locator('.dir[data-dir="forward"]').click();
+    const rejected = page.locator("#log li.rejected").first();
+    await rejected.waitFor({ timeout: 5000 });
+    assert.match(await rejected.innerText(), /rejected: obstacle/);
+    assert.match(await page.locator("#toast").innerText(), /rejected/);
+    await shot(page, "rejected");
+    await fetch(demo.info.robots.robot1.sim_url.replace(/\/sim$/, "/sim/obstacles"), { method: "DELETE" });
+  });
+
+  it("draws detection boxes, or says why detection is unavailable", async () => {
+    if (demo.info.detection_note) {
+      await until("the detection note", async () => /detection unavailable/.test(await page.locator("#det-state").innerText()));
+      console.log(`# detection unavailable: ${demo.info.detection_note}`);
+    } else {
+      await until("boxes drawn", () => page.evaluate(() => (window.__gopigo.boxesDrawn || 0) > 0), 60000);
+      await shot(page, "detections");
+    }
+  });
+
+  it("keyboard only: tab to the controls, see the focus, select a robot", async () => {
+    const kb = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    await kb.goto(demo.url);
+    await kb.locator('li[data-thing="robot2"] button').waitFor();
+    const seen = new Set();
+    let outline = null;
+    for (let i = 0; i < 30; i++) {
+      await kb.keyboard.press("Tab");
+      const f = await kb.evaluate(() => {
+        const el = document.activeElement;
+        const cs = getComputedStyle(el);
+        return { id: el.id, dir: el.dataset.dir || null, thing: el.closest("li")?.dataset.thing || null,
+          outline: cs.outlineStyle !== "none" && parseFloat(cs.outlineWidth) >= 2 };
+      });
+      seen.add(f.thing ? `robot:${f.thing}` : f.dir ? `dir:${f.dir}` : f.id);
+      if (f.dir === "forward") outline = f.outline;
+      if (f.thing === "robot2") {
+        await kb.keyboard.press("Enter");
+        await until("robot2 selected", async () => (await kb.locator("#robot-title").innerText()) === "robot2", 3000);
+      }
+    }
+    for (const want of ["robot:robot1", "robot:robot2", "dir:forward", "stop", "speed", "servo-set", "led-set"]) {
+      assert.ok(seen.has(want), `Tab reaches ${want} (reached: ${[...seen].join(", ")})`);
+    }
+    assert.equal(outline, true, "focused controls show a visible outline");
+    await shot(kb, "keyboard-focus");
+    await kb.close();
+  });
+
+  for (const [name, viewport] of [["1280x720", { width: 1280, height: 720 }], ["phone-390x844", { width: 390, height: 844 }]]) {
+    it(`is usable at ${name}`, async () => {
+      const p = await browser.newPage({ viewport, hasTouch: name.startsWith("phone") });
+      await p.goto(demo.url);
+      await p.locator('li[data-thing="robot1"] button[data-online="true"]').waitFor();
+      await until("video", () => p.evaluate(() => window.__gopigo.framesDrawn > 0), 20000);
+      const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `no horizontal scrolling (overflow ${overflow}px)`);
+      for (const sel of [".dir", "#stop", "#speed", "#servo-set", "#led-set", "#video"]) {
+        for (const el of await p.locator(sel).all()) {
+          await el.scrollIntoViewIfNeeded();
+          const b = await el.boundingBox();
+          assert.ok(b && b.width > 0 && b.x >= 0 && b.x + b.width <= viewport.width + 0.5,
+            `${sel} lies within the ${viewport.width}px wide viewport (${JSON.stringify(b)})`);
+          if (sel !== "#video") assert.ok(b.height >= 24 || sel === "#speed", `${sel} is big enough to hit (${b.height}px)`);
+        }
+      }
+      await p.evaluate(() => window.scrollTo(0, 0));
+      await p.screenshot({ path: path.join(ARTIFACTS, `dashboard-${name}.png`), fullPage: true });
+      await p.close();
+    });
+  }
+
+  it("shows a robot offline when its agent stops", async () => {
+    const pid = demo.info.robots.robot2.pid;
+    process.kill(pid, "SIGKILL");   // no goodbye: the broker notices and sends the will
+    const t0 = Date.now();
+    await page.locator('li[data-thing="robot2"] button[data-online="false"]').waitFor({ timeout: 45000 });
+    console.log(`# robot2 shown offline ${Date.now() - t0} ms after its agent was killed`);
+    await page.locator('li[data-thing="robot2"] button').click();
+    await until("offline notice", async () => /offline/.test(await page.locator("#robot-offline").innerText()));
+    assert.ok(await page.locator('.dir[data-dir="forward"]').isDisabled(), "driving is disabled for an offline robot");
+    await until("video unavailable", async () => /unavailable/.test(await page.locator("#video-state").innerText()), 10000);
+    await shot(page, "robot-offline");
+  });
+});
