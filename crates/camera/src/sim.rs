@@ -379,7 +379,6 @@ impl SimCamera {
     pub fn render(&self, pose: Pose) -> RgbImage {
         let p = self.projection();
         let (w, h) = (p.w as usize, p.h as usize);
-        let mut data = vec![0u8; w * h * 3];
         let scene = &self.scene;
         let shade = |rgb: [u8; 3], k: f64| -> [u8; 3] {
             [
@@ -388,47 +387,66 @@ impl SimCamera {
                 (f64::from(rgb[2]) * k) as u8,
             ]
         };
-        // Light falls off gently with distance (metres).
+        // Light falls off gently with distance.
         let light = |depth_mm: f64, floor: f64| (1.0 - depth_mm / 12000.0).clamp(floor, 1.0);
+        // Floor and ceiling depend on the row only.
+        let background: Vec<[u8; 3]> = (0..h)
+            .map(|row| {
+                let yr = row as f64 + 0.5;
+                if yr > p.horizon {
+                    let d = p.eye * p.focal / (yr - p.horizon);
+                    shade(scene.floor_color, light(d, 0.3))
+                } else {
+                    let d = (scene.wall_height_mm - p.eye) * p.focal / (p.horizon - yr).max(1e-6);
+                    shade(scene.ceiling_color, light(d, 0.5))
+                }
+            })
+            .collect();
+        let mut data = Vec::with_capacity(w * h * 3);
+        for px in &background {
+            for _ in 0..w {
+                data.extend_from_slice(px);
+            }
+        }
+        let mut put = |row: usize, col: usize, rgb: [u8; 3]| {
+            let i = (row * w + col) * 3;
+            data[i..i + 3].copy_from_slice(&rgb);
+        };
         for col in 0..p.w {
             let (origin, dir) = Self::column_ray(&p, pose, col);
-            let hit = scene.cast(origin, dir);
-            for row in 0..h {
-                let yr = row as f64 + 0.5;
-                let mut rgb = None;
-                if let Some((depth, wi, along)) = hit {
-                    let z = p.eye + (p.horizon - yr) * depth / p.focal;
-                    if (0.0..=scene.wall_height_mm).contains(&z) {
-                        let wall = &scene.walls[wi];
-                        let mut px = shade(wall.color, light(depth, 0.35));
-                        for ph in &wall.photos {
-                            if (ph.from_mm..ph.to_mm).contains(&along)
-                                && (ph.bottom_mm..ph.top_mm).contains(&z)
-                            {
-                                let img = &scene.textures[ph.texture].image;
-                                let u = (along - ph.from_mm) / (ph.to_mm - ph.from_mm);
-                                let v = (ph.top_mm - z) / (ph.top_mm - ph.bottom_mm);
-                                let tx = ((u * f64::from(img.width)) as u32).min(img.width - 1);
-                                let ty = ((v * f64::from(img.height)) as u32).min(img.height - 1);
-                                px = shade(img.pixel(tx, ty), light(depth, 0.8));
-                                break;
-                            }
-                        }
-                        rgb = Some(px);
-                    }
+            let Some((depth, wi, along)) = scene.cast(origin, dir) else {
+                continue;
+            };
+            // Rows whose centre sees a height in [lo, hi] on this wall.
+            let rows = |lo: f64, hi: f64| -> std::ops::Range<usize> {
+                let y_top = p.horizon - (hi - p.eye) * p.focal / depth;
+                let y_bot = p.horizon - (lo - p.eye) * p.focal / depth;
+                let first = (y_top - 0.5).ceil().clamp(0.0, h as f64) as usize;
+                let end = ((y_bot - 0.5).floor() + 1.0).clamp(first as f64, h as f64) as usize;
+                first..end
+            };
+            let wall = &scene.walls[wi];
+            let c = col as usize;
+            let wall_px = shade(wall.color, light(depth, 0.35));
+            for row in rows(0.0, scene.wall_height_mm) {
+                put(row, c, wall_px);
+            }
+            // Later photos first, so the first listed wins where they overlap.
+            for ph in wall.photos.iter().rev() {
+                if !(ph.from_mm..ph.to_mm).contains(&along) {
+                    continue;
                 }
-                let rgb = rgb.unwrap_or_else(|| {
-                    if yr > p.horizon {
-                        let d = p.eye * p.focal / (yr - p.horizon);
-                        shade(scene.floor_color, light(d, 0.3))
-                    } else {
-                        let d =
-                            (scene.wall_height_mm - p.eye) * p.focal / (p.horizon - yr).max(1e-6);
-                        shade(scene.ceiling_color, light(d, 0.5))
-                    }
-                });
-                let i = (row * w + col as usize) * 3;
-                data[i..i + 3].copy_from_slice(&rgb);
+                let img = &scene.textures[ph.texture].image;
+                let u = (along - ph.from_mm) / (ph.to_mm - ph.from_mm);
+                let tx = ((u * f64::from(img.width)) as u32).min(img.width - 1);
+                let k = light(depth, 0.8);
+                let (lo, hi) = (ph.bottom_mm.max(0.0), ph.top_mm.min(scene.wall_height_mm));
+                for row in rows(lo, hi) {
+                    let z = p.eye + (p.horizon - (row as f64 + 0.5)) * depth / p.focal;
+                    let v = ((ph.top_mm - z) / (ph.top_mm - ph.bottom_mm)).max(0.0);
+                    let ty = ((v * f64::from(img.height)) as u32).min(img.height - 1);
+                    put(row, c, shade(img.pixel(tx, ty), k));
+                }
             }
         }
         RgbImage {
@@ -529,6 +547,41 @@ mod tests {
             mb[1] > mb[0] + 40.0,
             "heading 90° should be mostly green: {mb:?}"
         );
+    }
+
+    #[test]
+    fn rendered_pixels_agree_with_probes() {
+        let c = cam(colour_room());
+        for pose in [
+            heading(0.3),
+            heading(FRAC_PI_2),
+            Pose {
+                x_mm: 900.0,
+                y_mm: -400.0,
+                heading_rad: 2.5,
+            },
+        ] {
+            let img = c.render(pose);
+            for row in (5..480).step_by(23) {
+                for col in (3..640).step_by(29) {
+                    let px = img.pixel(col, row);
+                    let ok = match c.probe(pose, col, row) {
+                        Probe::Photo(name) => match name.as_str() {
+                            "red" => px[0] > 150 && px[1] < 60,
+                            "green" => px[1] > 150 && px[0] < 60,
+                            _ => px[2] > 150 && px[0] < 60,
+                        },
+                        Probe::Floor => px[0] > px[2] + 20,
+                        Probe::Ceiling | Probe::Wall(_) => px[0].abs_diff(px[2]) < 40,
+                    };
+                    assert!(
+                        ok,
+                        "pose {pose:?} pixel ({col}, {row}) = {px:?}: {:?}",
+                        c.probe(pose, col, row)
+                    );
+                }
+            }
+        }
     }
 
     #[test]
