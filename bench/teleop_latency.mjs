@@ -1,0 +1,80 @@
+// Teleop and video latency of the dashboard, end to end, printed as a table.
+//
+//   key-down → motor frame: from the browser's keydown event (its timestamp,
+//   on the Unix clock through performance.timeOrigin) to the first SPI motor
+//   frame the simulated GoPiGo3 board received after it (the agent's sim
+//   debug endpoint logs each frame's wall-clock time). The path: page →
+//   WebSocket → dashboard → MQTT over mutual TLS → local core → agent →
+//   executor → SPI.
+//
+//   video frame age: capture time stamped by the simulated camera (a JPEG
+//   COM segment) to the moment the page drew the frame on its canvas. The
+//   path: camera → agent's MJPEG server → dashboard proxy → fetch() stream →
+//   createImageBitmap → canvas.
+//
+// Both clocks are this machine's. Run after `cargo build -p gopigo` and
+// `(cd tests/browser && npm ci)`:
+//   node bench/teleop_latency.mjs [--presses 40] [--video-seconds 10]
+import { launch, sim, sleep, startDemo, until } from "../tests/browser/demo.mjs";
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const PRESSES = arg("--presses", 40);
+const VIDEO_S = arg("--video-seconds", 10);
+
+function pct(values, p) {
+  const v = [...values].sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  return v[Math.min(v.length - 1, Math.ceil((p / 100) * v.length) - 1)];
+}
+
+const demo = await startDemo(["--no-detect"]);
+const browser = await launch();
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+  await page.goto(demo.url);
+  await page.locator('li[data-thing="robot1"] button[data-online="true"]').waitFor({ timeout: 60000 });
+  await until("video", () => page.evaluate(() => window.__gopigo.framesDrawn > 3), 30000);
+  await page.locator("body").click({ position: { x: 5, y: 5 } });
+
+  // Teleop: spin in place (Q) so that the robot never reaches a wall.
+  const lat = [];
+  for (let i = 0; i < PRESSES; i++) {
+    await until("robot stopped", async () => (await sim(demo, "robot1")).wheel_dps.left === 0, 5000, 20);
+    await sleep(150 + Math.random() * 100);
+    const before = await page.evaluate(() => window.__gopigo.keyDowns.length);
+    await page.keyboard.down("q");
+    const down = await until("the keydown", () => page.evaluate((n) => window.__gopigo.keyDowns[n], before), 2000, 5);
+    const frame = await until("a motor frame", async () => {
+      const s = await sim(demo, "robot1");
+      return s.motor_frames.find((f) => f.unix_us / 1000 > down && /Dps|Pwm|Position/.test(f.message));
+    }, 5000, 10);
+    lat.push(frame.unix_us / 1000 - down);
+    await sleep(200);
+    await page.keyboard.up("q");
+  }
+
+  // Video frame age while the page shows robot1.
+  await page.evaluate(() => { window.__gopigo.frameAges.length = 0; window.__gopigo.framesDrawn = 0; });
+  await sleep(VIDEO_S * 1000);
+  const ages = await page.evaluate(() => [...window.__gopigo.frameAges]);
+  const drawn = await page.evaluate(() => window.__gopigo.framesDrawn);
+
+  const rows = [
+    ["teleop key-down → first SPI motor frame", lat],
+    ["video frame age when drawn", ages],
+  ];
+  console.log("");
+  console.log("| metric | n | p50 ms | p99 ms | max ms |");
+  console.log("| --- | ---: | ---: | ---: | ---: |");
+  for (const [name, v] of rows) {
+    console.log(`| ${name} | ${v.length} | ${pct(v, 50).toFixed(1)} | ${pct(v, 99).toFixed(1)} | ${Math.max(...v).toFixed(1)} |`);
+  }
+  console.log(`\nvideo: ${(drawn / VIDEO_S).toFixed(1)} frames drawn per second (camera set to 10 fps); ` +
+    `machine: ${(await import("node:os")).cpus().length} CPUs, load ${(await import("node:os")).loadavg()[0].toFixed(2)}`);
+} finally {
+  await browser.close();
+  await demo.stop();
+}
