@@ -1,0 +1,137 @@
+"""deploy/ansible/site.yml against a throwaway Debian root file system (a
+debootstrap chroot, through Ansible's community.general.chroot connection):
+the agent binary, the device bundle from `gopigo provision`, the `gopigo`
+user and groups, the hardened unit and its enablement. See tests/ansible/."""
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import GOPIGO
+
+ROOT = Path(__file__).resolve().parents[2]
+ROOTFS_TAR = Path(os.environ.get("GOPIGO_TEST_ROOTFS",
+                                  Path.home() / ".cache" / "gopigo" / "bookworm-minbase.tar"))
+
+
+def _missing():
+    if os.geteuid() != 0:
+        return "needs root (chroot)"
+    if shutil.which("ansible-playbook") is None:
+        return "needs ansible (pip install ansible)"
+    r = subprocess.run(["ansible-doc", "-t", "connection", "-l"], capture_output=True, text=True)
+    if "community.general.chroot" not in r.stdout:
+        return "needs the community.general collection (pip install ansible)"
+    if not ROOTFS_TAR.is_file() and shutil.which("debootstrap") is None:
+        return "needs debootstrap or a prepared root fs (tests/ansible/make-rootfs.sh)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
+
+
+def passwd_entry(rootfs, name, path="etc/passwd"):
+    for line in (rootfs / path).read_text().splitlines():
+        parts = line.split(":")
+        if parts[0] == name:
+            return parts
+    return None
+
+
+def group_members(rootfs, group):
+    e = passwd_entry(rootfs, group, "etc/group")
+    return e[3].split(",") if e and e[3] else []
+
+
+@pytest.fixture(scope="module")
+def rootfs_tar():
+    if not ROOTFS_TAR.is_file():
+        r = subprocess.run(["bash", str(ROOT / "tests" / "ansible" / "make-rootfs.sh"), str(ROOTFS_TAR)],
+                           capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stdout + r.stderr
+    return ROOTFS_TAR
+
+
+def playbook(inventory, *extra):
+    env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_RETRY_FILES_ENABLED="False", ANSIBLE_LOCALHOST_WARNING="False")
+    return subprocess.run(["ansible-playbook", "-i", str(inventory), str(ROOT / "deploy" / "ansible" / "site.yml"),
+                           *extra], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    assert subprocess.run(["tar", "-C", str(rootfs), "-xf", str(rootfs_tar)]).returncode == 0
+    # the bundle, with paths as they will be on the robot
+    bundles = tmp_path / "bundles"
+    r = subprocess.run([GOPIGO, "provision", "--thing", "robot1", "--data-dir", str(core.data_dir),
+                        "--out", str(bundles / "robot1"), "--install-dir", "/etc/gopigo"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(
+        "[robots]\n"
+        f"robot1 ansible_host={rootfs} ansible_connection=community.general.chroot "
+        "ansible_python_interpreter=/usr/bin/python3\n")
+    args = ("-e", f"gopigo_binary={GOPIGO}", "-e", f"gopigo_bundle_dir={bundles / 'robot1'}",
+            "-e", "gopigo_start=false")
+    r = playbook(inventory, *args)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert "failed=0" in r.stdout
+
+    # binary
+    binary = rootfs / "usr/local/bin/gopigo"
+    assert stat.S_IMODE(binary.stat().st_mode) == 0o755
+    assert binary.stat().st_size == Path(GOPIGO).stat().st_size
+    # user and groups, as the chroot's own files say
+    user = passwd_entry(rootfs, "gopigo")
+    assert user is not None and user[6] == "/usr/sbin/nologin", user
+    assert int(user[2]) < 1000, "a system user"
+    for g in ("spi", "i2c", "gpio", "video"):
+        assert "gopigo" in group_members(rootfs, g), g
+    uid = int(user[2])
+    gid = int(passwd_entry(rootfs, "gopigo", "etc/group")[2])
+    # config dir and bundle, owners and modes
+    conf = rootfs / "etc/gopigo"
+    st = conf.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o750, 0, gid)
+    key = (conf / "key.pem").stat()
+    assert (stat.S_IMODE(key.st_mode), key.st_uid, key.st_gid) == (0o600, uid, gid)
+    assert (conf / "key.pem").read_bytes() == (bundles / "robot1" / "key.pem").read_bytes()
+    for f in ("cert.pem", "ca.pem"):
+        assert stat.S_IMODE((conf / f).stat().st_mode) == 0o644
+        assert (conf / f).read_bytes() == (bundles / "robot1" / f).read_bytes()
+    toml = (conf / "robot.toml").read_text()
+    assert stat.S_IMODE((conf / "robot.toml").stat().st_mode) == 0o640
+    assert 'thing = "robot1"' in toml and 'key_file = "/etc/gopigo/key.pem"' in toml
+    assert 'kind = "hardware"' in toml and 'source = "rpicam"' in toml
+    # unit installed and enabled (the link `systemctl enable` makes)
+    unit = rootfs / "etc/systemd/system/gopigo-agent.service"
+    assert unit.read_text() == (ROOT / "deploy/systemd/gopigo-agent.service").read_text()
+    link = rootfs / "etc/systemd/system/multi-user.target.wants/gopigo-agent.service"
+    assert link.is_symlink() and os.readlink(link) == "/etc/systemd/system/gopigo-agent.service"
+    # not a Pi: the boot config was left alone
+    assert not (rootfs / "boot/firmware/config.txt").exists()
+    assert "Start the agent" in r.stdout and "skipping" in r.stdout
+
+    # a second run changes nothing
+    r = playbook(inventory, *args)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "changed=0" in r.stdout, r.stdout[-3000:]
+
+    # on a Pi, SPI, I2C and the camera are switched on in config.txt
+    boot = rootfs / "boot/firmware"
+    boot.mkdir(parents=True)
+    (boot / "config.txt").write_text("#dtparam=spi=on\ndtparam=audio=on\n")
+    r = playbook(inventory, *args, "-e", "gopigo_is_pi=true")
+    assert r.returncode == 0, r.stdout[-3000:]
+    lines = (boot / "config.txt").read_text().splitlines()
+    assert "dtparam=spi=on" in lines and "#dtparam=spi=on" not in lines
+    assert "dtparam=i2c_arm=on" in lines and "camera_auto_detect=1" in lines
+    assert "dtparam=audio=on" in lines
+    assert "reboot the Pi" in r.stdout
