@@ -386,3 +386,26 @@ output "certificate_arn" {{ value = module.robot.certificate_arn }}
         assert iot.list_policies()["policies"] == []
     finally:
         server.stop()
+
+
+def test_bundles_run_the_agent_and_the_controller(core, fleet):
+    """The bundles as written are what the agent and the controller tools
+    read: a simulated robot under the robot policy obeys `gopigo drive` run
+    with the controller's bundle under the controller policy."""
+    r1, _, ctl = fleet
+    agent = subprocess.Popen([GOPIGO, "agent", "--config", str(r1 / "robot.toml"), "--sim", "--camera-port", "0"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = __import__("time").time() + 30
+        r = None
+        while __import__("time").time() < deadline:
+            r = gopigo("drive", "--config", ctl / "robot.toml", "r1", "forward", "--for", "300ms", timeout=30)
+            if r.returncode == 0:
+                break
+        assert r is not None and r.returncode == 0, r.stdout + r.stderr
+        assert "done" in r.stdout, r.stdout
+        r = gopigo("shadow", "set", "--config", ctl / "robot.toml", "r1", "speed_dps=200", timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        agent.terminate()
+        agent.wait(15)
