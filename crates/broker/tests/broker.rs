@@ -733,3 +733,49 @@ async fn alpn_listener_serves_the_same_broker() {
     ));
     b.stop().await;
 }
+
+#[tokio::test]
+async fn persistent_session_expires() {
+    let setup = Setup::new();
+    let config = gopigo_broker::BrokerConfig {
+        session_expiry: Duration::from_millis(300),
+        ..Setup::config()
+    };
+    let b = setup.start(config, None).await;
+    let mut o = b.options("short", &b.admin);
+    o.set_clean_session(false);
+    let mut c = TestClient::start(o.clone());
+    assert!(!c.connected().await);
+    c.subscribe("s/#", QoS::AtLeastOnce).await;
+    c.client.disconnect().await.unwrap();
+    assert!(c.closed_within(WAIT).await);
+    // Reconnect in time: the session is there.
+    let mut c = TestClient::start(o.clone());
+    assert!(c.connected().await);
+    c.client.disconnect().await.unwrap();
+    assert!(c.closed_within(WAIT).await);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(b.handle.stats().sessions, 0, "expired session swept");
+    b.handle.publish("s/x", Bytes::from_static(b"late"), 1, false);
+    let mut c = TestClient::start(o);
+    assert!(!c.connected().await, "expired: no session present");
+    assert!(c.publish_within(SHORT).await.is_none());
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn policy_changes_apply_to_live_connections() {
+    let setup = Setup::new();
+    let b = setup.start(Setup::config(), None).await;
+    let dev = b.ca.client("dev");
+    b.authority.register(&dev, ADMIN_POLICY, &[]);
+    let mut c = b.client("dev", &dev);
+    c.connected().await;
+    c.client.publish("free/x", QoS::AtLeastOnce, false, "1").await.unwrap();
+    assert!(c.wait_for(WAIT, |p| matches!(p, Packet::PubAck(_))).await.is_some());
+    // The registry now attaches only the robot policy: the next publish is denied.
+    b.authority.register(&dev, ROBOT_POLICY, &[]);
+    c.client.publish("free/x", QoS::AtLeastOnce, false, "2").await.unwrap();
+    assert!(c.closed_within(WAIT).await);
+    b.stop().await;
+}
