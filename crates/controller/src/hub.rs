@@ -231,9 +231,11 @@ impl Hub {
         let Some(view) = fleet.view(thing) else {
             return Err(format!("no robot named {thing:?} has been seen"));
         };
+        if !view.online {
+            return Err(format!("{thing} is offline"));
+        }
         match fleet.camera_url(thing) {
             Some(u) => Ok(u.to_string()),
-            None if !view.online => Err(format!("{thing} is offline")),
             None => Err(format!("{thing} announces no camera stream in its status")),
         }
     }
