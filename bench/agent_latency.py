@@ -144,7 +144,7 @@ def seed_stack(tmp, n):
         keyfile {d}/server.key
         require_certificate true
         use_identity_as_username true
-        """))
+        """) + ("user root\n" if os.geteuid() == 0 else ""))
     broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", str(d / "mosquitto.conf")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)

@@ -65,10 +65,11 @@ pub async fn run(
         BoardKind::Hardware => {
             #[cfg(feature = "hardware")]
             {
-                let g = gopigo3::linux::open_gopigo3(
-                    &gopigo3::linux::LinuxSpiConfig::default(),
-                    geometry,
-                )?;
+                let spi = gopigo3::linux::LinuxSpiConfig {
+                    hold_power_line: cfg.board.hold_power_line,
+                    ..gopigo3::linux::LinuxSpiConfig::default()
+                };
+                let g = gopigo3::linux::open_gopigo3(&spi, geometry)?;
                 let distance: Option<Box<dyn DistanceSensor + Send>> =
                     match gopigo3::linux::Vl53l0xSensor::open_default() {
                         Ok(s) => Some(Box::new(s)),

@@ -206,6 +206,10 @@ pub struct BoardConfig {
     pub wheel_base_mm: f64,
     /// Default wheel speed in dps until the shadow sets `speed_dps`.
     pub speed_dps: u32,
+    /// Hardware only: hold GPIO23 high (the board's "Pi is on" line) while
+    /// the agent runs. Set false when the vendor's `gopigo3_power` service
+    /// already holds it (the line can only be requested once).
+    pub hold_power_line: bool,
 }
 
 impl Default for BoardConfig {
@@ -217,6 +221,7 @@ impl Default for BoardConfig {
             wheel_diameter_mm: g.wheel_diameter_mm,
             wheel_base_mm: g.wheel_base_mm,
             speed_dps: gopigo_protocol::DEFAULT_SPEED_DPS,
+            hold_power_line: true,
         }
     }
 }
