@@ -1,6 +1,8 @@
 //! The dashboard's routes through `app(hub).oneshot(...)`, and its camera
 //! proxy against a real MJPEG server from the camera crate.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
