@@ -1,0 +1,377 @@
+//! YOLO on a robot's live MJPEG stream, as the controller side runs it.
+//!
+//! Parts:
+//! - [`LiveOptions`]: the stream URL, the robot it belongs to, where to
+//!   publish (an `[mqtt]` table of a bundle's TOML) and whether to serve an
+//!   annotated stream.
+//! - [`run_live`]: connects to the stream and always works on the newest
+//!   frame (the camera client drops what arrived during inference, so there
+//!   is never a backlog), prints one JSON line per processed frame, publishes
+//!   [`gopigo_protocol::Detections`] on `gopigo/{thing}/detections`, serves
+//!   the frames with boxes drawn as MJPEG, and reports frames per second.
+//! - [`to_message`]: detector output → the wire message (pure).
+//!
+//! A stream that drops is reconnected with backoff; a URL that never was an
+//! MJPEG stream is an error at once.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gopigo_camera::mjpeg::{ClientOptions, MjpegClient};
+use gopigo_camera::{Frame, FrameBus};
+use gopigo_client::MqttSettings;
+use gopigo_protocol::{topics, Detection as WireDetection, Detections};
+use gopigo_vision::{Detection, Detector};
+
+/// Errors of the live detector.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The stream cannot be opened at all.
+    #[error("cannot read the MJPEG stream {url}: {reason}")]
+    Stream {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The MQTT config cannot be used.
+    #[error("MQTT config {path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// TLS material of the MQTT identity.
+    #[error(transparent)]
+    Client(#[from] gopigo_client::ClientError),
+    /// The detector failed on every frame, or cannot load.
+    #[error(transparent)]
+    Vision(#[from] gopigo_vision::VisionError),
+    /// Output could not be written.
+    #[error("cannot write {what}: {source}")]
+    Io {
+        /// What.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// How to run on a live stream.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// MJPEG URL (the robot's `http://host:8081/stream`).
+    pub url: String,
+    /// Robot the stream belongs to; names the detections topic.
+    pub thing: Option<String>,
+    /// A TOML file with an `[mqtt]` table (a provisioned bundle's config).
+    pub mqtt_config: Option<PathBuf>,
+    /// Port for the annotated MJPEG stream (0 = any free port).
+    pub serve_port: Option<u16>,
+    /// Stop after this many frames.
+    pub max_frames: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct MqttFile {
+    mqtt: MqttSettings,
+}
+
+/// Reads the `[mqtt]` table of a TOML file.
+pub fn load_mqtt_settings(path: &Path) -> Result<MqttSettings, DetectError> {
+    let err = |reason: String| DetectError::Config {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let mut file: MqttFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+    // relative PEM paths are relative to the config file
+    let base = path.parent().unwrap_or(Path::new("."));
+    for p in [
+        &mut file.mqtt.ca_file,
+        &mut file.mqtt.cert_file,
+        &mut file.mqtt.key_file,
+    ] {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+    Ok(file.mqtt)
+}
+
+/// The wire message for one frame's detections (pure).
+pub fn to_message(frame: &Frame, dets: &[Detection]) -> Detections {
+    Detections {
+        frame_ts_ms: frame.captured_at_ms,
+        width: frame.width,
+        height: frame.height,
+        detections: dets
+            .iter()
+            .map(|d| WireDetection {
+                class: d.class.clone(),
+                score: d.score,
+                bbox: [d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h],
+            })
+            .collect(),
+    }
+}
+
+async fn connect(url: &str) -> Result<MjpegClient, DetectError> {
+    let opts = ClientOptions {
+        recv_buffer_bytes: Some(64 * 1024),
+        ..Default::default()
+    };
+    MjpegClient::connect_with(url, &opts)
+        .await
+        .map_err(|e| DetectError::Stream {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// How long the first connection may keep failing at the network level (a
+/// robot that is still starting) before the detector gives up.
+pub const STARTUP_GRACE: Duration = Duration::from_secs(30);
+
+/// Connects, retrying while the server is unreachable (connection refused,
+/// timeouts) for up to [`STARTUP_GRACE`]; a server that answers with
+/// something that is not an MJPEG stream is an error at once.
+async fn connect_first(url: &str) -> Result<MjpegClient, DetectError> {
+    let started = Instant::now();
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let opts = ClientOptions {
+            recv_buffer_bytes: Some(64 * 1024),
+            ..Default::default()
+        };
+        match MjpegClient::connect_with(url, &opts).await {
+            Ok(c) => return Ok(c),
+            Err(e @ gopigo_camera::CameraError::Http { .. })
+                if started.elapsed() + wait < STARTUP_GRACE =>
+            {
+                tracing::info!(url, error = %e, "stream not reachable yet; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                return Err(DetectError::Stream {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Runs the detector on the newest frames of `opts.url` until `shutdown`
+/// resolves or `max_frames` are done. JSON lines go to `out`; progress
+/// (frames per second, the annotated stream's address) to the log.
+pub async fn run_live(
+    detector: Detector,
+    opts: LiveOptions,
+    out: &mut (dyn Write + Send),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<u64, DetectError> {
+    // MQTT first: a broken identity is a set-up error worth failing on.
+    let mqtt = match (&opts.mqtt_config, &opts.thing) {
+        (Some(path), Some(thing)) => {
+            let settings = load_mqtt_settings(path)?;
+            let (client, mut events) = rumqttc::AsyncClient::new(settings.options()?, 64);
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = events.poll().await {
+                        tracing::warn!(error = %e, "MQTT connection lost; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            });
+            Some((client, topics::detections(thing)))
+        }
+        (Some(_), None) => {
+            return Err(DetectError::Config {
+                path: opts.mqtt_config.clone().unwrap_or_default(),
+                reason: "--thing is required to know which robot's detections topic to use".into(),
+            })
+        }
+        _ => None,
+    };
+    let annotated = FrameBus::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(port) = opts.serve_port {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|source| DetectError::Io {
+                what: format!("127.0.0.1:{port} (annotated stream)"),
+                source,
+            })?;
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!("annotated stream on http://{addr}/stream");
+            eprintln!("annotated stream: http://{addr}/stream");
+        }
+        let bus = annotated.clone();
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = gopigo_camera::mjpeg::serve(listener, bus, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await;
+        });
+    }
+
+    let mut latest = connect_first(&opts.url).await?.latest();
+    let mut detector = Some(detector);
+    let mut done = 0u64;
+    let mut window = (Instant::now(), 0u32);
+    let max = opts.max_frames.unwrap_or(u64::MAX);
+    let draw = opts.serve_port.is_some();
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(200);
+    while done < max {
+        let frame = tokio::select! {
+            _ = &mut shutdown => break,
+            f = latest.next() => f,
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) | Err(_) => {
+                tracing::warn!(url = %opts.url, "stream ended; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                match connect(&opts.url).await {
+                    Ok(c) => {
+                        latest = c.latest();
+                        backoff = Duration::from_millis(200);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reconnect failed"),
+                }
+                continue;
+            }
+        };
+        let Some(mut det) = detector.take() else {
+            break;
+        };
+        let f = frame.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = gopigo_vision::decode_jpeg(&f.jpeg).and_then(|img| {
+                let dets = det.detect_rgb(&img)?;
+                let drawn = if draw {
+                    Some(gopigo_vision::encode_jpeg(
+                        &gopigo_vision::draw_detections(&img, &dets),
+                        80,
+                    )?)
+                } else {
+                    None
+                };
+                Ok((dets, drawn))
+            });
+            (det, result)
+        })
+        .await;
+        let (det, result) = match joined {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(DetectError::Stream {
+                    url: opts.url.clone(),
+                    reason: format!("detector task failed: {e}"),
+                })
+            }
+        };
+        detector = Some(det);
+        let (dets, drawn) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(seq = frame.seq, error = %e, "skipping a frame the detector cannot read");
+                continue;
+            }
+        };
+        let msg = to_message(&frame, &dets);
+        let line = serde_json::to_string(&msg).unwrap_or_default();
+        writeln!(out, "{line}").map_err(|source| DetectError::Io {
+            what: "stdout".into(),
+            source,
+        })?;
+        if let Some((client, topic)) = &mqtt {
+            if let Err(e) = client.try_publish(topic, rumqttc::QoS::AtMostOnce, false, line) {
+                tracing::debug!(error = %e, "detections not published");
+            }
+        }
+        if let Some(jpeg) = drawn {
+            if let Ok(f) = Frame::from_jpeg(
+                &Bytes::from(jpeg),
+                frame.seq,
+                frame.captured_at_ms,
+                "annotated",
+            ) {
+                annotated.publish(f);
+            }
+        }
+        done += 1;
+        window.1 += 1;
+        let elapsed = window.0.elapsed();
+        if elapsed >= Duration::from_secs(5) {
+            let fps = f64::from(window.1) / elapsed.as_secs_f64();
+            tracing::info!(fps = format!("{fps:.1}"), frames = done, "detecting");
+            eprintln!("{fps:.1} FPS ({done} frames)");
+            window = (Instant::now(), 0);
+        }
+    }
+    let _ = stop_tx.send(true);
+    if let Some((client, _)) = mqtt {
+        let _ = client.disconnect().await;
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_the_frame_stamp_and_boxes() {
+        let frame = Frame {
+            jpeg: Bytes::new(),
+            seq: 7,
+            captured_at_ms: 1234,
+            width: 640,
+            height: 480,
+        };
+        let dets = vec![Detection {
+            class_id: 16,
+            class: "dog".into(),
+            score: 0.9,
+            bbox: gopigo_vision::BBox {
+                x: 1.0,
+                y: 2.0,
+                w: 3.0,
+                h: 4.0,
+            },
+        }];
+        let m = to_message(&frame, &dets);
+        assert_eq!(m.frame_ts_ms, 1234);
+        assert_eq!((m.width, m.height), (640, 480));
+        assert_eq!(m.detections[0].class, "dog");
+        assert_eq!(m.detections[0].bbox, [1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn mqtt_config_paths_are_relative_to_the_file() {
+        let dir = std::env::temp_dir().join(format!("gopigo-detect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("robot.toml");
+        std::fs::write(
+            &p,
+            "thing = \"r1\"\n[mqtt]\nhost = \"localhost\"\nclient_id = \"d\"\nca_file = \"ca.pem\"\ncert_file = \"/abs/cert.pem\"\nkey_file = \"key.pem\"\n",
+        )
+        .unwrap();
+        let s = load_mqtt_settings(&p).unwrap();
+        assert_eq!(s.ca_file, dir.join("ca.pem"));
+        assert_eq!(s.cert_file, PathBuf::from("/abs/cert.pem"));
+        std::fs::write(&p, "[mqtt]\nhost = 1\n").unwrap();
+        let e = load_mqtt_settings(&p).unwrap_err().to_string();
+        assert!(e.contains("robot.toml"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
