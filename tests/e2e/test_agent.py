@@ -483,6 +483,7 @@ class BlackHoleProxy:
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.swallow = threading.Event()
+        self.conns = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -492,6 +493,7 @@ class BlackHoleProxy:
             except OSError:
                 return
             b = socket.create_connection(("127.0.0.1", self.target))
+            self.conns += [a, b]
             for src, dst in ((a, b), (b, a)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
@@ -506,6 +508,16 @@ class BlackHoleProxy:
                     dst.sendall(data)
         except OSError:
             pass
+
+    def cut(self):
+        """Close every relayed connection (the broker restarting)."""
+        for s in self.conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self.conns = []
 
     def close(self):
         self.sock.close()
@@ -533,6 +545,32 @@ def test_silent_link_loss_stops_within_the_link_timeout(fleet, tmp_path):
         # telemetry period, 200 ms, before the cut)
         assert 0.6 < stopped_at - t0 < 1.4, stopped_at - t0
         assert agent.sim()["wheel_dps"] == {"left": 0.0, "right": 0.0}
+    finally:
+        c.close()
+        agent.stop()
+        proxy.close()
+
+
+def test_reconnects_after_the_connection_drops_and_takes_commands_again(fleet, tmp_path):
+    core, robot, ctrl = fleet
+    proxy = BlackHoleProxy(core.mqtt_port)
+    agent = Agent(write_robot_toml(tmp_path / "robot.toml", core, robot, port=proxy.port))
+    c = Client(core, ctrl, "controller")
+    c.sub(f"gopigo/{THING}/cmd/result")
+    c.sub(f"gopigo/{THING}/status")
+    try:
+        assert wait_for(c, lambda t, d: t.endswith("/status"))[1]["online"] is True
+        proxy.cut()
+        # the broker publishes the will; the agent comes back after its backoff
+        assert wait_for(c, lambda t, d: t.endswith("/status") and not d["online"])[1]["online"] is False
+        t0 = time.time()
+        assert wait_for(c, lambda t, d: t.endswith("/status") and d["online"], timeout=10)
+        assert time.time() - t0 < 5
+        assert sum(1 for l in agent.lines if l.startswith("connected")) == 2, agent.lines
+        x0 = agent.sim()["pose"]["x_mm"]
+        cid = command(c, action="drive_cm", cm=5)
+        result_of(c, cid, "done")
+        assert agent.sim()["pose"]["x_mm"] - x0 > 40
     finally:
         c.close()
         agent.stop()
