@@ -29,6 +29,8 @@ use crate::Shared;
 
 /// Longest a write to a client may take before the client is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a publisher is held back for a congested subscriber at a time.
+const CONGESTION_WAIT: Duration = Duration::from_millis(100);
 /// Most deliveries written in one batch.
 const WRITE_BATCH: usize = 256;
 
@@ -192,6 +194,7 @@ pub(crate) async fn run(
         conn_id,
         authz,
         qos0_queued,
+        congested: false,
     };
     let reason = if conn.flush().await.is_err() {
         DisconnectReason::ConnectionLost
@@ -245,7 +248,7 @@ fn publish_will(shared: &Shared, authz: &mut ConnectionAuthz, will: LastWill) {
     if !authz.publish(&will.topic, will.retain) {
         return;
     }
-    shared
+    let _ = shared
         .router
         .publish(&will.topic, will.message, qos, will.retain);
 }
@@ -276,7 +279,7 @@ fn publish_presence(
         None => events::connected_event(&p, events::now_ms()),
         Some(r) => events::disconnected_event(&p, r, events::now_ms()),
     };
-    shared.router.publish(&topic, Bytes::from(body), 1, false);
+    let _ = shared.router.publish(&topic, Bytes::from(body), 1, false);
 }
 
 /// The write side with its output buffer.
@@ -317,6 +320,8 @@ struct SessionLoop {
     conn_id: u64,
     authz: ConnectionAuthz,
     qos0_queued: Arc<AtomicUsize>,
+    /// A publish found a subscriber's queue congested.
+    congested: bool,
 }
 
 impl SessionLoop {
@@ -354,6 +359,15 @@ impl SessionLoop {
                             last_recv = Instant::now();
                             if let Err(reason) = self.process(&mut buf, conn, max_packet) {
                                 return reason;
+                            }
+                            if std::mem::take(&mut self.congested) {
+                                // Backpressure: let slow subscribers drain before
+                                // reading more from this publisher (bounded wait).
+                                let drained = self.shared.router.congestion.notified();
+                                if conn.flush().await.is_err() {
+                                    return DisconnectReason::ConnectionLost;
+                                }
+                                let _ = timeout(CONGESTION_WAIT, drained).await;
                             }
                         }
                     }
@@ -445,7 +459,8 @@ impl SessionLoop {
                 }
                 self.shared.messages_in.fetch_add(1, Ordering::Relaxed);
                 let qos = qos_u8(p.qos);
-                self.shared
+                self.congested |= self
+                    .shared
                     .router
                     .publish(&p.topic, p.payload, qos, p.retain);
                 if qos == 1 {

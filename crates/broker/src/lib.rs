@@ -194,7 +194,8 @@ impl BrokerHandle {
     /// `iot:Receive`. `qos` above 1 is treated as 1.
     pub fn publish(&self, topic: &str, payload: Bytes, qos: u8, retain: bool) {
         let retain = retain && !topic.starts_with('$');
-        self.shared
+        let _ = self
+            .shared
             .router
             .publish(topic, payload, qos.min(1), retain);
     }

@@ -170,6 +170,8 @@ pub(crate) struct Router {
     state: Mutex<State>,
     config: Arc<BrokerConfig>,
     store: Option<Store>,
+    /// Woken when a congested session's queue drains below the low mark.
+    pub congestion: Notify,
 }
 
 /// What [`Router::connect`] tells the connection.
@@ -240,6 +242,7 @@ impl Router {
             state: Mutex::new(state),
             config,
             store,
+            congestion: Notify::new(),
         })
     }
 
@@ -248,6 +251,12 @@ impl Router {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    /// Queue length of a connected session above which its publishers are
+    /// slowed down (see [`Router::publish`]).
+    fn high_mark(&self) -> usize {
+        (self.config.max_inflight * 10).clamp(1, (self.config.max_queued / 2).max(1))
     }
 
     fn expiry_ms(&self) -> i64 {
@@ -324,6 +333,8 @@ impl Router {
             return false;
         }
         session.live = None;
+        // Publishers waiting on this session's queue need not wait any more.
+        self.congestion.notify_waiters();
         if session.persistent {
             session.expires_at = Some(Instant::now() + self.config.session_expiry);
             if let Some(store) = &self.store {
@@ -382,7 +393,11 @@ impl Router {
 
     /// Routes a message to every matching subscriber and updates the
     /// retained store when `retain` (the caller has checked permissions).
-    pub fn publish(&self, topic: &str, payload: Bytes, qos: u8, retain: bool) {
+    /// Returns whether a connected recipient's QoS 1 queue is congested: the
+    /// publishing connection then waits on [`Router::congestion`] before it
+    /// reads more, so a fast publisher is slowed instead of overflowing the
+    /// queue of a slow subscriber.
+    pub fn publish(&self, topic: &str, payload: Bytes, qos: u8, retain: bool) -> bool {
         let mut state = self.lock();
         if retain && !topic.starts_with('$') {
             if payload.is_empty() {
@@ -406,8 +421,10 @@ impl Router {
         }
         let matched = state.tree.matches(topic);
         if matched.is_empty() {
-            return;
+            return false;
         }
+        let high = self.high_mark();
+        let mut congested = false;
         let topic_arc: Arc<str> = Arc::from(topic);
         let now = Instant::now();
         let mut closed_internal = Vec::new();
@@ -436,6 +453,7 @@ impl Router {
                             continue;
                         }
                         self.deliver(session, &cid, &topic_arc, &payload, eff, false);
+                        congested |= session.live.is_some() && session.pending.len() >= high;
                     }
                 }
             }
@@ -448,6 +466,7 @@ impl Router {
         for cid in expired {
             self.drop_session(&mut state, &cid);
         }
+        congested
     }
 
     /// Adds subscriptions (already authorized) and sends the retained
@@ -522,7 +541,12 @@ impl Router {
                 }
             }
         }
+        let before = session.pending.len();
         session.fill_window(self.config.max_inflight);
+        let low = self.high_mark() / 2;
+        if before >= low && session.pending.len() < low {
+            self.congestion.notify_waiters();
+        }
     }
 
     /// An in-process subscription.

@@ -756,7 +756,8 @@ async fn persistent_session_expires() {
     assert!(c.closed_within(WAIT).await);
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(b.handle.stats().sessions, 0, "expired session swept");
-    b.handle.publish("s/x", Bytes::from_static(b"late"), 1, false);
+    b.handle
+        .publish("s/x", Bytes::from_static(b"late"), 1, false);
     let mut c = TestClient::start(o);
     assert!(!c.connected().await, "expired: no session present");
     assert!(c.publish_within(SHORT).await.is_none());
@@ -771,11 +772,69 @@ async fn policy_changes_apply_to_live_connections() {
     b.authority.register(&dev, ADMIN_POLICY, &[]);
     let mut c = b.client("dev", &dev);
     c.connected().await;
-    c.client.publish("free/x", QoS::AtLeastOnce, false, "1").await.unwrap();
-    assert!(c.wait_for(WAIT, |p| matches!(p, Packet::PubAck(_))).await.is_some());
+    c.client
+        .publish("free/x", QoS::AtLeastOnce, false, "1")
+        .await
+        .unwrap();
+    assert!(c
+        .wait_for(WAIT, |p| matches!(p, Packet::PubAck(_)))
+        .await
+        .is_some());
     // The registry now attaches only the robot policy: the next publish is denied.
     b.authority.register(&dev, ROBOT_POLICY, &[]);
-    c.client.publish("free/x", QoS::AtLeastOnce, false, "2").await.unwrap();
+    c.client
+        .publish("free/x", QoS::AtLeastOnce, false, "2")
+        .await
+        .unwrap();
     assert!(c.closed_within(WAIT).await);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn fast_qos1_publisher_is_slowed_not_dropped() {
+    let setup = Setup::new();
+    let config = gopigo_broker::BrokerConfig {
+        max_inflight: 5,
+        max_queued: 100,
+        ..Setup::config()
+    };
+    let b = setup.start(config, None).await;
+    let mut sub = b.client("slow-sub", &b.admin);
+    sub.connected().await;
+    sub.subscribe("flood/x", QoS::AtLeastOnce).await;
+    let mut publ = b.client("fast-pub", &b.admin);
+    publ.connected().await;
+    let n = 1000;
+    let client = publ.client.clone();
+    let sender = tokio::spawn(async move {
+        for i in 0..n {
+            client
+                .publish("flood/x", QoS::AtLeastOnce, false, format!("{i}"))
+                .await
+                .unwrap();
+        }
+    });
+    // Keep the publisher's event loop polled while the subscriber counts.
+    let drain = tokio::spawn(async move {
+        while publ.next_incoming(Duration::from_secs(10)).await.is_some() {}
+    });
+    let mut got = 0;
+    while let Some(p) = sub.publish_within(Duration::from_secs(5)).await {
+        assert_eq!(
+            p.payload,
+            Bytes::from(format!("{got}")),
+            "in order, none lost"
+        );
+        got += 1;
+        if got == n {
+            break;
+        }
+    }
+    assert_eq!(
+        got, n,
+        "every QoS 1 message delivered despite a 100-message queue"
+    );
+    sender.await.unwrap();
+    drain.abort();
     b.stop().await;
 }
