@@ -5,8 +5,20 @@
 // Run: (cd tests/browser && npm ci && npm test)   [needs target/debug/gopigo]
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { ARTIFACTS, alive, launch, sim, sleep, startDemo, until } from "./demo.mjs";
+import { ARTIFACTS, GOPIGO, alive, launch, sim, sleep, startDemo, until } from "./demo.mjs";
+
+// A loopback port that was free a moment ago (and is closed now).
+const closedPort = () => new Promise((res) => {
+  const s = createServer().listen(0, "127.0.0.1", () => {
+    const { port } = s.address();
+    s.close(() => res(port));
+  });
+});
 
 const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `dashboard-${name}.png`) });
 
@@ -169,6 +181,29 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
       await p.close();
     });
   }
+
+  it("says the broker is unreachable and disables driving", async () => {
+    // A second dashboard whose broker port has nobody listening.
+    const dir = mkdtempSync(path.join(tmpdir(), "gopigo-dash-"));
+    const cfg = readFileSync(demo.info.dashboard_config, "utf8")
+      .replace(/^port = \d+$/m, `port = ${await closedPort()}`);
+    writeFileSync(path.join(dir, "controller.toml"), cfg);
+    const dash = spawn(GOPIGO, ["dashboard", "--config", path.join(dir, "controller.toml"), "--port", "0"],
+      { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      let out = "";
+      dash.stdout.on("data", (d) => { out += d; });
+      const url = await until("the dashboard URL", () => (/(http:\/\/\S+)/.exec(out) || [])[1], 20000);
+      const p = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+      await p.goto(url);
+      await until("the unreachable banner", async () => /Broker .* unreachable/.test(await p.locator("#banner").innerText()), 10000);
+      assert.match(await p.locator("#broker").innerText(), /unreachable/);
+      await shot(p, "broker-unreachable");
+      await p.close();
+    } finally {
+      dash.kill("SIGTERM");
+    }
+  });
 
   it("shows a robot offline when its agent stops", async () => {
     const pid = demo.info.robots.robot2.pid;

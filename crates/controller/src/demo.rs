@@ -306,6 +306,53 @@ pub enum Detection {
     Unavailable(String),
 }
 
+/// Finds out whether `gopigo detect` can publish detections here: the
+/// build must have it (with `--mqtt-config`), and one detection on a small
+/// probe image (written into `scratch`) must succeed, which needs the model
+/// and ONNX Runtime (`crates/vision/setup.sh`).
+pub fn probe_detection(exe: &Path, scratch: &Path) -> Detection {
+    let help = Command::new(exe).args(["detect", "--help"]).output();
+    let help = match help {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).to_string(),
+        _ => return Detection::Unavailable("this build has no `gopigo detect` command".into()),
+    };
+    if !help.contains("--mqtt-config") {
+        return Detection::Unavailable(
+            "this build's `gopigo detect` cannot publish detections over MQTT".into(),
+        );
+    }
+    let image = gopigo_camera::jpeg::RgbImage::filled(64, 48, [90, 120, 150]);
+    let probe = scratch.join("detect-probe.jpg");
+    let written = gopigo_camera::jpeg::encode_jpeg(&image, 80)
+        .map_err(|e| e.to_string())
+        .and_then(|j| std::fs::write(&probe, j).map_err(|e| e.to_string()));
+    if let Err(e) = written {
+        return Detection::Unavailable(format!("cannot write {}: {e}", probe.display()));
+    }
+    let out = Command::new(exe)
+        .args(["detect", &probe.display().to_string(), "--max-frames", "1"])
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Detection::Available(Vec::new()),
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("it failed")
+                .trim()
+                .trim_start_matches("gopigo: error: ")
+                .to_string();
+            Detection::Unavailable(format!(
+                "the detector is not set up ({last}); run crates/vision/setup.sh, then restart the demo"
+            ))
+        }
+        Err(e) => Detection::Unavailable(format!("cannot run `gopigo detect`: {e}")),
+    }
+}
+
 /// Runs the demo until SIGINT/SIGTERM (or `run_for`), printing progress
 /// to `out`. `detection` says whether to start detectors.
 pub async fn run(

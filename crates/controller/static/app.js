@@ -16,7 +16,8 @@ const state = {
   selected: null,
   telemetry: new Map(),       // thing -> array of {t, battery, distance, left, right}
   lastTelemetry: new Map(),
-  detections: new Map(),      // thing -> {at, msg}
+  detections: new Map(),      // thing -> newest {at, msg}
+  recentDetections: new Map(),// thing -> the last few, to match frames by capture time
   detTimes: [],
   log: [],                    // {id, thing, text, cls}
   hold: null,                 // {dir, timer, started, source}
@@ -580,9 +581,9 @@ async function drawFrame(jpeg) {
   const ctx = canvas.getContext("2d");
   ctx.drawImage(bitmap, 0, 0);
   bitmap.close && bitmap.close();
-  drawBoxes(ctx, canvas.width, canvas.height);
-  const now = Date.now();
   const captured = readStamp(jpeg);
+  drawBoxes(ctx, canvas.width, canvas.height, captured);
+  const now = Date.now();
   const g = window.__gopigo;
   g.framesDrawn++;
   if (captured) {
@@ -598,7 +599,12 @@ async function drawFrame(jpeg) {
 }
 
 function onDetections(thing, d) {
-  state.detections.set(thing, { at: Date.now(), msg: d });
+  const entry = { at: Date.now(), msg: d };
+  state.detections.set(thing, entry);
+  let recent = state.recentDetections.get(thing);
+  if (!recent) { recent = []; state.recentDetections.set(thing, recent); }
+  recent.push(entry);
+  if (recent.length > 20) recent.shift();
   if (thing !== state.selected) return;
   const now = Date.now();
   state.detTimes.push(now);
@@ -619,9 +625,23 @@ function renderDetState() {
   }
 }
 
-function drawBoxes(ctx, w, h) {
-  const d = state.detections.get(state.selected);
-  if (!d || Date.now() - d.at > DETECTION_TTL_MS) return;
+// The detections of the frame being drawn when they are at hand (matched by
+// capture time), else the newest ones while they are fresh.
+function detectionsFor(capturedMs) {
+  const recent = state.recentDetections.get(state.selected) || [];
+  const now = Date.now();
+  let best = null;
+  for (const e of recent) {
+    if (now - e.at > DETECTION_TTL_MS) continue;
+    const gap = capturedMs == null ? 0 : Math.abs(e.msg.frame_ts_ms - capturedMs);
+    if (!best || gap < best.gap || (gap === best.gap && e.at > best.e.at)) best = { e, gap };
+  }
+  return best && best.e;
+}
+
+function drawBoxes(ctx, w, h, capturedMs) {
+  const d = detectionsFor(capturedMs);
+  if (!d) return;
   const sx = w / (d.msg.width || w), sy = h / (d.msg.height || h);
   ctx.lineWidth = Math.max(2, w / 320);
   ctx.font = `${Math.max(12, Math.round(w / 40))}px system-ui`;

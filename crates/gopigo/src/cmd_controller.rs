@@ -256,25 +256,6 @@ fn shadow(c: ShadowCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `gopigo detect` can publish detections here, and with what.
-fn detection_available(exe: &std::path::Path) -> demo::Detection {
-    let help = std::process::Command::new(exe)
-        .args(["detect", "--help"])
-        .output();
-    let help = match help {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).to_string(),
-        _ => {
-            return demo::Detection::Unavailable("this build has no `gopigo detect` command".into())
-        }
-    };
-    if !help.contains("--mqtt-config") {
-        return demo::Detection::Unavailable(
-            "this build's `gopigo detect` cannot publish detections over MQTT yet".into(),
-        );
-    }
-    demo::Detection::Available(Vec::new())
-}
-
 fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the gopigo binary to run")?;
     for r in &a.robots {
@@ -286,10 +267,18 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         .map(actions::parse_duration_ms)
         .transpose()?
         .map(|ms| Duration::from_millis(u64::from(ms)));
-    let detection = detection_available(&exe);
+    let data_dir = a.data_dir.unwrap_or_else(default_demo_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the demo's data dir {}", data_dir.display()))?;
+    let detection = if a.no_detect {
+        demo::Detection::Unavailable("the demo was started with --no-detect".into())
+    } else {
+        println!("checking the detector (gopigo detect on a probe image)…");
+        demo::probe_detection(&exe, &data_dir)
+    };
     let opts = demo::DemoOptions {
         exe,
-        data_dir: a.data_dir.unwrap_or_else(default_demo_dir),
+        data_dir,
         port: a.port,
         robots: a.robots,
         detect: !a.no_detect,
