@@ -118,6 +118,10 @@ pub struct ProvisionArgs {
     /// 443 turns ALPN x-amzn-mqtt-ca on.
     #[arg(long)]
     mqtt_port: Option<u16>,
+    /// Use ALPN x-amzn-mqtt-ca on the MQTT port even if it is not 443 (the
+    /// local core's ALPN port, or a proxy).
+    #[arg(long)]
+    alpn: bool,
     #[command(flatten)]
     target: TargetArgs,
 }
@@ -194,6 +198,7 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
         ca,
         mqtt_host: args.mqtt_host.clone(),
         mqtt_port: port,
+        alpn: args.alpn,
         csr_file: args.csr.clone(),
         key_algorithm: args.key_type,
         region_account,

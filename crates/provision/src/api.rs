@@ -87,10 +87,28 @@ impl std::fmt::Debug for IotClient {
 }
 
 impl IotClient {
-    /// A client for `target`; HTTPS is verified against the web PKI roots.
+    /// A client for `target`; HTTPS is verified against the web PKI roots,
+    /// or only the certificates of `target.ca_bundle`.
     pub fn new(target: Target) -> Result<Self, ProvisionError> {
-        let roots =
-            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let roots = match &target.ca_bundle {
+            None => {
+                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
+            }
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                let certs = gopigo_client::load_certs("CA bundle", "AWS_CA_BUNDLE", path)
+                    .map_err(|e| ProvisionError::Invalid(e.to_string()))?;
+                for c in certs {
+                    roots.add(c).map_err(|e| {
+                        ProvisionError::Invalid(format!(
+                            "{}: unusable CA certificate: {e}",
+                            path.display()
+                        ))
+                    })?;
+                }
+                roots
+            }
+        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -66,11 +66,13 @@ impl BundlePaths {
 }
 
 /// The text of `robot.toml`: `thing`, then `[mqtt]` with the files under
-/// `files_dir` (where the bundle will live on the device).
+/// `files_dir` (where the bundle will live on the device). ALPN
+/// `x-amzn-mqtt-ca` is on when `alpn` says so or the port is 443.
 pub fn render_config(
     thing: &str,
     host: &str,
     port: u16,
+    alpn: bool,
     files_dir: &Path,
 ) -> Result<String, ProvisionError> {
     let config = DeviceConfig {
@@ -82,7 +84,7 @@ pub fn render_config(
             ca_file: files_dir.join(CA_FILE),
             cert_file: files_dir.join(CERT_FILE),
             key_file: files_dir.join(KEY_FILE),
-            alpn: port == 443,
+            alpn: alpn || port == 443,
             keep_alive_s: 30,
         },
     };
@@ -171,6 +173,7 @@ mod tests {
             "robot-1",
             "abc-ats.iot.eu-west-1.amazonaws.com",
             8883,
+            false,
             Path::new("/etc/gopigo"),
         )
         .unwrap();
@@ -183,8 +186,11 @@ mod tests {
         assert_eq!(cfg.mqtt.key_file, Path::new("/etc/gopigo/key.pem"));
         assert_eq!(cfg.mqtt.ca_file, Path::new("/etc/gopigo/ca.pem"));
         let alpn: DeviceConfig =
-            toml::from_str(&render_config("r", "h", 443, Path::new("/b")).unwrap()).unwrap();
+            toml::from_str(&render_config("r", "h", 443, false, Path::new("/b")).unwrap()).unwrap();
         assert!(alpn.mqtt.alpn);
+        let forced: DeviceConfig =
+            toml::from_str(&render_config("r", "h", 4443, true, Path::new("/b")).unwrap()).unwrap();
+        assert!(forced.mqtt.alpn && forced.mqtt.port == 4443);
     }
 
     #[test]

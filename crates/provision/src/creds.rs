@@ -46,6 +46,9 @@ pub struct Target {
     pub key: AccessKey,
     /// Where the key came from (for messages).
     pub source: String,
+    /// CA certificates to trust for HTTPS instead of the web PKI roots
+    /// (`AWS_CA_BUNDLE`, or `ca_bundle` in the profile), as the SDKs do.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// Parses an INI file the way the AWS CLI reads `credentials` / `config`:
@@ -86,7 +89,8 @@ pub fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
 /// or `[default]`). Region: `region_flag`, `AWS_REGION`,
 /// `AWS_DEFAULT_REGION`, the profile's `region`. Endpoint: `endpoint_flag`,
 /// `AWS_ENDPOINT_URL_IOT`, `AWS_ENDPOINT_URL`, else
-/// `https://iot.{region}.amazonaws.com`.
+/// `https://iot.{region}.amazonaws.com`. HTTPS trust: `AWS_CA_BUNDLE`, the
+/// profile's `ca_bundle`, else the web PKI roots.
 pub fn resolve(
     env: &dyn Fn(&str) -> Option<String>,
     credentials_file: Option<&str>,
@@ -168,11 +172,15 @@ pub fn resolve(
         .or_else(|| nonempty("AWS_ENDPOINT_URL_IOT"))
         .or_else(|| nonempty("AWS_ENDPOINT_URL"))
         .unwrap_or_else(|| format!("https://iot.{region}.amazonaws.com"));
+    let ca_bundle = nonempty("AWS_CA_BUNDLE")
+        .or_else(|| from_config.and_then(|s| s.get("ca_bundle")).cloned())
+        .map(PathBuf::from);
     Ok(Target {
         endpoint_url: endpoint_url.trim_end_matches('/').to_string(),
         region,
         key,
         source,
+        ca_bundle,
     })
 }
 
@@ -385,6 +393,9 @@ iot =
         }
         let t = run(&[("AWS_PROFILE", "work")], None).unwrap();
         assert_eq!(t.key.session_token.as_deref(), Some("tok"));
+        assert_eq!(t.ca_bundle, None);
+        let t = run(&[("AWS_CA_BUNDLE", "/etc/corp-ca.pem")], None).unwrap();
+        assert_eq!(t.ca_bundle.as_deref(), Some(Path::new("/etc/corp-ca.pem")));
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct ProvisionOptions {
     pub mqtt_host: Option<String>,
     /// MQTT port for `robot.toml` (8883; 443 turns ALPN on).
     pub mqtt_port: u16,
+    /// Use ALPN `x-amzn-mqtt-ca` on any port (the local core's ALPN port).
+    pub alpn: bool,
     /// Sign this CSR (made elsewhere) instead of making a key here.
     pub csr_file: Option<PathBuf>,
     /// Key type when a key is made.
@@ -310,7 +312,13 @@ pub async fn provision(
         Some(d) => d.clone(),
         None => absolute(&paths.dir),
     };
-    let config = bundle::render_config(&opts.thing, &endpoint, opts.mqtt_port, &files_dir)?;
+    let config = bundle::render_config(
+        &opts.thing,
+        &endpoint,
+        opts.mqtt_port,
+        opts.alpn,
+        &files_dir,
+    )?;
     if bundle::write_if_changed(&paths.config(), config.as_bytes())? == Written::Changed {
         changes.push(format!("wrote {}", paths.config().display()));
     }
