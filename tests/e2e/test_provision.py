@@ -248,6 +248,12 @@ def test_csr_made_elsewhere(core, tmp_path):
     assert r.returncode == 0, r.stdout
     _, r = provision(core, tmp_path, "r9", "--csr", dev / "iot.csr")
     assert "nothing to do" in r.stdout, r.stdout
+    # forgetting --csr does not replace the device's certificate with one for a new key
+    (out / "key.pem").unlink()
+    cert = (out / "cert.pem").read_bytes()
+    r = gopigo("provision", "--thing", "r9", "--data-dir", core.data_dir, "--out", out)
+    assert r.returncode != 0 and "--csr" in r.stderr, r.stderr
+    assert (out / "cert.pem").read_bytes() == cert and not (out / "key.pem").exists()
 
 
 def test_moto_control_plane(tmp_path):

@@ -108,6 +108,15 @@ pub async fn provision(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(ProvisionError::io("read", &paths.key(), e)),
     };
+    if csr_text.is_none() && key_text.is_none() && paths.cert().exists() {
+        // A bundle made with --csr: its key lives elsewhere. Making a new key
+        // here would silently replace the device's certificate.
+        return Err(ProvisionError::Invalid(format!(
+            "{} exists but {} does not: this bundle was made from a CSR (--csr), whose key is on              the device; pass the same --csr again, or remove cert.pem to start over with a key              made here",
+            paths.cert().display(),
+            paths.key().display()
+        )));
+    }
     let our_public_key = match (&csr_text, &key_text) {
         (Some(csr), _) => Some(gopigo_pki::csr_public_key_der(csr)?),
         (None, Some(key)) => Some(gopigo_pki::private_key_public_key_der(key)?),
