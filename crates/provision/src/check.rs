@@ -292,8 +292,10 @@ pub async fn run_check(
                     "the policy denies iot:Connect on client/{}: the client id must be the thing \
                      name the certificate is attached to, and the certificate needs the role \
                      policy (re-run `gopigo provision --thing {thing}`; `aws iot \
-                     list-attached-policies --target <cert arn>`)",
-                    settings.client_id
+                     list-attached-policies --target <cert arn>`). Less likely: the certificate \
+                     {} is not ACTIVE in this account and region (`aws iot describe-certificate \
+                     --certificate-id {}`), or another client with the same id keeps taking over",
+                    settings.client_id, files.cert_id, files.cert_id
                 ),
             ))
         }
