@@ -31,7 +31,8 @@ def _missing():
     return None
 
 
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
+_MISSING = _missing()
+pytestmark = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
 
 
 def passwd_entry(rootfs, name, path="etc/passwd"):
