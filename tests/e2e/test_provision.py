@@ -234,6 +234,32 @@ def test_check_failures_name_their_cause(core, tmp_path, fleet):
     assert gopigo("check", "--bundle", r1).returncode == 0
 
 
+def test_check_diagnoses_clock_skew(core, tmp_path, fleet):
+    """A certificate whose validity starts tomorrow (as a Pi with no network
+    time sees a fresh one): `check` blames the clock before connecting."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    r1 = fleet[0]
+    ca_key = serialization.load_pem_private_key((core.data_dir / "ca" / "ca.key").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate(core.ca_path.read_bytes())
+    dev_key = serialization.load_pem_private_key((r1 / "key.pem").read_bytes(), None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "r1")]))
+            .issuer_name(ca.subject).public_key(dev_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .sign(ca_key, hashes.SHA256()))
+    skewed = tmp_path / "skewed"
+    shutil.copytree(r1, skewed)
+    (skewed / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    r = gopigo("check", "--bundle", skewed)
+    assert r.returncode != 0
+    assert "FAIL validity" in r.stdout and "not valid yet" in r.stdout and "clock skew" in r.stdout, r.stdout
+    assert "PASS tcp" not in r.stdout
+
+
 def test_csr_made_elsewhere(core, tmp_path):
     """The seed's flow: the device makes key and CSR with openssl; only the CSR travels."""
     dev = tmp_path / "device"
@@ -525,3 +551,18 @@ def test_aws_code_path_over_https_against_the_core(core, tmp_path):
         assert core.client().list_things()["things"] == []
     finally:
         proxy.close()
+
+
+def test_parallel_provisioning_of_a_fleet(core, tmp_path):
+    """Five robots provisioned at once share one policy without tripping
+    over its creation."""
+    procs = [subprocess.Popen([GOPIGO, "provision", "--thing", f"p{i}", "--data-dir", str(core.data_dir),
+                               "--out", str(tmp_path / f"p{i}")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(5)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, out + err
+    reg = registry(core)
+    assert reg["things"] == [f"p{i}" for i in range(5)]
+    assert reg["policies"] == ["gopigo-robot"] and reg["versions"] == {"gopigo-robot": 1}
+    assert all(v == ["gopigo-robot"] for v in reg["attached"].values()) and len(reg["attached"]) == 5

@@ -257,8 +257,14 @@ pub async fn provision(
             }
             Step::CreatePolicy => {
                 let doc = desired(&region_account, opts.role, &cert_arn)?;
-                client.create_policy(policy_name, &doc).await?;
-                changes.push(format!("created policy {policy_name}"));
+                match client.create_policy(policy_name, &doc).await {
+                    Ok(()) => changes.push(format!("created policy {policy_name}")),
+                    // Another provisioning run (a second robot) made it meanwhile.
+                    Err(ProvisionError::Api(f)) if f.code == "ResourceAlreadyExistsException" => {
+                        tracing::info!(policy = policy_name, "policy appeared meanwhile; using it");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Step::DeletePolicyVersion(v) => {
                 client.delete_policy_version(policy_name, v).await?;
