@@ -92,9 +92,9 @@ pub fn render_config(
         .map_err(|e| ProvisionError::Invalid(format!("cannot write robot.toml: {e}")))?;
     Ok(format!(
         "# Written by `gopigo provision --thing {thing}`.\n\
-         # `thing` and [mqtt] identify this device; the agent's other sections\n\
-         # (drive, safety, telemetry, camera...) are described in the agent's\n\
-         # documentation (crates/agent, `gopigo agent --help`) and have defaults.\n\
+         # `thing` and [mqtt] identify this device. The agent's other sections\n\
+         # ([topics], [safety], [telemetry], [camera], [board]) have defaults and\n\
+         # are described in docs/robot.md and crates/agent/robot.example.toml.\n\
          # Check the connection with `gopigo check --config robot.toml`.\n\n{body}"
     ))
 }
