@@ -261,8 +261,16 @@ function drawTelemetry() {
 }
 
 function plot(canvas, series, keys, unit) {
+  // Draw at the canvas's displayed size, in device pixels, so text stays sharp.
+  const box = canvas.getBoundingClientRect();
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(1, Math.round(box.width)), h = Math.max(1, Math.round(box.height));
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+  }
   const ctx = canvas.getContext("2d");
-  const w = canvas.width, h = canvas.height;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
   const now = Date.now();
   let lo = Infinity, hi = -Infinity;
