@@ -136,3 +136,19 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
     assert "dtparam=i2c_arm=on" in lines and "camera_auto_detect=1" in lines
     assert "dtparam=audio=on" in lines
     assert "reboot the Pi" in r.stdout
+
+    # CSR flow: the key was made on the robot; the playbook leaves its content
+    # alone and only gives it to the service user
+    robot_key = conf / "key.pem"
+    robot_key.write_bytes(b"made on the robot\n")
+    os.chown(robot_key, 0, 0)
+    robot_key.chmod(0o644)
+    keyless = tmp_path / "keyless"
+    shutil.copytree(bundles / "robot1", keyless)
+    (keyless / "key.pem").unlink()
+    r = playbook(inventory, "-e", f"gopigo_binary={GOPIGO}", "-e", f"gopigo_bundle_dir={keyless}",
+                 "-e", "gopigo_start=false", "-e", "gopigo_install_key=false")
+    assert r.returncode == 0, r.stdout[-3000:]
+    st = robot_key.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, uid, gid)
+    assert robot_key.read_bytes() == b"made on the robot\n"
