@@ -209,6 +209,11 @@ def test_check_failures_name_their_cause(core, tmp_path, fleet):
     out = check_config(r1, port=closed)
     assert "FAIL tcp" in out and "refused" in out and "wrong port" in out, out
 
+    # DNS: a host that cannot resolve
+    out = check_config(r1, host="no-such-endpoint.invalid")
+    assert "FAIL dns" in out and "cannot resolve no-such-endpoint.invalid" in out, out
+    assert "describe-endpoint" in out
+
     # policy without iot:Connect: swap r2's policy for one that only publishes
     t = "${iot:Connection.Thing.ThingName}"
     iot.create_policy(policyName="no-connect", policyDocument=json.dumps({
