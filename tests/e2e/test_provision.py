@@ -131,7 +131,7 @@ def test_check_passes_and_rerun_is_noop(core, tmp_path, fleet):
         assert "FAIL" not in r.stdout
         for step in ("dns", "tcp", "tls", "client cert", "connect", "subscribe", "round trip"):
             assert f"PASS {step}" in r.stdout, r.stdout
-    assert "TLSv1_3" in r.stdout and "CN=localhost" in r.stdout
+    assert "TLS 1.3" in r.stdout and "CN=localhost" in r.stdout
     before = registry(core)
     files = {p: p.read_bytes() for b in fleet for p in b.iterdir()}
     for thing, extra in (("r1", ()), ("r2", ()), ("ctl", ("--role", "controller"))):

@@ -231,7 +231,11 @@ pub async fn run_check(
         let (_, conn) = tls.get_ref();
         let version = conn
             .protocol_version()
-            .map(|v| format!("{v:?}"))
+            .map(|v| match v {
+                rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2".to_string(),
+                rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".to_string(),
+                other => format!("{other:?}"),
+            })
             .unwrap_or_else(|| "?".into());
         let alpn = conn
             .alpn_protocol()
@@ -304,8 +308,7 @@ pub async fn run_check(
 
     // Round trip on the device's own check topic.
     let topic = format!("gopigo/{thing}/check");
-    let sub = Subscribe::new(topic.clone(), QoS::AtLeastOnce);
-    let mut sub = sub;
+    let mut sub = Subscribe::new(topic.clone(), QoS::AtLeastOnce);
     sub.pkid = 1;
     if let Err(e) = conn.send(Packet::Subscribe(sub)).await {
         return emit(failed("subscribe", e, "retry"));
