@@ -13,6 +13,7 @@
 //! [dashboard]
 //! listen = "127.0.0.1:8080"   # --port overrides the port
 //! detection_note = "..."      # shown when no detector publishes (optional)
+//! robots = ["robot1", "robot2"] # listed from the start (others appear when heard)
 //! ```
 
 use std::net::SocketAddr;
@@ -62,6 +63,10 @@ pub struct DashboardSettings {
     /// the detector; `None` when a detector is expected to publish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection_note: Option<String>,
+    /// Robots to list from the start, offline until their retained status
+    /// says otherwise; others appear as they send anything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub robots: Vec<String>,
 }
 
 impl Default for DashboardSettings {
@@ -69,6 +74,7 @@ impl Default for DashboardSettings {
         DashboardSettings {
             listen: default_listen(),
             detection_note: None,
+            robots: Vec::new(),
         }
     }
 }

@@ -256,6 +256,7 @@ pub fn controller_toml(
     bundle_config: &toml::Table,
     listen: SocketAddr,
     note: Option<&str>,
+    robots: &[String],
 ) -> String {
     let mut t = toml::Table::new();
     if let Some(m) = bundle_config.get("mqtt") {
@@ -265,6 +266,10 @@ pub fn controller_toml(
     d.insert("listen".into(), toml::Value::String(listen.to_string()));
     if let Some(n) = note {
         d.insert("detection_note".into(), toml::Value::String(n.to_string()));
+    }
+    if !robots.is_empty() {
+        let list = robots.iter().map(|r| toml::Value::String(r.clone()));
+        d.insert("robots".into(), toml::Value::Array(list.collect()));
     }
     t.insert("dashboard".into(), toml::Value::Table(d));
     format!(
@@ -555,6 +560,7 @@ pub async fn run(
             &read_table(&d.join("dashboard").join("robot.toml"))?,
             listen,
             note.as_deref(),
+            &opts.robots,
         ),
     )?;
     let op_cfg = d.join("operator").join("controller.toml");
@@ -564,6 +570,7 @@ pub async fn run(
             &read_table(&d.join("operator").join("robot.toml"))?,
             listen,
             None,
+            &opts.robots,
         ),
     )?;
     let dash_pid = sup.spawn(
@@ -728,13 +735,19 @@ key_file = "/d/robot1/key.pem"
     #[test]
     fn controller_config_keeps_the_identity_and_sets_the_dashboard() {
         let t: toml::Table = BUNDLE.parse().unwrap();
-        let text = controller_toml(&t, "127.0.0.1:9000".parse().unwrap(), Some("no model"));
+        let text = controller_toml(
+            &t,
+            "127.0.0.1:9000".parse().unwrap(),
+            Some("no model"),
+            &["robot1".to_string()],
+        );
         let c = crate::ControllerConfig::parse(&text, Path::new("/d/dashboard/controller.toml"))
             .unwrap();
         assert_eq!(c.mqtt.port, 40001);
         assert_eq!(c.mqtt.cert_file, Path::new("/d/robot1/cert.pem"));
         assert_eq!(c.dashboard.listen.port(), 9000);
         assert_eq!(c.dashboard.detection_note.as_deref(), Some("no model"));
+        assert_eq!(c.dashboard.robots, ["robot1"]);
     }
 
     #[test]

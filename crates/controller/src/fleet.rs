@@ -293,6 +293,15 @@ impl Fleet {
             })
     }
 
+    /// Lists a robot before anything was heard from it (from the
+    /// configuration); `Some(view)` when it is new.
+    pub fn add_known(&mut self, thing: &str) -> Option<RobotView> {
+        if self.knows(thing) {
+            return None;
+        }
+        Some(self.entry(thing).view.clone())
+    }
+
     /// Folds one message into the state; `now_ms` is the dashboard's clock.
     /// Returns what the page should be told.
     pub fn apply(&mut self, msg: Incoming, now_ms: u64) -> Vec<Update> {

@@ -132,13 +132,24 @@ pub enum PageMsg {
     },
 }
 
-/// A message for the broker link to publish.
+/// A request for the broker link.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outgoing {
-    /// Topic.
-    pub topic: String,
-    /// Payload.
-    pub payload: Vec<u8>,
+pub enum Outgoing {
+    /// Publish (QoS 1).
+    Publish {
+        /// Topic.
+        topic: String,
+        /// Payload.
+        payload: Vec<u8>,
+    },
+    /// Subscribe to one exact topic, now and after every reconnect. AWS IoT
+    /// (and the local core) send retained messages only to subscriptions
+    /// that name the topic exactly, so each robot's retained status needs
+    /// its own subscription.
+    Subscribe {
+        /// The topic.
+        filter: String,
+    },
 }
 
 /// Shared dashboard state (see the module docs).
@@ -259,6 +270,33 @@ impl Hub {
         self.broker_view().connected
     }
 
+    /// Subscribes to a robot's retained status and asks for its shadow.
+    fn follow(&self, thing: &str) {
+        let _ = self.publish.try_send(Outgoing::Subscribe {
+            filter: topics::status(thing),
+        });
+        let _ = self.publish.try_send(Outgoing::Publish {
+            topic: format!("{}/get", topics::shadow(thing)),
+            payload: b"{}".to_vec(),
+        });
+    }
+
+    /// Lists robots known from the configuration before they say anything
+    /// (offline until their retained status arrives) and follows them.
+    pub fn add_robots(&self, things: &[String]) {
+        for thing in things {
+            if actions::check_thing(thing).is_err() {
+                tracing::warn!(thing = %thing, "ignoring a bad robot name in [dashboard] robots");
+                continue;
+            }
+            let added = self.fleet().add_known(thing);
+            if let Some(robot) = added {
+                self.broadcast(&ServerMsg::Robot { robot });
+                self.follow(thing);
+            }
+        }
+    }
+
     /// Folds a broker message in and tells the pages. A robot seen for the
     /// first time gets a shadow `get`, so the page shows its settings.
     pub fn ingest(&self, topic: &str, payload: &[u8]) {
@@ -284,10 +322,7 @@ impl Hub {
             (updates, new_thing)
         };
         if let Some(thing) = new_thing {
-            let _ = self.publish.try_send(Outgoing {
-                topic: format!("{}/get", topics::shadow(&thing)),
-                payload: b"{}".to_vec(),
-            });
+            self.follow(&thing);
         }
         for u in updates {
             let msg = match u {
@@ -332,7 +367,7 @@ impl Hub {
         let (outgoing, reply) = match msg {
             PageMsg::Command { command, .. } => match actions::prepare_command(&command) {
                 Ok((command, payload)) => (
-                    Outgoing {
+                    Outgoing::Publish {
                         topic: topics::cmd(&thing),
                         payload,
                     },
@@ -348,7 +383,7 @@ impl Hub {
                     return error(e.to_string());
                 }
                 (
-                    Outgoing {
+                    Outgoing::Publish {
                         topic: format!("{}/update", topics::shadow(&thing)),
                         payload: actions::shadow_update(&desired, &actions::new_id()),
                     },
@@ -432,9 +467,11 @@ mod tests {
         );
         let v = serde_json::to_value(&reply).unwrap();
         assert_eq!(v["type"], "sent", "{v}");
-        let out = rx.try_recv().unwrap();
-        assert_eq!(out.topic, "gopigo/r1/cmd");
-        let sent: Value = serde_json::from_slice(&out.payload).unwrap();
+        let Outgoing::Publish { topic, payload } = rx.try_recv().unwrap() else {
+            panic!("not a publish")
+        };
+        assert_eq!(topic, "gopigo/r1/cmd");
+        let sent: Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(sent["id"], v["command"]["id"]);
         assert_eq!(sent["direction"], "forward");
     }
@@ -477,16 +514,38 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v["type"], "shadow_sent");
-        let out = rx.try_recv().unwrap();
-        assert_eq!(out.topic, "$aws/things/r1/shadow/update");
-        let doc: Value = serde_json::from_slice(&out.payload).unwrap();
+        let Outgoing::Publish { topic, payload } = rx.try_recv().unwrap() else {
+            panic!("not a publish")
+        };
+        assert_eq!(topic, "$aws/things/r1/shadow/update");
+        let doc: Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(doc["state"]["desired"], json!({"led":[0,255,0]}));
     }
 
     #[tokio::test]
-    async fn broker_messages_reach_pages_and_new_robots_get_a_shadow_get() {
+    async fn broker_messages_reach_pages_and_new_robots_are_followed() {
         let (hub, mut rx) = hub();
         let mut page = hub.subscribe();
+        // Discovered through a wildcard subscription (no retained message):
+        hub.ingest(
+            "gopigo/r1/telemetry",
+            br#"{"ts_ms":1,"battery_v":9.5,"encoders_deg":{"left":0,"right":0},"wheel_dps":{"left":0,"right":0},"motion":"stopped"}"#,
+        );
+        let msg: Value = serde_json::from_str(&page.recv().await.unwrap()).unwrap();
+        assert_eq!(msg["type"], "robot");
+        assert_eq!(msg["robot"]["has_camera"], false);
+        // ... so its exact status topic is subscribed for the retained status,
+        // and its shadow is asked for.
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Outgoing::Subscribe {
+                filter: "gopigo/r1/status".into()
+            }
+        );
+        assert!(
+            matches!(rx.try_recv().unwrap(), Outgoing::Publish { topic, .. } if topic == "$aws/things/r1/shadow/get")
+        );
+        let _telemetry = page.recv().await.unwrap();
         hub.ingest(
             "gopigo/r1/status",
             br#"{"online":true,"since":1,"version":"v","camera_url":"http://127.0.0.1:1/stream"}"#,
@@ -495,16 +554,30 @@ mod tests {
         assert_eq!(msg["type"], "robot");
         assert_eq!(msg["robot"]["online"], true);
         assert_eq!(msg["robot"]["has_camera"], true);
-        assert_eq!(rx.try_recv().unwrap().topic, "$aws/things/r1/shadow/get");
         hub.ingest(
             "gopigo/r1/status",
             br#"{"online":true,"since":1,"version":"v","camera_url":"http://127.0.0.1:1/stream"}"#,
         );
-        assert!(rx.try_recv().is_err(), "only one get per robot");
+        assert!(rx.try_recv().is_err(), "a robot is followed once");
         assert_eq!(hub.camera_url("r1").unwrap(), "http://127.0.0.1:1/stream");
         assert!(hub.camera_url("r9").unwrap_err().contains("r9"));
         let hello: Value = serde_json::to_value(hub.hello()).unwrap();
         assert_eq!(hello["robots"][0]["thing"], "r1");
         assert_eq!(hello["broker"]["connected"], false);
+    }
+
+    #[test]
+    fn configured_robots_are_listed_offline_and_followed() {
+        let (hub, mut rx) = hub();
+        hub.add_robots(&["r2".into(), "bad/name".into()]);
+        let robots = hub.robots();
+        assert_eq!(robots.len(), 1);
+        assert!(!robots[0].online && !robots[0].status_known);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Outgoing::Subscribe {
+                filter: "gopigo/r2/status".into()
+            }
+        );
     }
 }

@@ -75,6 +75,7 @@ pub async fn run_dashboard(
         config.dashboard.detection_note.clone(),
         tx,
     );
+    hub.add_robots(&config.dashboard.robots);
     let stop = tokio_util::sync::CancellationToken::new();
     let link = tokio::spawn(link::run(
         options,

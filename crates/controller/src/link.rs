@@ -2,8 +2,13 @@
 //! the controller's own identity) that subscribes to the fleet's topics,
 //! feeds every message to the [`Hub`], publishes what the pages ask for, and
 //! reconnects with a short back-off, telling the pages while it is down.
+//!
+//! Retained messages reach only subscriptions that name their topic exactly
+//! (AWS IoT's rule, which the local core follows), so besides the wildcard
+//! filters the link subscribes to each known robot's `gopigo/{thing}/status`
+//! as the hub asks ([`Outgoing::Subscribe`]) and again after a reconnect.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,21 +90,35 @@ pub async fn run(
     let filters = subscriptions();
     let mut presence_allowed = true;
     let mut sub = Subscribing::default();
+    // Exact topics (each robot's status) kept across reconnects.
+    let mut exact: BTreeSet<String> = BTreeSet::new();
+    let mut connected = false;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            out = outgoing.recv() => {
-                let Some(out) = out else { break };
-                if let Err(e) = client.try_publish(out.topic.clone(), QoS::AtLeastOnce, false, out.payload) {
-                    tracing::warn!(topic = %out.topic, error = %e, "publish not queued");
+            out = outgoing.recv() => match out {
+                None => break,
+                Some(Outgoing::Publish { topic, payload }) => {
+                    if let Err(e) = client.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload) {
+                        tracing::warn!(topic = %topic, error = %e, "publish not queued");
+                    }
                 }
-            }
+                Some(Outgoing::Subscribe { filter }) => {
+                    if exact.insert(filter.clone()) && connected {
+                        if let Err(e) = subscribe(&client, &[filter], &mut sub) {
+                            tracing::warn!(error = %e, "cannot subscribe");
+                        }
+                    }
+                }
+            },
             ev = events.poll() => match ev {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     tracing::info!("connected to the broker");
+                    connected = true;
                     sub = Subscribing::default();
-                    if let Err(e) = subscribe(&client, &filters, &mut sub) {
+                    let all: Vec<String> = filters.iter().chain(&exact).cloned().collect();
+                    if let Err(e) = subscribe(&client, &all, &mut sub) {
                         hub.set_broker(false, Some(e));
                     }
                 }
@@ -149,6 +168,7 @@ pub async fn run(
                         tracing::warn!(error = %e, "broker connection failed; retrying");
                     }
                     sub = Subscribing::default();
+                    connected = false;
                     hub.set_broker(false, Some(e.to_string()));
                     tokio::select! {
                         _ = &mut shutdown => break,

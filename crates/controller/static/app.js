@@ -93,7 +93,8 @@ function handle(msg) {
       renderFleet();
       if (msg.robot.thing === state.selected) {
         renderRobot();
-        if (prev && !prev.online && msg.robot.online) restartVideo();
+        const ready = (r) => r && r.online && r.has_camera;
+        if (prev && !ready(prev) && ready(msg.robot)) restartVideo();
         if (!msg.robot.online) stopHold(false);
       }
       break;
