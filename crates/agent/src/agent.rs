@@ -516,3 +516,22 @@ fn publish_output(client: &AsyncClient, t: &Topics, out: Output, connected: bool
         Output::Telemetry(_) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_results_echo_the_id_when_there_is_one() {
+        let table: [(&[u8], &str); 5] = [
+            (br#"{"id":"a7","action":"fly"}"#, "a7"),
+            (br#"{"action":"fly"}"#, "unparsed"),
+            (b"jump", "unparsed"),
+            (br#"{"id":7}"#, "unparsed"),
+            (&[0xff, 0xfe], "unparsed"),
+        ];
+        for (payload, id) in table {
+            assert_eq!(id_of_unparsed(payload), id);
+        }
+    }
+}

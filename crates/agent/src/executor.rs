@@ -1022,4 +1022,22 @@ mod tests {
         );
         assert_eq!(r.modes(), [MotorMode::Float, MotorMode::Float]);
     }
+
+    #[test]
+    fn panic_stop_floats_even_through_a_poisoned_lock() {
+        let mut r = rig(Limits::default());
+        r.send(r#"{"action":"drive","direction":"forward","duration_ms":5000}"#);
+        r.run_for(Duration::from_millis(40));
+        assert_eq!(r.modes(), [MotorMode::Dps(1000.0), MotorMode::Dps(1000.0)]);
+        let robot = r.exec.robot.clone();
+        let poisoner = robot.clone();
+        let _ = std::thread::spawn(move || {
+            let _g = poisoner.lock().unwrap();
+            panic!("poison the driver lock");
+        })
+        .join();
+        assert!(robot.is_poisoned());
+        assert!(float_from_panic(&robot));
+        assert_eq!(r.modes(), [MotorMode::Float, MotorMode::Float]);
+    }
 }
