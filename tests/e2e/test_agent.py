@@ -307,14 +307,15 @@ def test_no_command_within_the_ttl_stops(fleet, tmp_path):
         agent.stop()
 
 
-def test_sigterm_to_the_agent_floats_the_motors_and_says_offline(rig):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_to_the_agent_floats_the_motors_and_says_offline(rig, sig):
     core, agent, c = rig
     assert c.sub(f"gopigo/{THING}/status") == [1]
     online = wait_for(c, lambda t, d: t.endswith("/status"))[1]
     assert online["online"] is True and online["camera_url"] == agent.camera
     cid = command(c, action="drive", direction="forward", duration_ms=10000)
     wait_moving(agent)
-    assert agent.stop(signal.SIGTERM) == 0
+    assert agent.stop(sig) == 0
     final = [l for l in agent.lines if l.startswith("sim final")]
     assert final, agent.lines
     state = json.loads(final[0].split(None, 2)[2])
