@@ -302,6 +302,35 @@ pub fn agent_toml(bundle_config: &toml::Table, camera_port: u16, debug_port: u16
     )
 }
 
+/// Refuses to start a second demo on the same data dir, or on a dashboard
+/// port that is taken, before anything is started.
+fn preflight(opts: &DemoOptions) -> Result<(), DemoError> {
+    let info = opts.data_dir.join("demo.json");
+    if let Ok(text) = std::fs::read_to_string(&info) {
+        let pid = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["pid"].as_i64());
+        if let Some(pid) = pid {
+            let pid = Pid::from_raw(pid as i32);
+            if pid != Pid::this() && nix::sys::signal::kill(pid, None).is_ok() {
+                return Err(DemoError::Step(format!(
+                    "a demo is already running with the data dir {} (pid {pid}); stop it, or pass another --data-dir",
+                    opts.data_dir.display()
+                )));
+            }
+        }
+    }
+    if opts.port != 0 {
+        TcpListener::bind(("127.0.0.1", opts.port)).map_err(|e| {
+            DemoError::Step(format!(
+                "the dashboard port 127.0.0.1:{} is not free ({e}); pass another --port (0 = any free port)",
+                opts.port
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 /// Whether `gopigo detect` can run here, or why not (shown on the page).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Detection {
@@ -366,6 +395,7 @@ pub async fn run(
     out: &mut (dyn Write + Send),
 ) -> Result<(), DemoError> {
     let d = &opts.data_dir;
+    preflight(&opts)?;
     let logs = d.join("logs");
     std::fs::create_dir_all(&logs).map_err(io_err("cannot create", &logs))?;
     let mut sup = Supervisor {
@@ -759,6 +789,33 @@ key_file = "/d/robot1/key.pem"
         assert_eq!(v["camera"]["port"].as_integer(), Some(7001));
         assert_eq!(v["camera"]["bind"].as_str(), Some("127.0.0.1"));
         assert_eq!(v["sim"]["debug_port"].as_integer(), Some(7002));
+    }
+
+    #[test]
+    fn refuses_a_busy_port_and_a_running_demo() {
+        let dir = tempfile::tempdir().unwrap();
+        let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut opts = DemoOptions {
+            exe: PathBuf::from("gopigo"),
+            data_dir: dir.path().to_path_buf(),
+            port: busy.local_addr().unwrap().port(),
+            robots: vec!["robot1".into()],
+            detect: false,
+            run_for: None,
+        };
+        let e = preflight(&opts).unwrap_err().to_string();
+        assert!(e.contains("--port"), "{e}");
+        opts.port = 0;
+        preflight(&opts).unwrap();
+        // demo.json of a live process (the parent of this test) means busy
+        let parent = nix::unistd::getppid();
+        std::fs::write(
+            dir.path().join("demo.json"),
+            format!(r#"{{"pid": {parent}}}"#),
+        )
+        .unwrap();
+        let e = preflight(&opts).unwrap_err().to_string();
+        assert!(e.contains("already running"), "{e}");
     }
 
     #[test]
