@@ -346,6 +346,8 @@ function onResult(thing, r) {
     if (thing === state.selected) toast(`${thing} rejected the command: ${r.reason || "no reason given"}`);
     return;
   }
+  // Each heartbeat drive replaces the one before: not worth a log line.
+  if (r.status === "done" && r.reason && /^preempted by/.test(r.reason)) return;
   if (r.status === "done" && r.reason) {
     addLog(thing, `■ ${r.id} ended: ${r.reason}`, "done", r.id);
     return;
