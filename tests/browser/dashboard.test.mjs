@@ -156,6 +156,18 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
     }
     assert.equal(outline, true, "focused controls show a visible outline");
     await shot(kb, "keyboard-focus");
+    // Drive robot2 with the keyboard alone: Enter on the focused forward
+    // button nudges it; holding W drives until released.
+    assert.equal(await kb.locator("#robot-title").innerText(), "robot2");
+    await kb.locator('.dir[data-dir="forward"]').focus();
+    const x0 = (await sim(demo, "robot2")).pose.x_mm;
+    await kb.keyboard.press("Enter");
+    await until("robot2 nudged forward", async () => (await sim(demo, "robot2")).pose.x_mm > x0 + 20, 5000);
+    await until("robot2 stopped after the nudge", async () => (await sim(demo, "robot2")).wheel_dps.left === 0, 5000, 20);
+    await kb.keyboard.down("w");
+    await until("robot2 driving while W is held", async () => (await sim(demo, "robot2")).wheel_dps.left > 0, 3000, 20);
+    await kb.keyboard.up("w");
+    await until("robot2 stopped on release", async () => (await sim(demo, "robot2")).wheel_dps.left === 0, 2000, 20);
     await kb.close();
   });
 
