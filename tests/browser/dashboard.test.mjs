@@ -120,6 +120,17 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
     await fetch(demo.info.robots.robot1.sim_url.replace(/\/sim$/, "/sim/obstacles"), { method: "DELETE" });
   });
 
+  it("sets the servo and the eyes through the shadow and shows what the robot reported", async () => {
+    await page.locator("#servo").fill("30");
+    await page.locator("#servo-set").click();
+    await page.locator("#led").fill("#ff8000");
+    await page.locator("#led-set").click();
+    await until("the reported settings", async () => {
+      const t = await page.locator("#shadow-state").innerText();
+      return /servo 30°/.test(t) && /eyes rgb\(255,128,0\)/.test(t);
+    }, 10000);
+  });
+
   it("draws detection boxes, or says why detection is unavailable", async () => {
     if (demo.info.detection_note) {
       await until("the detection note", async () => /detection unavailable/.test(await page.locator("#det-state").innerText()));
