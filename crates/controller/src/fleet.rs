@@ -263,6 +263,16 @@ impl Fleet {
         Self::default()
     }
 
+    /// How many robots are known.
+    pub fn len(&self) -> usize {
+        self.robots.len()
+    }
+
+    /// Whether no robot is known.
+    pub fn is_empty(&self) -> bool {
+        self.robots.is_empty()
+    }
+
     /// Whether `thing` has been seen.
     pub fn knows(&self, thing: &str) -> bool {
         self.robots.contains_key(thing)

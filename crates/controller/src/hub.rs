@@ -309,16 +309,13 @@ impl Hub {
         };
         let (updates, new_thing) = {
             let mut fleet = self.fleet();
-            let before = fleet.views().len();
+            let count = fleet.len();
             let updates = fleet.apply(msg, now_ms());
-            let new_thing = (fleet.views().len() > before)
-                .then(|| {
-                    updates.iter().find_map(|u| match u {
-                        Update::Robot(v) => Some(v.thing.clone()),
-                        _ => None,
-                    })
-                })
-                .flatten();
+            // A robot heard of for the first time comes first in the updates.
+            let new_thing = match updates.first() {
+                Some(Update::Robot(v)) if fleet.len() > count => Some(v.thing.clone()),
+                _ => None,
+            };
             (updates, new_thing)
         };
         if let Some(thing) = new_thing {
