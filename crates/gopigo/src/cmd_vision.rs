@@ -76,12 +76,15 @@ pub fn run(cmd: Commands) -> anyhow::Result<()> {
             Ok(())
         }
         Commands::Detect(d) => {
-            let live = d.vision.source.starts_with("http://") || d.vision.source.starts_with("https://");
+            let live =
+                d.vision.source.starts_with("http://") || d.vision.source.starts_with("https://");
             if !live {
                 if d.mqtt_config.is_some() || d.serve_port.is_some() {
                     anyhow::bail!("--mqtt-config and --serve-port need a live MJPEG URL (http://robot:8081/stream) as SOURCE");
                 }
-                return Ok(gopigo_vision::cli::run(gopigo_vision::cli::Commands::Detect(d.vision))?);
+                return Ok(gopigo_vision::cli::run(
+                    gopigo_vision::cli::Commands::Detect(d.vision),
+                )?);
             }
             let model = match &d.vision.model {
                 Some(m) => m.clone(),
@@ -107,7 +110,8 @@ pub fn run(cmd: Commands) -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             rt.block_on(async move {
                 let mut out = std::io::stdout();
-                let n = gopigo_detect::run_live(detector, opts, &mut out, crate::shutdown_signal()).await?;
+                let n = gopigo_detect::run_live(detector, opts, &mut out, crate::shutdown_signal())
+                    .await?;
                 eprintln!("detected on {n} frames");
                 Ok(())
             })
