@@ -93,6 +93,7 @@ function handle(msg) {
       renderFleet();
       if (msg.robot.thing === state.selected) {
         renderRobot();
+        if (prev && prev.reported == null && msg.robot.reported != null) syncSettingInputs();
         const ready = (r) => r && r.online && r.has_camera;
         if (prev && !ready(prev) && ready(msg.robot)) restartVideo();
         if (!msg.robot.online) stopHold(false);
@@ -161,7 +162,21 @@ function select(thing) {
   $("log").innerHTML = "";
   for (const e of state.log.filter((e) => e.thing === thing)) appendLogItem(e);
   renderAll();
+  syncSettingInputs();
   restartVideo();
+}
+
+// Show the selected robot's own settings in the inputs (reported, else desired).
+function syncSettingInputs() {
+  const r = state.robots.get(state.selected);
+  if (!r) return;
+  const rep = r.reported || {}, des = r.desired || {};
+  const angle = rep.servo_angle ?? des.servo_angle;
+  if (angle != null) { $("servo").value = angle; $("servo-val").textContent = $("servo").value; }
+  const led = rep.led ?? des.led;
+  if (Array.isArray(led)) $("led").value = "#" + led.map((v) => v.toString(16).padStart(2, "0")).join("");
+  const speed = rep.speed_dps ?? des.speed_dps;
+  if (speed != null) { $("speed").value = speed; $("speed-val").textContent = $("speed").value; }
 }
 
 // ---- selected robot ------------------------------------------------------------
@@ -626,7 +641,10 @@ function onDetections(thing, d) {
 function renderDetState() {
   const el = $("det-state");
   const d = state.detections.get(state.selected);
-  if (d && Date.now() - d.at < 5000) {
+  const r = state.robots.get(state.selected);
+  if (r && !r.online) {
+    el.textContent = "detections: robot offline";
+  } else if (d && Date.now() - d.at < 5000) {
     const list = d.msg.detections.map((x) => `${x.class} ${(x.score * 100).toFixed(0)}%`).join(", ");
     el.textContent = `detections ${(state.detTimes.length / 2).toFixed(1)}/s: ${list || "nothing"}`;
   } else if (state.detectionNote) {
