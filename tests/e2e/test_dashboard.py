@@ -193,6 +193,11 @@ def test_watch_shows_telemetry_and_results_while_driving(demo, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "robot2 status     online" in r.stdout
     assert "robot2 telemetry  battery" in r.stdout
+    # every robot: statuses too, though retained messages skip wildcards
+    r = subprocess.run([GOPIGO, "watch", "--count", "12"], env=env, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "robot1 status     online" in r.stdout and "robot2 status     online" in r.stdout, r.stdout
 
 
 def test_shadow_set_reaches_the_robot(demo):

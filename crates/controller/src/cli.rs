@@ -454,6 +454,8 @@ pub async fn watch(
     }
     let mut s = Session::open(settings, &filters).await?;
     let mut n = 0usize;
+    let mut followed = std::collections::HashSet::new();
+    let mut last_status = std::collections::HashMap::new();
     tokio::pin!(stop);
     let far = || Instant::now() + Duration::from_secs(3600);
     loop {
@@ -468,6 +470,22 @@ pub async fn watch(
         let Ok(msg) = classify(&p.topic, &p.payload) else {
             continue;
         };
+        if thing.is_none() {
+            // Retained messages only reach exact subscriptions: follow each
+            // robot's status topic once it is heard of.
+            if let Some(t) = topics::thing_of(&p.topic) {
+                if followed.insert(t.to_string()) {
+                    let _ = s.client.try_subscribe(topics::status(t), QoS::AtLeastOnce);
+                }
+            }
+        }
+        if let Incoming::Status { thing: t, .. } = &msg {
+            // The same status through both subscriptions is shown once.
+            if last_status.get(t) == Some(&p.payload) {
+                continue;
+            }
+            last_status.insert(t.clone(), p.payload.clone());
+        }
         if options.json {
             let payload: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
             let kind = p.topic.rsplit('/').next().unwrap_or_default();
