@@ -387,6 +387,95 @@ pub fn probe_detection(exe: &Path, scratch: &Path) -> Detection {
     }
 }
 
+/// Starts `gopigo core` on ports picked by the kernel and waits for its
+/// `endpoints.json`: (pid, endpoints, MQTT port).
+async fn start_core(
+    sup: &mut Supervisor,
+    exe: &Path,
+    core_dir: &Path,
+) -> Result<(u32, Value, u16), DemoError> {
+    let endpoints = core_dir.join("endpoints.json");
+    let _ = std::fs::remove_file(&endpoints);
+    let mut args = vec![
+        "core".to_string(),
+        "--data-dir".to_string(),
+        core_dir.display().to_string(),
+    ];
+    for flag in ["--port", "--mqtt-port", "--https-port", "--alpn-port"] {
+        args.extend([flag.to_string(), "0".to_string()]);
+    }
+    let pid = sup.spawn("core", exe, &args)?;
+    let log = sup.logs.join("core.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let info: Value = loop {
+        if let Ok(text) = std::fs::read_to_string(&endpoints) {
+            if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                if v["pid"].as_u64() == Some(u64::from(pid)) {
+                    break v;
+                }
+            }
+        }
+        if !sup.running("core") || Instant::now() > deadline {
+            return Err(DemoError::Step(format!(
+                "the core did not start; its log {} ends:\n{}",
+                log.display(),
+                tail(&log, 15)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let port = info["mqtt"]
+        .as_str()
+        .and_then(|m| m.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| DemoError::Step(format!("{} has no MQTT port", endpoints.display())))?;
+    Ok((pid, info, port))
+}
+
+/// Runs `gopigo provision` for one identity (a no-op when it exists).
+fn provision(
+    exe: &Path,
+    thing: &str,
+    role: &str,
+    bundle: &Path,
+    core_dir: &Path,
+    mqtt_port: u16,
+    logs: &Path,
+) -> Result<(), DemoError> {
+    let log = logs.join(format!("provision-{thing}.log"));
+    let file = File::create(&log).map_err(io_err("cannot create", &log))?;
+    let err = file.try_clone().map_err(io_err("cannot open", &log))?;
+    let status = Command::new(exe)
+        .args(["provision", "--thing", thing, "--role", role, "--out"])
+        .arg(bundle)
+        .arg("--data-dir")
+        .arg(core_dir)
+        .args([
+            "--mqtt-host",
+            "localhost",
+            "--mqtt-port",
+            &mqtt_port.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .status()
+        .map_err(|source| DemoError::Spawn {
+            name: format!("provision {thing}"),
+            exe: exe.to_path_buf(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(DemoError::Step(format!(
+            "provisioning {thing} ({role}) failed; {} ends:\n{}",
+            log.display(),
+            tail(&log, 15)
+        )))
+    }
+}
+
 /// Runs the demo until SIGINT/SIGTERM (or `run_for`), printing progress
 /// to `out`. `detection` says whether to start detectors.
 pub async fn run(
@@ -408,55 +497,14 @@ pub async fn run(
 
     // 1. the core
     let core_dir = d.join("core");
-    let endpoints = core_dir.join("endpoints.json");
-    let _ = std::fs::remove_file(&endpoints);
     writeln!(
         out,
         "starting the local core (data dir {})",
         core_dir.display()
     )
     .map_err(io_err("cannot write to", Path::new("stdout")))?;
-    let core_pid = sup.spawn(
-        "core",
-        &exe,
-        &[
-            s("core"),
-            s("--data-dir"),
-            p(&core_dir),
-            s("--port"),
-            s("0"),
-            s("--mqtt-port"),
-            s("0"),
-            s("--https-port"),
-            s("0"),
-            s("--alpn-port"),
-            s("0"),
-        ],
-    )?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let core_info: Value = loop {
-        if let Ok(text) = std::fs::read_to_string(&endpoints) {
-            if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                if v["pid"].as_u64() == Some(u64::from(core_pid)) {
-                    break v;
-                }
-            }
-        }
-        if !sup.running("core") || Instant::now() > deadline {
-            return Err(DemoError::Step(format!(
-                "the core did not start; its log {} ends:\n{}",
-                logs.join("core.log").display(),
-                tail(&logs.join("core.log"), 15)
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (core_pid, core_info, mqtt_port) = start_core(&mut sup, &exe, &core_dir).await?;
     let mqtt = core_info["mqtt"].as_str().unwrap_or_default().to_string();
-    let mqtt_port: u16 = mqtt
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(|| DemoError::Step(format!("{} has no MQTT port", endpoints.display())))?;
 
     // 2. identities
     let mut identities: Vec<(String, &str)> = vec![
@@ -476,42 +524,15 @@ pub async fn run(
         }
     }
     for (thing, role) in &identities {
-        let bundle = d.join(thing);
-        let log = logs.join(format!("provision-{thing}.log"));
-        let file = File::create(&log).map_err(io_err("cannot create", &log))?;
-        let err = file.try_clone().map_err(io_err("cannot open", &log))?;
-        let status = Command::new(&exe)
-            .args([
-                "provision",
-                "--thing",
-                thing,
-                "--role",
-                role,
-                "--out",
-                &p(&bundle),
-                "--data-dir",
-                &p(&core_dir),
-                "--mqtt-host",
-                "localhost",
-                "--mqtt-port",
-                &mqtt_port.to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(file)
-            .stderr(err)
-            .status()
-            .map_err(|source| DemoError::Spawn {
-                name: format!("provision {thing}"),
-                exe: exe.clone(),
-                source,
-            })?;
-        if !status.success() {
-            return Err(DemoError::Step(format!(
-                "provisioning {thing} ({role}) failed; {} ends:\n{}",
-                log.display(),
-                tail(&log, 15)
-            )));
-        }
+        provision(
+            &exe,
+            thing,
+            role,
+            &d.join(thing),
+            &core_dir,
+            mqtt_port,
+            &logs,
+        )?;
     }
     writeln!(
         out,
