@@ -1,6 +1,6 @@
 // Teleop and video latency of the dashboard, end to end, printed as a table.
 //
-//   key-down → motor frame: from the browser's keydown event (its timestamp,
+//   key-down (key-up) → motor frame: from the browser's keydown (keyup) event (its timestamp,
 //   on the Unix clock through performance.timeOrigin) to the first SPI motor
 //   frame the simulated GoPiGo3 board received after it (the agent's sim
 //   debug endpoint logs each frame's wall-clock time). The path: page →
@@ -41,6 +41,7 @@ try {
 
   // Teleop: spin in place (Q) so that the robot never reaches a wall.
   const lat = [];
+  const stopLat = [];
   for (let i = 0; i < PRESSES; i++) {
     await until("robot stopped", async () => (await sim(demo, "robot1")).wheel_dps.left === 0, 5000, 20);
     await sleep(150 + Math.random() * 100);
@@ -53,7 +54,14 @@ try {
     }, 5000, 10);
     lat.push(frame.unix_us / 1000 - down);
     await sleep(200);
+    const ups = await page.evaluate(() => window.__gopigo.keyUps.length);
     await page.keyboard.up("q");
+    const up = await until("the keyup", () => page.evaluate((n) => window.__gopigo.keyUps[n], ups), 2000, 5);
+    const stopFrame = await until("a stop frame", async () => {
+      const s = await sim(demo, "robot1");
+      return s.motor_frames.find((f) => f.unix_us / 1000 > up && /Dps|Pwm|Float/.test(f.message));
+    }, 5000, 10);
+    stopLat.push(stopFrame.unix_us / 1000 - up);
   }
 
   // Video frame age while the page shows robot1.
@@ -64,6 +72,7 @@ try {
 
   const rows = [
     ["teleop key-down → first SPI motor frame", lat],
+    ["teleop key-up → first SPI motor frame (stop)", stopLat],
     ["video frame age when drawn", ages],
   ];
   console.log("");

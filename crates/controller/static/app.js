@@ -25,7 +25,7 @@ const state = {
   frames: [],                 // draw times for fps
 };
 // For the browser test and the latency benchmark.
-window.__gopigo = { keyDowns: [], frameAges: [], framesDrawn: 0, sent: [], state };
+window.__gopigo = { keyDowns: [], keyUps: [], frameAges: [], framesDrawn: 0, sent: [], state };
 
 function fmtAgo(ms) {
   if (ms == null) return "never";
@@ -467,7 +467,10 @@ function wireControls() {
   });
   document.addEventListener("keyup", (e) => {
     const dir = keys[e.key];
-    if (dir && state.hold && state.hold.source === "key:" + e.key.toLowerCase()) stopHold(true);
+    if (dir && state.hold && state.hold.source === "key:" + e.key.toLowerCase()) {
+      window.__gopigo.keyUps.push(performance.timeOrigin + e.timeStamp);
+      stopHold(true);
+    }
   });
   // Losing focus must never leave a robot driving.
   window.addEventListener("blur", () => stopHold(true));
