@@ -34,7 +34,9 @@ class Demo:
     def __init__(self, data_dir):
         self.data_dir = Path(data_dir)
         self.proc = subprocess.Popen(
-            [GOPIGO, "demo", "--data-dir", str(self.data_dir), "--port", "0"],
+            # detectors off: nothing here reads detections, and on a small
+            # machine they would compete with the robots for the CPU
+            [GOPIGO, "demo", "--data-dir", str(self.data_dir), "--port", "0", "--no-detect"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines = []
