@@ -139,6 +139,15 @@ async fn auth(State(state): State<Arc<CoreState>>, req: Request, next: Next) -> 
         .await
 }
 
+/// `{list_key: items, token_key?: next}`: the shape of every AWS list response.
+fn page_response(list_key: &str, items: Value, token_key: &str, next: Option<String>) -> ApiResult {
+    let mut v = json!({ list_key: items });
+    if let Some(n) = next {
+        v[token_key] = json!(n);
+    }
+    ok(v)
+}
+
 fn ok(v: Value) -> ApiResult {
     Ok(Json(v).into_response())
 }
@@ -477,11 +486,7 @@ async fn list_things(State(state): State<Arc<CoreState>>, q: Q) -> ApiResult {
             }
         }
     }
-    let mut v = json!({ "things": out });
-    if let Some(n) = next {
-        v["nextToken"] = json!(n);
-    }
-    ok(v)
+    page_response("things", json!(out), "nextToken", next)
 }
 
 // --------------------------------------------------------------- principals
@@ -543,11 +548,7 @@ async fn list_thing_principals(
     existing_thing(&state, &name)?;
     let all = state.store.thing_principals(&name)?;
     let (page, next) = paginate(&all, &q, "maxResults", "nextToken", 25)?;
-    let mut v = json!({ "principals": page });
-    if let Some(n) = next {
-        v["nextToken"] = json!(n);
-    }
-    ok(v)
+    page_response("principals", json!(page), "nextToken", next)
 }
 
 async fn list_principal_things(
@@ -558,11 +559,7 @@ async fn list_principal_things(
     let principal = principal_header(&headers)?;
     let all = state.store.principal_things(&principal)?;
     let (page, next) = paginate(&all, &q, "maxResults", "nextToken", 25)?;
-    let mut v = json!({ "things": page });
-    if let Some(n) = next {
-        v["nextToken"] = json!(n);
-    }
-    ok(v)
+    page_response("things", json!(page), "nextToken", next)
 }
 
 /// Pages a sorted list of names with an opaque "last name" token.
@@ -663,11 +660,7 @@ async fn list_policies(State(state): State<Arc<CoreState>>, q: Q) -> ApiResult {
         .iter()
         .map(|n| json!({"policyName": n, "policyArn": state.arn(&format!("policy/{n}"))}))
         .collect();
-    let mut v = json!({ "policies": policies });
-    if let Some(n) = next {
-        v["nextMarker"] = json!(n);
-    }
-    ok(v)
+    page_response("policies", json!(policies), "nextMarker", next)
 }
 
 fn parse_version(v: &str) -> Result<i64, ApiError> {
@@ -811,11 +804,7 @@ async fn list_attached_policies(
         .iter()
         .map(|n| json!({"policyName": n, "policyArn": state.arn(&format!("policy/{n}"))}))
         .collect();
-    let mut v = json!({ "policies": policies });
-    if let Some(n) = next {
-        v["nextMarker"] = json!(n);
-    }
-    ok(v)
+    page_response("policies", json!(policies), "nextMarker", next)
 }
 
 async fn list_targets_for_policy(
@@ -826,11 +815,7 @@ async fn list_targets_for_policy(
     existing_policy(&state, &policy)?;
     let all = state.store.targets_for_policy(&policy)?;
     let (page, next) = paginate(&all, &q, "pageSize", "marker", 25)?;
-    let mut v = json!({ "targets": page });
-    if let Some(n) = next {
-        v["nextMarker"] = json!(n);
-    }
-    ok(v)
+    page_response("targets", json!(page), "nextMarker", next)
 }
 
 // ------------------------------------------------------------- certificates
@@ -961,11 +946,7 @@ async fn list_certificates(State(state): State<Arc<CoreState>>, q: Q) -> ApiResu
             })
         })
         .collect();
-    let mut v = json!({ "certificates": list });
-    if let Some(n) = next {
-        v["nextMarker"] = json!(n);
-    }
-    ok(v)
+    page_response("certificates", json!(list), "nextMarker", next)
 }
 
 /// The legal moves of `UpdateCertificate` (pure).
