@@ -92,6 +92,7 @@ impl Session {
         let options = settings.options()?;
         let endpoint = format!("{}:{}", settings.host, settings.port);
         let (client, mut events) = AsyncClient::new(options, 64);
+        crate::link::no_delay(&mut events);
         let connect_err = |reason: String| CliError::Connect {
             endpoint: format!("{}:{}", settings.host, settings.port),
             reason,
