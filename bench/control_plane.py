@@ -4,6 +4,7 @@ reference peer), same client (boto3), same CSR, same run. Prints a table.
     python3 bench/control_plane.py [N]      # needs target/release/gopigo or GOPIGO_BIN
 """
 
+import logging
 import os
 import statistics
 import subprocess
@@ -54,6 +55,7 @@ def main():
     core = Core(tmp / "core")
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
