@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: sets up what the tests need, checks formatting and lints,
 # runs every crate's tests, then the end-to-end tests that start the real
-# `gopigo` binary on loopback ports and drive it with real peers
-# (aws CLI, boto3, moto, openssl, mosquitto, paho-mqtt).
+# `gopigo` binary on loopback ports and drive it with real peers (aws CLI,
+# boto3, moto, openssl, mosquitto, paho-mqtt, the AWS IoT Device SDK, curl,
+# ffmpeg, OpenCV, darknet, Ansible), then the dashboard in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -22,3 +23,5 @@ fi
 echo "== end-to-end tests"
 export GOPIGO_BIN="$PWD/target/debug/gopigo"
 python3 -m pytest tests/e2e -q -p no:cacheprovider "$@"
+echo "== browser test (headless Chromium + Playwright against gopigo demo)"
+(cd tests/browser && npm test)

@@ -346,7 +346,7 @@ async fn session(
         QoS::AtLeastOnce,
         true,
     ));
-    let (client, ev) = AsyncClient::new(opts, 256);
+    let (client, ev) = gopigo_client::new_client(opts, 256);
     let (mut events, poller) = spawn_event_loop(ev);
     let link_timeout = Duration::from_millis(cfg.safety.link_timeout_ms);
     let mut connected = false;

@@ -9,6 +9,9 @@
 //!   once per process, no global state).
 //! - [`MqttSettings::options`]: rumqttc options over that TLS config, with
 //!   AWS IoT's limits (128 KB packets) and a keep-alive of your choice.
+//! - [`new_client`]: a rumqttc client and event loop with Nagle's algorithm
+//!   off, so a `stop` right after another small write is not held back by
+//!   the peer's delayed ACK (up to 40 ms).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,6 +162,19 @@ impl MqttSettings {
         o.set_clean_session(true);
         Ok(o)
     }
+}
+
+/// A rumqttc client with `TCP_NODELAY` set (rumqttc leaves Nagle's
+/// algorithm on, which delays small publishes that follow another write).
+pub fn new_client(
+    options: rumqttc::MqttOptions,
+    cap: usize,
+) -> (rumqttc::AsyncClient, rumqttc::EventLoop) {
+    let (client, mut events) = rumqttc::AsyncClient::new(options, cap);
+    let mut net = events.network_options();
+    net.set_tcp_nodelay(true);
+    events.set_network_options(net);
+    (client, events)
 }
 
 #[cfg(test)]

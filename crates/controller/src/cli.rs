@@ -91,8 +91,7 @@ impl Session {
         // ${iot:Connection.Thing.ThingName} only then.
         let options = settings.options()?;
         let endpoint = format!("{}:{}", settings.host, settings.port);
-        let (client, mut events) = AsyncClient::new(options, 64);
-        crate::link::no_delay(&mut events);
+        let (client, mut events) = gopigo_client::new_client(options, 64);
         let connect_err = |reason: String| CliError::Connect {
             endpoint: format!("{}:{}", settings.host, settings.port),
             reason,

@@ -79,16 +79,6 @@ fn subscribe(
     Ok(())
 }
 
-/// Turns Nagle's algorithm off (rumqttc leaves it on): a small publish
-/// right after another small write, such as a `stop` after a heartbeat
-/// drive's PUBACKs, would otherwise wait for the peer's delayed ACK, up to
-/// 40 ms.
-pub fn no_delay(events: &mut rumqttc::EventLoop) {
-    let mut net = events.network_options();
-    net.set_tcp_nodelay(true);
-    events.set_network_options(net);
-}
-
 /// Runs the link until `shutdown` completes, then disconnects cleanly.
 pub async fn run(
     options: MqttOptions,
@@ -96,8 +86,8 @@ pub async fn run(
     mut outgoing: mpsc::Receiver<Outgoing>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let (client, mut events) = AsyncClient::new(options, 256);
-    no_delay(&mut events);
+    // Nagle off: a `stop` right after a heartbeat must not wait for a delayed ACK.
+    let (client, mut events) = gopigo_client::new_client(options, 256);
     let filters = subscriptions();
     let mut presence_allowed = true;
     let mut sub = Subscribing::default();

@@ -179,7 +179,7 @@ pub async fn run_live(
     let mqtt = match (&opts.mqtt_config, &opts.thing) {
         (Some(path), Some(thing)) => {
             let settings = load_mqtt_settings(path)?;
-            let (client, mut events) = rumqttc::AsyncClient::new(settings.options()?, 64);
+            let (client, mut events) = gopigo_client::new_client(settings.options()?, 64);
             tokio::spawn(async move {
                 loop {
                     if let Err(e) = events.poll().await {

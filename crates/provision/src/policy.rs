@@ -129,6 +129,7 @@ pub fn policy_document(role: Role, region: &str, account: &str) -> Value {
                         arn("topic/gopigo/*/cmd/result"),
                         arn("topic/gopigo/*/detections"),
                         arn("topic/$aws/things/*/shadow/*"),
+                        arn("topic/$aws/events/presence/*"),
                         arn(&format!("topic/gopigo/{me}/check"))
                     ]
                 },
@@ -142,6 +143,8 @@ pub fn policy_document(role: Role, region: &str, account: &str) -> Value {
                         arn("topicfilter/gopigo/*/cmd/result"),
                         arn("topicfilter/gopigo/*/detections"),
                         arn("topicfilter/$aws/things/*/shadow/*"),
+                        arn("topicfilter/$aws/events/presence/connected/*"),
+                        arn("topicfilter/$aws/events/presence/disconnected/*"),
                         arn(&format!("topicfilter/gopigo/{me}/check"))
                     ]
                 }
