@@ -136,34 +136,47 @@ async fn connect(url: &str) -> Result<MjpegClient, DetectError> {
 /// robot that is still starting) before the detector gives up.
 pub const STARTUP_GRACE: Duration = Duration::from_secs(30);
 
-/// Connects, retrying while the server is unreachable (connection refused,
-/// timeouts) for up to [`STARTUP_GRACE`]; a server that answers with
-/// something that is not an MJPEG stream is an error at once.
+/// `host:port` of an `http://` URL (pure).
+pub fn authority_of(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let auth = rest.split(['/', '?', '#']).next()?;
+    if auth.is_empty() {
+        return None;
+    }
+    if auth.starts_with('[')
+        || auth
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        Some(auth.to_string())
+    } else {
+        Some(format!("{auth}:80"))
+    }
+}
+
+/// Connects once the server accepts TCP connections, waiting up to
+/// [`STARTUP_GRACE`] for that (a robot that is still starting). A server
+/// that answers with something other than an MJPEG stream is an error at once.
 async fn connect_first(url: &str) -> Result<MjpegClient, DetectError> {
-    let started = Instant::now();
-    let mut wait = Duration::from_millis(200);
-    loop {
-        let opts = ClientOptions {
-            recv_buffer_bytes: Some(64 * 1024),
-            ..Default::default()
-        };
-        match MjpegClient::connect_with(url, &opts).await {
-            Ok(c) => return Ok(c),
-            Err(e @ gopigo_camera::CameraError::Http { .. })
-                if started.elapsed() + wait < STARTUP_GRACE =>
-            {
-                tracing::info!(url, error = %e, "stream not reachable yet; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(2));
-            }
-            Err(e) => {
+    if let Some(addr) = authority_of(url) {
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(200);
+        while let Err(e) = tokio::net::TcpStream::connect(&addr).await {
+            if started.elapsed() + wait >= STARTUP_GRACE {
                 return Err(DetectError::Stream {
                     url: url.to_string(),
-                    reason: e.to_string(),
-                })
+                    reason: format!(
+                        "cannot connect to {addr} for {}s: {e}; is the robot's camera running?",
+                        STARTUP_GRACE.as_secs()
+                    ),
+                });
             }
+            tracing::info!(url, error = %e, "stream not reachable yet; retrying");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
         }
     }
+    connect(url).await
 }
 
 /// Runs the detector on the newest frames of `opts.url` until `shutdown`
@@ -354,6 +367,24 @@ mod tests {
         assert_eq!((m.width, m.height), (640, 480));
         assert_eq!(m.detections[0].class, "dog");
         assert_eq!(m.detections[0].bbox, [1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn authority_of_urls() {
+        assert_eq!(
+            authority_of("http://127.0.0.1:8081/stream").as_deref(),
+            Some("127.0.0.1:8081")
+        );
+        assert_eq!(
+            authority_of("http://robot/stream").as_deref(),
+            Some("robot:80")
+        );
+        assert_eq!(
+            authority_of("http://[::1]:8081/").as_deref(),
+            Some("[::1]:8081")
+        );
+        assert_eq!(authority_of("https://x/"), None);
+        assert_eq!(authority_of("http:///x"), None);
     }
 
     #[test]
