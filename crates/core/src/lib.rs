@@ -339,13 +339,12 @@ impl Core {
                 h.publish(topic, bytes::Bytes::from(payload), qos, retain)
             }));
         }
-        let mut hosts = vec![
-            state.endpoint_address.clone(),
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-            "::1".to_string(),
-        ];
-        hosts.dedup();
+        let mut hosts: Vec<String> = Vec::new();
+        for h in [state.endpoint_address.as_str(), "localhost", "127.0.0.1", "::1"] {
+            if !hosts.iter().any(|x| x == h) {
+                hosts.push(h.to_string());
+            }
+        }
         let (cert_pem, key_pem) =
             state
                 .ca
