@@ -340,7 +340,12 @@ impl Core {
             }));
         }
         let mut hosts: Vec<String> = Vec::new();
-        for h in [state.endpoint_address.as_str(), "localhost", "127.0.0.1", "::1"] {
+        for h in [
+            state.endpoint_address.as_str(),
+            "localhost",
+            "127.0.0.1",
+            "::1",
+        ] {
             if !hosts.iter().any(|x| x == h) {
                 hosts.push(h.to_string());
             }
