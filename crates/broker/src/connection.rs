@@ -102,7 +102,8 @@ pub(crate) async fn run(
         return;
     };
     let (mut rd, wr) = tokio::io::split(tls);
-    let mut buf = BytesMut::with_capacity(2048);
+    // Small to start: most connections are idle robots; BytesMut grows on demand.
+    let mut buf = BytesMut::with_capacity(256);
     let max_packet = shared.config.max_payload + 1024;
     let connect = match timeout(hs, read_packet(&mut rd, &mut buf, max_packet)).await {
         Ok(Ok(Some(Packet::Connect(c)))) => c,
