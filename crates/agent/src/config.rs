@@ -370,16 +370,7 @@ impl AgentConfig {
     /// Makes relative file names absolute: against `tls_dir` when given
     /// (the seed's `AWSIOT_TLS_DIR`), else against the config file's folder.
     pub fn resolve(&mut self, config_dir: &Path, tls_dir: Option<&Path>) {
-        let tls_base = tls_dir.unwrap_or(config_dir);
-        for p in [
-            &mut self.mqtt.ca_file,
-            &mut self.mqtt.cert_file,
-            &mut self.mqtt.key_file,
-        ] {
-            if p.is_relative() {
-                *p = tls_base.join(&*p);
-            }
-        }
+        self.mqtt.resolve_paths(tls_dir.unwrap_or(config_dir));
         for p in [&mut self.camera.folder, &mut self.camera.photo_dir]
             .into_iter()
             .flatten()

@@ -128,6 +128,16 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> {
 }
 
 impl MqttSettings {
+    /// Makes relative `ca_file`, `cert_file` and `key_file` absolute against
+    /// `base` (the folder of the config file that named them).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.ca_file, &mut self.cert_file, &mut self.key_file] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
     /// A rustls client configuration for this identity.
     pub fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, ClientError> {
         let mut roots = rustls::RootCertStore::empty();

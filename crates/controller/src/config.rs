@@ -100,16 +100,8 @@ impl ControllerConfig {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        for p in [
-            &mut cfg.mqtt.ca_file,
-            &mut cfg.mqtt.cert_file,
-            &mut cfg.mqtt.key_file,
-        ] {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        }
+        cfg.mqtt
+            .resolve_paths(path.parent().unwrap_or(Path::new(".")));
         Ok(cfg)
     }
 }

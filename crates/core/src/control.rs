@@ -232,16 +232,8 @@ fn encode_token(s: &str) -> String {
     hex::encode(s.as_bytes())
 }
 
-/// AWS thing names: `[a-zA-Z0-9:_-]+`, 1 to 128 characters.
-pub fn valid_thing_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_' || b == b'-')
-}
-
 fn check_thing_name(name: &str) -> Result<(), ApiError> {
-    if valid_thing_name(name) {
+    if gopigo_shadow::valid_thing_name(name) {
         Ok(())
     } else {
         Err(ApiError::invalid(format!(
@@ -1071,10 +1063,10 @@ mod tests {
 
     #[test]
     fn thing_names() {
-        assert!(valid_thing_name("robot-1:a_b"));
-        assert!(!valid_thing_name(""));
-        assert!(!valid_thing_name("a/b"));
-        assert!(!valid_thing_name(&"x".repeat(129)));
+        assert!(check_thing_name("robot-1:a_b").is_ok());
+        assert!(check_thing_name("").is_err());
+        assert!(check_thing_name("a/b").is_err());
+        assert!(check_thing_name(&"x".repeat(129)).is_err());
     }
 
     #[test]

@@ -115,10 +115,8 @@ async fn publish(
         }
     };
     let retain = matches!(q.get("retain").map(String::as_str), Some("true"));
-    if topic.is_empty() || topic.len() > 256 {
-        return Err(ApiError::invalid(
-            "topic must be 1 to 256 bytes long (AWS IoT's limit)",
-        ));
+    if let Err(e) = gopigo_broker::topic::validate_topic(&topic) {
+        return Err(ApiError::invalid(format!("topic '{topic}': {e}")));
     }
     if body.len() > 128 * 1024 {
         return Err(ApiError::new(

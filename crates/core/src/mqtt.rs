@@ -148,10 +148,7 @@ pub async fn shadow_service(state: Arc<CoreState>, broker: BrokerHandle) {
                 continue;
             }
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = crate::shadow::now();
         match out.result {
             Ok(accepted) => {
                 if op == ShadowOp::Get {

@@ -18,7 +18,8 @@ pub struct ShadowOutcome {
     pub notifications: Vec<(String, Value)>,
 }
 
-fn now() -> u64 {
+/// Epoch seconds, the shadow documents' clock.
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

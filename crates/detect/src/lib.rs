@@ -88,17 +88,8 @@ pub fn load_mqtt_settings(path: &Path) -> Result<MqttSettings, DetectError> {
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     let mut file: MqttFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
-    // relative PEM paths are relative to the config file
-    let base = path.parent().unwrap_or(Path::new("."));
-    for p in [
-        &mut file.mqtt.ca_file,
-        &mut file.mqtt.cert_file,
-        &mut file.mqtt.key_file,
-    ] {
-        if p.is_relative() {
-            *p = base.join(&*p);
-        }
-    }
+    file.mqtt
+        .resolve_paths(path.parent().unwrap_or(Path::new(".")));
     Ok(file.mqtt)
 }
 
