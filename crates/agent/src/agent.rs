@@ -338,6 +338,7 @@ async fn session(
         since: started_ms,
         version: VERSION.to_string(),
         camera_url: None,
+        camera_token: None,
     };
     let mut opts = cfg.mqtt.options()?;
     opts.set_last_will(LastWill::new(
@@ -400,6 +401,7 @@ async fn session(
                                 since: unix_ms(),
                                 version: VERSION.to_string(),
                                 camera_url: camera_url.clone(),
+                                camera_token: None,
                             };
                             publish(&client, &t.status, QoS::AtLeastOnce, true, to_json(&online));
                             publish(&client, &t.shadow_get, QoS::AtLeastOnce, false, Vec::new());

@@ -359,6 +359,11 @@ pub struct Status {
     /// Where the camera streams, if it does (MJPEG URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub camera_url: Option<String>,
+    /// The camera's per-boot access token: a viewer sends it as
+    /// `Authorization: Bearer TOKEN` (or `?token=TOKEN`). Only readers of
+    /// this retained status (the robot itself and controllers) learn it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_token: Option<String>,
 }
 
 /// A box in source-image pixels: x, y (top left), width, height.
