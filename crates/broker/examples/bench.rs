@@ -6,6 +6,12 @@
 //! cargo run --release -p gopigo-broker --example bench -- [--quick] [--idle N] [--msgs N]
 //! ```
 //! `--quick`: 5 000 messages, 1 000 idle connections (default 20 000 / 10 000).
+//!
+//! `--flood [N]`: only the memory flood, on fresh brokers: a subscriber that
+//! never reads, and N (default 12 000) different 128 KiB QoS 0 messages from
+//! one publisher; prints each broker's peak RSS and its RSS after the
+//! clients leave. Our broker runs with `BrokerConfig::default()`, the
+//! configuration `gopigo core` gives it, in a process of its own.
 //! Needs `/usr/sbin/mosquitto` (`apt-get install mosquitto`); without it only
 //! our column is filled. Needs `ulimit -n` above the idle count + a margin.
 #![allow(clippy::unwrap_used)]
@@ -163,11 +169,20 @@ struct Running {
 
 impl Running {
     fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// Peak resident set since the process started.
+    fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
         status
             .lines()
-            .find(|l| l.starts_with("VmRSS:"))
+            .find(|l| l.starts_with(field))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
@@ -533,10 +548,117 @@ struct Row {
     lower_is_better: bool,
 }
 
+/// What the flood left: peak RSS, RSS after the clients left (KiB), and
+/// the seconds the publisher took.
+struct FloodOutcome {
+    start_kib: u64,
+    peak_kib: u64,
+    after_kib: u64,
+    secs: f64,
+}
+
+/// A subscriber that never reads, `n` different 128 KiB QoS 0 messages from
+/// one publisher, a QoS 1 marker acknowledged (all routed), then both leave.
+async fn flood(b: &Running, cfg: Arc<rustls::ClientConfig>, n: usize) -> FloodOutcome {
+    const SIZE: usize = 128 * 1024;
+    let start_kib = b.rss_kib();
+    let mut sink = connect(b.addr, cfg.clone(), "bench-sink").await.unwrap();
+    let mut sub = Subscribe::new("bench/flood", QoS::AtMostOnce);
+    sub.pkid = 1;
+    sink.send(Packet::Subscribe(sub)).await.unwrap();
+    assert!(matches!(sink.read().await.unwrap(), Packet::SubAck(_)));
+    // From here the sink reads nothing.
+    let mut publ = connect(b.addr, cfg, "bench-flooder").await.unwrap();
+    let mut payload: Vec<u8> = (0..SIZE).map(|i| (i * 31 % 251) as u8).collect();
+    let t0 = Instant::now();
+    for i in 0..n {
+        payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let p = Publish::new("bench/flood", QoS::AtMostOnce, payload.clone());
+        if publ.send(Packet::Publish(p)).await.is_err() {
+            eprintln!("   publisher cut off after {i} messages");
+            break;
+        }
+    }
+    let mut marker = Publish::new("bench/marker", QoS::AtLeastOnce, "done");
+    marker.pkid = 9;
+    let _ = publ.send(Packet::Publish(marker)).await;
+    let acked = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Ok(p) = publ.read().await {
+            if matches!(p, Packet::PubAck(PubAck { pkid: 9, .. })) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    let secs = t0.elapsed().as_secs_f64();
+    if !acked {
+        eprintln!("   the marker was not acknowledged");
+    }
+    let peak_kib = b.peak_rss_kib();
+    drop(sink);
+    drop(publ);
+    // Let the broker notice and free; take the lowest of a few samples.
+    let mut after_kib = u64::MAX;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after_kib = after_kib.min(b.rss_kib());
+    }
+    FloodOutcome {
+        start_kib,
+        peak_kib,
+        after_kib,
+        secs,
+    }
+}
+
+fn flood_main(tmp: &Path, cfg: Arc<rustls::ClientConfig>, n: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("\nflood: 1 subscriber that never reads, {n} different 128 KiB QoS 0 messages from 1 publisher (TLS 1.3, loopback)\n");
+    println!("| broker | RSS before, MiB | peak RSS, MiB | RSS after the clients left, MiB | publisher time, s |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let brokers: Vec<Box<dyn Fn() -> Option<Running>>> = vec![
+        Box::new(|| Some(start_ours(tmp))),
+        Box::new(|| start_mosquitto(tmp)),
+    ];
+    for start in &brokers {
+        let Some(b) = start() else {
+            eprintln!("mosquitto not available; its row is missing");
+            continue;
+        };
+        let o = rt.block_on(flood(&b, cfg.clone(), n));
+        let mib = |k: u64| k as f64 / 1024.0;
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            b.name,
+            mib(o.start_kib),
+            mib(o.peak_kib),
+            mib(o.after_kib),
+            o.secs
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() >= 3 && args[1] == "--serve" {
         serve(Path::new(&args[2]));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--flood") {
+        let n = args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(12_000);
+        let tmp = std::env::temp_dir().join(format!("gopigo-flood-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        write_pki(&tmp);
+        flood_main(&tmp, client_tls(&tmp), n);
+        let _ = std::fs::remove_dir_all(&tmp);
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");

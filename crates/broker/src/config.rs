@@ -23,9 +23,19 @@ pub struct BrokerConfig {
     pub max_inflight: usize,
     /// Most QoS 1 messages queued for one session beyond the in-flight window.
     pub max_queued: usize,
-    /// Most QoS 0 messages waiting to be written to one slow client before
-    /// new ones are dropped.
+    /// Most payload bytes of QoS 1 messages queued for one session beyond
+    /// the in-flight window; further messages are dropped (with a warning).
+    pub max_queued_bytes: usize,
+    /// Most QoS 0 messages waiting to be written to one slow client; past
+    /// it the oldest waiting QoS 0 message is dropped, as AWS IoT does.
     pub max_queued_qos0: usize,
+    /// Most bytes (topic + payload) of QoS 0 messages waiting to be written
+    /// to one slow client; past it the oldest are dropped. At least
+    /// `max_payload`.
+    pub max_queued_qos0_bytes: usize,
+    /// Most open connections per listener (TLS handshakes included); a
+    /// connection past it is closed at once.
+    pub max_connections: usize,
     /// How long a connection reuses the policies it fetched from the
     /// [`crate::Authority`] before asking again.
     pub policy_refresh: Duration,
@@ -45,7 +55,10 @@ impl Default for BrokerConfig {
             keep_alive_max: Duration::from_secs(1200),
             max_inflight: 100,
             max_queued: 10_000,
+            max_queued_bytes: 16 * 1024 * 1024,
             max_queued_qos0: 10_000,
+            max_queued_qos0_bytes: 4 * 1024 * 1024,
+            max_connections: 4096,
             policy_refresh: Duration::from_secs(1),
             lifecycle_events: true,
         }
@@ -59,6 +72,11 @@ impl BrokerConfig {
             "arn:aws:iot:{}:{}:{}",
             self.region, self.account_id, resource
         )
+    }
+
+    /// The QoS 0 queue byte cap in force: never below one whole message.
+    pub fn qos0_byte_cap(&self) -> usize {
+        self.max_queued_qos0_bytes.max(self.max_payload + 1024)
     }
 
     /// The principal ARN of a certificate id.

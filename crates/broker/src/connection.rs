@@ -3,7 +3,7 @@
 //! kicks, and on the way out the will and the `disconnected` event.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,13 +15,14 @@ use rumqttc::mqttbytes::v4::{
 use rumqttc::mqttbytes::{Error as CodecError, Protocol, QoS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::authz::ConnectionAuthz;
 use crate::events::{self, DisconnectReason, Presence};
+use crate::outbox::Outbox;
 use crate::router::{Delivery, Kick, Live};
 use crate::tls::client_identity;
 use crate::topic::{self, MAX_CLIENT_ID_BYTES, MAX_FILTERS_PER_SUBSCRIBE};
@@ -31,8 +32,11 @@ use crate::Shared;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a publisher is held back for a congested subscriber at a time.
 const CONGESTION_WAIT: Duration = Duration::from_millis(100);
-/// Most deliveries written in one batch.
-const WRITE_BATCH: usize = 256;
+/// Most delivery bytes put in the output buffer in one batch: a slow
+/// reader holds at most this (plus one message) outside its bounded queue.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// Output buffer capacity kept between batches; a larger one is freed.
+const OUT_KEEP_CAPACITY: usize = 1024 * 1024;
 
 fn qos_u8(q: QoS) -> u8 {
     q as u8
@@ -87,7 +91,12 @@ pub(crate) async fn run(
     shared.connections.fetch_add(1, Ordering::Relaxed);
     let _guard = ConnGuard(shared.clone());
     let hs = shared.config.handshake_timeout;
-    let tls = match timeout(hs, acceptor.accept(stream)).await {
+    let mut stop = shutdown.clone();
+    let handshake = tokio::select! {
+        r = timeout(hs, acceptor.accept(stream)) => r,
+        _ = crate::limits::stopped(&mut stop) => return,
+    };
+    let tls = match handshake {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -105,7 +114,11 @@ pub(crate) async fn run(
     // Small to start: most connections are idle robots; BytesMut grows on demand.
     let mut buf = BytesMut::with_capacity(256);
     let max_packet = shared.config.max_payload + 1024;
-    let connect = match timeout(hs, read_packet(&mut rd, &mut buf, max_packet)).await {
+    let first = tokio::select! {
+        r = timeout(hs, read_packet(&mut rd, &mut buf, max_packet)) => r,
+        _ = crate::limits::stopped(&mut stop) => return,
+    };
+    let connect = match first {
         Ok(Ok(Some(Packet::Connect(c)))) => c,
         _ => {
             tracing::debug!(%peer, "no valid CONNECT; closing");
@@ -162,16 +175,18 @@ pub(crate) async fn run(
     let deadline = topic::keep_alive_deadline(keep_alive);
     let client_key: Arc<str> = Arc::from(client_id.as_str());
     let conn_id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
-    let (tx, rx) = mpsc::unbounded_channel();
+    let outbox = Arc::new(Outbox::new(
+        shared.config.max_queued_qos0,
+        shared.config.qos0_byte_cap(),
+        shared.outbox.clone(),
+    ));
     let kick = Arc::new(Kick::default());
-    let qos0_queued = Arc::new(AtomicUsize::new(0));
     let attached = shared.router.connect(
         &client_key,
         connect.clean_session,
         Live {
             conn_id,
-            tx,
-            qos0_queued: qos0_queued.clone(),
+            outbox: outbox.clone(),
             kick: kick.clone(),
             certificate_id: Arc::from(identity.certificate_id.as_str()),
         },
@@ -194,7 +209,6 @@ pub(crate) async fn run(
         client_key: client_key.clone(),
         conn_id,
         authz,
-        qos0_queued,
         congested: false,
     };
     let reason = if conn.flush().await.is_err() {
@@ -211,14 +225,20 @@ pub(crate) async fn run(
         );
         session
             .run(
-                &mut rd, &mut conn, buf, rx, kick, shutdown, deadline, max_packet,
+                &mut rd, &mut conn, buf, &outbox, kick, shutdown, deadline, max_packet,
             )
             .instrument(span)
             .await
     };
 
-    let _ = timeout(Duration::from_secs(1), conn.flush()).await;
-    let _ = timeout(Duration::from_secs(1), conn.wr.shutdown()).await;
+    // A stopping server leaves a stalled reader quickly (see limits::DRAIN).
+    let grace = if matches!(reason, DisconnectReason::ServerInitiated) {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(1)
+    };
+    let _ = timeout(grace, conn.flush()).await;
+    let _ = timeout(grace, conn.wr.shutdown()).await;
     shared.router.disconnect(&client_key, conn_id);
     tracing::debug!(client_id = %client_id, reason = reason.as_str(), "disconnected");
     if reason.sends_will() {
@@ -305,6 +325,9 @@ impl<W: AsyncRead + AsyncWrite> Conn<W> {
         })
         .await;
         self.out.clear();
+        if self.out.capacity() > OUT_KEEP_CAPACITY {
+            self.out = BytesMut::new();
+        }
         match res {
             Ok(r) => r,
             Err(_) => Err(std::io::Error::new(
@@ -320,7 +343,6 @@ struct SessionLoop {
     client_key: Arc<str>,
     conn_id: u64,
     authz: ConnectionAuthz,
-    qos0_queued: Arc<AtomicUsize>,
     /// A publish found a subscriber's queue congested.
     congested: bool,
 }
@@ -332,13 +354,14 @@ impl SessionLoop {
         rd: &mut ReadHalf<S>,
         conn: &mut Conn<S>,
         mut buf: BytesMut,
-        mut rx: mpsc::UnboundedReceiver<Delivery>,
+        outbox: &Outbox,
         kick: Arc<Kick>,
         mut shutdown: watch::Receiver<bool>,
         deadline: Duration,
         max_packet: usize,
     ) -> DisconnectReason {
         let mut last_recv = Instant::now();
+        let mut batch = Vec::new();
         // Packets that arrived right behind the CONNECT.
         if let Err(reason) = self.process(&mut buf, conn, max_packet) {
             return reason;
@@ -373,14 +396,10 @@ impl SessionLoop {
                         }
                     }
                 }
-                d = rx.recv() => {
-                    let Some(d) = d else { return DisconnectReason::ServerError };
-                    self.write_delivery(d, conn);
-                    for _ in 0..WRITE_BATCH {
-                        match rx.try_recv() {
-                            Ok(d) => self.write_delivery(d, conn),
-                            Err(_) => break,
-                        }
+                _ = outbox.ready() => {
+                    outbox.take(WRITE_BATCH_BYTES, &mut batch);
+                    for d in batch.drain(..) {
+                        self.write_delivery(d, conn);
                     }
                 }
                 _ = sleep_until(last_recv + deadline) => return DisconnectReason::KeepAliveTimeout,
@@ -389,9 +408,6 @@ impl SessionLoop {
     }
 
     fn write_delivery<S: AsyncRead + AsyncWrite>(&mut self, d: Delivery, conn: &mut Conn<S>) {
-        if d.qos == 0 {
-            self.qos0_queued.fetch_sub(1, Ordering::Relaxed);
-        }
         if !self.authz.receive(&d.topic) {
             if d.qos == 1 {
                 self.shared

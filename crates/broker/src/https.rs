@@ -12,12 +12,12 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::limits::{self, ConnectionCap, HttpLimits};
 use crate::tls::ClientIdentity;
 use crate::{client_identity, topic, BrokerError, BrokerHandle};
 
@@ -142,15 +142,7 @@ async fn handle(
     let limit = broker.config().max_payload;
     let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return Ok(error(
-                HttpError {
-                    status: 413,
-                    message: format!("Payload Too Large: the limit is {limit} bytes"),
-                },
-                &trace_id,
-            ))
-        }
+        Err(e) => return Ok(error(body_error(e.as_ref(), limit), &trace_id)),
     };
     broker.publish(&publish.topic, body, publish.qos, publish.retain);
     Ok(json(
@@ -159,17 +151,71 @@ async fn handle(
     ))
 }
 
+/// The answer to a body that could not be read: 413 past the limit, 400
+/// for a malformed one (bad chunked encoding, a body cut short).
+fn body_error(e: &(dyn std::error::Error + 'static), limit: usize) -> HttpError {
+    if limits::is_length_limit(e) {
+        HttpError {
+            status: 413,
+            message: format!("Payload Too Large: the limit is {limit} bytes"),
+        }
+    } else {
+        bad(format!("the request body is malformed: {e}"))
+    }
+}
+
+/// [`handle`] with the request timeout of `limits` (408 past it).
+async fn handle_within(
+    req: Request<Incoming>,
+    identity: Arc<ClientIdentity>,
+    broker: BrokerHandle,
+    within: std::time::Duration,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    match tokio::time::timeout(within, handle(req, identity, broker)).await {
+        Ok(r) => r,
+        Err(_) => Ok(error(
+            HttpError {
+                status: 408,
+                message: format!(
+                    "Request Timeout: the request took longer than {} s",
+                    within.as_secs()
+                ),
+            },
+            &uuid::Uuid::new_v4().to_string(),
+        )),
+    }
+}
+
 /// Serves HTTPS publish on `listener` with `tls` (from
-/// [`crate::server_tls_config`]) until `shutdown` completes.
+/// [`crate::server_tls_config`]) and the default [`HttpLimits`] until
+/// `shutdown` completes.
 pub async fn serve_https_publish(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     broker: BrokerHandle,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BrokerError> {
+    serve_https_publish_with(listener, tls, broker, HttpLimits::default(), shutdown).await
+}
+
+/// Serves HTTPS publish with the given bounds: at most
+/// `limits.max_connections` open, the TLS handshake within the broker's
+/// `handshake_timeout`, headers (and keep-alive idle) within
+/// `limits.header_read_timeout`, each request within
+/// `limits.request_timeout`. On `shutdown`, connections get
+/// [`limits::DRAIN`] to finish.
+pub async fn serve_https_publish_with(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    broker: BrokerHandle,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BrokerError> {
     let acceptor = TlsAcceptor::from(tls);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let cap = ConnectionCap::new("HTTPS publish", limits.max_connections);
+    let limits = Arc::new(limits);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -183,45 +229,55 @@ pub async fn serve_https_publish(
                         continue;
                     }
                 };
-                let acceptor = acceptor.clone();
-                let broker = broker.clone();
-                let mut stop = stop_rx.clone();
-                let hs = broker.config().handshake_timeout;
+                let Some(permit) = cap.admit(peer) else { continue };
+                let conn = https_connection(
+                    stream,
+                    peer,
+                    acceptor.clone(),
+                    broker.clone(),
+                    limits.clone(),
+                    stop_rx.clone(),
+                );
                 tasks.spawn(async move {
-                    let tls = match tokio::time::timeout(hs, acceptor.accept(stream)).await {
-                        Ok(Ok(t)) => t,
-                        _ => {
-                            tracing::debug!(%peer, "HTTPS publish handshake failed");
-                            return;
-                        }
-                    };
-                    let Some(identity) = client_identity(tls.get_ref().1) else { return };
-                    let identity = Arc::new(identity);
-                    let service = service_fn(move |req| handle(req, identity.clone(), broker.clone()));
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = stop.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
-                        }
-                    }
+                    conn.await;
+                    drop(permit);
                 });
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
     let _ = stop_tx.send(true);
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(std::time::Duration::from_secs(6), drain)
-        .await
-        .is_err()
-    {
-        tasks.abort_all();
-    }
+    limits::drain(&mut tasks).await;
     Ok(())
+}
+
+/// One HTTPS publish connection: handshake (bounded, abandoned on stop),
+/// then HTTP/1.1 with the listener's limits.
+async fn https_connection(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    acceptor: TlsAcceptor,
+    broker: BrokerHandle,
+    limits: Arc<HttpLimits>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let hs = broker.config().handshake_timeout;
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(hs, acceptor.accept(stream)) => r,
+        _ = limits::stopped(&mut stop) => return,
+    };
+    let Ok(Ok(tls)) = handshake else {
+        tracing::debug!(%peer, "HTTPS publish handshake failed or timed out");
+        return;
+    };
+    let Some(identity) = client_identity(tls.get_ref().1) else {
+        return;
+    };
+    let identity = Arc::new(identity);
+    let within = limits.request_timeout;
+    let service =
+        service_fn(move |req| handle_within(req, identity.clone(), broker.clone(), within));
+    limits::serve_http_connection(tls, service, &limits, stop).await;
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ mod connection;
 mod error;
 pub mod events;
 pub mod https;
+pub mod limits;
+mod outbox;
 mod router;
 mod store;
 pub mod tls;
@@ -54,13 +56,34 @@ pub use authority::Authority;
 pub use config::BrokerConfig;
 pub use error::BrokerError;
 pub use events::DisconnectReason;
-pub use https::serve_https_publish;
+pub use https::{serve_https_publish, serve_https_publish_with};
+pub use limits::{ConnectionCap, HttpLimits};
 pub use tls::{certificate_id, client_identity, server_tls_config, ClientIdentity, ALPN_MQTT_CA};
 
 use router::Router;
 
-/// Capacity of the channel behind [`BrokerHandle::subscribe_internal`].
+/// Most messages waiting in one [`BrokerHandle::subscribe_internal`]
+/// channel; further ones are dropped (with a warning).
 pub const INTERNAL_CHANNEL_CAPACITY: usize = 10_000;
+/// Most payload bytes waiting in one internal channel; further messages are
+/// dropped (with a warning).
+pub const INTERNAL_CHANNEL_BYTES: usize = 16 * 1024 * 1024;
+
+/// The receiving end of [`BrokerHandle::subscribe_internal`]: bounded in
+/// messages and in bytes.
+pub struct InternalReceiver {
+    rx: mpsc::Receiver<(String, Bytes)>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl InternalReceiver {
+    /// The next `(topic, payload)`; `None` once the broker is gone.
+    pub async fn recv(&mut self) -> Option<(String, Bytes)> {
+        let m = self.rx.recv().await?;
+        self.bytes.fetch_sub(m.1.len(), Ordering::Relaxed);
+        Some(m)
+    }
+}
 
 /// State shared by the broker, its handles and its connection tasks.
 pub(crate) struct Shared {
@@ -71,6 +94,7 @@ pub(crate) struct Shared {
     pub next_conn_id: AtomicU64,
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
+    pub outbox: Arc<outbox::OutboxCounters>,
 }
 
 /// The MQTT broker. Cheap to share by reference; clone a [`BrokerHandle`]
@@ -100,6 +124,18 @@ pub struct Stats {
     pub messages_in: u64,
     /// PUBLISH packets written to clients.
     pub messages_out: u64,
+    /// Bytes (topic + payload) of QoS 0 messages waiting for connected
+    /// clients, all queues together.
+    pub queued_qos0_bytes: usize,
+    /// The same for the fullest single queue now.
+    pub max_queued_qos0_bytes: usize,
+    /// The most QoS 0 bytes any single queue ever held (never above
+    /// [`BrokerConfig::max_queued_qos0_bytes`]).
+    pub peak_queued_qos0_bytes: usize,
+    /// QoS 0 messages dropped, oldest first, because a client's queue was full.
+    pub dropped_qos0: u64,
+    /// Payload bytes of QoS 1 messages queued beyond the in-flight windows.
+    pub queued_qos1_bytes: usize,
 }
 
 impl Broker {
@@ -125,6 +161,7 @@ impl Broker {
                 next_conn_id: AtomicU64::new(1),
                 messages_in: AtomicU64::new(0),
                 messages_out: AtomicU64::new(0),
+                outbox: Arc::default(),
             }),
         })
     }
@@ -137,7 +174,9 @@ impl Broker {
     }
 
     /// Accepts MQTT-over-TLS connections on `listener` until `shutdown`
-    /// completes, then closes them (waiting up to 5 s). May run on several
+    /// completes, then closes them (waiting up to [`limits::DRAIN`]). At most
+    /// [`BrokerConfig::max_connections`] connections are open on one
+    /// listener; one past it is closed at once. May run on several
     /// listeners at once (e.g. 8883 and the ALPN one), sharing all state.
     pub async fn serve(
         &self,
@@ -151,20 +190,26 @@ impl Broker {
         let sweep_every = (self.shared.config.session_expiry / 10)
             .clamp(Duration::from_millis(100), Duration::from_secs(10));
         let mut sweep = tokio::time::interval(sweep_every);
+        let cap = limits::ConnectionCap::new("MQTT", self.shared.config.max_connections);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let Some(permit) = cap.admit(peer) else { continue };
                         let _ = stream.set_nodelay(true);
-                        tasks.spawn(connection::run(
+                        let conn = connection::run(
                             self.shared.clone(),
                             stream,
                             peer,
                             acceptor.clone(),
                             stop_rx.clone(),
-                        ));
+                        );
+                        tasks.spawn(async move {
+                            conn.await;
+                            drop(permit);
+                        });
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: back off, keep serving.
@@ -177,13 +222,7 @@ impl Broker {
             }
         }
         let _ = stop_tx.send(true);
-        let drain = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(5), drain)
-            .await
-            .is_err()
-        {
-            tasks.abort_all();
-        }
+        limits::drain(&mut tasks).await;
         Ok(())
     }
 }
@@ -202,10 +241,15 @@ impl BrokerHandle {
 
     /// An in-process subscription to `filter` (e.g. `$aws/things/+/shadow/#`);
     /// messages arrive as `(topic, payload)`. Dropping the receiver ends it.
-    pub fn subscribe_internal(&self, filter: &str) -> mpsc::Receiver<(String, Bytes)> {
-        self.shared
-            .router
-            .subscribe_internal(filter, INTERNAL_CHANNEL_CAPACITY)
+    pub fn subscribe_internal(&self, filter: &str) -> InternalReceiver {
+        let bytes = Arc::new(AtomicUsize::new(0));
+        let rx = self.shared.router.subscribe_internal(
+            filter,
+            INTERNAL_CHANNEL_CAPACITY,
+            bytes.clone(),
+            INTERNAL_CHANNEL_BYTES,
+        );
+        InternalReceiver { rx, bytes }
     }
 
     /// Whether the principal of `identity` may publish to `topic` (and retain
@@ -249,6 +293,11 @@ impl BrokerHandle {
             retained: c.retained,
             messages_in: self.shared.messages_in.load(Ordering::Relaxed),
             messages_out: self.shared.messages_out.load(Ordering::Relaxed),
+            queued_qos0_bytes: c.queued_qos0_bytes,
+            max_queued_qos0_bytes: c.max_queued_qos0_bytes,
+            peak_queued_qos0_bytes: self.shared.outbox.peak_qos0_bytes.load(Ordering::Relaxed),
+            dropped_qos0: self.shared.outbox.dropped.load(Ordering::Relaxed),
+            queued_qos1_bytes: c.queued_qos1_bytes,
         }
     }
 

@@ -5,7 +5,6 @@
 //! the subscriber's connection task, so policy evaluation runs in parallel).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::config::BrokerConfig;
 use crate::events::{now_ms, DisconnectReason};
+use crate::outbox::Outbox;
 use crate::store::{Loaded, Store};
 use crate::tree::SubscriptionTree;
 
@@ -61,9 +61,8 @@ impl Kick {
 #[derive(Debug, Clone)]
 pub(crate) struct Live {
     pub conn_id: u64,
-    pub tx: mpsc::UnboundedSender<Delivery>,
-    /// QoS 0 deliveries sent but not yet taken by the connection task.
-    pub qos0_queued: Arc<AtomicUsize>,
+    /// Deliveries the connection has yet to write (bounded).
+    pub outbox: Arc<Outbox>,
     pub kick: Arc<Kick>,
     pub certificate_id: Arc<str>,
 }
@@ -83,6 +82,8 @@ struct Session {
     live: Option<Live>,
     inflight: VecDeque<(u16, Queued)>,
     pending: VecDeque<Queued>,
+    /// Payload bytes in `pending`.
+    pending_bytes: usize,
     next_pkid: u16,
     expires_at: Option<Instant>,
 }
@@ -95,6 +96,7 @@ impl Session {
             live: None,
             inflight: VecDeque::new(),
             pending: VecDeque::new(),
+            pending_bytes: 0,
             next_pkid: 0,
             expires_at: None,
         }
@@ -126,9 +128,10 @@ impl Session {
             let Some(msg) = self.pending.pop_front() else {
                 break;
             };
+            self.pending_bytes -= msg.payload.len();
             let pkid = self.alloc_pkid();
             if let Some(live) = &self.live {
-                let _ = live.tx.send(Delivery {
+                live.outbox.push(Delivery {
                     topic: msg.topic.clone(),
                     payload: msg.payload.clone(),
                     qos: 1,
@@ -151,10 +154,42 @@ struct Retained {
 struct State {
     tree: SubscriptionTree<SubKey>,
     sessions: HashMap<Arc<str>, Session>,
-    internal: HashMap<u64, (String, mpsc::Sender<(String, Bytes)>)>,
+    internal: HashMap<u64, InternalSub>,
     next_internal: u64,
     retained: HashMap<String, Retained>,
     versions: HashMap<String, u64>,
+}
+
+/// An in-process subscriber: its filter, channel and the payload bytes
+/// waiting in it (bounded).
+struct InternalSub {
+    filter: String,
+    tx: mpsc::Sender<(String, Bytes)>,
+    bytes: Arc<std::sync::atomic::AtomicUsize>,
+    max_bytes: usize,
+}
+
+impl InternalSub {
+    /// Sends unless the channel is over its byte or message bound; false
+    /// when the receiver is gone.
+    fn send(&self, topic: &str, payload: &Bytes) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.bytes.load(Ordering::Relaxed) + payload.len() > self.max_bytes {
+            tracing::warn!(topic, "internal subscriber is full; message dropped");
+            return !self.tx.is_closed();
+        }
+        match self.tx.try_send((topic.to_owned(), payload.clone())) {
+            Ok(()) => {
+                self.bytes.fetch_add(payload.len(), Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(topic, "internal subscriber is full; message dropped");
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
 }
 
 /// Counters for [`crate::Stats`].
@@ -163,6 +198,9 @@ pub(crate) struct RouterCounts {
     pub sessions: usize,
     pub subscriptions: usize,
     pub retained: usize,
+    pub queued_qos0_bytes: usize,
+    pub max_queued_qos0_bytes: usize,
+    pub queued_qos1_bytes: usize,
 }
 
 /// The shared routing state.
@@ -228,6 +266,7 @@ impl Router {
                     session.subscriptions.insert(filter, qos);
                 }
                 for m in s.queue {
+                    session.pending_bytes += m.payload.len();
                     session.pending.push_back(Queued {
                         topic: Arc::from(m.topic.as_str()),
                         payload: m.payload,
@@ -310,7 +349,7 @@ impl Router {
             }
         }
         for (pkid, msg) in &session.inflight {
-            let _ = live.tx.send(Delivery {
+            live.outbox.push(Delivery {
                 topic: msg.topic.clone(),
                 payload: msg.payload.clone(),
                 qos: 1,
@@ -359,24 +398,23 @@ impl Router {
     ) {
         if qos == 0 {
             if let Some(live) = &session.live {
-                if live.qos0_queued.load(Ordering::Relaxed) < self.config.max_queued_qos0 {
-                    live.qos0_queued.fetch_add(1, Ordering::Relaxed);
-                    let _ = live.tx.send(Delivery {
-                        topic: topic.clone(),
-                        payload: payload.clone(),
-                        qos: 0,
-                        pkid: 0,
-                        retain,
-                        dup: false,
-                    });
-                }
+                live.outbox.push(Delivery {
+                    topic: topic.clone(),
+                    payload: payload.clone(),
+                    qos: 0,
+                    pkid: 0,
+                    retain,
+                    dup: false,
+                });
             }
             return;
         }
         if session.live.is_none() && !session.persistent {
             return;
         }
-        if session.pending.len() >= self.config.max_queued {
+        if session.pending.len() >= self.config.max_queued
+            || session.pending_bytes + payload.len() > self.config.max_queued_bytes
+        {
             tracing::warn!(client_id, topic = %topic, "QoS 1 queue full; message dropped");
             return;
         }
@@ -384,6 +422,7 @@ impl Router {
             (Some(store), true) => store.enqueue(client_id, topic, payload, retain),
             _ => None,
         };
+        session.pending_bytes += payload.len();
         session.pending.push_back(Queued {
             topic: topic.clone(),
             payload: payload.clone(),
@@ -435,16 +474,9 @@ impl Router {
             let eff = qos.min(granted);
             match key {
                 SubKey::Internal(id) => {
-                    if let Some((_, tx)) = state.internal.get(&id) {
-                        match tx.try_send((topic.to_owned(), payload.clone())) {
-                            Ok(()) => {}
-                            Err(mpsc::error::TrySendError::Full(_)) => {
-                                tracing::warn!(
-                                    topic,
-                                    "internal subscriber is full; message dropped"
-                                );
-                            }
-                            Err(mpsc::error::TrySendError::Closed(_)) => closed_internal.push(id),
+                    if let Some(sub) = state.internal.get(&id) {
+                        if !sub.send(topic, &payload) {
+                            closed_internal.push(id);
                         }
                     }
                 }
@@ -461,8 +493,8 @@ impl Router {
             }
         }
         for id in closed_internal {
-            if let Some((filter, _)) = state.internal.remove(&id) {
-                state.tree.remove(&filter, &SubKey::Internal(id));
+            if let Some(sub) = state.internal.remove(&id) {
+                state.tree.remove(&sub.filter, &SubKey::Internal(id));
             }
         }
         for cid in expired {
@@ -556,13 +588,23 @@ impl Router {
         &self,
         filter: &str,
         capacity: usize,
+        bytes: Arc<std::sync::atomic::AtomicUsize>,
+        max_bytes: usize,
     ) -> mpsc::Receiver<(String, Bytes)> {
         let (tx, rx) = mpsc::channel(capacity);
         let mut state = self.lock();
         state.next_internal += 1;
         let id = state.next_internal;
         state.tree.insert(filter, SubKey::Internal(id), 1);
-        state.internal.insert(id, (filter.to_owned(), tx));
+        state.internal.insert(
+            id,
+            InternalSub {
+                filter: filter.to_owned(),
+                tx,
+                bytes,
+                max_bytes,
+            },
+        );
         rx
     }
 
@@ -606,10 +648,20 @@ impl Router {
 
     pub fn counts(&self) -> RouterCounts {
         let state = self.lock();
-        RouterCounts {
+        let mut c = RouterCounts {
             sessions: state.sessions.len(),
             subscriptions: state.tree.len(),
             retained: state.retained.len(),
+            ..RouterCounts::default()
+        };
+        for s in state.sessions.values() {
+            c.queued_qos1_bytes += s.pending_bytes;
+            if let Some(live) = &s.live {
+                let q0 = live.outbox.qos0_bytes();
+                c.queued_qos0_bytes += q0;
+                c.max_queued_qos0_bytes = c.max_queued_qos0_bytes.max(q0);
+            }
         }
+        c
     }
 }

@@ -39,7 +39,8 @@ pub const MSG_PAYLOAD_TOO_LARGE: &str = "The payload exceeds the maximum size al
 /// Message for 415: the payload is not UTF-8.
 pub const MSG_UNSUPPORTED_ENCODING: &str =
     "Unsupported documented encoding; supported encoding is UTF-8";
-/// Message for 429: more than 10 requests in flight on one connection.
+/// Message for 429: more than 10 requests in flight on one connection, or
+/// more than the per-thing request rate.
 pub const MSG_TOO_MANY_REQUESTS: &str = "Too Many Requests";
 /// Message for 500.
 pub const MSG_INTERNAL: &str = "Internal service failure";
@@ -114,7 +115,8 @@ impl ShadowError {
         Self::new(415, MSG_UNSUPPORTED_ENCODING)
     }
 
-    /// 429 Too Many Requests (more than 10 in flight on one connection).
+    /// 429 Too Many Requests (over the per-thing rate, or more than 10 in
+    /// flight on one connection).
     pub fn too_many_requests() -> Self {
         Self::new(429, MSG_TOO_MANY_REQUESTS)
     }

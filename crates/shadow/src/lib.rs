@@ -11,6 +11,7 @@
 //! - [`delta`](mod@delta): the [`delta()`] of `desired` against `reported`.
 //! - [`error`]: [`ShadowError`] with AWS's codes and messages, and the
 //!   `/rejected` payload.
+//! - [`rate`]: the per-thing request rate (20 a second), as a token bucket.
 //! - [`topic`]: request-topic parsing, response topics, thing/shadow name rules.
 //!
 //! Sources, cited in the tests: the AWS IoT Developer Guide pages "Device
@@ -21,6 +22,7 @@
 pub mod delta;
 pub mod document;
 pub mod error;
+pub mod rate;
 pub mod topic;
 
 pub use delta::{delta, delta_metadata, json_eq};
@@ -29,6 +31,7 @@ pub use document::{
     DELETED_VERSION_RETENTION_SECS, MAX_CLIENT_TOKEN_BYTES, MAX_STATE_BYTES, MAX_STATE_DEPTH,
 };
 pub use error::ShadowError;
+pub use rate::{RateLimiter, REQUESTS_PER_SECOND_PER_THING};
 pub use topic::{
     parse_request_topic, request_topic, response_topic, topic_prefix, valid_shadow_name,
     valid_thing_name, ShadowOp, ShadowTopic,
