@@ -27,9 +27,10 @@ def free_port():
 class Core:
     """A running `gopigo core` with its own data dir."""
 
-    def __init__(self, data_dir, extra=()):
+    def __init__(self, data_dir, extra=(), preexec_fn=None):
         self.data_dir = Path(data_dir)
         self.extra = list(extra)
+        self.preexec_fn = preexec_fn
         self.proc = None
         self.lines = []
         self.start()
@@ -38,7 +39,8 @@ class Core:
         args = [GOPIGO, "core", "--data-dir", str(self.data_dir), "--port", "0",
                 "--mqtt-port", "0", "--https-port", "0", "--alpn-port", "0", *self.extra]
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=self.preexec_fn,
         )
         self.url = None
         deadline = time.time() + 30

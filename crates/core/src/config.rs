@@ -4,6 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use gopigo_broker::HttpLimits;
+
 /// How the core is started.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -25,6 +27,13 @@ pub struct CoreConfig {
     pub endpoint_host: String,
     /// Accept any SigV4 signature (for tests; never the default).
     pub insecure_accept_any_signature: bool,
+    /// Bounds of the control-plane listener (connections, header-read and
+    /// idle timeout, request timeout).
+    pub control_limits: HttpLimits,
+    /// Bounds of the HTTPS publish listener.
+    pub https_limits: HttpLimits,
+    /// Most open connections on each MQTT listener.
+    pub mqtt_max_connections: usize,
 }
 
 impl CoreConfig {
@@ -40,6 +49,9 @@ impl CoreConfig {
             region: "us-east-1".to_string(),
             endpoint_host: "localhost".to_string(),
             insecure_accept_any_signature: false,
+            control_limits: HttpLimits::default(),
+            https_limits: HttpLimits::default(),
+            mqtt_max_connections: gopigo_broker::BrokerConfig::default().max_connections,
         }
     }
 }

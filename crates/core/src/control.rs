@@ -102,12 +102,18 @@ async fn auth(State(state): State<Arc<CoreState>>, req: Request, next: Next) -> 
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(e) if gopigo_broker::limits::is_length_limit(&e) => {
             return ApiError::new(
                 413,
                 "RequestEntityTooLargeException",
                 format!("request body is larger than {MAX_BODY} bytes"),
             )
+            .into_response()
+        }
+        Err(e) => {
+            return ApiError::invalid(format!(
+                "the request body is malformed ({e}): send a Content-Length body or valid chunked encoding"
+            ))
             .into_response()
         }
     };

@@ -13,6 +13,7 @@
 //! - [`sigv4`]: signature verification against the local access key.
 //! - [`credentials`]: the local access key and the aws CLI profile files.
 //! - [`error`]: AWS-shaped errors.
+//! - [`files`]: the data dir's modes (0700, secrets 0600), checked at start.
 //!
 //! [`Core::open`] prepares the data dir (CA, credentials, store);
 //! [`Core::bind`] opens the listeners; [`Core::serve`] runs until shutdown.
@@ -22,6 +23,7 @@ pub mod control;
 pub mod credentials;
 pub mod data;
 pub mod error;
+pub mod files;
 pub mod mqtt;
 pub mod shadow;
 pub mod sigv4;
@@ -37,6 +39,7 @@ use tokio::sync::broadcast;
 
 pub use config::CoreConfig;
 pub use error::ApiError;
+pub use gopigo_broker::HttpLimits;
 
 /// Something that happened in the registry that live connections care about.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +61,9 @@ pub enum CoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The data dir or a secret in it is readable by others.
+    #[error(transparent)]
+    Files(#[from] files::FilesError),
     /// The registry database cannot be opened.
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -111,6 +117,8 @@ pub struct CoreState {
     pub endpoint_address: String,
     events: broadcast::Sender<CoreEvent>,
     publisher: OnceLock<Publisher>,
+    shadow_rate: std::sync::Mutex<gopigo_shadow::RateLimiter>,
+    started: std::time::Instant,
 }
 
 /// Delivers a message into the broker: `(topic, payload, qos, retain)`.
@@ -153,6 +161,15 @@ impl CoreState {
             }
             None => false,
         }
+    }
+
+    /// Takes one Device Shadow request of `thing` from its rate (AWS: 20 a
+    /// second per thing); false when over it.
+    pub(crate) fn shadow_request_allowed(&self, thing: &str) -> bool {
+        self.shadow_rate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(thing, self.started.elapsed())
     }
 
     pub(crate) fn changed(&self) {
@@ -206,10 +223,7 @@ impl Core {
     /// first use, loads them afterwards.
     pub fn open(config: CoreConfig) -> Result<Self, CoreError> {
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).map_err(|source| CoreError::DataDir {
-            path: dir.clone(),
-            source,
-        })?;
+        files::prepare_data_dir(dir)?;
         let store = store::Store::open(&dir.join("core.db"))?;
         let ca_dir = dir.join("ca");
         let ca = gopigo_pki::CertificateAuthority::load_or_create(&ca_dir).map_err(|source| {
@@ -236,6 +250,8 @@ impl Core {
             endpoint_address: config.endpoint_host.clone(),
             events,
             publisher: OnceLock::new(),
+            shadow_rate: std::sync::Mutex::new(gopigo_shadow::RateLimiter::default()),
+            started: std::time::Instant::now(),
         });
         Ok(Core {
             config,
@@ -324,6 +340,7 @@ impl Core {
         let broker_config = gopigo_broker::BrokerConfig {
             region: state.region.clone(),
             account_id: state.account_id.clone(),
+            max_connections: self.config.mqtt_max_connections,
             ..Default::default()
         };
         let broker = gopigo_broker::Broker::new(
@@ -373,6 +390,7 @@ impl Core {
         let https_tls = tls(Some(vec![b"http/1.1".to_vec()]))?;
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_rx_control = stop_rx.clone();
         let stopped = move || {
             let mut rx = stop_rx.clone();
             async move {
@@ -392,20 +410,25 @@ impl Core {
         let b2 = broker.clone();
         let s2 = stopped();
         let alpn_task = tokio::spawn(async move { b2.serve(bound.alpn, alpn_tls, s2).await });
-        let https_task = tokio::spawn(gopigo_broker::serve_https_publish(
+        let https_task = tokio::spawn(gopigo_broker::serve_https_publish_with(
             bound.https,
             https_tls,
             handle.clone(),
+            self.config.https_limits.clone(),
             stopped(),
         ));
-        let app =
-            control::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
-        let control = axum::serve(bound.control, app).with_graceful_shutdown(stopped());
-        let control_task = tokio::spawn(async move { control.await });
+        let limits = self.config.control_limits.clone();
+        let app = control::router(state.clone())
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                http::StatusCode::REQUEST_TIMEOUT,
+                limits.request_timeout,
+            ))
+            .layer(tower_http::trace::TraceLayer::new_for_http());
+        let control_task = tokio::spawn(serve_control(bound.control, app, limits, stop_rx_control));
 
         shutdown.await;
         let _ = stop_tx.send(true);
-        let control_result = control_task.await;
+        let control_result = control_task.await.map(Ok::<(), std::io::Error>);
         for (what, t) in [
             ("MQTT listener", mqtt_task),
             ("MQTT ALPN listener", alpn_task),
@@ -428,4 +451,47 @@ impl Core {
             Err(e) => Err(CoreError::Broker(e.to_string())),
         }
     }
+}
+
+/// Serves the control plane: at most `limits.max_connections` connections,
+/// each with the header-read (and idle) timeout; on stop, connections get
+/// [`gopigo_broker::limits::DRAIN`] to finish.
+async fn serve_control(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: gopigo_broker::HttpLimits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use gopigo_broker::limits;
+    let cap = gopigo_broker::ConnectionCap::new("control plane", limits.max_connections);
+    let limits = Arc::new(limits);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = gopigo_broker::limits::stopped(&mut stop) => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "control plane accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Some(permit) = cap.admit(peer) else { continue };
+                let app = app.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    tower::ServiceExt::oneshot(app.clone(), req)
+                });
+                let (limits, stop) = (limits.clone(), stop.clone());
+                tasks.spawn(async move {
+                    limits::serve_http_connection(stream, service, &limits, stop).await;
+                    drop(permit);
+                });
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    limits::drain(&mut tasks).await;
 }

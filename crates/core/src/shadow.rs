@@ -26,7 +26,9 @@ pub(crate) fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Applies one get / update / delete to the stored shadow.
+/// Applies one get / update / delete to the stored shadow, within AWS's
+/// limits: 8 KB of `desired` + `reported` (413, in `gopigo-shadow`) and 20
+/// requests a second per thing (429).
 pub fn handle(
     state: &CoreState,
     thing: &str,
@@ -34,6 +36,15 @@ pub fn handle(
     op: ShadowOp,
     payload: &[u8],
 ) -> Result<ShadowOutcome, ApiError> {
+    if !state.shadow_request_allowed(thing) {
+        let token = serde_json::from_slice::<Value>(payload)
+            .ok()
+            .and_then(|v| v.get("clientToken")?.as_str().map(str::to_string));
+        return Ok(ShadowOutcome {
+            result: Err((ShadowError::too_many_requests(), token)),
+            notifications: Vec::new(),
+        });
+    }
     let key = name.unwrap_or("");
     let now = now();
     state.store.tx(|tx| {

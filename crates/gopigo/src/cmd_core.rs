@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -55,6 +56,23 @@ pub struct CoreArgs {
     /// reach the port can then change the registry.
     #[arg(long)]
     insecure_accept_any_signature: bool,
+    /// Seconds a client of the control plane or of HTTPS publish has to send
+    /// a request's headers, and may stay idle between requests; it is then
+    /// closed.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..), env = "GOPIGO_CORE_HTTP_IDLE_TIMEOUT")]
+    http_idle_timeout: u64,
+    /// Seconds a control-plane or HTTPS publish request may take once its
+    /// headers are in (body included); 408 past it.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..), env = "GOPIGO_CORE_HTTP_REQUEST_TIMEOUT")]
+    http_request_timeout: u64,
+    /// Most open connections on the control plane and on HTTPS publish, each;
+    /// further ones are closed at once.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..), env = "GOPIGO_CORE_MAX_HTTP_CONNECTIONS")]
+    max_http_connections: u64,
+    /// Most open connections on each MQTT listener; further ones are closed
+    /// at once.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..), env = "GOPIGO_CORE_MAX_MQTT_CONNECTIONS")]
+    max_mqtt_connections: u64,
 }
 
 /// Arguments of `gopigo env`.
@@ -76,6 +94,15 @@ pub fn run(args: CoreArgs) -> anyhow::Result<()> {
     config.region = args.region;
     config.endpoint_host = args.endpoint_host;
     config.insecure_accept_any_signature = args.insecure_accept_any_signature;
+    let http = gopigo_core::HttpLimits {
+        header_read_timeout: Duration::from_secs(args.http_idle_timeout),
+        request_timeout: Duration::from_secs(args.http_request_timeout),
+        max_connections: args.max_http_connections as usize,
+    };
+    config.control_limits = http.clone();
+    config.https_limits = http;
+    config.mqtt_max_connections = args.max_mqtt_connections as usize;
+    raise_open_file_limit();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let core = Core::open(config)?;
@@ -117,4 +144,20 @@ pub fn env(args: EnvArgs) -> anyhow::Result<()> {
     }
     println!("{}", gopigo_core::credentials::env_line(&dir));
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one (Linux often starts
+/// services at 1,024), so the connection caps, not the descriptor limit,
+/// bound the listeners.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, soft, "cannot raise the open-file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    }
 }
