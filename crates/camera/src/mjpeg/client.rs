@@ -53,6 +53,8 @@ pub struct ClientOptions {
     /// 64 KiB) keeps a slowly read stream close to live, because the server
     /// only sends the newest frame when the socket can take one.
     pub recv_buffer_bytes: Option<u32>,
+    /// The camera's access token, sent as `Authorization: Bearer TOKEN`.
+    pub bearer_token: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -61,6 +63,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(10),
             recv_buffer_bytes: None,
+            bearer_token: None,
         }
     }
 }
@@ -159,10 +162,14 @@ impl MjpegClient {
                 tracing::debug!(error = %e, "MJPEG client connection ended");
             }
         });
-        let req = http::Request::get(path)
+        let mut req = http::Request::get(path)
             .header(http::header::HOST, authority.as_str())
             .header(http::header::USER_AGENT, "gopigo-camera")
-            .header(http::header::ACCEPT, "multipart/x-mixed-replace, */*")
+            .header(http::header::ACCEPT, "multipart/x-mixed-replace, */*");
+        if let Some(token) = &options.bearer_token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = req
             .body(http_body_util::Empty::<Bytes>::new())
             .map_err(|e| bad(&e.to_string()))?;
         let resp = tokio::time::timeout(connect_timeout, sender.send_request(req))
