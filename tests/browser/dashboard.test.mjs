@@ -24,13 +24,16 @@ const closedPort = () => new Promise((res) => {
 const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `dashboard-${name}.png`) });
 
 describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
-  let demo, browser, page;
+  let demo, browser, context, page;
   const cspViolations = [];
 
   before(async () => {
     demo = await startDemo();
     browser = await launch();
-    page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    // One context (one cookie jar), as one browser profile: the attack
+    // below opens its page beside the operator's.
+    context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+    page = await context.newPage();
     page.on("pageerror", (e) => console.error("page error:", e));
     page.on("console", (m) => { if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text()); });
     await page.goto(demo.url);
@@ -114,7 +117,7 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
     });
     await new Promise((res) => evil.listen(0, "127.0.0.1", res));
     const evilUrl = `http://127.0.0.1:${evil.address().port}/`;
-    const p = await page.context().newPage();
+    const p = await context.newPage();
     try {
       await until("robot1 to be stopped", async () => (await sim(demo, "robot1")).wheel_dps.left === 0, 5000);
       const before = (await sim(demo, "robot1")).pose;

@@ -419,9 +419,8 @@ async fn video(State(st): State<AppState>, Path(thing): Path<String>) -> Respons
         connect_timeout: Duration::from_secs(3),
         read_timeout: Duration::from_secs(5),
         recv_buffer_bytes: Some(256 * 1024),
-        bearer_token: token,
     };
-    let client = match MjpegClient::connect_with(&url, &options).await {
+    let client = match MjpegClient::connect_with_token(&url, &options, token.as_deref()).await {
         Ok(c) => c,
         Err(e) => {
             return plain(

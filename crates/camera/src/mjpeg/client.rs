@@ -53,8 +53,6 @@ pub struct ClientOptions {
     /// 64 KiB) keeps a slowly read stream close to live, because the server
     /// only sends the newest frame when the socket can take one.
     pub recv_buffer_bytes: Option<u32>,
-    /// The camera's access token, sent as `Authorization: Bearer TOKEN`.
-    pub bearer_token: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -63,7 +61,6 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(10),
             recv_buffer_bytes: None,
-            bearer_token: None,
         }
     }
 }
@@ -109,6 +106,17 @@ impl MjpegClient {
 
     /// Like [`Self::connect`], with options.
     pub async fn connect_with(url: &str, options: &ClientOptions) -> Result<Self, CameraError> {
+        Self::connect_with_token(url, options, None).await
+    }
+
+    /// Like [`Self::connect_with`], sending `token` as
+    /// `Authorization: Bearer TOKEN` (the robot's per-boot camera token,
+    /// `camera_token` in its retained status).
+    pub async fn connect_with_token(
+        url: &str,
+        options: &ClientOptions,
+        token: Option<&str>,
+    ) -> Result<Self, CameraError> {
         let (connect_timeout, read_timeout) = (options.connect_timeout, options.read_timeout);
         let bad = |reason: &str| CameraError::BadUrl {
             url: url.to_string(),
@@ -166,7 +174,7 @@ impl MjpegClient {
             .header(http::header::HOST, authority.as_str())
             .header(http::header::USER_AGENT, "gopigo-camera")
             .header(http::header::ACCEPT, "multipart/x-mixed-replace, */*");
-        if let Some(token) = &options.bearer_token {
+        if let Some(token) = token {
             req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let req = req
