@@ -252,3 +252,86 @@ pub async fn run_dashboard(
     let _ = tokio::time::timeout(std::time::Duration::from_millis(500), link).await;
     served.map_err(DashboardError::Serve)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn config() -> ControllerConfig {
+        ControllerConfig::parse(
+            "[mqtt]\nhost = \"localhost\"\nport = 8883\nclient_id = \"dashboard\"\nca_file = \"ca.pem\"\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n",
+            std::path::Path::new("/nonexistent/controller.toml"),
+        )
+        .unwrap()
+    }
+
+    fn options(tls: TlsChoice) -> DashboardOptions {
+        DashboardOptions {
+            token: None,
+            allow_hosts: vec!["robots.lan".into()],
+            tls,
+            allow_loopback_camera: false,
+            limits: server::Limits::default(),
+        }
+    }
+
+    // 192.0.2.1 (TEST-NET-1) is only an argument here: nothing is bound.
+    #[tokio::test]
+    async fn beyond_loopback_the_dashboard_serves_https_or_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let lan: SocketAddr = "192.0.2.1:8443".parse().unwrap();
+        let e = prepare(&config(), lan, options(TlsChoice::Off))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("plain HTTP on 192.0.2.1") && e.contains("--tls-cert"),
+            "{e}"
+        );
+        let tls_dir = dir.path().join("tls");
+        let p = prepare(
+            &config(),
+            lan,
+            options(TlsChoice::Auto {
+                dir: tls_dir.clone(),
+            }),
+        )
+        .await
+        .unwrap();
+        assert!(p.tls.is_some() && p.security.guard.tls());
+        assert!(tls_dir.join("ca.pem").exists());
+        assert!(p
+            .sign_in_url(lan)
+            .starts_with("https://192.0.2.1:8443/?token="));
+        assert!(p.security.guard.host_allowed("robots.lan:8443"));
+        // on loopback, plain HTTP unless asked
+        let lo: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let p = prepare(
+            &config(),
+            lo,
+            options(TlsChoice::Auto {
+                dir: tls_dir.clone(),
+            }),
+        )
+        .await
+        .unwrap();
+        assert!(p.tls.is_none());
+        assert_eq!(p.base_url(lo), "http://127.0.0.1:8080/");
+        let p = prepare(&config(), lo, options(TlsChoice::Make { dir: tls_dir }))
+            .await
+            .unwrap();
+        assert!(p.tls.is_some());
+        // a fixed token must be strong enough
+        let mut o = options(TlsChoice::Off);
+        o.token = Some("secret".into());
+        let e = prepare(&config(), lo, o).await.unwrap_err().to_string();
+        assert!(e.contains("GOPIGO_DASHBOARD_TOKEN"), "{e}");
+        // the broker's port and ours are never a camera
+        let p = prepare(&config(), lo, options(TlsChoice::Off))
+            .await
+            .unwrap();
+        assert!(p.security.camera.core_ports.contains(&8883));
+        assert!(p.security.camera.core_ports.contains(&8080));
+    }
+}

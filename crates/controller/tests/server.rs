@@ -23,13 +23,21 @@ struct Running {
 }
 
 async fn start(limits: Limits) -> Running {
+    start_with(limits, |_| {}).await
+}
+
+async fn start_with(limits: Limits, setup: impl FnOnce(&Hub)) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
     let hub = Hub::new("localhost:1".into(), None, tx);
+    setup(&hub);
     let security = Security {
         guard: Arc::new(Guard::new(TOKEN.into(), addr, false, &[])),
-        camera: CameraPolicy::default(),
+        camera: CameraPolicy {
+            allow_loopback: true,
+            ..CameraPolicy::default()
+        },
         limits,
         tls: None,
     };
@@ -144,9 +152,53 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     srv.task.await.unwrap().unwrap();
 }
 
+/// A camera that sends one part and then nothing, keeping the stream open.
+async fn stalled_camera() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let jpeg = [0xffu8, 0xd8, 0xff, 0xd9];
+                let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=B\r\n\r\n".to_vec();
+                out.extend(
+                    format!(
+                        "--B\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                        jpeg.len()
+                    )
+                    .as_bytes(),
+                );
+                out.extend(jpeg);
+                out.extend(b"\r\n");
+                let _ = s.write_all(&out).await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    addr
+}
+
 #[tokio::test]
-async fn shutdown_returns_promptly_with_idle_and_websocket_clients() {
-    let mut srv = start(Limits::default()).await;
+async fn shutdown_returns_promptly_with_idle_websocket_and_video_clients() {
+    let camera = stalled_camera().await;
+    let mut srv = start_with(Limits::default(), |hub| {
+        hub.ingest(
+            "gopigo/r1/status",
+            format!(r#"{{"online":true,"since":1,"camera_url":"http://{camera}/stream"}}"#)
+                .as_bytes(),
+        )
+    })
+    .await;
+    let mut video = TcpStream::connect(srv.addr).await.unwrap();
+    video
+        .write_all(format!("GET /robots/r1/video HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n", srv.addr).as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0u8; 15];
+    video.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200 OK", "the video stream is open");
     let _idle: Vec<TcpStream> =
         futures::future::join_all((0..5).map(|_| TcpStream::connect(srv.addr)))
             .await
