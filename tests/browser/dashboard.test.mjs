@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { createServer as createHttpServer } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { ARTIFACTS, GOPIGO, alive, launch, sim, sleep, startDemo, until } from "./demo.mjs";
@@ -23,13 +24,18 @@ const closedPort = () => new Promise((res) => {
 const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `dashboard-${name}.png`) });
 
 describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
-  let demo, browser, page;
+  let demo, browser, context, page;
+  const cspViolations = [];
 
   before(async () => {
     demo = await startDemo();
     browser = await launch();
-    page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    // One context (one cookie jar), as one browser profile: the attack
+    // below opens its page beside the operator's.
+    context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+    page = await context.newPage();
     page.on("pageerror", (e) => console.error("page error:", e));
+    page.on("console", (m) => { if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(m.text()); });
     await page.goto(demo.url);
   });
 
@@ -44,6 +50,27 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
       // Ctrl-C leaves no process behind.
       await until("every child to be gone", () => pids.every((p) => !alive(p)), 10000);
     }
+  });
+
+  it("signs in from the printed URL and lands on the clean URL", async () => {
+    assert.equal(page.url(), demo.cleanUrl, "redirected to the URL without the token");
+    const cookies = await page.context().cookies(demo.cleanUrl);
+    const session = cookies.find((c) => c.name.startsWith("gopigo_dashboard_"));
+    assert.ok(session, `a session cookie (${JSON.stringify(cookies)})`);
+    assert.equal(session.httpOnly, true);
+    assert.equal(session.sameSite, "Strict");
+    assert.notEqual(session.value, demo.token, "the cookie is not the token");
+    assert.equal(await page.evaluate(() => document.cookie), "", "scripts cannot read the session");
+    // a browser that has not signed in sees only the sign-in form
+    const other = await browser.newPage();
+    const resp = await other.goto(demo.cleanUrl);
+    assert.equal(resp.status(), 401);
+    assert.ok(await other.locator('input[name="token"]').isVisible());
+    await other.locator('input[name="token"]').fill(demo.token);
+    await other.locator('button[type="submit"]').click();
+    await other.locator('li[data-thing="robot1"]').waitFor({ timeout: 30000 });
+    assert.equal(other.url(), demo.cleanUrl);
+    await other.close();
   });
 
   it("lists both robots online with their battery", async () => {
@@ -79,6 +106,62 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
     assert.ok((await sim(demo, "robot1")).pose.x_mm > poseBefore, "the simulated robot moved forward");
     await until("a logged command", async () => (await page.locator("#log li").count()) > 0);
     assert.match(await page.locator("#log").innerText(), /drive forward/);
+  });
+
+  it("a page from another origin cannot read the fleet, open the WebSocket or move the robot", async () => {
+    // The attacker's page, on another loopback port, opened in the same
+    // browser (same cookie jar) where the operator is signed in.
+    const evil = createHttpServer((req, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<!doctype html><title>cute cats</title><p>nothing to see</p>");
+    });
+    await new Promise((res) => evil.listen(0, "127.0.0.1", res));
+    const evilUrl = `http://127.0.0.1:${evil.address().port}/`;
+    const p = await context.newPage();
+    try {
+      await until("robot1 to be stopped", async () => (await sim(demo, "robot1")).wheel_dps.left === 0, 5000);
+      const before = (await sim(demo, "robot1")).pose;
+      await p.goto(evilUrl);
+      const got = await p.evaluate(async (dash) => {
+        const out = {};
+        try {
+          const r = await fetch(dash + "api/fleet", { credentials: "include" });
+          out.fetch = `read ${r.status}: ${await r.text()}`;
+        } catch (e) { out.fetch = `error: ${e.message}`; }
+        out.ws = await new Promise((done) => {
+          const msgs = [];
+          let opened = false;
+          const ws = new WebSocket(dash.replace(/^http/, "ws") + "ws");
+          ws.onopen = () => {
+            opened = true;
+            for (let i = 0; i < 5; i++) {
+              ws.send(JSON.stringify({ type: "command", thing: "robot1",
+                command: { action: "drive", direction: "forward", duration_ms: 3000 } }));
+            }
+          };
+          ws.onmessage = (m) => msgs.push(String(m.data));
+          ws.onclose = (ev) => done({ opened, code: ev.code, msgs });
+          setTimeout(() => done({ opened, timeout: true, msgs }), 5000);
+        });
+        return out;
+      }, demo.cleanUrl);
+      console.log(`# evil page: fetch -> ${got.fetch}; ws -> opened=${got.ws.opened} code=${got.ws.code}`);
+      assert.match(got.fetch, /^error/, "the fleet is unreadable from another origin");
+      assert.equal(got.ws.opened, false, "the WebSocket does not open");
+      assert.equal(got.ws.msgs.length, 0, "nothing is received");
+      await sleep(1500);
+      const after = await sim(demo, "robot1");
+      assert.deepEqual(after.pose, before, "the robot did not move");
+      assert.equal(after.wheel_dps.left, 0);
+      // the operator's own page still drives
+      await page.bringToFront();
+      const x0 = after.pose.x_mm;
+      await page.locator('.dir[data-dir="forward"]').click();
+      await until("the robot to move for its operator", async () => (await sim(demo, "robot1")).pose.x_mm > x0 + 10, 5000);
+    } finally {
+      await p.close();
+      evil.close();
+    }
   });
 
   it("holding a key drives and releasing it stops", async () => {
@@ -226,6 +309,10 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
     } finally {
       dash.kill("SIGTERM");
     }
+  });
+
+  it("runs under its Content-Security-Policy without violations", async () => {
+    assert.deepEqual(cspViolations, [], "no CSP violation was reported on the console");
   });
 
   it("shows a robot offline when its agent stops", async () => {

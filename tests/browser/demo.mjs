@@ -49,9 +49,14 @@ export async function startDemo(extraArgs = []) {
     return output.includes("Stop with Ctrl-C.");
   }, 180000, 200);
   const info = JSON.parse(readFileSync(path.join(dataDir, "demo.json"), "utf8"));
+  // Sign in from the URL the demo printed, as a user would.
+  const m = /(http:\/\/\S+\/)\?token=([A-Za-z0-9._~-]+)/.exec(output);
+  if (!m) throw new Error(`gopigo demo printed no sign-in URL:\n${output}`);
   return {
     dataDir, proc, info, exited,
-    url: info.dashboard_url,
+    url: m[0],           // the sign-in URL: each new browser context starts here
+    cleanUrl: m[1],      // the dashboard itself
+    token: m[2],
     output: () => output,
     async stop() {
       if (proc.exitCode === null) proc.kill("SIGINT");

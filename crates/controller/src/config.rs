@@ -14,6 +14,11 @@
 //! listen = "127.0.0.1:8080"   # --port overrides the port
 //! detection_note = "..."      # shown when no detector publishes (optional)
 //! robots = ["robot1", "robot2"] # listed from the start (others appear when heard)
+//! allow_hosts = ["robots.lan"] # names it answers to besides localhost/127.0.0.1/[::1]/the bind address
+//! tls_cert = "dash.pem"       # HTTPS with these (else a certificate is made when not on loopback)
+//! tls_key = "dash.key"
+//! allow_loopback_camera = false # fetch robots' cameras on loopback (the demo)
+//! core_ports = []             # the core's ports, never fetched as a camera (the demo fills them)
 //! ```
 
 use std::net::SocketAddr;
@@ -67,6 +72,23 @@ pub struct DashboardSettings {
     /// says otherwise; others appear as they send anything.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub robots: Vec<String>,
+    /// Host names the dashboard answers to besides the loopback names and
+    /// the bound address (DNS-rebinding defence).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_hosts: Vec<String>,
+    /// HTTPS certificate chain (PEM); with `tls_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Fetch robots' cameras on loopback addresses (only the demo, whose
+    /// robots run on this machine, needs it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_loopback_camera: bool,
+    /// The core's ports on this machine, never fetched as a camera.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub core_ports: Vec<u16>,
 }
 
 impl Default for DashboardSettings {
@@ -75,6 +97,11 @@ impl Default for DashboardSettings {
             listen: default_listen(),
             detection_note: None,
             robots: Vec::new(),
+            allow_hosts: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            allow_loopback_camera: false,
+            core_ports: Vec::new(),
         }
     }
 }
@@ -100,8 +127,16 @@ impl ControllerConfig {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        cfg.mqtt
-            .resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        let dir = path.parent().unwrap_or(Path::new("."));
+        cfg.mqtt.resolve_paths(dir);
+        for p in [&mut cfg.dashboard.tls_cert, &mut cfg.dashboard.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
         Ok(cfg)
     }
 }

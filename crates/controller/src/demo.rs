@@ -92,6 +92,16 @@ struct Supervisor {
 
 impl Supervisor {
     fn spawn(&mut self, name: &str, exe: &Path, args: &[String]) -> Result<u32, DemoError> {
+        self.spawn_env(name, exe, args, &[])
+    }
+
+    fn spawn_env(
+        &mut self,
+        name: &str,
+        exe: &Path,
+        args: &[String],
+        envs: &[(&str, &str)],
+    ) -> Result<u32, DemoError> {
         let log = self.logs.join(format!("{name}.log"));
         let file = File::create(&log).map_err(|source| DemoError::Io {
             what: "cannot create log",
@@ -105,6 +115,7 @@ impl Supervisor {
         })?;
         let mut cmd = Command::new(exe);
         cmd.args(args)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err)
@@ -223,14 +234,14 @@ fn tail(path: &Path, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
-/// A tiny blocking HTTP GET on loopback (status, body).
-fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+/// A tiny blocking HTTP GET on loopback with the dashboard's token (status, body).
+fn http_get(addr: SocketAddr, path: &str, token: &str) -> Option<(u16, String)> {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut buf = String::new();
@@ -251,12 +262,23 @@ fn write_file(path: &Path, text: &str) -> Result<(), DemoError> {
     std::fs::write(path, text).map_err(io_err("cannot write", path))
 }
 
-/// The controller config for a provisioned controller bundle.
+/// The core's ports from its `endpoints.json` (never a camera).
+fn core_ports(endpoints: &Value) -> Vec<u16> {
+    ["controlPlane", "mqtt", "mqttAlpn", "httpsPublish"]
+        .iter()
+        .filter_map(|k| endpoints[*k].as_str())
+        .filter_map(|a| a.rsplit(':').next()?.parse().ok())
+        .collect()
+}
+
+/// The controller config for a provisioned controller bundle. A dashboard
+/// of the demo fetches the robots' loopback cameras, never `core_ports`.
 pub fn controller_toml(
     bundle_config: &toml::Table,
     listen: SocketAddr,
     note: Option<&str>,
     robots: &[String],
+    core_ports: &[u16],
 ) -> String {
     let mut t = toml::Table::new();
     if let Some(m) = bundle_config.get("mqtt") {
@@ -271,6 +293,11 @@ pub fn controller_toml(
         let list = robots.iter().map(|r| toml::Value::String(r.clone()));
         d.insert("robots".into(), toml::Value::Array(list.collect()));
     }
+    d.insert("allow_loopback_camera".into(), toml::Value::Boolean(true));
+    let ports = core_ports
+        .iter()
+        .map(|p| toml::Value::Integer(i64::from(*p)));
+    d.insert("core_ports".into(), toml::Value::Array(ports.collect()));
     t.insert("dashboard".into(), toml::Value::Table(d));
     format!(
         "# Written by `gopigo demo` from the provisioned bundle beside it.\n{}",
@@ -615,6 +642,7 @@ pub async fn run(
             listen,
             note.as_deref(),
             &opts.robots,
+            &core_ports(&core_info),
         ),
     )?;
     let op_cfg = d.join("operator").join("controller.toml");
@@ -625,9 +653,13 @@ pub async fn run(
             listen,
             None,
             &opts.robots,
+            &core_ports(&core_info),
         ),
     )?;
-    let dash_pid = sup.spawn(
+    // The sign-in token goes to the dashboard in its environment (readable
+    // only by this user), not on its command line (visible to all in ps).
+    let token = crate::security::random_secret();
+    let dash_pid = sup.spawn_env(
         "dashboard",
         &exe,
         &[
@@ -637,6 +669,7 @@ pub async fn run(
             s("--port"),
             port.to_string(),
         ],
+        &[("GOPIGO_DASHBOARD_TOKEN", token.as_str())],
     )?;
 
     // Wait until the page would show every robot online.
@@ -650,7 +683,7 @@ pub async fn run(
                 tail(&logs.join("dashboard.log"), 15)
             )));
         }
-        if let Some((200, body)) = http_get(listen, "/api/fleet") {
+        if let Some((200, body)) = http_get(listen, "/api/fleet", &token) {
             let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
             online = v["robots"]
                 .as_array()
@@ -679,6 +712,7 @@ pub async fn run(
     }
 
     let url = format!("http://{listen}/");
+    let sign_in = format!("{url}?token={token}");
     let info = json!({
         "dashboard_url": url,
         "dashboard_pid": dash_pid,
@@ -703,7 +737,7 @@ pub async fn run(
     };
     w(out, String::new())?;
     w(out, "gopigo demo is running".into())?;
-    w(out, format!("  dashboard   {url}"))?;
+    w(out, format!("  dashboard   {sign_in}"))?;
     w(
         out,
         format!("  MQTT        {mqtt} (local core, mutual TLS)"),
@@ -794,6 +828,9 @@ key_file = "/d/robot1/key.pem"
             "127.0.0.1:9000".parse().unwrap(),
             Some("no model"),
             &["robot1".to_string()],
+            &core_ports(
+                &json!({"mqtt": "127.0.0.1:40001", "controlPlane": "http://127.0.0.1:40002"}),
+            ),
         );
         let c = crate::ControllerConfig::parse(&text, Path::new("/d/dashboard/controller.toml"))
             .unwrap();
@@ -802,6 +839,8 @@ key_file = "/d/robot1/key.pem"
         assert_eq!(c.dashboard.listen.port(), 9000);
         assert_eq!(c.dashboard.detection_note.as_deref(), Some("no model"));
         assert_eq!(c.dashboard.robots, ["robot1"]);
+        assert!(c.dashboard.allow_loopback_camera);
+        assert_eq!(c.dashboard.core_ports, [40002, 40001]);
     }
 
     #[test]

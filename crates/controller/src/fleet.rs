@@ -8,8 +8,20 @@
 //! and the broker's lifecycle events on `$aws/events/presence/...`. Both
 //! are applied in arrival order; a presence event older than one already
 //! applied for the same robot is ignored (AWS does not promise ordering).
+//!
+//! # Who can add a robot to the list
+//! Only a message a robot itself publishes: its `status`, `telemetry` or
+//! `cmd/result`. The fleet policy lets a robot's certificate publish only
+//! under `gopigo/{its own thing name}/`, so the names that can appear are
+//! bounded by the registry (one per robot identity). Detections and shadow
+//! documents, which any controller can cause for any name, and presence
+//! events, which come for every client, only update robots already listed.
+//! The list is also capped at [`MAX_ROBOTS`] entries, so a broker or policy
+//! set up too loosely cannot grow the dashboard's memory without bound.
 
 use std::collections::BTreeMap;
+
+use crate::actions::check_thing;
 
 use gopigo_protocol::{CommandResult, Detections, Status, Telemetry};
 use serde::Serialize;
@@ -216,11 +228,32 @@ impl RobotView {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Most robots listed; messages about further robots are ignored. Far
+/// above a real fleet, small enough that the list's memory stays in the
+/// low megabytes.
+pub const MAX_ROBOTS: usize = 1000;
+
+#[derive(Clone)]
 struct Robot {
     view: RobotView,
     camera_url: Option<String>,
+    /// The camera's per-boot token from the robot's status: only ever sent
+    /// to the camera itself, never to a page.
+    camera_token: Option<String>,
     presence_ts: u64,
+}
+
+impl std::fmt::Debug for Robot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Robot")
+            .field("view", &self.view)
+            .field("camera_url", &self.camera_url)
+            .field(
+                "camera_token",
+                &self.camera_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// What changed after a message, to tell the page.
@@ -293,14 +326,26 @@ impl Fleet {
         self.robots.get(thing)?.camera_url.as_deref()
     }
 
-    fn entry(&mut self, thing: &str) -> &mut Robot {
-        self.robots
-            .entry(thing.to_string())
-            .or_insert_with(|| Robot {
-                view: RobotView::new(thing),
-                camera_url: None,
-                presence_ts: 0,
-            })
+    /// The camera's access token the robot announced in its status.
+    pub fn camera_token(&self, thing: &str) -> Option<&str> {
+        self.robots.get(thing)?.camera_token.as_deref()
+    }
+
+    /// The robot's entry, made if there is room (see [`MAX_ROBOTS`]).
+    fn entry(&mut self, thing: &str) -> Option<&mut Robot> {
+        if !self.knows(thing) && self.robots.len() >= MAX_ROBOTS {
+            return None;
+        }
+        Some(
+            self.robots
+                .entry(thing.to_string())
+                .or_insert_with(|| Robot {
+                    view: RobotView::new(thing),
+                    camera_url: None,
+                    camera_token: None,
+                    presence_ts: 0,
+                }),
+        )
     }
 
     /// Lists a robot before anything was heard from it (from the
@@ -309,30 +354,35 @@ impl Fleet {
         if self.knows(thing) {
             return None;
         }
-        Some(self.entry(thing).view.clone())
+        Some(self.entry(thing)?.view.clone())
+    }
+
+    /// The robot a message is about, if the message may be applied: robots
+    /// are added only by their own messages (see the module docs).
+    fn subject(&self, msg: &Incoming) -> Option<String> {
+        let (thing, may_add) = match msg {
+            Incoming::Status { thing, .. }
+            | Incoming::Telemetry { thing, .. }
+            | Incoming::Result { thing, .. } => (thing, true),
+            Incoming::Detections { thing, .. } | Incoming::Shadow { thing, .. } => (thing, false),
+            Incoming::Presence { client_id, .. } => (client_id, false),
+            Incoming::Ignored => return None,
+        };
+        let listed = self.knows(thing);
+        let ok = listed || (may_add && check_thing(thing).is_ok() && self.len() < MAX_ROBOTS);
+        ok.then(|| thing.clone())
     }
 
     /// Folds one message into the state; `now_ms` is the dashboard's clock.
     /// Returns what the page should be told.
     pub fn apply(&mut self, msg: Incoming, now_ms: u64) -> Vec<Update> {
-        let thing = match &msg {
-            Incoming::Status { thing, .. }
-            | Incoming::Telemetry { thing, .. }
-            | Incoming::Result { thing, .. }
-            | Incoming::Detections { thing, .. }
-            | Incoming::Shadow { thing, .. } => thing.clone(),
-            Incoming::Presence { client_id, .. } => {
-                // Presence events come for every client (the dashboard,
-                // detectors, CLIs): only robots already known are tracked.
-                if !self.knows(client_id) {
-                    return Vec::new();
-                }
-                client_id.clone()
-            }
-            Incoming::Ignored => return Vec::new(),
+        let Some(thing) = self.subject(&msg) else {
+            return Vec::new();
         };
         let is_new = !self.knows(&thing);
-        let robot = self.entry(&thing);
+        let Some(robot) = self.entry(&thing) else {
+            return Vec::new();
+        };
         let before = robot.view.steady();
         let mut out = Vec::new();
         match msg {
@@ -346,6 +396,7 @@ impl Fleet {
                 }
                 if status.online {
                     robot.camera_url = status.camera_url;
+                    robot.camera_token = status.camera_token;
                     robot.view.has_camera = robot.camera_url.is_some();
                     // An offline status is the broker's (the will) or a
                     // retained old one: not a sign of life.
@@ -644,5 +695,69 @@ mod tests {
         assert!(
             matches!(&up[..], [Update::Detections { detections, .. }] if detections.detections[0].class == "dog")
         );
+    }
+
+    #[test]
+    fn only_a_robots_own_messages_list_it() {
+        let mut f = Fleet::new();
+        // any controller may publish detections or shadow updates for any name
+        let up = apply(
+            &mut f,
+            "gopigo/ghost/detections",
+            br#"{"frame_ts_ms":1,"width":1,"height":1,"detections":[]}"#,
+            1,
+        );
+        assert!(up.is_empty());
+        apply(
+            &mut f,
+            "$aws/things/ghost2/shadow/update/documents",
+            br#"{"current":{"state":{"desired":{"led":[1,2,3]}}}}"#,
+            1,
+        );
+        assert!(f.is_empty(), "{:?}", f.views());
+        // ... but once the robot itself spoke, they update it
+        apply(&mut f, "gopigo/ghost/status", &status(true, 1, None), 2);
+        let up = apply(
+            &mut f,
+            "gopigo/ghost/detections",
+            br#"{"frame_ts_ms":1,"width":1,"height":1,"detections":[]}"#,
+            3,
+        );
+        assert_eq!(up.len(), 1);
+        assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn the_list_is_capped() {
+        let mut f = Fleet::new();
+        for i in 0..MAX_ROBOTS + 50 {
+            apply(
+                &mut f,
+                &format!("gopigo/r{i}/telemetry"),
+                &telemetry(9.0),
+                1,
+            );
+        }
+        assert_eq!(f.len(), MAX_ROBOTS);
+        assert!(f.add_known("late").is_none());
+        // listed robots still update
+        apply(&mut f, "gopigo/r0/telemetry", &telemetry(7.5), 2);
+        assert_eq!(f.view("r0").unwrap().battery_v, Some(7.5));
+    }
+
+    #[test]
+    fn the_camera_token_is_kept_but_never_in_the_view() {
+        let mut f = Fleet::new();
+        let mut v = json!({"online": true, "since": 1, "version": "1",
+            "camera_url": "http://10.0.0.9:8081/stream", "camera_token": "s3cret-camera-token-abcdef"});
+        apply(&mut f, "gopigo/r1/status", v.to_string().as_bytes(), 1);
+        assert_eq!(f.camera_token("r1"), Some("s3cret-camera-token-abcdef"));
+        let text = serde_json::to_string(&f.views()).unwrap();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(!format!("{f:?}").contains("s3cret"));
+        // a new boot brings a new token; going offline keeps the last one
+        v["camera_token"] = json!("second-boot-token-0123456789");
+        apply(&mut f, "gopigo/r1/status", v.to_string().as_bytes(), 2);
+        assert_eq!(f.camera_token("r1"), Some("second-boot-token-0123456789"));
     }
 }

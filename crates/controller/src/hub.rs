@@ -152,6 +152,24 @@ pub enum Outgoing {
     },
 }
 
+/// Where a robot's camera is and the token it wants.
+#[derive(Clone, PartialEq)]
+pub struct CameraAccess {
+    /// The announced `camera_url`.
+    pub url: String,
+    /// The camera's per-boot token (sent as `Authorization: Bearer`).
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for CameraAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CameraAccess")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// Shared dashboard state (see the module docs).
 #[derive(Debug)]
 pub struct Hub {
@@ -236,8 +254,9 @@ impl Hub {
         self.fleet().views()
     }
 
-    /// The camera URL a robot announced: `Err` says why there is none.
-    pub fn camera_url(&self, thing: &str) -> Result<String, String> {
+    /// The camera URL a robot announced and its camera token: `Err` says
+    /// why there is none.
+    pub fn camera(&self, thing: &str) -> Result<CameraAccess, String> {
         let fleet = self.fleet();
         let Some(view) = fleet.view(thing) else {
             return Err(format!("no robot named {thing:?} has been seen"));
@@ -246,7 +265,10 @@ impl Hub {
             return Err(format!("{thing} is offline"));
         }
         match fleet.camera_url(thing) {
-            Some(u) => Ok(u.to_string()),
+            Some(u) => Ok(CameraAccess {
+                url: u.to_string(),
+                token: fleet.camera_token(thing).map(str::to_string),
+            }),
             None => Err(format!("{thing} announces no camera stream in its status")),
         }
     }
@@ -556,8 +578,8 @@ mod tests {
             br#"{"online":true,"since":1,"version":"v","camera_url":"http://127.0.0.1:1/stream"}"#,
         );
         assert!(rx.try_recv().is_err(), "a robot is followed once");
-        assert_eq!(hub.camera_url("r1").unwrap(), "http://127.0.0.1:1/stream");
-        assert!(hub.camera_url("r9").unwrap_err().contains("r9"));
+        assert_eq!(hub.camera("r1").unwrap().url, "http://127.0.0.1:1/stream");
+        assert!(hub.camera("r9").unwrap_err().contains("r9"));
         let hello: Value = serde_json::to_value(hub.hello()).unwrap();
         assert_eq!(hello["robots"][0]["thing"], "r1");
         assert_eq!(hello["broker"]["connected"], false);

@@ -54,13 +54,23 @@ function connect() {
     state.wsOpen = false;
     renderBanner();
     stopHold(false);
-    setTimeout(connect, 1000);
+    setTimeout(reconnect, 1000);
   };
   ws.onmessage = (ev) => {
     let msg;
     try { msg = JSON.parse(ev.data); } catch { return; }
     handle(msg);
   };
+}
+
+// A dashboard restarted since this page signed in has a new session secret:
+// go to the sign-in page rather than retrying for ever.
+async function reconnect() {
+  try {
+    const r = await fetch("/api/fleet", { cache: "no-store" });
+    if (r.status === 401) { location.assign("/"); return; }
+  } catch { /* server down: keep retrying */ }
+  connect();
 }
 
 function send(obj) {

@@ -39,13 +39,16 @@ pub struct ConfigArg {
 }
 
 impl ConfigArg {
-    fn load(&self, demo_identity: &str) -> anyhow::Result<ControllerConfig> {
-        let path = self.config.clone().unwrap_or_else(|| {
+    fn path(&self, demo_identity: &str) -> PathBuf {
+        self.config.clone().unwrap_or_else(|| {
             default_demo_dir()
                 .join(demo_identity)
                 .join("controller.toml")
-        });
-        Ok(ControllerConfig::load(&path)?)
+        })
+    }
+
+    fn load(&self, demo_identity: &str) -> anyhow::Result<ControllerConfig> {
+        Ok(ControllerConfig::load(&self.path(demo_identity))?)
     }
 }
 
@@ -63,9 +66,47 @@ pub struct DashboardArgs {
     /// Port to serve on (overrides [dashboard] listen's port; 0 = any free port).
     #[arg(long, env = "GOPIGO_DASHBOARD_PORT")]
     port: Option<u16>,
-    /// Address to bind (overrides [dashboard] listen's address).
+    /// Address to bind (overrides [dashboard] listen's address). Beyond
+    /// loopback the dashboard serves HTTPS only.
     #[arg(long)]
     host: Option<IpAddr>,
+    /// A fixed sign-in token (at least 22 of A-Z a-z 0-9 - _ . ~) for
+    /// scripted use [default: a random 256-bit token, printed in the URL].
+    #[arg(long, env = "GOPIGO_DASHBOARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Another host name the dashboard answers to (repeatable), besides
+    /// localhost, 127.0.0.1, [::1] and the bound address. Requests naming
+    /// any other Host are refused (DNS-rebinding defence).
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
+    /// HTTPS certificate chain (PEM) [default: [dashboard] tls_cert].
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// HTTPS private key (PEM) [default: [dashboard] tls_key].
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS even on loopback, with a certificate made in --tls-dir
+    /// (beyond loopback that is the default when no --tls-cert is given).
+    #[arg(long, conflicts_with_all = ["no_tls", "tls_cert"])]
+    tls: bool,
+    /// Serve plain HTTP (refused beyond loopback).
+    #[arg(long, conflicts_with = "tls_cert")]
+    no_tls: bool,
+    /// Where a made certificate and its local CA live
+    /// [default: dashboard-tls/ beside the config file].
+    #[arg(long, value_name = "DIR")]
+    tls_dir: Option<PathBuf>,
+    /// Fetch robots' cameras on loopback (the demo's robots run here);
+    /// the core's and the dashboard's own ports stay refused.
+    #[arg(long)]
+    allow_loopback_camera: bool,
+    /// Close a connection that sends no complete request headers for this
+    /// long, including an idle keep-alive connection.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    idle_timeout: String,
+    /// Most connections (and, separately, open pages) served at once.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
 }
 
 /// Arguments of `gopigo drive`.
@@ -170,6 +211,53 @@ pub fn run(cmd: Commands) -> anyhow::Result<()> {
     }
 }
 
+fn dashboard_options(
+    a: &DashboardArgs,
+    config: &ControllerConfig,
+) -> anyhow::Result<gopigo_controller::DashboardOptions> {
+    use gopigo_controller::TlsChoice;
+    let config_dir = a
+        .config
+        .path("dashboard")
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let dir = a
+        .tls_dir
+        .clone()
+        .unwrap_or_else(|| config_dir.join("dashboard-tls"));
+    let files = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        _ => config
+            .dashboard
+            .tls_cert
+            .clone()
+            .zip(config.dashboard.tls_key.clone()),
+    };
+    let tls = match (a.no_tls, a.tls, files) {
+        (true, _, _) => TlsChoice::Off,
+        (_, true, _) => TlsChoice::Make { dir },
+        (_, _, Some((cert, key))) => TlsChoice::Files { cert, key },
+        _ => TlsChoice::Auto { dir },
+    };
+    let idle = actions::parse_duration_ms(&a.idle_timeout)?;
+    anyhow::ensure!(
+        a.max_connections > 0,
+        "--max-connections must be at least 1"
+    );
+    Ok(gopigo_controller::DashboardOptions {
+        token: a.token.clone(),
+        allow_hosts: a.allow_hosts.clone(),
+        tls,
+        allow_loopback_camera: a.allow_loopback_camera,
+        limits: gopigo_controller::server::Limits {
+            max_connections: a.max_connections,
+            header_timeout: Duration::from_millis(u64::from(idle)),
+            ..Default::default()
+        },
+    })
+}
+
 fn dashboard(a: DashboardArgs) -> anyhow::Result<()> {
     let config = a.config.load("dashboard")?;
     let mut listen = config.dashboard.listen;
@@ -179,16 +267,41 @@ fn dashboard(a: DashboardArgs) -> anyhow::Result<()> {
     if let Some(h) = a.host {
         listen = SocketAddr::new(h, listen.port());
     }
+    let options = dashboard_options(&a, &config)?;
+    let fixed_token = options.token.is_some();
     runtime()?.block_on(async move {
+        if matches!(options.tls, gopigo_controller::TlsChoice::Off) && !listen.ip().is_loopback() {
+            // Refuse before binding anything.
+            return Err(gopigo_controller::DashboardError::PlainBeyondLoopback(listen.ip()).into());
+        }
         let listener = gopigo_controller::bind(listen).await?;
         let addr = listener.local_addr().context("listener address")?;
-        println!("gopigo dashboard on http://{addr}/");
+        let prepared = gopigo_controller::prepare(&config, addr, options).await?;
+        if fixed_token {
+            println!("gopigo dashboard on {}", prepared.base_url(addr));
+            println!("  sign in with the token you gave (--token / GOPIGO_DASHBOARD_TOKEN): {}?token=TOKEN", prepared.base_url(addr));
+        } else {
+            println!("gopigo dashboard on {}", prepared.sign_in_url(addr));
+        }
+        if let Some(tls) = &prepared.tls {
+            println!("  TLS certificate SHA-256 {}", tls.fingerprint);
+            match &tls.ca_file {
+                Some(ca) => println!("  made here; trust {} (curl --cacert {})", ca.display(), ca.display()),
+                None => println!("  from {}", tls.cert_file.display()),
+            }
+        }
         println!(
             "  broker {}:{} as {}",
             config.mqtt.host, config.mqtt.port, config.mqtt.client_id
         );
         println!("Stop with Ctrl-C.");
-        gopigo_controller::run_dashboard(&config, listener, crate::shutdown_signal()).await?;
+        gopigo_controller::run_dashboard(
+            &config,
+            listener,
+            prepared.security,
+            crate::shutdown_signal(),
+        )
+        .await?;
         println!("gopigo dashboard stopped");
         Ok(())
     })

@@ -106,6 +106,17 @@ impl MjpegClient {
 
     /// Like [`Self::connect`], with options.
     pub async fn connect_with(url: &str, options: &ClientOptions) -> Result<Self, CameraError> {
+        Self::connect_with_token(url, options, None).await
+    }
+
+    /// Like [`Self::connect_with`], sending `token` as
+    /// `Authorization: Bearer TOKEN` (the robot's per-boot camera token,
+    /// `camera_token` in its retained status).
+    pub async fn connect_with_token(
+        url: &str,
+        options: &ClientOptions,
+        token: Option<&str>,
+    ) -> Result<Self, CameraError> {
         let (connect_timeout, read_timeout) = (options.connect_timeout, options.read_timeout);
         let bad = |reason: &str| CameraError::BadUrl {
             url: url.to_string(),
@@ -159,10 +170,14 @@ impl MjpegClient {
                 tracing::debug!(error = %e, "MJPEG client connection ended");
             }
         });
-        let req = http::Request::get(path)
+        let mut req = http::Request::get(path)
             .header(http::header::HOST, authority.as_str())
             .header(http::header::USER_AGENT, "gopigo-camera")
-            .header(http::header::ACCEPT, "multipart/x-mixed-replace, */*")
+            .header(http::header::ACCEPT, "multipart/x-mixed-replace, */*");
+        if let Some(token) = token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = req
             .body(http_body_util::Empty::<Bytes>::new())
             .map_err(|e| bad(&e.to_string()))?;
         let resp = tokio::time::timeout(connect_timeout, sender.send_request(req))
