@@ -265,6 +265,10 @@ fn unauthorized(path: &str, why: Option<&str>) -> Response {
         plain(StatusCode::UNAUTHORIZED, format!("unauthorized: {what}"))
     };
     *resp.status_mut() = StatusCode::UNAUTHORIZED;
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"gopigo dashboard\""),
+    );
     resp
 }
 

@@ -220,11 +220,17 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Dem
     move |source| DemoError::Io { what, path, source }
 }
 
-/// A free loopback port (bound and released: good enough for a demo).
-fn free_port() -> Result<u16, DemoError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
+/// `n` distinct free loopback ports: all are held until every one is
+/// chosen, so the kernel cannot hand out the same port twice (the children
+/// that bind them start at different times).
+fn free_ports(n: usize) -> Result<Vec<u16>, DemoError> {
+    let held = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io_err("cannot find a free port on", Path::new("127.0.0.1")))?;
+    held.iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
         .map_err(io_err("cannot find a free port on", Path::new("127.0.0.1")))
 }
 
@@ -575,12 +581,17 @@ pub async fn run(
     )
     .map_err(io_err("cannot write to", Path::new("stdout")))?;
 
-    // 3. robots
+    // 3. robots (their ports and the dashboard's chosen together)
+    let mut ports = free_ports(2 * opts.robots.len() + 1)?.into_iter();
+    let dash_port = ports.next().unwrap_or_default();
     let mut robots_info = BTreeMap::new();
     for r in &opts.robots {
         let bundle = d.join(r);
         let table = read_table(&bundle.join("robot.toml"))?;
-        let (cam, dbg) = (free_port()?, free_port()?);
+        let (cam, dbg) = (
+            ports.next().unwrap_or_default(),
+            ports.next().unwrap_or_default(),
+        );
         let cfg = bundle.join("agent.toml");
         write_file(&cfg, &agent_toml(&table, cam, dbg))?;
         let pid = sup.spawn(
@@ -628,11 +639,7 @@ pub async fn run(
     }
 
     // 5. the dashboard, and the operator's config for the CLI
-    let port = if opts.port == 0 {
-        free_port()?
-    } else {
-        opts.port
-    };
+    let port = if opts.port == 0 { dash_port } else { opts.port };
     let listen = SocketAddr::from(([127, 0, 0, 1], port));
     let dash_cfg = d.join("dashboard").join("controller.toml");
     write_file(
@@ -883,7 +890,12 @@ key_file = "/d/robot1/key.pem"
 
     #[test]
     fn free_ports_are_distinct_and_usable() {
-        let a = free_port().unwrap();
+        let a = free_ports(1).unwrap()[0];
+        let many = free_ports(9).unwrap();
+        let mut distinct = many.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 9, "{many:?}");
         assert!(a > 0);
         TcpListener::bind(("127.0.0.1", a)).unwrap();
     }

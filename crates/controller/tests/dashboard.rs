@@ -226,6 +226,7 @@ async fn without_a_session_every_route_but_sign_in_answers_401() {
     ] {
         let resp = send(request(uri, &[HOST])).await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{uri}");
+        assert!(resp.headers().contains_key("www-authenticate"), "{uri}");
         let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
         assert!(ct.starts_with(kind), "{uri}: {ct}");
         let text = body_text(resp).await;

@@ -269,7 +269,8 @@ fn dashboard(a: DashboardArgs) -> anyhow::Result<()> {
     }
     let options = dashboard_options(&a, &config)?;
     let fixed_token = options.token.is_some();
-    runtime()?.block_on(async move {
+    let rt = runtime()?;
+    let result = rt.block_on(async move {
         if matches!(options.tls, gopigo_controller::TlsChoice::Off) && !listen.ip().is_loopback() {
             // Refuse before binding anything.
             return Err(gopigo_controller::DashboardError::PlainBeyondLoopback(listen.ip()).into());
@@ -304,7 +305,11 @@ fn dashboard(a: DashboardArgs) -> anyhow::Result<()> {
         .await?;
         println!("gopigo dashboard stopped");
         Ok(())
-    })
+    });
+    // Tasks still winding down (a camera lookup, a closing socket) may
+    // not hold the exit up.
+    rt.shutdown_timeout(Duration::from_millis(200));
+    result
 }
 
 fn drive(a: DriveArgs) -> anyhow::Result<()> {
