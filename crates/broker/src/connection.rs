@@ -32,6 +32,8 @@ use crate::Shared;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a publisher is held back for a congested subscriber at a time.
 const CONGESTION_WAIT: Duration = Duration::from_millis(100);
+/// Most deliveries written in one batch.
+const WRITE_BATCH: usize = 256;
 /// Most delivery bytes put in the output buffer in one batch: a slow
 /// reader holds at most this (plus one message) outside its bounded queue.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
@@ -397,7 +399,7 @@ impl SessionLoop {
                     }
                 }
                 _ = outbox.ready() => {
-                    outbox.take(WRITE_BATCH_BYTES, &mut batch);
+                    outbox.take(WRITE_BATCH_BYTES, WRITE_BATCH, &mut batch);
                     for d in batch.drain(..) {
                         self.write_delivery(d, conn);
                     }

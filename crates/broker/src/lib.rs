@@ -19,6 +19,10 @@
 //!   MQTT 5 codec can be added beside it.
 //! - [`events`]: lifecycle event JSON and disconnect reasons.
 //! - [`https`]: the HTTPS publish endpoint (`POST /topics/{topic}`).
+//! - `outbox`: the bounded queue between the router and one connection (QoS
+//!   0 capped in bytes and count, oldest dropped first).
+//! - [`limits`]: connection caps, the stop drain, HTTP/1.1 timeouts (shared
+//!   with the core's control plane).
 //!
 //! The core builds a [`Broker`] with its [`Authority`], calls [`Broker::serve`]
 //! once per listener (8883, and 443-style with ALPN `x-amzn-mqtt-ca`), and

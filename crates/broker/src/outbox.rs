@@ -87,11 +87,11 @@ impl Outbox {
         self.notify.notify_one();
     }
 
-    /// Takes waiting deliveries, oldest first, until `max_bytes` are taken
-    /// (at least one when any wait).
-    pub fn take(&self, max_bytes: usize, out: &mut Vec<Delivery>) {
+    /// Takes waiting deliveries, oldest first, until `max_bytes` or
+    /// `max_count` are taken (at least one when any wait).
+    pub fn take(&self, max_bytes: usize, max_count: usize, out: &mut Vec<Delivery>) {
         let mut g = self.lock();
-        let mut taken = 0;
+        let (mut taken, mut count) = (0, 0);
         while let Some(d) = g.queue.pop_front() {
             let size = delivery_bytes(&d);
             if d.qos == 0 {
@@ -99,8 +99,9 @@ impl Outbox {
                 g.qos0_bytes -= size;
             }
             taken += size;
+            count += 1;
             out.push(d);
-            if taken >= max_bytes {
+            if taken >= max_bytes || count >= max_count {
                 break;
             }
         }
@@ -171,7 +172,7 @@ mod tests {
         assert_eq!(o.counters.dropped.load(Ordering::Relaxed), 40);
         assert!(o.counters.peak_qos0_bytes.load(Ordering::Relaxed) <= 1010);
         let mut out = Vec::new();
-        o.take(usize::MAX, &mut out);
+        o.take(usize::MAX, usize::MAX, &mut out);
         let firsts: Vec<u8> = out.iter().map(|d| d.payload[0]).collect();
         assert_eq!(firsts, (40..50).collect::<Vec<u8>>());
         assert_eq!(o.qos0_bytes(), 0);
@@ -185,7 +186,7 @@ mod tests {
             o.push(d(i, 0, 10));
         }
         let mut out = Vec::new();
-        o.take(usize::MAX, &mut out);
+        o.take(usize::MAX, usize::MAX, &mut out);
         let ids: Vec<u16> = out.iter().map(|d| d.pkid).collect();
         assert_eq!(ids, vec![1, 4, 5]);
     }
@@ -197,8 +198,11 @@ mod tests {
             o.push(d(i, 0, 100));
         }
         let mut out = Vec::new();
-        o.take(250, &mut out);
+        o.take(250, 100, &mut out);
         assert_eq!(out.len(), 3);
         assert!(!o.is_empty());
+        out.clear();
+        o.take(usize::MAX, 2, &mut out);
+        assert_eq!(out.len(), 2);
     }
 }

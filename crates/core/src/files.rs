@@ -29,7 +29,7 @@ pub enum FilesError {
     /// Other users can read (or write) a path that holds secrets.
     #[error(
         "refusing to start: {path} has mode {mode:04o}, so other users on this machine can read the core's secrets; \
-         fix it with `chmod {want:o} '{path}'` (and check nobody copied them)",
+         fix it with `chmod {want:o} '{path}'`",
         path = .path.display()
     )]
     TooOpen {
@@ -70,6 +70,13 @@ pub fn secret_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+fn is_empty_dir(dir: &Path) -> Result<bool, FilesError> {
+    Ok(std::fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .next()
+        .is_none())
+}
+
 /// Refuses `path` when its group or others have any permission.
 fn check_mode(path: &Path, want: u32) -> Result<(), FilesError> {
     let meta = match std::fs::metadata(path) {
@@ -89,7 +96,9 @@ fn check_mode(path: &Path, want: u32) -> Result<(), FilesError> {
 }
 
 /// Creates the data dir (0700) on first use, refuses one whose modes are
-/// unsafe, and creates the databases 0600 before SQLite opens them.
+/// unsafe, and creates the databases 0600 before SQLite opens them. An
+/// existing but empty dir (made with `mkdir`) is narrowed to 0700: no secret
+/// has been in it yet.
 pub fn prepare_data_dir(dir: &Path) -> Result<(), FilesError> {
     if !dir.exists() {
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -98,6 +107,9 @@ pub fn prepare_data_dir(dir: &Path) -> Result<(), FilesError> {
         DirBuilder::new()
             .mode(DIR_MODE)
             .create(dir)
+            .map_err(io_err(dir))?;
+    } else if is_empty_dir(dir)? {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE))
             .map_err(io_err(dir))?;
     }
     check_mode(dir, DIR_MODE)?;
@@ -145,6 +157,7 @@ mod tests {
         prepare_data_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let e = prepare_data_dir(&dir).unwrap_err().to_string();
+        assert!(e.contains("0755"), "{e}");
         assert!(e.contains(&format!("chmod 700 '{}'", dir.display())), "{e}");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         let db = dir.join("core.db");
@@ -152,5 +165,15 @@ mod tests {
         let e = prepare_data_dir(&dir).unwrap_err().to_string();
         assert!(e.contains(&format!("chmod 600 '{}'", db.display())), "{e}");
         assert!(e.contains("0644"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_dir_made_with_mkdir_is_narrowed() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("fresh");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        prepare_data_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
     }
 }
