@@ -619,6 +619,10 @@ def test_stop_after_a_burst_of_500_long_drives_is_never_refused(rig):
     started = {d["id"] for d in seen if d["status"] == "accepted"} - {"s"}
     ended = {d["id"] for d in seen if d["status"] == "done"}
     assert started <= ended | {first}, started - ended
+    # and every command of the burst got its outcome: nothing was dropped
+    final = {d["id"] for d in seen if d["status"] in ("done", "rejected")}
+    missing = {f"d{i}" for i in range(500)} - final
+    assert not missing, f"{len(missing)} drives without an outcome, e.g. {sorted(missing)[:5]}"
     full = sum(1 for d in seen if "queue full" in (d.get("reason") or ""))
     stopped_at = stop_frame_after(agent, t0)
     assert stopped_at is not None, "no 0 dps frame after the stop"

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -355,11 +355,18 @@ async fn session(
     // which stops and floats the motors.
     let closer = CloseOnDrop(inbox.clone());
     let send_input = |input: Input| inbox.push(input).map_err(|e: Refused| e.to_string());
-    let report = |id: String, status: CommandStatus, reason: Option<String>| {
-        let r = CommandResult { id, status, reason };
+    let reject = |id: String, reason: String| {
+        let r = CommandResult {
+            id,
+            status: CommandStatus::Rejected,
+            reason: Some(reason),
+        };
         publish(&client, &t.report, QoS::AtLeastOnce, false, to_json(&r));
     };
-    let reject = |id: String, reason: String| report(id, CommandStatus::Rejected, Some(reason));
+    // The outcome of a stop waits for room rather than being dropped.
+    let report = |id: String, status: CommandStatus, reason: Option<String>| {
+        publish_result(&client, &t.report, &CommandResult { id, status, reason });
+    };
     // A stop never waits for queue space: the stop slot takes it, cancels
     // the queued motions, and the executor reports it within a tick.
     let stop = |id: Option<String>| match inbox.stop(StopCause::Command(id.clone())) {
@@ -370,9 +377,10 @@ async fn session(
             report(id.clone(), CommandStatus::Accepted, None);
             report(id, CommandStatus::Done, Some(why.into()));
         }
-        StopAck::Closed => reject(
+        StopAck::Closed => report(
             id.unwrap_or_else(|| "stop".into()),
-            "the executor has stopped (the wheels were stopped when it did)".into(),
+            CommandStatus::Rejected,
+            Some("the executor has stopped (the wheels were stopped when it did)".into()),
         ),
     };
     let mut exit = Ok(());
@@ -510,9 +518,40 @@ async fn session(
     exit
 }
 
+/// Most executor results waiting, on their own tasks, for room in a full
+/// client queue.
+const MAX_RESULT_BACKLOG: usize = 1024;
+/// How many wait now.
+static RESULT_BACKLOG: AtomicUsize = AtomicUsize::new(0);
+
+/// Publishes an executor result (the outcome of a stop among them): when the
+/// client's queue is full (a burst of commands), the result waits for room
+/// on its own task instead of being dropped, up to [`MAX_RESULT_BACKLOG`].
+fn publish_result(client: &AsyncClient, topic: &str, r: &CommandResult) {
+    let payload = to_json(r);
+    let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, payload.clone()) else {
+        return;
+    };
+    if RESULT_BACKLOG.fetch_add(1, Ordering::SeqCst) >= MAX_RESULT_BACKLOG {
+        RESULT_BACKLOG.fetch_sub(1, Ordering::SeqCst);
+        tracing::warn!(id = %r.id, error = %e, "result dropped: the client queue is full and {MAX_RESULT_BACKLOG} results already wait");
+        return;
+    }
+    let (client, topic) = (client.clone(), topic.to_string());
+    tokio::spawn(async move {
+        if let Err(e) = client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+        {
+            tracing::warn!(error = %e, "result dropped: the MQTT client has stopped");
+        }
+        RESULT_BACKLOG.fetch_sub(1, Ordering::SeqCst);
+    });
+}
+
 fn publish_output(client: &AsyncClient, t: &Topics, out: Output, connected: bool, moving: bool) {
     match out {
-        Output::Result(r) => publish(client, &t.report, QoS::AtLeastOnce, false, to_json(&r)),
+        Output::Result(r) => publish_result(client, &t.report, &r),
         Output::Reported(s) => publish(
             client,
             &t.shadow_update,

@@ -456,51 +456,15 @@ impl<B: SpiBus> Executor<B> {
                     direction,
                     Direction::Forward | Direction::Left | Direction::Right
                 );
-                if forward {
-                    if let Some(reason) = self.obstacle_ahead() {
-                        out.extend(self.end_motion(Some(format!("preempted by {id}"))));
-                        if !matches!(self.motion, Motion::Idle) {
-                            self.halt(now);
-                        }
-                        out.push(result(&id, CommandStatus::Rejected, Some(reason)));
-                        return out;
-                    }
+                if let Some(reason) = forward.then(|| self.obstacle_ahead()).flatten() {
+                    return self.refuse_for_obstacle(&id, reason, now);
                 }
                 out.extend(self.end_motion(Some(format!("preempted by {id}"))));
                 let speed = f64::from(speed_dps.unwrap_or(self.speed_dps()));
                 let duration = Duration::from_millis(u64::from(
                     duration_ms.unwrap_or(gopigo_protocol::DEFAULT_DURATION_MS),
                 ));
-                let started = {
-                    let mut bot = self.bot();
-                    bot.set_speed(speed).and_then(|()| match direction {
-                        Direction::Forward => bot.forward(),
-                        Direction::Backward => bot.backward(),
-                        Direction::Left => bot.left(),
-                        Direction::Right => bot.right(),
-                        Direction::SpinLeft => bot.spin_left(),
-                        Direction::SpinRight => bot.spin_right(),
-                    })
-                };
-                match started {
-                    Ok(()) => {
-                        let label = match direction {
-                            Direction::Forward | Direction::Backward => "driving",
-                            _ => "turning",
-                        };
-                        self.motion = Motion::Timed {
-                            id: id.clone(),
-                            label,
-                            until: now + duration,
-                            forward,
-                        };
-                        out.push(result(&id, CommandStatus::Accepted, None));
-                    }
-                    Err(e) => {
-                        self.halt(now);
-                        out.push(self.board_error(&id, &e));
-                    }
-                }
+                out.push(self.start_timed(&id, direction, speed, now, duration));
             }
             Action::Turn { degrees } => {
                 let geometry = self.bot().geometry();
@@ -509,15 +473,8 @@ impl<B: SpiBus> Executor<B> {
                 out.extend(self.start_position(&id, "turning", w, -w, false, now));
             }
             Action::DriveCm { cm } => {
-                if cm > 0.0 {
-                    if let Some(reason) = self.obstacle_ahead() {
-                        out.extend(self.end_motion(Some(format!("preempted by {id}"))));
-                        if !matches!(self.motion, Motion::Idle) {
-                            self.halt(now);
-                        }
-                        out.push(result(&id, CommandStatus::Rejected, Some(reason)));
-                        return out;
-                    }
+                if let Some(reason) = (cm > 0.0).then(|| self.obstacle_ahead()).flatten() {
+                    return self.refuse_for_obstacle(&id, reason, now);
                 }
                 let geometry = self.bot().geometry();
                 let deg = geometry.mm_to_wheel_degrees(cm * 10.0);
@@ -526,6 +483,65 @@ impl<B: SpiBus> Executor<B> {
             }
         }
         out
+    }
+
+    /// A forward move refused for an obstacle: the running motion is
+    /// preempted all the same (the teleoperator asked for something else),
+    /// so the wheels stop too.
+    fn refuse_for_obstacle(&mut self, id: &str, reason: String, now: Instant) -> Vec<Output> {
+        let was_moving = self.is_moving();
+        let mut out = self.end_motion(Some(format!("preempted by {id}")));
+        if was_moving {
+            self.halt(now);
+        }
+        out.push(result(id, CommandStatus::Rejected, Some(reason)));
+        out
+    }
+
+    /// Starts a timed drive; its result (`accepted`, or `rejected` with the
+    /// board error, the wheels stopped).
+    fn start_timed(
+        &mut self,
+        id: &str,
+        direction: Direction,
+        speed: f64,
+        now: Instant,
+        duration: Duration,
+    ) -> Output {
+        let started = {
+            let mut bot = self.bot();
+            bot.set_speed(speed).and_then(|()| match direction {
+                Direction::Forward => bot.forward(),
+                Direction::Backward => bot.backward(),
+                Direction::Left => bot.left(),
+                Direction::Right => bot.right(),
+                Direction::SpinLeft => bot.spin_left(),
+                Direction::SpinRight => bot.spin_right(),
+            })
+        };
+        match started {
+            Ok(()) => {
+                let label = match direction {
+                    Direction::Forward | Direction::Backward => "driving",
+                    _ => "turning",
+                };
+                let forward = matches!(
+                    direction,
+                    Direction::Forward | Direction::Left | Direction::Right
+                );
+                self.motion = Motion::Timed {
+                    id: id.to_string(),
+                    label,
+                    until: now + duration,
+                    forward,
+                };
+                result(id, CommandStatus::Accepted, None)
+            }
+            Err(e) => {
+                self.halt(now);
+                self.board_error(id, &e)
+            }
+        }
     }
 
     fn board_error(&self, id: &str, e: &Gopigo3Error) -> Output {

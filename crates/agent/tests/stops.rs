@@ -472,3 +472,31 @@ fn a_panic_in_the_executor_stops_reports_and_refuses_later_commands() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_forward_drive_refused_for_an_obstacle_stops_the_running_one_too() {
+    let mut r = stepped(Limits::default());
+    r.inbox
+        .push(cmd(
+            r#"{"id":"back","action":"drive","direction":"backward","duration_ms":60000}"#,
+        ))
+        .unwrap();
+    r.ticks(5);
+    assert_eq!(r.wheels(), [-300.0, -300.0]);
+    // a box 100 mm ahead of the sensor
+    let p = r.sim.pose();
+    r.sim.add_box(
+        (p.x_mm + 160.0, p.y_mm - 200.0),
+        (p.x_mm + 260.0, p.y_mm + 200.0),
+    );
+    r.inbox.push(long_drive("fwd")).unwrap();
+    r.ticks(2);
+    let refused = r.result("fwd", CommandStatus::Rejected).unwrap();
+    assert!(refused.reason.unwrap().starts_with("obstacle at"));
+    let ended = r.result("back", CommandStatus::Done).unwrap();
+    assert_eq!(ended.reason.as_deref(), Some("preempted by fwd"));
+    // the backward drive is over, so its wheels must not turn on untracked
+    assert_eq!(r.wheels(), [0.0, 0.0]);
+    r.ticks(10);
+    assert_eq!(r.modes(), [MotorMode::Float, MotorMode::Float]);
+}
