@@ -576,3 +576,138 @@ def test_reconnects_after_the_connection_drops_and_takes_commands_again(fleet, t
         c.close()
         agent.stop()
         proxy.close()
+
+
+def results_until(client, pred, timeout=10):
+    """Every cmd/result until one matches `pred`, then 0.5 s more."""
+    seen = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = client.get(0.2)
+        if m is None or not m.topic.endswith("/cmd/result"):
+            continue
+        d = json.loads(m.payload)
+        seen.append(d)
+        if pred(d):
+            until = time.time() + 0.5
+            while (m := client.get(max(0.0, until - time.time()))) is not None:
+                if m.topic.endswith("/cmd/result"):
+                    seen.append(json.loads(m.payload))
+            return seen
+    raise AssertionError(f"timed out; saw {seen[-5:]}")
+
+
+def test_stop_after_a_burst_of_500_long_drives_is_never_refused(rig):
+    """Issue 10 finding 4: 60 drives in a burst got the stop refused with
+    `command queue full` while the wheels turned on."""
+    _, agent, c = rig
+    first = command(c, action="drive", direction="forward", duration_ms=60000)
+    result_of(c, first, "accepted")
+    wait_moving(agent)
+    topic = f"gopigo/{THING}/cmd"
+    t0 = time.time()
+    for i in range(500):
+        c.c.publish(topic, json.dumps({"id": f"d{i}", "action": "drive", "direction": "forward",
+                                       "duration_ms": 60000}), qos=1)
+    c.pub(topic, json.dumps({"id": "s", "action": "stop"}), timeout=30)
+    seen = results_until(c, lambda d: d["id"] == "s" and d["status"] in ("done", "rejected"), 30)
+    stop = [d for d in seen if d["id"] == "s"]
+    assert [d["status"] for d in stop] == ["accepted", "done"], stop
+    stopped = [d for d in seen if d["status"] == "done" and d.get("reason") == "stopped by command s"]
+    assert len(stopped) == 1, "the running drive did not end with the stop"
+    # every drive that started has ended
+    started = {d["id"] for d in seen if d["status"] == "accepted"} - {"s"}
+    ended = {d["id"] for d in seen if d["status"] == "done"}
+    assert started <= ended | {first}, started - ended
+    # and every command of the burst got its outcome: nothing was dropped
+    final = {d["id"] for d in seen if d["status"] in ("done", "rejected")}
+    missing = {f"d{i}" for i in range(500)} - final
+    assert not missing, f"{len(missing)} drives without an outcome, e.g. {sorted(missing)[:5]}"
+    full = sum(1 for d in seen if "queue full" in (d.get("reason") or ""))
+    stopped_at = stop_frame_after(agent, t0)
+    assert stopped_at is not None, "no 0 dps frame after the stop"
+    print(f"burst of 500 drives + stop published -> 0 dps frame: {1000 * (stopped_at - t0):.1f} ms "
+          f"({full} drives refused with a full queue)")
+    time.sleep(0.5)
+    s = agent.sim()
+    assert s["wheel_dps"] == {"left": 0.0, "right": 0.0}
+    # nothing drove after the stop: the last motor frames are the stop and the float
+    after = [f for f in s["motor_frames"] if f["unix_us"] / 1e6 >= stopped_at]
+    assert all(f["tx"] == "080e030000" or f["message"] != "SetMotorDps" for f in after), after
+
+
+def test_only_motion_and_heartbeat_keep_a_drive_alive(fleet, tmp_path):
+    """Issue 10 finding 4: any command, even an LED change or a rejected
+    one, refreshed the dead-man timer."""
+    core, robot, ctrl = fleet
+    agent = Agent(write_robot_toml(tmp_path / "robot.toml", core, robot), ["--deadman-ms", "800"])
+    c = Client(core, ctrl, "controller")
+    c.sub(f"gopigo/{THING}/cmd/result")
+    topic = f"gopigo/{THING}/cmd"
+    try:
+        cid = command(c, action="drive", direction="forward", duration_ms=30000)
+        result_of(c, cid, "accepted")
+        # heartbeats every 300 ms keep it going for 2 s
+        for _ in range(7):
+            command(c, action="heartbeat")
+            time.sleep(0.3)
+        assert agent.sim()["wheel_dps"]["left"] != 0, "stopped despite heartbeats"
+        # then only LED changes, servo moves and rejected commands
+        t_last = time.time()
+        spam = [
+            {"action": "led", "color": [255, 0, 0]},
+            {"action": "servo", "angle": 45},
+            {"action": "drive", "direction": "sideways"},
+            {"action": "drive", "direction": "forward", "speed_dps": 5000},
+        ]
+        done = None
+        while done is None and time.time() < t_last + 5:
+            for body in spam:
+                c.c.publish(topic, json.dumps(body), qos=1)
+            m = c.get(0.1)
+            while m is not None and done is None:
+                d = json.loads(m.payload)
+                if d.get("id") == cid and d["status"] == "done":
+                    done = (time.time(), d)
+                m = c.get(0)
+        assert done is not None, "the LED/servo/rejected spam kept the drive alive"
+        took = done[0] - t_last
+        assert done[1]["reason"].startswith("dead-man"), done
+        assert 0.5 < took < 1.6, took
+        assert agent.sim()["wheel_dps"] == {"left": 0.0, "right": 0.0}
+    finally:
+        c.close()
+        agent.stop()
+
+
+def test_duplicate_keys_are_rejected_and_nothing_moves(rig):
+    """Issue 10 finding 4: with `duration_ms` 100 then 60000 the last one won."""
+    _, agent, c = rig
+    before = agent.sim()
+    c.pub(f"gopigo/{THING}/cmd",
+          '{"id":"dup","action":"drive","direction":"forward","duration_ms":100,"duration_ms":60000}')
+    r = result_of(c, "dup", "rejected")
+    assert "duplicate key `duration_ms`" in r["reason"], r
+    time.sleep(0.3)
+    after = agent.sim()
+    assert after["pose"] == before["pose"]
+    assert after["motor_frames"] == before["motor_frames"], "a motor frame was sent"
+
+
+def test_a_panic_in_a_task_stops_the_drive_and_says_why(rig):
+    """Issue 10 finding 2: a panicking camera handler floated the motors
+    while the executor kept reporting `driving`."""
+    _, agent, c = rig
+    cid = command(c, action="drive", direction="forward", duration_ms=30000)
+    result_of(c, cid, "accepted")
+    wait_moving(agent)
+    assert http_json(agent.debug + "/panic", {})["panicked"] is True
+    r = result_of(c, cid, "done", timeout=5)
+    assert "panic" in r["reason"] and "injected by POST /sim/panic" in r["reason"], r
+    t = wait_for(c, lambda tp, d: tp.endswith("/telemetry") and d["motion"] == "stopped", 5)[1]
+    assert "command_id" not in t, t
+    assert agent.sim()["wheel_dps"] == {"left": 0.0, "right": 0.0}
+    # the agent lives on and drives again
+    assert agent.proc.poll() is None
+    cid = command(c, action="drive", direction="forward", duration_ms=200)
+    result_of(c, cid, "done")

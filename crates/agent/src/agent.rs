@@ -4,8 +4,7 @@
 use std::future::Future;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::config::{AgentConfig, BoardKind};
 use crate::executor::{self, Executor, Input, Limits, Output, SharedRobot};
+use crate::inbox::{CloseOnDrop, Inbox, Refused, StopAck, StopCause};
 use crate::{shadow, AgentError};
 
 /// The agent's version, reported in `status`.
@@ -89,19 +89,13 @@ pub async fn run(
     }
 }
 
-fn install_panic_stop<B: SpiBus + Send + 'static>(robot: SharedRobot<B>) {
+/// A panic anywhere becomes a reported stop (see [`executor::stop_on_panic`]).
+fn install_panic_stop<B: SpiBus + Send + 'static>(robot: SharedRobot<B>, inbox: Arc<Inbox>) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let floated = executor::float_from_panic(&robot);
-        eprintln!(
-            "gopigo agent: panic; motors {}",
-            if floated {
-                "floated"
-            } else {
-                "will be floated by the executor"
-            }
-        );
+        let done = executor::stop_on_panic(&inbox, &robot, info);
         previous(info);
+        eprintln!("gopigo agent: panic; {done}");
     }));
 }
 
@@ -128,7 +122,8 @@ async fn run_with<B: SpiBus + Send + 'static>(
 ) -> Result<(), AgentError> {
     let cancel = CancellationToken::new();
     let robot: SharedRobot<B> = Arc::new(Mutex::new(gopigo));
-    install_panic_stop(robot.clone());
+    let inbox = Arc::new(Inbox::new());
+    install_panic_stop(robot.clone(), inbox.clone());
 
     // Simulation-only debug endpoint, with the board's frame log.
     if let (Some(h), Some(port)) = (&sim, cfg.sim.debug_port) {
@@ -210,17 +205,18 @@ async fn run_with<B: SpiBus + Send + 'static>(
         speed_dps: cfg.board.speed_dps,
     };
     let exec = Executor::new(robot.clone(), distance, sim.clone(), camera_ctl, limits)?;
-    let (in_tx, in_rx) = std::sync::mpsc::sync_channel(executor::QUEUE_CAPACITY);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let moving = Arc::new(AtomicBool::new(false));
     let thread =
-        executor::spawn(exec, in_rx, out_tx, moving.clone()).map_err(|source| AgentError::Io {
-            what: "start the executor thread".into(),
-            source,
+        executor::spawn(exec, inbox.clone(), out_tx, moving.clone()).map_err(|source| {
+            AgentError::Io {
+                what: "start the executor thread".into(),
+                source,
+            }
         })?;
 
-    let result = session(&cfg, camera_link, in_tx, out_rx, moving, shutdown).await;
-    // The executor stopped when the session dropped its sender; wait for it.
+    let result = session(&cfg, camera_link, inbox, out_rx, moving, shutdown).await;
+    // The executor stopped when the session closed the inbox; wait for it.
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     cancel.cancel();
     if let Some(h) = &sim {
@@ -326,7 +322,7 @@ fn spawn_event_loop(
 async fn session(
     cfg: &AgentConfig,
     camera_url: Option<String>,
-    in_tx: SyncSender<Input>,
+    inbox: Arc<Inbox>,
     mut out_rx: mpsc::UnboundedReceiver<Output>,
     moving: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -355,16 +351,10 @@ async fn session(
     let mut watchdog_fired = false;
     let mut watchdog = tokio::time::interval(Duration::from_millis(50));
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let send_input = |input: Input| -> Result<(), String> {
-        match in_tx.try_send(input) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(format!(
-                "command queue full ({} waiting); retry",
-                executor::QUEUE_CAPACITY
-            )),
-            Err(TrySendError::Disconnected(_)) => Err("the executor has stopped".to_string()),
-        }
-    };
+    // Closing the inbox (also if this task unwinds) ends the executor,
+    // which stops and floats the motors.
+    let closer = CloseOnDrop(inbox.clone());
+    let send_input = |input: Input| inbox.push(input).map_err(|e: Refused| e.to_string());
     let reject = |id: String, reason: String| {
         let r = CommandResult {
             id,
@@ -373,6 +363,27 @@ async fn session(
         };
         publish(&client, &t.report, QoS::AtLeastOnce, false, to_json(&r));
     };
+    // The outcome of a stop waits for room rather than being dropped.
+    let report = |id: String, status: CommandStatus, reason: Option<String>| {
+        publish_result(&client, &t.report, &CommandResult { id, status, reason });
+    };
+    // A stop never waits for queue space: the stop slot takes it, cancels
+    // the queued motions, and the executor reports it within a tick.
+    let stop = |id: Option<String>| match inbox.stop(StopCause::Command(id.clone())) {
+        StopAck::Pending => {}
+        StopAck::Merged => {
+            let id = id.unwrap_or_else(|| "stop".into());
+            let why = "merged with the stops already pending; the wheels stop with them";
+            report(id.clone(), CommandStatus::Accepted, None);
+            report(id, CommandStatus::Done, Some(why.into()));
+        }
+        StopAck::Closed => report(
+            id.unwrap_or_else(|| "stop".into()),
+            CommandStatus::Rejected,
+            Some("the executor has stopped (the wheels were stopped when it did)".into()),
+        ),
+    };
+    let mut exit = Ok(());
     announce(format!(
         "agent       thing={} broker={}:{} commands={}",
         cfg.thing, cfg.mqtt.host, cfg.mqtt.port, t.command
@@ -410,6 +421,7 @@ async fn session(
                         Packet::Publish(p) => {
                             if p.topic == t.command {
                                 match parse_command(&p.payload) {
+                                    Ok(cmd) if cmd.is_stop() => stop(cmd.id),
                                     Ok(cmd) => {
                                         let id = cmd.id.clone();
                                         if let Err(reason) = send_input(Input::Command(cmd)) {
@@ -448,17 +460,27 @@ async fn session(
                     }
                     connected = false;
                     if cfg.safety.stop_on_link_loss {
-                        let _ = send_input(Input::LinkLost(e));
+                        inbox.stop(StopCause::LinkLost(e));
                     }
                 }
             },
-            Some(out) = out_rx.recv() => publish_output(&client, &t, out, connected, moving.load(Ordering::Relaxed)),
+            out = out_rx.recv() => match out {
+                Some(out) => publish_output(&client, &t, out, connected, moving.load(Ordering::Relaxed)),
+                None => {
+                    // The executor thread ended on its own: it panicked (it
+                    // stopped the motors and reported why). Exit so that a
+                    // supervisor restarts the agent.
+                    tracing::error!("the executor has ended; the agent stops");
+                    exit = Err(AgentError::ExecutorEnded);
+                    break;
+                }
+            },
             _ = watchdog.tick() => {
                 if connected && !watchdog_fired && moving.load(Ordering::Relaxed)
                     && last_incoming.elapsed() > link_timeout
                 {
                     watchdog_fired = true;
-                    let _ = send_input(Input::LinkLost(format!(
+                    inbox.stop(StopCause::LinkLost(format!(
                         "nothing from the broker for {} ms",
                         link_timeout.as_millis()
                     )));
@@ -466,9 +488,9 @@ async fn session(
             }
         }
     }
-    // Shutdown: motors first (dropping the sender ends the executor, which
+    // Shutdown: motors first (closing the inbox ends the executor, which
     // stops and floats them), then the last results, offline status, disconnect.
-    drop(in_tx);
+    drop(closer);
     tracing::info!("stopping the motors");
     while let Some(out) = out_rx.recv().await {
         publish_output(&client, &t, out, connected, false);
@@ -493,12 +515,43 @@ async fn session(
         }
     }
     poller.abort();
-    Ok(())
+    exit
+}
+
+/// Most executor results waiting, on their own tasks, for room in a full
+/// client queue.
+const MAX_RESULT_BACKLOG: usize = 1024;
+/// How many wait now.
+static RESULT_BACKLOG: AtomicUsize = AtomicUsize::new(0);
+
+/// Publishes an executor result (the outcome of a stop among them): when the
+/// client's queue is full (a burst of commands), the result waits for room
+/// on its own task instead of being dropped, up to [`MAX_RESULT_BACKLOG`].
+fn publish_result(client: &AsyncClient, topic: &str, r: &CommandResult) {
+    let payload = to_json(r);
+    let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, payload.clone()) else {
+        return;
+    };
+    if RESULT_BACKLOG.fetch_add(1, Ordering::SeqCst) >= MAX_RESULT_BACKLOG {
+        RESULT_BACKLOG.fetch_sub(1, Ordering::SeqCst);
+        tracing::warn!(id = %r.id, error = %e, "result dropped: the client queue is full and {MAX_RESULT_BACKLOG} results already wait");
+        return;
+    }
+    let (client, topic) = (client.clone(), topic.to_string());
+    tokio::spawn(async move {
+        if let Err(e) = client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+        {
+            tracing::warn!(error = %e, "result dropped: the MQTT client has stopped");
+        }
+        RESULT_BACKLOG.fetch_sub(1, Ordering::SeqCst);
+    });
 }
 
 fn publish_output(client: &AsyncClient, t: &Topics, out: Output, connected: bool, moving: bool) {
     match out {
-        Output::Result(r) => publish(client, &t.report, QoS::AtLeastOnce, false, to_json(&r)),
+        Output::Result(r) => publish_result(client, &t.report, &r),
         Output::Reported(s) => publish(
             client,
             &t.shadow_update,

@@ -85,8 +85,8 @@ pub struct TopicsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SafetyConfig {
-    /// Dead-man TTL: while the wheels turn, a command must arrive at least
-    /// this often or the robot stops (ms).
+    /// Dead-man TTL: while the wheels turn, a motion command or a heartbeat
+    /// must arrive at least this often or the robot stops (ms).
     pub deadman_ms: u64,
     /// Stop a forward move when the distance sensor reads less (mm); 0 = off.
     pub obstacle_mm: u32,

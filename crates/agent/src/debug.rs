@@ -9,6 +9,9 @@
 //! - `POST /sim/obstacle` `{x_mm, y_mm, w_mm, h_mm}`: a box with its lower
 //!   left corner at (x, y) in room coordinates (mm, origin at a corner).
 //! - `DELETE /sim/obstacles`: remove them all.
+//! - `POST /sim/panic`: panics a task of the agent on purpose, so tests can
+//!   check that a panic outside the executor stops the wheels with a
+//!   reported reason (issue 10). Answers `{"panicked": true}`.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::Receiver;
@@ -123,6 +126,7 @@ pub fn router(sim: SimHandle, frames: FrameLog) -> Router {
         .route("/sim", get(state))
         .route("/sim/obstacle", post(add_obstacle))
         .route("/sim/obstacles", delete(clear_obstacles))
+        .route("/sim/panic", post(inject_panic))
         .with_state(AppState { sim, frames })
 }
 
@@ -169,4 +173,9 @@ async fn add_obstacle(State(s): State<AppState>, Json(b): Json<ObstacleBox>) -> 
 async fn clear_obstacles(State(s): State<AppState>) -> Json<serde_json::Value> {
     s.sim.clear_obstacles();
     Json(json!({"ok": true}))
+}
+
+async fn inject_panic() -> Json<serde_json::Value> {
+    let task = tokio::spawn(async { panic!("injected by POST /sim/panic") });
+    Json(json!({"panicked": task.await.is_err()}))
 }

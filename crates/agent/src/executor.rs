@@ -4,16 +4,25 @@
 //! socket: every call takes `now`, so tests drive it with the simulated board
 //! in manual-clock mode; [`spawn`] runs it on a thread at 50 Hz.
 //!
-//! Queue policy: commands arrive through a bounded queue
-//! ([`QUEUE_CAPACITY`]); a new motion command **preempts** the running one
-//! (which ends `done` with reason `preempted by <id>`), so the newest
-//! instruction of a teleoperator always wins and nothing queues up behind a
-//! long move. LED, servo and stop commands take effect at once.
+//! Queue policy: commands arrive through the [`Inbox`]'s bounded queue
+//! ([`crate::inbox::QUEUE_CAPACITY`]); a new motion command **preempts** the
+//! running one (which ends `done` with reason `preempted by <id>`), so the
+//! newest instruction of a teleoperator always wins and nothing queues up
+//! behind a long move. LED, servo and heartbeat commands take effect at once.
+//!
+//! Safety is a property of this design, not of queue space: stops (the
+//! `stop` command, link loss, a panic elsewhere, shutdown) come through the
+//! inbox's stop slot, which is never full and which the executor reads
+//! before anything else each time it wakes ([`Executor::service`]); the
+//! dead-man timer and the obstacle stop are checked on every tick whatever
+//! is queued; and a stop is not over until the wheels read back at rest
+//! (the 0 dps write is retried every tick until they do).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::inbox::{Inbox, StopAck, StopCause, StopRequest, Taken};
 
 use gopigo3::sim::SimHandle;
 use gopigo3::{DistanceSensor, GoPiGo3, Gopigo3Error, LedMask, MotorPort, ServoPort, SpiBus};
@@ -22,14 +31,16 @@ use gopigo_protocol::{
     Action, Command, CommandResult, CommandStatus, Direction, RobotSettings, Telemetry, Wheels,
 };
 
-/// Most commands waiting for the executor; more are rejected.
-pub const QUEUE_CAPACITY: usize = 16;
 /// The executor's period: motion checks and distance polls run at 50 Hz.
 pub const TICK: Duration = Duration::from_millis(20);
 /// The vendor's pause between "dps 0" and "float" when stopping.
 pub const FLOAT_DELAY: Duration = Duration::from_millis(100);
 /// Distance readings at or above this mean "nothing in range" (VL53L0X).
 const OUT_OF_RANGE_MM: u16 = 8000;
+/// A wheel reading at most this speed (dps) counts as stopped.
+const AT_REST_DPS: f64 = 5.0;
+/// The executor thread's name (the panic hook tells it apart by it).
+pub const EXECUTOR_THREAD: &str = "executor";
 
 /// The driver, shared with the panic hook so a panic anywhere can float the motors.
 pub type SharedRobot<B> = Arc<Mutex<GoPiGo3<B>>>;
@@ -66,8 +77,6 @@ pub enum Input {
     /// Desired shadow settings (a delta, or the desired state at connect);
     /// the executor applies them and reports its whole state.
     Settings(RobotSettings),
-    /// The broker link is gone: stop now if moving.
-    LinkLost(String),
 }
 
 /// What the executor wants published.
@@ -98,8 +107,12 @@ enum Motion {
         deadline: Instant,
         forward: bool,
     },
+    /// Wheels told to stop; floated once they read back at rest and
+    /// [`FLOAT_DELAY`] has passed. `retries`: 0 dps writes repeated because
+    /// the wheels did not read back at rest (or the bus failed).
     Stopping {
         float_at: Instant,
+        retries: u32,
     },
 }
 
@@ -207,25 +220,134 @@ impl<B: SpiBus> Executor<B> {
         match input {
             Input::Command(cmd) => self.command(cmd, now),
             Input::Settings(s) => self.apply_settings(s),
-            Input::LinkLost(why) => {
-                if self.is_moving() {
-                    self.safety_stop(now, format!("link to the broker lost ({why})"))
-                } else {
-                    Vec::new()
-                }
-            }
         }
     }
 
-    /// Commands the wheels to 0 dps now and floats them [`FLOAT_DELAY`] later.
+    /// Applies what was taken from the inbox: every stop first, then the
+    /// close (reporting the inputs that will never run, stopping and
+    /// floating the wheels), else the one input. `false` once closed.
+    pub fn service(&mut self, taken: Taken, now: Instant) -> (Vec<Output>, bool) {
+        let mut out = Vec::new();
+        for stop in taken.stops {
+            out.extend(self.apply_stop(stop, now));
+        }
+        if let Some(left) = taken.closed {
+            for input in left {
+                if let Input::Command(c) = input {
+                    let id = c.id.unwrap_or_else(|| self.make_id());
+                    let why = "agent shutting down before it ran".to_string();
+                    out.push(result(&id, CommandStatus::Rejected, Some(why)));
+                }
+            }
+            out.extend(self.shutdown("agent shutting down"));
+            return (out, false);
+        }
+        if let Some(input) = taken.input {
+            out.extend(self.handle(input, now));
+        }
+        (out, true)
+    }
+
+    /// One executor tick without waiting: [`Executor::service`] what the
+    /// inbox holds, then [`Executor::tick`]. Tests step the executor with it.
+    pub fn step(&mut self, inbox: &Inbox, now: Instant) -> (Vec<Output>, bool) {
+        let (mut out, open) = self.service(inbox.take(), now);
+        if open {
+            out.extend(self.tick(now));
+        }
+        (out, open)
+    }
+
+    /// Applies one stop: ends the running motion with the stop's reason,
+    /// reports the cancelled motions as `rejected`, stops the wheels, and
+    /// for a `stop` command reports `accepted` and `done`.
+    pub fn apply_stop(&mut self, stop: StopRequest, now: Instant) -> Vec<Output> {
+        let StopRequest { cause, cancelled } = stop;
+        let (reason, stop_id) = match cause {
+            StopCause::Command(id) => {
+                let id = id.unwrap_or_else(|| self.make_id());
+                (format!("stopped by command {id}"), Some(id))
+            }
+            StopCause::LinkLost(why) => (format!("link to the broker lost ({why})"), None),
+            StopCause::Panic(what) => (format!("stopped for safety: {what}"), None),
+        };
+        let was_moving = self.is_moving();
+        if stop_id.is_none() && was_moving {
+            tracing::warn!(%reason, "safety stop");
+        }
+        let mut out = self.end_motion(Some(reason.clone()));
+        for c in cancelled {
+            let id = c.id.unwrap_or_else(|| self.make_id());
+            let why = format!("cancelled before it ran: {reason}");
+            out.push(result(&id, CommandStatus::Rejected, Some(why)));
+        }
+        if was_moving || stop_id.is_some() {
+            self.halt(now);
+        }
+        if let Some(id) = stop_id {
+            out.push(result(&id, CommandStatus::Accepted, None));
+            out.push(result(&id, CommandStatus::Done, None));
+        }
+        out
+    }
+
+    /// Commands the wheels to 0 dps now; [`Executor::tick`] checks that they
+    /// come to rest (retrying the write until they do) and floats them
+    /// [`FLOAT_DELAY`] later.
     fn halt(&mut self, now: Instant) {
         if let Err(e) = self.bot().set_motor_dps(MotorPort::Both, 0.0) {
-            tracing::error!(error = %e, "cannot stop the motors; trying to float them");
+            tracing::error!(error = %e, "cannot stop the motors; trying to float them, and retrying every tick");
             let _ = self.bot().float_motors(MotorPort::Both);
         }
         self.motion = Motion::Stopping {
             float_at: now + FLOAT_DELAY,
+            retries: 0,
         };
+    }
+
+    /// Both wheels read back at most [`AT_REST_DPS`].
+    fn wheels_at_rest(&mut self) -> Result<bool, Gopigo3Error> {
+        let mut bot = self.bot();
+        let l = bot.get_motor_status(MotorPort::Left)?;
+        let r = bot.get_motor_status(MotorPort::Right)?;
+        Ok(l.dps.abs() <= AT_REST_DPS && r.dps.abs() <= AT_REST_DPS)
+    }
+
+    /// The `Stopping` state's tick: float once at rest and due; retry the
+    /// stop when the wheels still turn after [`FLOAT_DELAY`] or the bus fails.
+    fn check_stopping(&mut self, now: Instant, float_at: Instant, retries: u32) {
+        match self.wheels_at_rest() {
+            Ok(true) if now >= float_at => {
+                if let Err(e) = self.bot().float_motors(MotorPort::Both) {
+                    tracing::error!(error = %e, "cannot float the motors (they are at 0 dps)");
+                }
+                if retries > 0 {
+                    tracing::warn!(retries, "the wheels are stopped after retrying");
+                }
+                self.motion = Motion::Idle;
+            }
+            Ok(true) => {}
+            Ok(false) if now < float_at => {}
+            outcome => {
+                let retries = retries.saturating_add(1);
+                let why = match outcome {
+                    Err(e) => format!("cannot read the motor status: {e}"),
+                    Ok(_) => "the wheels still turn".to_string(),
+                };
+                let wrote = self.bot().set_motor_dps(MotorPort::Both, 0.0);
+                if retries == 1 || retries % 50 == 0 {
+                    match &wrote {
+                        Ok(()) => {
+                            tracing::error!(retries, %why, "wheels not confirmed stopped; 0 dps sent again (retrying every tick)")
+                        }
+                        Err(e) => {
+                            tracing::error!(retries, %why, error = %e, "wheels not confirmed stopped and the stop write failed; retrying every tick")
+                        }
+                    }
+                }
+                self.motion = Motion::Stopping { float_at, retries };
+            }
+        }
     }
 
     /// Ends the running motion (if any) with `done` and `reason`.
@@ -282,13 +404,22 @@ impl<B: SpiBus> Executor<B> {
     }
 
     fn command(&mut self, cmd: Command, now: Instant) -> Vec<Output> {
-        self.last_command_at = Some(now);
+        // Only what asks for motion keeps the dead-man happy: an LED or
+        // servo change says nothing about a driver watching the robot.
+        if cmd.is_motion() || matches!(cmd.action, Action::Heartbeat) {
+            self.last_command_at = Some(now);
+        }
         let id = cmd.id.clone().unwrap_or_else(|| self.make_id());
         let mut out = Vec::new();
         match cmd.action {
             Action::Stop => {
-                out.extend(self.end_motion(Some(format!("stopped by command {id}"))));
-                self.halt(now);
+                let stop = StopRequest {
+                    cause: StopCause::Command(Some(id)),
+                    cancelled: Vec::new(),
+                };
+                return self.apply_stop(stop, now);
+            }
+            Action::Heartbeat => {
                 out.push(result(&id, CommandStatus::Accepted, None));
                 out.push(result(&id, CommandStatus::Done, None));
             }
@@ -325,51 +456,15 @@ impl<B: SpiBus> Executor<B> {
                     direction,
                     Direction::Forward | Direction::Left | Direction::Right
                 );
-                if forward {
-                    if let Some(reason) = self.obstacle_ahead() {
-                        out.extend(self.end_motion(Some(format!("preempted by {id}"))));
-                        if !matches!(self.motion, Motion::Idle) {
-                            self.halt(now);
-                        }
-                        out.push(result(&id, CommandStatus::Rejected, Some(reason)));
-                        return out;
-                    }
+                if let Some(reason) = forward.then(|| self.obstacle_ahead()).flatten() {
+                    return self.refuse_for_obstacle(&id, reason, now);
                 }
                 out.extend(self.end_motion(Some(format!("preempted by {id}"))));
                 let speed = f64::from(speed_dps.unwrap_or(self.speed_dps()));
                 let duration = Duration::from_millis(u64::from(
                     duration_ms.unwrap_or(gopigo_protocol::DEFAULT_DURATION_MS),
                 ));
-                let started = {
-                    let mut bot = self.bot();
-                    bot.set_speed(speed).and_then(|()| match direction {
-                        Direction::Forward => bot.forward(),
-                        Direction::Backward => bot.backward(),
-                        Direction::Left => bot.left(),
-                        Direction::Right => bot.right(),
-                        Direction::SpinLeft => bot.spin_left(),
-                        Direction::SpinRight => bot.spin_right(),
-                    })
-                };
-                match started {
-                    Ok(()) => {
-                        let label = match direction {
-                            Direction::Forward | Direction::Backward => "driving",
-                            _ => "turning",
-                        };
-                        self.motion = Motion::Timed {
-                            id: id.clone(),
-                            label,
-                            until: now + duration,
-                            forward,
-                        };
-                        out.push(result(&id, CommandStatus::Accepted, None));
-                    }
-                    Err(e) => {
-                        self.halt(now);
-                        out.push(self.board_error(&id, &e));
-                    }
-                }
+                out.push(self.start_timed(&id, direction, speed, now, duration));
             }
             Action::Turn { degrees } => {
                 let geometry = self.bot().geometry();
@@ -378,15 +473,8 @@ impl<B: SpiBus> Executor<B> {
                 out.extend(self.start_position(&id, "turning", w, -w, false, now));
             }
             Action::DriveCm { cm } => {
-                if cm > 0.0 {
-                    if let Some(reason) = self.obstacle_ahead() {
-                        out.extend(self.end_motion(Some(format!("preempted by {id}"))));
-                        if !matches!(self.motion, Motion::Idle) {
-                            self.halt(now);
-                        }
-                        out.push(result(&id, CommandStatus::Rejected, Some(reason)));
-                        return out;
-                    }
+                if let Some(reason) = (cm > 0.0).then(|| self.obstacle_ahead()).flatten() {
+                    return self.refuse_for_obstacle(&id, reason, now);
                 }
                 let geometry = self.bot().geometry();
                 let deg = geometry.mm_to_wheel_degrees(cm * 10.0);
@@ -395,6 +483,65 @@ impl<B: SpiBus> Executor<B> {
             }
         }
         out
+    }
+
+    /// A forward move refused for an obstacle: the running motion is
+    /// preempted all the same (the teleoperator asked for something else),
+    /// so the wheels stop too.
+    fn refuse_for_obstacle(&mut self, id: &str, reason: String, now: Instant) -> Vec<Output> {
+        let was_moving = self.is_moving();
+        let mut out = self.end_motion(Some(format!("preempted by {id}")));
+        if was_moving {
+            self.halt(now);
+        }
+        out.push(result(id, CommandStatus::Rejected, Some(reason)));
+        out
+    }
+
+    /// Starts a timed drive; its result (`accepted`, or `rejected` with the
+    /// board error, the wheels stopped).
+    fn start_timed(
+        &mut self,
+        id: &str,
+        direction: Direction,
+        speed: f64,
+        now: Instant,
+        duration: Duration,
+    ) -> Output {
+        let started = {
+            let mut bot = self.bot();
+            bot.set_speed(speed).and_then(|()| match direction {
+                Direction::Forward => bot.forward(),
+                Direction::Backward => bot.backward(),
+                Direction::Left => bot.left(),
+                Direction::Right => bot.right(),
+                Direction::SpinLeft => bot.spin_left(),
+                Direction::SpinRight => bot.spin_right(),
+            })
+        };
+        match started {
+            Ok(()) => {
+                let label = match direction {
+                    Direction::Forward | Direction::Backward => "driving",
+                    _ => "turning",
+                };
+                let forward = matches!(
+                    direction,
+                    Direction::Forward | Direction::Left | Direction::Right
+                );
+                self.motion = Motion::Timed {
+                    id: id.to_string(),
+                    label,
+                    until: now + duration,
+                    forward,
+                };
+                result(id, CommandStatus::Accepted, None)
+            }
+            Err(e) => {
+                self.halt(now);
+                self.board_error(id, &e)
+            }
+        }
     }
 
     fn board_error(&self, id: &str, e: &Gopigo3Error) -> Output {
@@ -521,12 +668,7 @@ impl<B: SpiBus> Executor<B> {
                     Err(e) => out.extend(self.safety_stop(now, format!("board error: {e}"))),
                 }
             }
-            Motion::Stopping { float_at } if now >= float_at => {
-                if let Err(e) = self.bot().float_motors(MotorPort::Both) {
-                    tracing::error!(error = %e, "cannot float the motors");
-                }
-                self.motion = Motion::Idle;
-            }
+            Motion::Stopping { float_at, retries } => self.check_stopping(now, float_at, retries),
             _ => {}
         }
         if self.is_moving() {
@@ -615,87 +757,163 @@ impl<B: SpiBus> Executor<B> {
         })
     }
 
-    /// Ends any motion, stops the wheels, waits [`FLOAT_DELAY`] and floats
-    /// them (SIGTERM, SIGINT, end of the program).
+    /// Ends any motion, stops the wheels (retrying the 0 dps write, for up
+    /// to a second, until they read back at rest), waits [`FLOAT_DELAY`] and
+    /// floats them (SIGTERM, SIGINT, end of the program, executor panic).
     pub fn shutdown(&mut self, reason: &str) -> Vec<Output> {
         let out = self.end_motion(Some(reason.to_string()));
-        let mut bot = self.bot();
-        let _ = bot.set_motor_dps(MotorPort::Both, 0.0);
-        std::thread::sleep(FLOAT_DELAY);
-        if let Err(e) = bot.float_motors(MotorPort::Both) {
+        for attempt in 1..=50u32 {
+            let wrote = self.bot().set_motor_dps(MotorPort::Both, 0.0);
+            // The bus's sleep: real time on a board, simulated time in tests.
+            let pause = if attempt == 1 { FLOAT_DELAY } else { TICK };
+            self.bot().bus_mut().sleep(pause);
+            match (wrote, self.wheels_at_rest()) {
+                (Ok(()), Ok(true)) => break,
+                (wrote, rest) => tracing::error!(
+                    attempt,
+                    write = ?wrote.err().map(|e| e.to_string()),
+                    at_rest = ?rest.map_err(|e| e.to_string()),
+                    "the wheels are not confirmed stopped at shutdown; retrying"
+                ),
+            }
+        }
+        if let Err(e) = self.bot().float_motors(MotorPort::Both) {
             tracing::error!(error = %e, "cannot float the motors at shutdown");
         }
-        drop(bot);
         self.motion = Motion::Idle;
         out
     }
 }
 
-/// Floats the motors from a panic hook: tries the lock for a while (the
-/// panicking thread may hold it; then [`spawn`]'s unwind handler does it).
+/// Stops (0 dps) and floats the motors straight from a panic hook, for when
+/// the executor is gone: tries the lock for a while (the panicking thread
+/// may hold it; then [`spawn`]'s unwind handler does it).
 pub fn float_from_panic<B: SpiBus>(robot: &SharedRobot<B>) -> bool {
+    let stop = |g: &mut GoPiGo3<B>| {
+        let zero = g.set_motor_dps(MotorPort::Both, 0.0);
+        let float = g.float_motors(MotorPort::Both);
+        zero.is_ok() || float.is_ok()
+    };
     for _ in 0..20 {
         match robot.try_lock() {
-            Ok(mut g) => return g.float_motors(MotorPort::Both).is_ok(),
-            Err(TryLockError::Poisoned(p)) => {
-                return p.into_inner().float_motors(MotorPort::Both).is_ok()
-            }
+            Ok(mut g) => return stop(&mut g),
+            Err(TryLockError::Poisoned(p)) => return stop(&mut p.into_inner()),
             Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(5)),
         }
     }
     false
 }
 
-/// Runs `exec` on its own thread: inputs from `rx`, a [`TICK`] period,
-/// outputs to `out`, and `moving` kept up to date for the link watchdog.
-/// The thread ends (stopping and floating the motors) when every sender of
-/// `rx` is dropped. A panic inside floats the motors before unwinding.
+/// The panic's message and place, for the stop's reason.
+fn describe_panic(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
+/// What the agent's panic hook does, outside the executor: the panic
+/// becomes a stop through the inbox's stop slot, so the executor ends the
+/// running command with the reason (`cmd/result` `done`, telemetry
+/// `stopping` then `stopped`) instead of the motors floating under a
+/// command that still reports `driving`. When the executor is gone (or the
+/// inbox cannot be reached in time) the motors are stopped directly. A panic
+/// of the executor itself is left to [`spawn`]'s unwind handler. Returns
+/// what was done, for the log line.
+pub fn stop_on_panic<B: SpiBus>(
+    inbox: &Inbox,
+    robot: &SharedRobot<B>,
+    info: &std::panic::PanicHookInfo<'_>,
+) -> &'static str {
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("unnamed");
+    if name == EXECUTOR_THREAD {
+        return "the executor stops and floats the wheels while unwinding";
+    }
+    let place = info
+        .location()
+        .map(|l| format!(" at {}:{}", l.file(), l.line()))
+        .unwrap_or_default();
+    let what = format!(
+        "a panic in thread '{name}'{place}: {}",
+        describe_panic(info.payload())
+    );
+    match inbox.try_stop(StopCause::Panic(what), Duration::from_millis(200)) {
+        Some(StopAck::Pending | StopAck::Merged) => "the executor stops the wheels and reports why",
+        Some(StopAck::Closed) | None => {
+            if float_from_panic(robot) {
+                "the executor is gone: motors stopped and floated directly"
+            } else {
+                "the executor is gone and the driver is locked: motors NOT confirmed stopped"
+            }
+        }
+    }
+}
+
+/// Runs `exec` on its own thread ([`EXECUTOR_THREAD`]): stops and inputs
+/// from `inbox`, a [`TICK`] period, outputs to `out`, and `moving` kept up
+/// to date for the link watchdog. The thread ends (stopping and floating the
+/// motors) when the inbox is closed. If the executor itself panics, the
+/// unwind handler ends the running command with the reason, stops and
+/// floats the motors, sends a last telemetry (`stopped`), closes the inbox
+/// (later commands are refused with the reason) and ends the thread, which
+/// drops `out`: the session sees that and exits with an error.
 pub fn spawn<B: SpiBus + Send + 'static>(
     mut exec: Executor<B>,
-    rx: Receiver<Input>,
+    inbox: Arc<Inbox>,
     out: tokio::sync::mpsc::UnboundedSender<Output>,
     moving: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let robot = exec.robot.clone();
     std::thread::Builder::new()
-        .name("executor".into())
+        .name(EXECUTOR_THREAD.into())
         .spawn(move || {
-            let run = std::panic::AssertUnwindSafe(|| {
-                let mut next_tick = Instant::now();
-                loop {
-                    let wait = next_tick.saturating_duration_since(Instant::now());
-                    match rx.recv_timeout(wait) {
-                        Ok(input) => {
-                            for o in exec.handle(input, Instant::now()) {
-                                let _ = out.send(o);
-                            }
-                        }
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                    let now = Instant::now();
-                    if now >= next_tick {
-                        for o in exec.tick(now) {
-                            let _ = out.send(o);
-                        }
-                        next_tick += TICK;
-                        if next_tick < now {
-                            next_tick = now + TICK;
-                        }
-                    }
-                    moving.store(exec.is_moving(), Ordering::Relaxed);
-                }
-                for o in exec.shutdown("agent shutting down") {
+            let send = |outs: Vec<Output>| {
+                for o in outs {
                     let _ = out.send(o);
                 }
-                moving.store(false, Ordering::Relaxed);
-            });
+            };
+            let run = std::panic::AssertUnwindSafe(|| run_loop(&mut exec, &inbox, &send, &moving));
             if let Err(panic) = std::panic::catch_unwind(run) {
-                let _ = lock_robot(&robot).float_motors(MotorPort::Both);
-                eprintln!("gopigo agent: executor panicked; motors floated");
-                std::panic::resume_unwind(panic);
+                let what = format!("the executor panicked: {}", describe_panic(&*panic));
+                inbox.close(&what);
+                send(exec.shutdown(&format!("stopped for safety: {what}")));
+                if let Ok(t) = exec.telemetry(false) {
+                    send(vec![Output::Telemetry(t)]);
+                }
+                eprintln!("gopigo agent: {what}; motors stopped and floated");
             }
+            inbox.close("the executor has ended");
+            moving.store(false, Ordering::Relaxed);
         })
+}
+
+/// The executor thread's loop: wake on an input, a stop or the next tick.
+fn run_loop<B: SpiBus>(
+    exec: &mut Executor<B>,
+    inbox: &Inbox,
+    send: &dyn Fn(Vec<Output>),
+    moving: &AtomicBool,
+) {
+    let mut next_tick = Instant::now();
+    loop {
+        let taken = inbox.wait_take(next_tick);
+        let (outs, open) = exec.service(taken, Instant::now());
+        send(outs);
+        if !open {
+            break;
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            send(exec.tick(now));
+            next_tick += TICK;
+            if next_tick < now {
+                next_tick = now + TICK;
+            }
+        }
+        moving.store(exec.is_moving(), Ordering::Relaxed);
+    }
+    moving.store(false, Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -944,7 +1162,11 @@ mod tests {
         let mut r = rig(Limits::default());
         r.send(r#"{"id":"a","action":"drive","direction":"forward","duration_ms":5000}"#);
         r.run_for(Duration::from_millis(100));
-        let o = r.exec.handle(Input::LinkLost("eof".into()), r.now);
+        let stop = StopRequest {
+            cause: StopCause::LinkLost("eof".into()),
+            cancelled: Vec::new(),
+        };
+        let o = r.exec.apply_stop(stop, r.now);
         r.out.extend(o);
         r.run_for(Duration::from_millis(20));
         assert_eq!(r.wheels(), (0.0, 0.0));

@@ -7,6 +7,9 @@
 //!   `AWSIOT_*` environment variables and flag [`Overrides`], validation
 //!   whose errors name the file and key. A commented example is
 //!   `crates/agent/robot.example.toml`.
+//! - [`inbox`]: what feeds the executor: a bounded queue for commands and
+//!   settings beside a stop slot that is never refused (the `stop` command,
+//!   link loss, a panic elsewhere, shutdown).
 //! - [`executor`]: the command executor, a state machine over the driver
 //!   with an injected clock: one motion at a time (a new motion preempts the
 //!   running one), timed drives that stop after their duration, position
@@ -23,7 +26,8 @@
 //!   QoS 1, results, telemetry, retained status with an offline will,
 //!   shadow get/delta/report, reconnect with backoff, link watchdog),
 //!   camera server, executor thread; on shutdown it stops and floats the
-//!   motors before anything else. A panic hook floats them too.
+//!   motors before anything else. A panic in another task becomes a stop
+//!   with its reason; a panic of the executor stops and floats the motors.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -33,6 +37,7 @@ pub mod camera;
 pub mod config;
 pub mod debug;
 pub mod executor;
+pub mod inbox;
 pub mod shadow;
 
 pub use agent::{run, VERSION};
@@ -61,6 +66,10 @@ pub enum AgentError {
         /// The error.
         source: std::io::Error,
     },
+    /// The executor thread ended while the agent ran (it panicked; it
+    /// stopped the motors and reported the reason on `cmd/result`).
+    #[error("the command executor ended unexpectedly (see the panic message above); the motors were stopped")]
+    ExecutorEnded,
     /// `[board] kind = "hardware"` in a build without the feature.
     #[error("[board] kind = \"hardware\" needs a build with `--features hardware` (see docs/set-up-a-pi.md); use --sim to simulate")]
     HardwareNotBuilt,

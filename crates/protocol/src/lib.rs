@@ -113,8 +113,13 @@ pub enum Action {
         /// RGB.
         color: [u8; 3],
     },
-    /// Stop now and float the motors.
+    /// Stop now and float the motors. A stop never waits behind queued
+    /// commands, and it cancels the motions still waiting.
     Stop,
+    /// Keep the running motion alive: refreshes the dead-man timer and
+    /// does nothing else (a teleop client may send it instead of repeating
+    /// its drive command).
+    Heartbeat,
 }
 
 /// A command with its optional id (echoed in the result).
@@ -140,6 +145,11 @@ impl Command {
             self.action,
             Action::Drive { .. } | Action::Turn { .. } | Action::DriveCm { .. }
         )
+    }
+
+    /// Whether the command is a `stop` (which bypasses the robot's queue).
+    pub fn is_stop(&self) -> bool {
+        matches!(self.action, Action::Stop)
     }
 }
 
@@ -183,8 +193,7 @@ pub fn parse_command(payload: &[u8]) -> Result<Command, CommandError> {
         "right" | "r" => word(Direction::Right),
         "stop" | "s" => Command::new(Action::Stop),
         _ if text.starts_with('{') => {
-            let value: serde_json::Value =
-                serde_json::from_str(text).map_err(|e| CommandError::Invalid(e.to_string()))?;
+            let value = parse_json_strict(text).map_err(CommandError::Invalid)?;
             let cmd =
                 Command::deserialize(&value).map_err(|e| CommandError::Invalid(e.to_string()))?;
             // serde cannot deny unknown fields through `flatten`; do it here
@@ -218,7 +227,7 @@ fn allowed_fields(action: &Action) -> &'static [&'static str] {
         Action::DriveCm { .. } => &["cm"],
         Action::Servo { .. } => &["angle"],
         Action::Led { .. } => &["color"],
-        Action::Stop => &[],
+        Action::Stop | Action::Heartbeat => &[],
     }
 }
 
@@ -284,9 +293,93 @@ fn validate(cmd: &Command) -> Result<(), CommandError> {
                 });
             }
         }
-        Action::Led { .. } | Action::Stop => {}
+        Action::Led { .. } | Action::Stop | Action::Heartbeat => {}
     }
     Ok(())
+}
+
+/// Parses JSON like `serde_json::from_str`, but refuses an object that
+/// names a key twice, at any depth. serde_json keeps the last of duplicate
+/// keys, so `{"duration_ms":100,"duration_ms":60000}` would silently run a
+/// minute while a reviewer (or a filter) reading the first key saw 100 ms.
+/// The error names the key and says where it is.
+pub fn parse_json_strict(text: &str) -> Result<serde_json::Value, String> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = strict::Value::deserialize(&mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(value.0)
+}
+
+/// The duplicate-refusing JSON visitor behind [`parse_json_strict`].
+mod strict {
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// A JSON value whose objects had no duplicate keys.
+    pub struct Value(pub serde_json::Value);
+
+    impl<'de> Deserialize<'de> for Value {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(StrictVisitor).map(Value)
+        }
+    }
+
+    struct StrictVisitor;
+
+    impl<'de> Visitor<'de> for StrictVisitor {
+        type Value = serde_json::Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(serde_json::Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(serde_json::Value::Null)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            Value::deserialize(d).map(|v| v.0)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(Value(v)) = seq.next_element()? {
+                items.push(v);
+            }
+            Ok(serde_json::Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut object = serde_json::Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if object.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate key `{key}` (each key may appear once; send the value you mean only once)"
+                    )));
+                }
+                let Value(v) = map.next_value()?;
+                object.insert(key, v);
+            }
+            Ok(serde_json::Value::Object(object))
+        }
+    }
 }
 
 /// Outcome of a command.
@@ -517,6 +610,53 @@ mod tests {
                 String::from_utf8_lossy(payload)
             );
         }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_every_level() {
+        let table: &[(&[u8], &str)] = &[
+            // the attack: a short drive for whoever reads the first key, a minute for serde
+            (
+                br#"{"action":"drive","direction":"forward","duration_ms":100,"duration_ms":60000}"#,
+                "duplicate key `duration_ms`",
+            ),
+            (br#"{"id":"a","id":"b","action":"stop"}"#, "duplicate key `id`"),
+            (
+                br#"{"action":"stop","action":"drive","direction":"forward"}"#,
+                "duplicate key `action`",
+            ),
+            (
+                br#"{"action":"led","color":[1,2,3],"x":{"k":1,"k":2}}"#,
+                "duplicate key `k`",
+            ),
+            (
+                br#"{"action":"led","color":[{"a":[{"z":1,"z":1}]}]}"#,
+                "duplicate key `z`",
+            ),
+        ];
+        for (payload, needle) in table {
+            let e = parse_command(payload).unwrap_err().to_string();
+            assert!(
+                e.contains(needle),
+                "{:?}: {e}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+        // the same keys once each are fine, and so are equal keys in sibling objects
+        let ok = parse_json_strict(r#"{"a":{"k":1},"b":{"k":2},"c":[{"k":1},{"k":2}]}"#).unwrap();
+        assert_eq!(ok["b"]["k"], 2);
+        assert!(parse_json_strict(r#"{"a":1} trailing"#).is_err());
+    }
+
+    #[test]
+    fn heartbeat_is_a_command_without_fields() {
+        let c = parse_command(br#"{"id":"h","action":"heartbeat"}"#).unwrap();
+        assert_eq!(c.action, Action::Heartbeat);
+        assert!(!c.is_motion() && !c.is_stop());
+        let e = parse_command(br#"{"action":"heartbeat","duration_ms":5}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duration_ms"), "{e}");
     }
 
     #[test]
