@@ -40,12 +40,20 @@ pub struct ConfigArg {
 
 impl ConfigArg {
     fn load(&self, demo_identity: &str) -> anyhow::Result<ControllerConfig> {
-        let path = self.config.clone().unwrap_or_else(|| {
-            default_demo_dir()
-                .join(demo_identity)
-                .join("controller.toml")
-        });
-        Ok(ControllerConfig::load(&path)?)
+        match &self.config {
+            Some(path) => Ok(ControllerConfig::load(path)?),
+            None => {
+                let path = default_demo_dir()
+                    .join(demo_identity)
+                    .join("controller.toml");
+                ControllerConfig::load(&path).with_context(|| {
+                    format!(
+                        "no --config and no GOPIGO_CONTROLLER_CONFIG, so the demo's \
+                         {demo_identity} identity was tried"
+                    )
+                })
+            }
+        }
     }
 }
 

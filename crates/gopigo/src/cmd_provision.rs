@@ -254,6 +254,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
             cfg.mqtt.key_file = paths.key();
             cfg
         }
+        // Relative names come back relative to the file, as the agent reads them.
         (None, Some(file)) => bundle::read_config(file)?,
         (None, None) => bail!("give --bundle DIR or --config robot.toml"),
     };
