@@ -47,8 +47,20 @@ fn is_close(e: &io::Error) -> bool {
     ) || e.to_string().contains("close_notify")
 }
 
+/// Whether the server sent a TLS alert that refuses our certificate (how a
+/// broker answers a certificate that is INACTIVE, REVOKED or unknown to it).
+fn is_certificate_alert(e: &io::Error) -> bool {
+    let text = e.to_string();
+    text.contains("fatal alert")
+        && ["Certificate", "UnknownCA", "AccessDenied"]
+            .iter()
+            .any(|w| text.contains(w))
+}
+
 fn classify_io(e: &io::Error, session_up: bool) -> Failure {
-    if e.kind() == io::ErrorKind::ConnectionRefused {
+    if is_certificate_alert(e) {
+        Failure::ClosedBeforeSession
+    } else if e.kind() == io::ErrorKind::ConnectionRefused {
         Failure::Refused
     } else if e.kind() == io::ErrorKind::TimedOut {
         Failure::Timeout
@@ -74,7 +86,9 @@ fn closed(session_up: bool) -> Failure {
 pub fn classify(e: &ConnectionError, session_up: bool) -> Failure {
     match e {
         ConnectionError::Io(io) => classify_io(io, session_up),
-        ConnectionError::Tls(rumqttc::TlsError::Io(io)) if is_close(io) => {
+        ConnectionError::Tls(rumqttc::TlsError::Io(io))
+            if is_close(io) || is_certificate_alert(io) =>
+        {
             // The server hung up during the handshake: with TLS 1.3 that is
             // also how a refused client certificate looks.
             Failure::ClosedBeforeSession
@@ -220,6 +234,24 @@ mod tests {
                 ConnectionError::Tls(rumqttc::TlsError::Io(io(InvalidData))),
                 false,
                 Failure::Tls,
+            ),
+            (
+                ConnectionError::MqttState(StateError::Deserialization(
+                    rumqttc::mqttbytes::Error::Io(io::Error::new(
+                        InvalidData,
+                        "received fatal alert: CertificateRevoked",
+                    )),
+                )),
+                false,
+                Failure::ClosedBeforeSession,
+            ),
+            (
+                ConnectionError::Tls(rumqttc::TlsError::Io(io::Error::new(
+                    InvalidData,
+                    "received fatal alert: BadCertificate",
+                ))),
+                false,
+                Failure::ClosedBeforeSession,
             ),
             (ConnectionError::NetworkTimeout, false, Failure::Timeout),
             (
