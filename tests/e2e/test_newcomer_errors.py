@@ -209,7 +209,8 @@ def test_a_cli_that_loses_its_client_id_says_so(core, tmp_path):
         a.stop()
 
 
-def test_two_agents_with_one_identity_say_so_once(core, tmp_path):
+def test_two_agents_with_one_identity_say_so_once(tmp_path):
+    core = FixedPortsCore(tmp_path / "core")      # its log is read below
     robot = provision(core, tmp_path, "robot1")
     first = agent(tmp_path, "first", robot)
     second = None
@@ -226,10 +227,14 @@ def test_two_agents_with_one_identity_say_so_once(core, tmp_path):
         time.sleep(3)
         for t in (p.err.read_text() for p in (first, second)):
             assert t.count(phrase) <= 1, t
+        # the broker, which knows, logs each takeover
+        assert any("another connection took this client id over" in ln and "robot1" in ln
+                   for ln in core.lines), "".join(core.lines)
     finally:
         for p in (first, second):
             if p:
                 p.stop()
+        core.stop()
 
 
 class FixedPortsCore(Core):
