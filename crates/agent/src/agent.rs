@@ -291,13 +291,16 @@ fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
 
 /// Polls the rumqttc event loop on its own task, forwarding events, and
 /// sleeps with backoff after each error (rumqttc reconnects on the next poll).
+/// An error goes to the session at once (the wheels stop on it); only then
+/// is it explained to the user by `reporter`, which may probe the broker.
 /// The backoff starts over only after a session that lasted
 /// [`STABLE_SESSION`], so two programs that keep taking each other's client
 /// id, or a broker that refuses the certificate, slow down to the maximum.
 fn spawn_event_loop(
     mut ev: rumqttc::EventLoop,
+    mut reporter: LinkReporter,
 ) -> (
-    mpsc::UnboundedReceiver<Result<Event, LinkError>>,
+    mpsc::UnboundedReceiver<Result<Event, String>>,
     tokio::task::JoinHandle<()>,
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -316,22 +319,22 @@ fn spawn_event_loop(
                     }
                 }
                 Err(e) => {
+                    if tx.send(Err(e.to_string())).is_err() {
+                        return;
+                    }
                     let failure = diagnose::classify(&e, session_since.is_some());
                     let broker_live = failure == diagnose::Failure::ClosedSession
                         && diagnose::accepts_tcp(&host, port).await;
+                    reporter.report(&LinkError {
+                        failure,
+                        broker_live,
+                        raw: e.to_string(),
+                    });
                     if session_since
                         .take()
                         .is_some_and(|t| t.elapsed() >= STABLE_SESSION)
                     {
                         backoff.reset();
-                    }
-                    let err = LinkError {
-                        failure,
-                        broker_live,
-                        raw: e.to_string(),
-                    };
-                    if tx.send(Err(err)).is_err() {
-                        return;
                     }
                     let d = backoff.next_delay();
                     tracing::debug!(
@@ -374,12 +377,12 @@ async fn session(
         true,
     ));
     let (client, ev) = gopigo_client::new_client(opts, 256);
-    let (mut events, poller) = spawn_event_loop(ev);
-    let mut reporter = LinkReporter::new(
+    let reporter = LinkReporter::new(
         format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port),
         cfg.mqtt.client_id.clone(),
         cfg.path.clone(),
     );
+    let (mut events, poller) = spawn_event_loop(ev, reporter);
     let link_timeout = Duration::from_millis(cfg.safety.link_timeout_ms);
     let mut connected = false;
     let mut last_incoming = Instant::now();
@@ -471,14 +474,14 @@ async fn session(
                 }
                 Ok(Event::Outgoing(_)) => {}
                 Err(e) => {
-                    if connected {
-                        announce(format!("link lost   {}", e.raw));
-                    }
-                    reporter.report(&e);
-                    connected = false;
+                    // Stop first; the event loop explains the cause to the user.
                     if cfg.safety.stop_on_link_loss {
-                        let _ = send_input(Input::LinkLost(e.raw));
+                        let _ = send_input(Input::LinkLost(e.clone()));
                     }
+                    if connected {
+                        announce(format!("link lost   {e}"));
+                    }
+                    connected = false;
                 }
             },
             Some(out) = out_rx.recv() => publish_output(&client, &t, out, connected, moving.load(Ordering::Relaxed)),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file cannot be read.
-    #[error("cannot read the agent config {path}: {source} (copy crates/agent/robot.example.toml there, or pass --config)")]
+    #[error("cannot read the agent config {path}: {source} (make one with `gopigo provision --thing NAME --out DIR` and pass --config DIR/robot.toml, or copy crates/agent/robot.example.toml there)")]
     Read {
         /// The file.
         path: PathBuf,
