@@ -294,3 +294,26 @@ def test_a_certificate_made_inactive_is_said_once_with_the_check_command(tmp_pat
         if a:
             a.stop()
         core.stop()
+
+
+def test_provision_keeps_keys_out_of_the_working_folder(core, tmp_path):
+    home, work = tmp_path / "home", tmp_path / "repo"
+    home.mkdir()
+    work.mkdir()
+    env = dict(os.environ, HOME=str(home))
+    r = run(GOPIGO, "provision", "--thing", "robot1", "--data-dir", str(core.data_dir),
+            env=env, cwd=work, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (home / "gopigo-bundles" / "robot1" / "key.pem").is_file(), r.stdout
+    assert list(work.iterdir()) == [], "nothing written where the command ran"
+    ignored = (Path(__file__).resolve().parents[2] / ".gitignore").read_text().splitlines()
+    assert "/bundles/" in ignored, "an old ./bundles in the repository stays out of git"
+
+
+def test_the_cli_with_the_core_down_says_to_start_it(core, tmp_path):
+    op = provision(core, tmp_path, "operator", "--role", "controller")
+    core.stop()
+    r = gopigo("drive", "--config", op / "robot.toml", "robot1", "stop")
+    assert r.returncode != 0
+    assert "nothing accepts connections" in r.stderr and "`gopigo core`" in r.stderr, r.stderr
+    assert "same client id" not in r.stderr and "INACTIVE" not in r.stderr, r.stderr
