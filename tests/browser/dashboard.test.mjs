@@ -292,7 +292,9 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
     // A second dashboard whose broker port has nobody listening.
     const dir = mkdtempSync(path.join(tmpdir(), "gopigo-dash-"));
     const cfg = readFileSync(demo.info.dashboard_config, "utf8")
-      .replace(/^port = \d+$/m, `port = ${await closedPort()}`);
+      .replace(/^port = \d+$/m, `port = ${await closedPort()}`)
+      // the bundle names its files relative to itself: point at them from the copy
+      .replace(/^(\w+_file) = "(?!\/)/gm, `$1 = "${path.dirname(demo.info.dashboard_config)}/`);
     writeFileSync(path.join(dir, "controller.toml"), cfg);
     const dash = spawn(GOPIGO, ["dashboard", "--config", path.join(dir, "controller.toml"), "--port", "0"],
       { stdio: ["ignore", "pipe", "pipe"] });

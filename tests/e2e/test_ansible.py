@@ -57,9 +57,11 @@ def rootfs_tar():
     return ROOTFS_TAR
 
 
-def playbook(inventory, *extra):
+def playbook(inventory, *extra, home=None):
     env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_NOCOLOR="1",
                ANSIBLE_RETRY_FILES_ENABLED="False", ANSIBLE_LOCALHOST_WARNING="False")
+    if home is not None:
+        env["HOME"] = str(home)
     return subprocess.run(["ansible-playbook", "-i", str(inventory), str(ROOT / "deploy" / "ansible" / "site.yml"),
                            *extra], capture_output=True, text=True, env=env, timeout=600)
 
@@ -68,8 +70,10 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
     assert subprocess.run(["tar", "-C", str(rootfs), "-xf", str(rootfs_tar)]).returncode == 0
-    # the bundle, with paths as they will be on the robot
-    bundles = tmp_path / "bundles"
+    # the bundle, with paths as they will be on the robot, where run-on-aws.md
+    # puts it (~/gopigo-bundles/<host>, the playbook's default)
+    home = tmp_path / "home"
+    bundles = home / "gopigo-bundles"
     r = subprocess.run([GOPIGO, "provision", "--thing", "robot1", "--data-dir", str(core.data_dir),
                         "--out", str(bundles / "robot1"), "--install-dir", "/etc/gopigo"],
                        capture_output=True, text=True)
@@ -79,9 +83,9 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
         "[robots]\n"
         f"robot1 ansible_host={rootfs} ansible_connection=community.general.chroot "
         "ansible_python_interpreter=/usr/bin/python3\n")
-    args = ("-e", f"gopigo_binary={GOPIGO}", "-e", f"gopigo_bundle_dir={bundles / 'robot1'}",
-            "-e", "gopigo_start=false")
-    r = playbook(inventory, *args)
+    # the documented form: an absolute gopigo_binary, the default bundle dir
+    args = ("-e", f"gopigo_binary={Path(GOPIGO).resolve()}", "-e", "gopigo_start=false")
+    r = playbook(inventory, *args, home=home)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert "failed=0" in r.stdout
 
@@ -121,7 +125,7 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
     assert "Start the agent" in r.stdout and "skipping" in r.stdout
 
     # a second run changes nothing
-    r = playbook(inventory, *args)
+    r = playbook(inventory, *args, home=home)
     assert r.returncode == 0, r.stdout[-3000:]
     assert "changed=0" in r.stdout, r.stdout[-3000:]
 
@@ -129,7 +133,7 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
     boot = rootfs / "boot/firmware"
     boot.mkdir(parents=True)
     (boot / "config.txt").write_text("#dtparam=spi=on\ndtparam=audio=on\n")
-    r = playbook(inventory, *args, "-e", "gopigo_is_pi=true")
+    r = playbook(inventory, *args, "-e", "gopigo_is_pi=true", home=home)
     assert r.returncode == 0, r.stdout[-3000:]
     lines = (boot / "config.txt").read_text().splitlines()
     assert "dtparam=spi=on" in lines and "#dtparam=spi=on" not in lines
@@ -152,3 +156,9 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
     st = robot_key.stat()
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, uid, gid)
     assert robot_key.read_bytes() == b"made on the robot\n"
+
+    # the relative form that once appeared in the docs is refused with the fix
+    r = playbook(inventory, "-e", "gopigo_binary=target/aarch64-unknown-linux-gnu/release/gopigo",
+                 "-e", "gopigo_start=false", home=home)
+    assert r.returncode != 0, r.stdout[-3000:]
+    assert "must be the absolute path" in r.stdout and '"$PWD/target/' in r.stdout, r.stdout[-3000:]

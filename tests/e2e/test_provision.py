@@ -186,7 +186,8 @@ def test_check_failures_name_their_cause(core, tmp_path, fleet):
         for k, v in changes.items():
             lines = [f"{k} = {json.dumps(v)}" if ln.startswith(f"{k} =") else ln for ln in text.splitlines()]
             text = "\n".join(lines) + "\n"
-        cfg = tmp_path / f"check-{len(list(tmp_path.iterdir()))}.toml"
+        # beside the bundle: its robot.toml names the files relative to itself
+        cfg = bundle / f"check-{len(list(bundle.iterdir()))}.toml"
         cfg.write_text(text)
         r = gopigo("check", "--config", cfg)
         assert r.returncode != 0, r.stdout

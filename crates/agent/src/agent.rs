@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use gopigo3::sim::{ClockMode, SimHandle};
 use gopigo3::{DistanceSensor, GoPiGo3, SpiBus};
 use gopigo_camera::{CameraControl, FrameBus};
+use gopigo_client::diagnose;
 use gopigo_protocol::{parse_command, topics, CommandResult, CommandStatus, Status};
 use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS, SubscribeFilter};
 use serde_json::json;
@@ -22,6 +23,7 @@ use crate::backoff::Backoff;
 use crate::config::{AgentConfig, BoardKind};
 use crate::executor::{self, Executor, Input, Limits, Output, SharedRobot};
 use crate::inbox::{CloseOnDrop, Inbox, Refused, StopAck, StopCause};
+use crate::link::{LinkError, LinkReporter};
 use crate::{shadow, AgentError};
 
 /// The agent's version, reported in `status`.
@@ -45,14 +47,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
     let geometry = cfg.board.geometry();
-    match cfg.board.kind {
+    let why = cfg.board.reason();
+    match cfg.board.kind() {
         BoardKind::Sim => {
             let kit = gopigo3::sim::new_robot(gopigo3::sim::SimConfig {
                 geometry,
                 clock: ClockMode::RealTime,
                 ..gopigo3::sim::SimConfig::default()
             })?;
-            announce("board       simulated GoPiGo3 (--sim)".to_string());
+            announce(format!("board       simulated GoPiGo3 ({why})"));
             run_with(
                 cfg,
                 kit.gopigo,
@@ -78,11 +81,12 @@ pub async fn run(
                             None
                         }
                     };
-                announce("board       GoPiGo3 on /dev/spidev0.1".to_string());
+                announce(format!("board       GoPiGo3 on /dev/spidev0.1 ({why})"));
                 run_with(cfg, g, distance, None, shutdown).await
             }
             #[cfg(not(feature = "hardware"))]
             {
+                let _ = why;
                 Err(AgentError::HardwareNotBuilt)
             }
         }
@@ -283,20 +287,28 @@ fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
 
 /// Polls the rumqttc event loop on its own task, forwarding events, and
 /// sleeps with backoff after each error (rumqttc reconnects on the next poll).
+/// An error goes to the session at once (the wheels stop on it); only then
+/// is it explained to the user by `reporter`, which may probe the broker.
+/// The backoff starts over only after a session that lasted
+/// [`STABLE_SESSION`], so two programs that keep taking each other's client
+/// id, or a broker that refuses the certificate, slow down to the maximum.
 fn spawn_event_loop(
     mut ev: rumqttc::EventLoop,
+    mut reporter: LinkReporter,
 ) -> (
     mpsc::UnboundedReceiver<Result<Event, String>>,
     tokio::task::JoinHandle<()>,
 ) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (host, port) = ev.mqtt_options.broker_address();
     let task = tokio::spawn(async move {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let mut session_since: Option<Instant> = None;
         loop {
             match ev.poll().await {
                 Ok(e) => {
                     if matches!(e, Event::Incoming(Packet::ConnAck(_))) {
-                        backoff.reset();
+                        session_since = Some(Instant::now());
                     }
                     if tx.send(Ok(e)).is_err() {
                         return;
@@ -306,8 +318,22 @@ fn spawn_event_loop(
                     if tx.send(Err(e.to_string())).is_err() {
                         return;
                     }
+                    let failure = diagnose::classify(&e, session_since.is_some());
+                    let broker_live = failure == diagnose::Failure::ClosedSession
+                        && diagnose::accepts_tcp(&host, port).await;
+                    reporter.report(&LinkError {
+                        failure,
+                        broker_live,
+                        raw: e.to_string(),
+                    });
+                    if session_since
+                        .take()
+                        .is_some_and(|t| t.elapsed() >= STABLE_SESSION)
+                    {
+                        backoff.reset();
+                    }
                     let d = backoff.next_delay();
-                    tracing::info!(
+                    tracing::debug!(
                         delay_ms = d.as_millis() as u64,
                         "reconnecting after a pause"
                     );
@@ -318,6 +344,9 @@ fn spawn_event_loop(
     });
     (rx, task)
 }
+
+/// A session that lasted this long restarts the reconnect backoff.
+const STABLE_SESSION: Duration = Duration::from_secs(10);
 
 async fn session(
     cfg: &AgentConfig,
@@ -344,7 +373,12 @@ async fn session(
         true,
     ));
     let (client, ev) = gopigo_client::new_client(opts, 256);
-    let (mut events, poller) = spawn_event_loop(ev);
+    let reporter = LinkReporter::new(
+        format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port),
+        cfg.mqtt.client_id.clone(),
+        cfg.path.clone(),
+    );
+    let (mut events, poller) = spawn_event_loop(ev, reporter);
     let link_timeout = Duration::from_millis(cfg.safety.link_timeout_ms);
     let mut connected = false;
     let mut last_incoming = Instant::now();
@@ -452,16 +486,14 @@ async fn session(
                 }
                 Ok(Event::Outgoing(_)) => {}
                 Err(e) => {
+                    // Stop first; the event loop explains the cause to the user.
+                    if cfg.safety.stop_on_link_loss {
+                        inbox.stop(StopCause::LinkLost(e.clone()));
+                    }
                     if connected {
-                        tracing::warn!(error = %e, "lost the broker");
                         announce(format!("link lost   {e}"));
-                    } else {
-                        tracing::warn!(error = %e, "cannot connect to the broker");
                     }
                     connected = false;
-                    if cfg.safety.stop_on_link_loss {
-                        inbox.stop(StopCause::LinkLost(e));
-                    }
                 }
             },
             out = out_rx.recv() => match out {

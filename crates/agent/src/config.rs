@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file cannot be read.
-    #[error("cannot read the agent config {path}: {source} (copy crates/agent/robot.example.toml there, or pass --config)")]
+    #[error("cannot read the agent config {path}: {source} (make one with `gopigo provision --thing NAME --out DIR` and pass --config DIR/robot.toml, or copy crates/agent/robot.example.toml there)")]
     Read {
         /// The file.
         path: PathBuf,
@@ -26,6 +26,13 @@ pub enum ConfigError {
         path: PathBuf,
         /// The TOML parser's message (line, column and key).
         message: String,
+    },
+    /// `[board] kind` is not set and this build has no real-board support,
+    /// so the agent cannot tell whether it should simulate.
+    #[error("{path}: [board] kind is not set and this gopigo was built without the real-board support (`--features hardware`), so it will not guess: pass --sim (or set [board] kind = \"sim\") to simulate, or install a build with `--features hardware` (docs/set-up-a-pi.md) for the GoPiGo3")]
+    BoardKindUnset {
+        /// The file.
+        path: PathBuf,
     },
     /// A key holds a value the agent cannot use.
     #[error("{path}: [{section}] {key} = {value}: {reason}")]
@@ -69,6 +76,9 @@ pub struct AgentConfig {
     /// Simulation only (`[sim]`).
     #[serde(default)]
     pub sim: SimConfig,
+    /// The file this came from (for hints such as `gopigo check --config`).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 /// `[topics]`: where commands come from and results go.
@@ -192,12 +202,31 @@ pub enum BoardKind {
     Hardware,
 }
 
+/// Whether this build can drive the real board (`--features hardware`).
+pub const HARDWARE_BUILT: bool = cfg!(feature = "hardware");
+
+/// Why the board in use was chosen, for the start line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BoardChoice {
+    /// `[board] kind` in the file.
+    #[default]
+    File,
+    /// `--sim` on the command line.
+    SimFlag,
+    /// No `kind` in the file: a build with `--features hardware` drives
+    /// the real board.
+    BuildDefault,
+}
+
 /// `[board]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BoardConfig {
-    /// `sim` or `hardware`.
-    pub kind: BoardKind,
+    /// `sim` or `hardware`; unset means the real board in a build with
+    /// `--features hardware`, and is refused by other builds (they never
+    /// simulate unless told to).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<BoardKind>,
     /// Encoder ticks per motor turn: 6, or 16 on robots built from 2021.
     pub ticks: u32,
     /// Wheel diameter (mm).
@@ -210,23 +239,45 @@ pub struct BoardConfig {
     /// the agent runs. Set false when the vendor's `gopigo3_power` service
     /// already holds it (the line can only be requested once).
     pub hold_power_line: bool,
+    /// Why `kind` is what it is (set by [`AgentConfig::apply`]).
+    #[serde(skip)]
+    pub choice: BoardChoice,
 }
 
 impl Default for BoardConfig {
     fn default() -> Self {
         let g = Geometry::default();
         Self {
-            kind: BoardKind::Sim,
+            kind: None,
             ticks: g.encoder_ticks_per_rotation,
             wheel_diameter_mm: g.wheel_diameter_mm,
             wheel_base_mm: g.wheel_base_mm,
             speed_dps: gopigo_protocol::DEFAULT_SPEED_DPS,
             hold_power_line: true,
+            choice: BoardChoice::File,
         }
     }
 }
 
 impl BoardConfig {
+    /// The board in use: `kind`, else the real board (a build without
+    /// `--features hardware` refuses an unset kind in [`AgentConfig::validate`]).
+    pub fn kind(&self) -> BoardKind {
+        self.kind.unwrap_or(BoardKind::Hardware)
+    }
+
+    /// Why this board, in words for the start line.
+    pub fn reason(&self) -> &'static str {
+        match (self.choice, self.kind()) {
+            (BoardChoice::SimFlag, _) => "--sim",
+            (BoardChoice::BuildDefault, _) => {
+                "[board] kind not set: the default of a build with --features hardware"
+            }
+            (BoardChoice::File, BoardKind::Sim) => "[board] kind = \"sim\"",
+            (BoardChoice::File, BoardKind::Hardware) => "[board] kind = \"hardware\"",
+        }
+    }
+
     /// The driver's geometry.
     pub fn geometry(&self) -> Geometry {
         Geometry {
@@ -301,7 +352,7 @@ impl AgentConfig {
     /// Reads, overrides, resolves and validates the file at `path`.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
             source,
         })?;
         let mut cfg = Self::from_toml(&text, path)?;
@@ -309,13 +360,17 @@ impl AgentConfig {
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         cfg.resolve(&base, overrides.tls_dir.as_deref());
         cfg.validate(path)?;
+        cfg.path = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
         Ok(cfg)
     }
 
     /// Applies flags and environment variables.
     pub fn apply(&mut self, o: &Overrides) {
         if o.sim {
-            self.board.kind = BoardKind::Sim;
+            self.board.kind = Some(BoardKind::Sim);
+            self.board.choice = BoardChoice::SimFlag;
+        } else if self.board.kind.is_none() {
+            self.board.choice = BoardChoice::BuildDefault;
         }
         if let Some(v) = &o.thing {
             self.thing = v.clone();
@@ -527,6 +582,11 @@ impl AgentConfig {
                 "allowed 1..=1000",
             );
         }
+        if b.kind.is_none() && !HARDWARE_BUILT {
+            return Err(ConfigError::BoardKindUnset {
+                path: path.to_path_buf(),
+            });
+        }
         Ok(())
     }
 
@@ -574,14 +634,30 @@ key_file = "device.key"
 
     #[test]
     fn minimal_file_gets_the_documented_defaults() {
-        let c = AgentConfig::from_toml(MINIMAL, &p()).unwrap();
+        let mut c = AgentConfig::from_toml(MINIMAL, &p()).unwrap();
+        assert_eq!(c.board.kind, None);
+        c.apply(&Overrides::default());
+        assert_eq!(c.board.choice, BoardChoice::BuildDefault);
+        assert_eq!(c.board.kind(), BoardKind::Hardware);
+        if !HARDWARE_BUILT {
+            // A build that cannot drive the board never simulates unasked.
+            let e = c.validate(&p()).unwrap_err().to_string();
+            assert!(
+                e.contains("[board] kind is not set") && e.contains("--sim"),
+                "{e}"
+            );
+            c.apply(&Overrides {
+                sim: true,
+                ..Overrides::default()
+            });
+            assert_eq!(c.board.reason(), "--sim");
+        }
         c.validate(&p()).unwrap();
         assert_eq!(c.mqtt.port, 8883);
         assert_eq!(c.safety.deadman_ms, 3000);
         assert_eq!(c.safety.obstacle_mm, 200);
         assert_eq!(c.telemetry.hz, 5.0);
         assert_eq!(c.camera.port, 8081);
-        assert_eq!(c.board.kind, BoardKind::Sim);
         assert_eq!(c.board.ticks, 6);
         assert_eq!(c.command_topic(), "gopigo/robot1/cmd");
         assert_eq!(c.report_topic(), "gopigo/robot1/cmd/result");
@@ -590,8 +666,20 @@ key_file = "device.key"
     #[test]
     fn the_example_file_parses_and_validates() {
         let text = include_str!("../robot.example.toml");
-        let c = AgentConfig::from_toml(text, &p()).unwrap();
+        let mut c = AgentConfig::from_toml(text, &p()).unwrap();
+        assert_eq!(
+            c.board.kind, None,
+            "the example leaves the board to the build"
+        );
+        c.apply(&Overrides {
+            sim: !HARDWARE_BUILT,
+            ..Overrides::default()
+        });
         c.validate(&p()).unwrap();
+        // It names the files `gopigo provision` writes.
+        assert_eq!(c.mqtt.cert_file, Path::new("cert.pem"));
+        assert_eq!(c.mqtt.key_file, Path::new("key.pem"));
+        assert_eq!(c.mqtt.ca_file, Path::new("ca.pem"));
     }
 
     #[test]

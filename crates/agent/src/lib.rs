@@ -18,6 +18,8 @@
 //!   stop on link loss, shadow settings and telemetry.
 //! - [`shadow`]: pure reading of desired settings and building of reports.
 //! - [`backoff`]: reconnect delays, exponential with jitter.
+//! - [`link`]: why the broker connection fails, said once per cause
+//!   (certificate no longer active, client-id takeover, broker down).
 //! - [`camera`]: opens the configured frame source (the simulated camera
 //!   follows the simulated pose).
 //! - [`debug`]: the simulation-only debug endpoint (`GET /sim`,
@@ -38,6 +40,7 @@ pub mod config;
 pub mod debug;
 pub mod executor;
 pub mod inbox;
+pub mod link;
 pub mod shadow;
 
 pub use agent::{run, VERSION};
@@ -71,6 +74,6 @@ pub enum AgentError {
     #[error("the command executor ended unexpectedly (see the panic message above); the motors were stopped")]
     ExecutorEnded,
     /// `[board] kind = "hardware"` in a build without the feature.
-    #[error("[board] kind = \"hardware\" needs a build with `--features hardware` (see docs/set-up-a-pi.md); use --sim to simulate")]
+    #[error("[board] kind = \"hardware\", but this gopigo was built without the real-board support: install a build with `--features hardware` (scripts/build-pi.sh, docs/set-up-a-pi.md), or pass --sim to simulate")]
     HardwareNotBuilt,
 }

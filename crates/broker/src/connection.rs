@@ -243,6 +243,14 @@ pub(crate) async fn run(
     let _ = timeout(grace, conn.wr.shutdown()).await;
     shared.router.disconnect(&client_key, conn_id);
     tracing::debug!(client_id = %client_id, reason = reason.as_str(), "disconnected");
+    if reason == DisconnectReason::DuplicateClientId {
+        // MQTT 3.1.1 cannot tell the closed client why; the log can.
+        tracing::info!(
+            client_id = %client_id,
+            "another connection took this client id over; closed the older one \
+             (two programs sharing one identity?)"
+        );
+    }
     if reason.sends_will() {
         if let Some(will) = connect.last_will {
             publish_will(&shared, &mut session.authz, will);

@@ -12,6 +12,11 @@
 //! - [`new_client`]: a rumqttc client and event loop with Nagle's algorithm
 //!   off, so a `stop` right after another small write is not held back by
 //!   the peer's delayed ACK (up to 40 ms).
+//! - [`diagnose`]: what a failed or dropped connection most likely means
+//!   (broker down, certificate no longer active, client-id takeover), in
+//!   words that say what to do.
+
+pub mod diagnose;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,6 +99,16 @@ fn read(what: &'static str, key: &'static str, path: &Path) -> Result<Vec<u8>, C
     })
 }
 
+/// `dir` made absolute against the working directory ("" is the working
+/// directory itself, as `Path::new("robot.toml").parent()` gives).
+pub fn absolute_dir(dir: &Path) -> PathBuf {
+    if dir.as_os_str().is_empty() {
+        std::env::current_dir().unwrap_or_default()
+    } else {
+        std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+    }
+}
+
 /// Reads every certificate in a PEM file.
 pub fn load_certs(
     what: &'static str,
@@ -129,8 +144,11 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> {
 
 impl MqttSettings {
     /// Makes relative `ca_file`, `cert_file` and `key_file` absolute against
-    /// `base` (the folder of the config file that named them).
+    /// `base` (the folder of the config file that named them; itself taken
+    /// from the working directory when relative, so that messages show the
+    /// full path that was tried).
     pub fn resolve_paths(&mut self, base: &Path) {
+        let base = absolute_dir(base);
         for p in [&mut self.ca_file, &mut self.cert_file, &mut self.key_file] {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -233,6 +251,22 @@ mod tests {
         std::fs::write(dir.path().join("ca.pem"), "not a pem").unwrap();
         let e = s.tls_config().unwrap_err().to_string();
         assert!(e.contains("BEGIN CERTIFICATE"), "{e}");
+    }
+
+    #[test]
+    fn relative_names_become_full_paths() {
+        let mut s = settings(Path::new("ignored"));
+        s.ca_file = "ca.pem".into();
+        s.cert_file = "sub/cert.pem".into();
+        s.key_file = "/abs/key.pem".into();
+        // A config named without a folder (`--config robot.toml`).
+        s.resolve_paths(Path::new("robot.toml").parent().unwrap());
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(s.ca_file, cwd.join("ca.pem"));
+        assert_eq!(s.cert_file, cwd.join("sub/cert.pem"));
+        assert_eq!(s.key_file, Path::new("/abs/key.pem"));
+        let e = s.tls_config().unwrap_err().to_string();
+        assert!(e.contains(&cwd.join("ca.pem").display().to_string()), "{e}");
     }
 
     #[test]

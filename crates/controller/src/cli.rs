@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use gopigo_client::MqttSettings;
+use gopigo_client::{diagnose, MqttSettings};
 use gopigo_protocol::{topics, Action, Command, CommandStatus};
 use rumqttc::{
     AsyncClient, Event, EventLoop, Packet, Publish, QoS, SubscribeFilter, SubscribeReasonCode,
@@ -27,12 +27,12 @@ pub enum CliError {
     /// A bad argument.
     #[error(transparent)]
     Action(#[from] ActionError),
-    /// The broker could not be reached or refused the connection.
-    #[error("cannot connect to the broker {endpoint}: {reason} (is the core running? `gopigo demo` or `gopigo core`; is [mqtt] in the config right?)")]
+    /// The broker could not be reached, refused the session or closed it.
+    #[error("cannot talk to the broker {endpoint}: {reason}")]
     Connect {
         /// host:port.
         endpoint: String,
-        /// Why.
+        /// What most likely happened and what to do, then the raw error.
         reason: String,
     },
     /// The policy refused a subscription.
@@ -83,6 +83,33 @@ struct Session {
     client: AsyncClient,
     events: EventLoop,
     endpoint: String,
+    client_id: String,
+    host: String,
+    port: u16,
+}
+
+/// What a failed poll most likely means (see `gopigo_client::diagnose`),
+/// then rumqttc's own words.
+async fn explain_failure(
+    e: &rumqttc::ConnectionError,
+    session_up: bool,
+    endpoint: &str,
+    client_id: &str,
+    (host, port): (&str, u16),
+) -> String {
+    let failure = diagnose::classify(e, session_up);
+    let words =
+        if failure == diagnose::Failure::ClosedSession && diagnose::accepts_tcp(host, port).await {
+            diagnose::takeover(client_id)
+        } else {
+            let subject = diagnose::Subject {
+                endpoint,
+                client_id,
+                config: None,
+            };
+            diagnose::explain(failure, &subject)
+        };
+    format!("{words} ({e})")
 }
 
 impl Session {
@@ -100,8 +127,15 @@ impl Session {
         loop {
             let ev = tokio::time::timeout_at(deadline, events.poll())
                 .await
-                .map_err(|_| connect_err("no CONNACK within 10 s".into()))?
-                .map_err(|e| connect_err(e.to_string()))?;
+                .map_err(|_| connect_err("no CONNACK within 10 s".into()))?;
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(e) => {
+                    let at = (settings.host.as_str(), settings.port);
+                    let why = explain_failure(&e, false, &endpoint, &settings.client_id, at).await;
+                    return Err(connect_err(why));
+                }
+            };
             if matches!(ev, Event::Incoming(Packet::ConnAck(_))) {
                 break;
             }
@@ -110,6 +144,9 @@ impl Session {
             client,
             events,
             endpoint,
+            client_id: settings.client_id.clone(),
+            host: settings.host.clone(),
+            port: settings.port,
         };
         if !filters.is_empty() {
             s.client
@@ -146,10 +183,14 @@ impl Session {
         match tokio::time::timeout_at(deadline, self.events.poll()).await {
             Err(_) => Ok(None),
             Ok(Ok(ev)) => Ok(Some(ev)),
-            Ok(Err(e)) => Err(CliError::Connect {
-                endpoint: self.endpoint.clone(),
-                reason: format!("connection lost: {e}"),
-            }),
+            Ok(Err(e)) => {
+                let at = (self.host.as_str(), self.port);
+                let why = explain_failure(&e, true, &self.endpoint, &self.client_id, at).await;
+                Err(CliError::Connect {
+                    endpoint: self.endpoint.clone(),
+                    reason: format!("connection lost: {why}"),
+                })
+            }
         }
     }
 

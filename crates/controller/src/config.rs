@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file cannot be read.
-    #[error("cannot read controller config {path}: {source} (make one with `gopigo provision --role controller`, or run `gopigo demo` once)")]
+    #[error("cannot read controller config {path}: {source} (make an identity with `gopigo provision --thing NAME --role controller --out DIR` and pass `--config DIR/robot.toml`, or set GOPIGO_CONTROLLER_CONFIG=DIR/robot.toml; `gopigo demo` makes the demo's)")]
     Read {
         /// The file.
         path: PathBuf,
@@ -115,7 +115,7 @@ impl ControllerConfig {
     /// file's folder, so a provisioned bundle can be moved as a whole.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
             source,
         })?;
         Self::parse(&text, path)
@@ -173,9 +173,13 @@ key_file = "key.pem"
         let e = ControllerConfig::load(Path::new("/nonexistent/c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("/nonexistent/c.toml") && e.contains("gopigo demo"),
-            "{e}"
-        );
+        for needle in [
+            "/nonexistent/c.toml",
+            "gopigo provision --thing NAME --role controller",
+            "--config",
+            "GOPIGO_CONTROLLER_CONFIG",
+        ] {
+            assert!(e.contains(needle), "{needle} missing from {e}");
+        }
     }
 }

@@ -26,6 +26,8 @@ pub struct AgentArgs {
     )]
     config: PathBuf,
     /// Simulate the GoPiGo3 board and its room ([board] kind = "sim").
+    /// Without it the board is [board] kind; unset means the real board,
+    /// which only a build with `--features hardware` can drive.
     #[arg(long)]
     sim: bool,
     /// Thing name (`thing`).
@@ -114,7 +116,7 @@ pub fn run(cmd: Commands) -> anyhow::Result<()> {
             let cfg = AgentConfig::load(&args.config, &args.overrides())?;
             if args.sim_debug_port.is_some() && !args.sim {
                 anyhow::ensure!(
-                    cfg.board.kind == gopigo_agent::config::BoardKind::Sim,
+                    cfg.board.kind() == gopigo_agent::config::BoardKind::Sim,
                     "--sim-debug-port is simulation-only; add --sim"
                 );
             }

@@ -48,7 +48,16 @@ impl ConfigArg {
     }
 
     fn load(&self, demo_identity: &str) -> anyhow::Result<ControllerConfig> {
-        Ok(ControllerConfig::load(&self.path(demo_identity))?)
+        let path = self.path(demo_identity);
+        if self.config.is_some() {
+            return Ok(ControllerConfig::load(&path)?);
+        }
+        ControllerConfig::load(&path).with_context(|| {
+            format!(
+                "no --config and no GOPIGO_CONTROLLER_CONFIG, so the demo's \
+                 {demo_identity} identity was tried"
+            )
+        })
     }
 }
 

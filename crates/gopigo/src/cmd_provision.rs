@@ -92,7 +92,8 @@ pub struct ProvisionArgs {
     /// telemetry/status/results/detections/shadows of all).
     #[arg(long, default_value = "robot")]
     role: Role,
-    /// Bundle directory to write [default: ./bundles/THING].
+    /// Bundle directory to write [default: ~/gopigo-bundles/THING, outside
+    /// any repository, since it holds the private key].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Where the bundle's files will be on the device, for the paths in
@@ -165,12 +166,22 @@ pub fn run(cmd: Commands) -> anyhow::Result<()> {
     }
 }
 
+/// `~/gopigo-bundles` (the docs' and the Ansible playbook's place), else
+/// `./gopigo-bundles` when there is no home folder.
+fn default_bundles_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join("gopigo-bundles")
+}
+
 async fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
     let resolved = args.target.resolve()?;
     let bundle_dir = args
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from("bundles").join(&args.thing));
+        .unwrap_or_else(|| default_bundles_dir().join(&args.thing));
     let (ca, port, region_account) = match &resolved.local {
         Some(local) => (
             CaSource::File(
@@ -254,6 +265,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
             cfg.mqtt.key_file = paths.key();
             cfg
         }
+        // Relative names come back relative to the file, as the agent reads them.
         (None, Some(file)) => bundle::read_config(file)?,
         (None, None) => bail!("give --bundle DIR or --config robot.toml"),
     };

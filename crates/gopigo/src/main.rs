@@ -8,6 +8,8 @@ mod cmd_pki;
 mod cmd_provision;
 mod cmd_vision;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -45,6 +47,7 @@ fn main() -> std::process::ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(use_colour(std::io::stderr().is_terminal()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -59,10 +62,34 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gopigo: error: {e:#}");
+            eprintln!("gopigo: error: {}", error_text(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Colour codes only on a terminal, and never with `NO_COLOR` set
+/// (no-color.org): log files and journals get plain text.
+fn use_colour(stderr_is_terminal: bool) -> bool {
+    stderr_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The error and its causes, each said once: library errors often repeat
+/// their source's words in their own message (`MQTT: cannot read ...`), so
+/// a cause already contained in what was printed is left out.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let words = cause.to_string();
+        if words.is_empty() || text.contains(&words) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&words);
+    }
+    text
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -86,4 +113,45 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Inner {
+        #[error(
+            "cannot read certificate file /b/cert.pem: No such file or directory (os error 2)"
+        )]
+        Read(#[source] std::io::Error),
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("MQTT: {0}")]
+        Mqtt(#[from] Inner),
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let inner = Inner::Read(std::io::Error::new(
+            io.kind(),
+            "No such file or directory (os error 2)",
+        ));
+        let e = anyhow::Error::from(Outer::from(inner)).context("cannot start the agent");
+        let text = error_text(&e);
+        assert_eq!(
+            text,
+            "cannot start the agent: MQTT: cannot read certificate file /b/cert.pem: No such file \
+             or directory (os error 2)"
+        );
+        assert_eq!(text.matches("No such file").count(), 1);
+    }
+
+    #[test]
+    fn no_colour_off_a_terminal() {
+        assert!(!use_colour(false));
+    }
 }

@@ -26,6 +26,20 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// What to do when the control plane does not accept the connection.
+fn connect_hint(e: &std::io::Error, source: &str) -> &'static str {
+    match (e.kind(), source.starts_with("local core")) {
+        (std::io::ErrorKind::ConnectionRefused, true) => {
+            " (the local core is not running: start it with `gopigo core` in another terminal, \
+             with the same --data-dir if you gave one, then run this again)"
+        }
+        (std::io::ErrorKind::ConnectionRefused, false) => {
+            " (nothing listens there: check --endpoint-url / AWS_ENDPOINT_URL_IOT / AWS_ENDPOINT_URL)"
+        }
+        _ => "",
+    }
+}
+
 /// How long one request may take, connection included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -251,7 +265,12 @@ impl IotClient {
 
         let tcp = TcpStream::connect((host.as_str(), port))
             .await
-            .map_err(|e| http_err(format!("cannot connect to {host}:{port}: {e}")))?;
+            .map_err(|e| {
+                http_err(format!(
+                    "cannot connect to {host}:{port}: {e}{}",
+                    connect_hint(&e, &self.target.source)
+                ))
+            })?;
         let response = if https {
             let name = rustls_pki_types::ServerName::try_from(host.clone())
                 .map_err(|e| http_err(format!("bad host name: {e}")))?;

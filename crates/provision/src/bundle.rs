@@ -66,7 +66,8 @@ impl BundlePaths {
 }
 
 /// The text of `robot.toml`: `thing`, then `[mqtt]` with the files under
-/// `files_dir` (where the bundle will live on the device). ALPN
+/// `files_dir` (where the bundle will live on the device; empty: plain
+/// names, relative to `robot.toml` itself). ALPN
 /// `x-amzn-mqtt-ca` is on when `alpn` says so or the port is 443.
 pub fn render_config(
     thing: &str,
@@ -92,23 +93,32 @@ pub fn render_config(
         .map_err(|e| ProvisionError::Invalid(format!("cannot write robot.toml: {e}")))?;
     Ok(format!(
         "# Written by `gopigo provision --thing {thing}`.\n\
-         # `thing` and [mqtt] identify this device. The agent's other sections\n\
-         # ([topics], [safety], [telemetry], [camera], [board]) have defaults and\n\
-         # are described in docs/robot.md and crates/agent/robot.example.toml.\n\
+         # `thing` and [mqtt] identify this device; relative file names are taken\n\
+         # from this file's folder. The agent's other sections ([topics], [safety],\n\
+         # [telemetry], [camera], [board]) have defaults and are described in\n\
+         # docs/robot.md and crates/agent/robot.example.toml. The board: unset\n\
+         # [board] kind means the real GoPiGo3 in a build with --features hardware\n\
+         # (the Pi binary); other builds refuse to start without `--sim` or\n\
+         # [board] kind = \"sim\". On a robot with the Pi camera, add\n\
+         # [camera] source = \"rpicam\".\n\
          # Check the connection with `gopigo check --config robot.toml`.\n\n{body}"
     ))
 }
 
-/// Reads the `thing` and `[mqtt]` of a `robot.toml`.
+/// Reads the `thing` and `[mqtt]` of a `robot.toml`; relative file names
+/// come back resolved against the file's folder, as the agent reads them.
 pub fn read_config(path: &Path) -> Result<DeviceConfig, ProvisionError> {
     let text = std::fs::read_to_string(path).map_err(|e| ProvisionError::io("read", path, e))?;
-    toml::from_str(&text).map_err(|e| {
+    let mut cfg: DeviceConfig = toml::from_str(&text).map_err(|e| {
         ProvisionError::Invalid(format!(
             "{} is not a device config with `thing` and [mqtt] host, client_id, ca_file, \
              cert_file, key_file: {e}",
             path.display()
         ))
-    })
+    })?;
+    cfg.mqtt
+        .resolve_paths(path.parent().unwrap_or(Path::new("")));
+    Ok(cfg)
 }
 
 /// What writing a file did.
@@ -191,6 +201,11 @@ mod tests {
         let forced: DeviceConfig =
             toml::from_str(&render_config("r", "h", 4443, true, Path::new("/b")).unwrap()).unwrap();
         assert!(forced.mqtt.alpn && forced.mqtt.port == 4443);
+        // No install dir: names relative to robot.toml, so the bundle can move.
+        let here: DeviceConfig =
+            toml::from_str(&render_config("r", "h", 8883, false, Path::new("")).unwrap()).unwrap();
+        assert_eq!(here.mqtt.cert_file, Path::new("cert.pem"));
+        assert_eq!(here.mqtt.key_file, Path::new("key.pem"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `provision` and `deprovision`: look at what exists, plan, apply, write
 //! the bundle. The private key is made here and never sent anywhere.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use gopigo_pki::KeyAlgorithm;
 use serde_json::Value;
@@ -33,7 +33,7 @@ pub struct ProvisionOptions {
     /// Where the bundle is written.
     pub bundle_dir: PathBuf,
     /// Where the bundle's files will be on the device (paths in `robot.toml`);
-    /// `None`: the bundle directory itself.
+    /// `None`: beside `robot.toml` (plain file names, relative to it).
     pub install_dir: Option<PathBuf>,
     /// The CA for `ca.pem`.
     pub ca: CaSource,
@@ -323,10 +323,10 @@ pub async fn provision(
     if bundle::write_if_changed(&paths.ca(), &ca_pem)? == Written::Changed {
         changes.push(format!("wrote {}", paths.ca().display()));
     }
-    let files_dir = match &opts.install_dir {
-        Some(d) => d.clone(),
-        None => absolute(&paths.dir),
-    };
+    // Without --install-dir the files sit beside robot.toml: plain names,
+    // which the agent and the controller take relative to the file, so the
+    // bundle still works when moved or copied as a whole.
+    let files_dir = opts.install_dir.clone().unwrap_or_default();
     let config = bundle::render_config(
         &opts.thing,
         &endpoint,
@@ -357,10 +357,6 @@ fn desired(
         ))
     })?;
     Ok(policy_document(role, &r, &a))
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// What `deprovision` did.
