@@ -17,12 +17,14 @@
 //! - [`backoff`]: reconnect delays, exponential with jitter.
 //! - [`camera`]: opens the configured frame source (the simulated camera
 //!   follows the simulated pose).
+//! - [`limits`]: raises the open-file limit to the hard limit at start.
 //! - [`debug`]: the simulation-only debug endpoint (`GET /sim`,
 //!   `POST /sim/obstacle`) for tests and benchmarks.
 //! - [`run`]: wires it all together: MQTT session (subscribe to commands at
 //!   QoS 1, results, telemetry, retained status with an offline will,
 //!   shadow get/delta/report, reconnect with backoff, link watchdog),
-//!   camera server, executor thread; on shutdown it stops and floats the
+//!   camera server (guarded by a per-boot token published in the
+//!   retained status, with a viewer cap and timeouts), executor thread; on shutdown it stops and floats the
 //!   motors before anything else. A panic hook floats them too.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -33,6 +35,7 @@ pub mod camera;
 pub mod config;
 pub mod debug;
 pub mod executor;
+pub mod limits;
 pub mod shadow;
 
 pub use agent::{run, VERSION};
