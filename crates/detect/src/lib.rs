@@ -333,6 +333,34 @@ async fn detect_frame(
     .map_err(|e| format!("detector task failed: {e}"))
 }
 
+/// Hands one frame's detections on: a JSON line to `out`, the message to
+/// MQTT, the drawn frame to the annotated stream.
+fn emit(
+    out: &mut (dyn Write + Send),
+    mqtt: Option<&(AsyncClient, String)>,
+    annotated: &FrameBus,
+    frame: &Frame,
+    dets: &[Detection],
+    drawn: Option<Vec<u8>>,
+) -> Result<(), DetectError> {
+    let line = serde_json::to_string(&to_message(frame, dets)).unwrap_or_default();
+    writeln!(out, "{line}").map_err(|source| DetectError::Io {
+        what: "stdout".into(),
+        source,
+    })?;
+    if let Some((client, topic)) = mqtt {
+        if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, false, line) {
+            tracing::debug!(error = %e, "detections not published");
+        }
+    }
+    if let Some(jpeg) = drawn {
+        if let Ok(f) = Frame::from_jpeg(&jpeg, frame.seq, frame.captured_at_ms, "annotated") {
+            annotated.publish(f);
+        }
+    }
+    Ok(())
+}
+
 /// Runs the detector on the newest frames of `opts.url` until `shutdown`
 /// resolves or `max_frames` are done. JSON lines go to `out`; progress
 /// (frames per second, the annotated stream's address) to the log.
@@ -396,21 +424,7 @@ pub async fn run_live(
                 continue;
             }
         };
-        let line = serde_json::to_string(&to_message(&frame, &dets)).unwrap_or_default();
-        writeln!(out, "{line}").map_err(|source| DetectError::Io {
-            what: "stdout".into(),
-            source,
-        })?;
-        if let Some((client, topic)) = &mqtt {
-            if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, false, line) {
-                tracing::debug!(error = %e, "detections not published");
-            }
-        }
-        if let Some(jpeg) = drawn {
-            if let Ok(f) = Frame::from_jpeg(&jpeg, frame.seq, frame.captured_at_ms, "annotated") {
-                annotated.publish(f);
-            }
-        }
+        emit(out, mqtt.as_ref(), &annotated, &frame, &dets, drawn)?;
         done += 1;
         window.1 += 1;
         let elapsed = window.0.elapsed();
