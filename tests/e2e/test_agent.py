@@ -70,10 +70,10 @@ def write_robot_toml(path, core, ident, **extra):
 class Agent:
     """A running `gopigo agent --sim` with its printed URLs."""
 
-    def __init__(self, config, args=(), env=None, wait_connected=True):
+    def __init__(self, config, args=(), env=None, wait_connected=True, preexec_fn=None):
         cmd = [GOPIGO, "agent", "--config", str(config), "--sim", "--sim-debug-port", "0", *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env)
+                                     env=env, preexec_fn=preexec_fn)
         self.lines = []
         self.err = []
         self.camera = None
@@ -164,6 +164,15 @@ def wait_for(client, pred, timeout=10):
         if pred(m.topic, doc):
             return m.topic, doc
     raise AssertionError("timed out waiting for a message")
+
+
+def camera_token(client):
+    """The camera token of the robot's online retained status, read as a
+    controller does."""
+    assert client.sub(f"gopigo/{THING}/status") == [1]
+    doc = wait_for(client, lambda t, d: t.endswith("/status") and d.get("online"))[1]
+    assert doc.get("camera_token"), doc
+    return doc["camera_token"]
 
 
 def result_of(client, cid, status, timeout=10):
@@ -436,15 +445,17 @@ def test_camera_stream_reads_with_ffmpeg_and_opencv_and_follows_the_turn(rig, tm
 
     _, agent, c = rig
     assert agent.camera and agent.camera.endswith("/stream.mjpg")
-    # ffmpeg reads 10 frames of the stream
+    token = camera_token(c)
+    # ffmpeg reads 10 frames of the stream, sending the token as a header
     out = tmp_path / "f%02d.jpg"
     r = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "mjpeg",
+                        "-headers", f"Authorization: Bearer {token}\r\n",
                         "-i", agent.camera, "-frames:v", "10", str(out)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert len(list(tmp_path.glob("f*.jpg"))) == 10
-    # OpenCV reads 10 frames
-    cap = cv2.VideoCapture(agent.camera)
+    # OpenCV reads 10 frames, with the token in the URL
+    cap = cv2.VideoCapture(f"{agent.camera}?token={token}")
     got = 0
     for _ in range(10):
         ok, frame = cap.read()
@@ -453,15 +464,13 @@ def test_camera_stream_reads_with_ffmpeg_and_opencv_and_follows_the_turn(rig, tm
             assert frame.shape == (480, 640, 3)
     cap.release()
     assert got == 10
-    before = cv2.imdecode(np.frombuffer(http_bytes(agent.camera.replace("stream.mjpg", "snapshot.jpg")),
-                                        np.uint8), cv2.IMREAD_COLOR)
+    snapshot = agent.camera.replace("stream.mjpg", f"snapshot.jpg?token={token}")
+    before = cv2.imdecode(np.frombuffer(http_bytes(snapshot), np.uint8), cv2.IMREAD_COLOR)
     cid = command(c, action="turn", degrees=90)
     result_of(c, cid, "done")
     time.sleep(0.5)  # a couple of frames at 10 fps
-    after = cv2.imdecode(np.frombuffer(http_bytes(agent.camera.replace("stream.mjpg", "snapshot.jpg")),
-                                       np.uint8), cv2.IMREAD_COLOR)
-    again = cv2.imdecode(np.frombuffer(http_bytes(agent.camera.replace("stream.mjpg", "snapshot.jpg")),
-                                       np.uint8), cv2.IMREAD_COLOR)
+    after = cv2.imdecode(np.frombuffer(http_bytes(snapshot), np.uint8), cv2.IMREAD_COLOR)
+    again = cv2.imdecode(np.frombuffer(http_bytes(snapshot), np.uint8), cv2.IMREAD_COLOR)
     diff = float(np.mean(cv2.absdiff(before, after)))
     same = float(np.mean(cv2.absdiff(after, again)))
     # facing the dog photo before, the giraffe photo after the right turn

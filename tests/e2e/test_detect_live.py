@@ -1,19 +1,22 @@
 """`gopigo detect` on the agent's live simulated camera: it reports the
 objects of the photograph the robot faces, publishes them on
-gopigo/{thing}/detections, and reports a different set after the robot turns."""
+gopigo/{thing}/detections, and reports a different set after the robot turns.
+The camera wants its per-boot token: given with --camera-token (or
+GOPIGO_CAMERA_TOKEN), or learned from the robot's retained status over MQTT."""
 
 import json
+import os
 import subprocess
 import time
 
 from conftest import GOPIGO
-from test_agent import THING, command, fleet, result_of, rig  # noqa: F401  (fixtures)
+from test_agent import THING, camera_token, command, fleet, result_of, rig  # noqa: F401  (fixtures)
 
 
-def detect(camera_url, *extra, frames=3):
+def detect(camera_url, *extra, frames=3, env=None):
     r = subprocess.run(
         [GOPIGO, "detect", camera_url, "--max-frames", str(frames), "--conf", "0.3", *extra],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=env,
     )
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
@@ -24,8 +27,9 @@ def detect(camera_url, *extra, frames=3):
 def test_detections_follow_what_the_robot_faces(rig, tmp_path):
     core, agent, c = rig
     assert agent.camera, "the agent printed no camera URL"
+    token = camera_token(c)
     # facing +x: the wall with darknet's dog.jpg (dog, bicycle, truck/car)
-    lines, facing_dog = detect(agent.camera)
+    lines, facing_dog = detect(agent.camera, "--camera-token", token)
     assert facing_dog & {"dog", "bicycle"}, facing_dog
     frame = lines[0]
     assert frame["width"] == 640 and frame["height"] == 480 and frame["frame_ts_ms"] > 0
@@ -37,7 +41,7 @@ def test_detections_follow_what_the_robot_faces(rig, tmp_path):
     cid = command(c, action="turn", degrees=-90)
     result_of(c, cid, "done", timeout=15)
     time.sleep(0.5)
-    _, facing_person = detect(agent.camera)
+    _, facing_person = detect(agent.camera, env={**os.environ, "GOPIGO_CAMERA_TOKEN": token})
     assert "person" in facing_person, facing_person
     assert facing_person != facing_dog
 
@@ -55,7 +59,9 @@ def test_detections_are_published_over_mqtt(rig, tmp_path):
         f'ca_file = "{core.ca_path}"\ncert_file = "{ident.cert}"\nkey_file = "{ident.key}"\n'
     )
     assert c.sub(f"gopigo/{THING}/detections", qos=0) == [0]
-    detect(agent.camera, "--mqtt-config", str(cfg), "--thing", THING, frames=3)
+    # no token given: the detector reads camera_token from the robot's status
+    env = {k: v for k, v in os.environ.items() if k != "GOPIGO_CAMERA_TOKEN"}
+    detect(agent.camera, "--mqtt-config", str(cfg), "--thing", THING, frames=3, env=env)
     got = None
     deadline = time.time() + 10
     while time.time() < deadline and got is None:
@@ -64,6 +70,16 @@ def test_detections_are_published_over_mqtt(rig, tmp_path):
             got = json.loads(m.payload)
     assert got is not None, "no detections message arrived"
     assert {"frame_ts_ms", "width", "height", "detections"} <= set(got)
+
+
+def test_without_the_token_the_camera_refuses_and_detect_says_how_to_get_it(rig):
+    core, agent, c = rig
+    env = {k: v for k, v in os.environ.items() if k != "GOPIGO_CAMERA_TOKEN"}
+    for extra in ([], ["--camera-token", "0" * 64]):
+        r = subprocess.run([GOPIGO, "detect", agent.camera, "--max-frames", "1", *extra],
+                           capture_output=True, text=True, timeout=60, env=env)
+        assert r.returncode != 0
+        assert "401" in r.stderr and "--camera-token" in r.stderr, r.stderr
 
 
 def test_a_url_that_is_not_mjpeg_is_a_clear_error(tmp_path):

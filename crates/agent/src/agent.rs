@@ -3,14 +3,12 @@
 
 use std::future::Future;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gopigo3::sim::{ClockMode, SimHandle};
 use gopigo3::{DistanceSensor, GoPiGo3, SpiBus};
-use gopigo_camera::{CameraControl, FrameBus};
 use gopigo_client::diagnose;
 use gopigo_protocol::{parse_command, topics, CommandResult, CommandStatus, Status};
 use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS, SubscribeFilter};
@@ -34,7 +32,7 @@ fn unix_ms() -> u64 {
 }
 
 /// Prints a line for people and test harnesses (bound URLs, final state).
-fn announce(line: String) {
+pub(crate) fn announce(line: String) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
@@ -46,6 +44,20 @@ pub async fn run(
     cfg: AgentConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
+    match crate::limits::raise_open_files() {
+        Ok(files) => {
+            tracing::info!(
+                before = files.before,
+                now = files.now,
+                "open-file limit (RLIMIT_NOFILE)"
+            );
+            announce(format!(
+                "files       up to {} open (RLIMIT_NOFILE; was {})",
+                files.now, files.before
+            ));
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let geometry = cfg.board.geometry();
     let why = cfg.board.reason();
     match cfg.board.kind() {
@@ -103,20 +115,6 @@ fn install_panic_stop<B: SpiBus + Send + 'static>(robot: SharedRobot<B>, inbox: 
     }));
 }
 
-/// The advertised camera URL for a bound address.
-fn camera_url(cfg: &AgentConfig, addr: SocketAddr) -> String {
-    let host = match &cfg.camera.public_host {
-        Some(h) => h.clone(),
-        None if addr.ip().is_loopback() => addr.ip().to_string(),
-        None => std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "localhost".into()),
-    };
-    format!("http://{host}:{}/stream.mjpg", addr.port())
-}
-
 async fn run_with<B: SpiBus + Send + 'static>(
     cfg: AgentConfig,
     gopigo: GoPiGo3<B>,
@@ -157,49 +155,12 @@ async fn run_with<B: SpiBus + Send + 'static>(
         });
     }
 
-    // Camera.
-    let mut camera_ctl = None;
-    let mut camera_link = None;
-    if cfg.camera.enabled {
-        let source = crate::camera::open_source(&cfg.camera, sim.as_ref())?;
-        let bus = FrameBus::new();
-        let ctl = CameraControl::new(true);
-        gopigo_camera::spawn_capture(
-            source,
-            cfg.camera.fps,
-            bus.clone(),
-            ctl.clone(),
-            cancel.clone(),
-        )?;
-        let ip: IpAddr = cfg.camera.bind.parse().map_err(|_| AgentError::Io {
-            what: format!("parse [camera] bind = {:?}", cfg.camera.bind),
-            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-        })?;
-        let listener = TcpListener::bind((ip, cfg.camera.port))
-            .await
-            .map_err(|source| AgentError::Io {
-                what: format!(
-                    "bind the camera port {ip}:{} ([camera] port; 0 = any free port)",
-                    cfg.camera.port
-                ),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| AgentError::Io {
-            what: "read the camera address".into(),
-            source,
-        })?;
-        let url = camera_url(&cfg, addr);
-        announce(format!("camera      {url}"));
-        let stop = cancel.clone();
-        tokio::spawn(async move {
-            if let Err(e) = gopigo_camera::mjpeg::serve(listener, bus, stop.cancelled_owned()).await
-            {
-                tracing::error!(error = %e, "camera server failed");
-            }
-        });
-        camera_ctl = Some(ctl);
-        camera_link = Some(url);
-    }
+    // Camera, guarded by a per-boot token that the online status carries.
+    let camera = crate::camera::start(&cfg, sim.as_ref(), cancel.clone()).await?;
+    let (camera_ctl, camera_link) = match camera {
+        Some(c) => (Some(c.control), Some((c.url, c.token))),
+        None => (None, None),
+    };
 
     // Executor.
     let limits = Limits {
@@ -350,7 +311,7 @@ const STABLE_SESSION: Duration = Duration::from_secs(10);
 
 async fn session(
     cfg: &AgentConfig,
-    camera_url: Option<String>,
+    camera: Option<(String, gopigo_camera::mjpeg::AccessToken)>,
     inbox: Arc<Inbox>,
     mut out_rx: mpsc::UnboundedReceiver<Output>,
     moving: Arc<AtomicBool>,
@@ -445,8 +406,8 @@ async fn session(
                                 online: true,
                                 since: unix_ms(),
                                 version: VERSION.to_string(),
-                                camera_url: camera_url.clone(),
-                                camera_token: None,
+                                camera_url: camera.as_ref().map(|(url, _)| url.clone()),
+                                camera_token: camera.as_ref().map(|(_, t)| t.expose().to_string()),
                             };
                             publish(&client, &t.status, QoS::AtLeastOnce, true, to_json(&online));
                             publish(&client, &t.shadow_get, QoS::AtLeastOnce, false, Vec::new());

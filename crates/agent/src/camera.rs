@@ -1,13 +1,111 @@
-//! Opens the configured camera source. The simulated camera follows the
-//! simulated robot's pose (or stands in the room's centre on a hardware
-//! board).
+//! Opens the configured camera source and serves it. The simulated camera
+//! follows the simulated robot's pose (or stands in the room's centre on a
+//! hardware board).
+//!
+//! The server is guarded: a token made at each start from the OS random
+//! number generator (published only in the retained status, which the
+//! robot itself and controllers can read), `[camera] max_viewers`, and the
+//! camera crate's connection cap and timeouts.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use gopigo3::sim::SimHandle;
-use gopigo_camera::{CameraError, FrameSource};
+use gopigo_camera::mjpeg::{AccessToken, ServeOptions};
+use gopigo_camera::{CameraControl, CameraError, FrameBus, FrameSource};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::{CameraConfig, CameraSource};
+use crate::config::{AgentConfig, CameraConfig, CameraSource};
+use crate::AgentError;
+
+/// A running camera server.
+pub struct Started {
+    /// Pauses and resumes capture (the shadow's `camera_on`).
+    pub control: Arc<CameraControl>,
+    /// The advertised stream URL (status `camera_url`).
+    pub url: String,
+    /// This boot's access token (status `camera_token`).
+    pub token: AccessToken,
+}
+
+/// Starts capture and the guarded MJPEG server when `[camera] enabled`;
+/// both stop when `cancel` is cancelled.
+pub async fn start(
+    cfg: &AgentConfig,
+    sim: Option<&SimHandle>,
+    cancel: CancellationToken,
+) -> Result<Option<Started>, AgentError> {
+    if !cfg.camera.enabled {
+        return Ok(None);
+    }
+    let source = open_source(&cfg.camera, sim)?;
+    let bus = FrameBus::new();
+    let control = CameraControl::new(true);
+    gopigo_camera::spawn_capture(
+        source,
+        cfg.camera.fps,
+        bus.clone(),
+        control.clone(),
+        cancel.clone(),
+    )?;
+    let listener = bind(&cfg.camera).await?;
+    let addr = listener.local_addr().map_err(|source| AgentError::Io {
+        what: "read the camera address".into(),
+        source,
+    })?;
+    let token = AccessToken::generate().map_err(|e| AgentError::Io {
+        what: "make the camera token".into(),
+        source: std::io::Error::other(e),
+    })?;
+    let url = camera_url(cfg, addr);
+    crate::agent::announce(format!(
+        "camera      {url} (token in the retained status; at most {} viewers)",
+        cfg.camera.max_viewers
+    ));
+    let options = ServeOptions::new(Some(token.clone())).with_max_viewers(cfg.camera.max_viewers);
+    tokio::spawn(async move {
+        let stopped = cancel.cancelled_owned();
+        if let Err(e) = gopigo_camera::mjpeg::serve(listener, bus, options, stopped).await {
+            tracing::error!(error = %e, "camera server failed");
+        }
+    });
+    Ok(Some(Started {
+        control,
+        url,
+        token,
+    }))
+}
+
+async fn bind(cfg: &CameraConfig) -> Result<TcpListener, AgentError> {
+    let ip: IpAddr = cfg.bind.parse().map_err(|_| AgentError::Io {
+        what: format!("parse [camera] bind = {:?}", cfg.bind),
+        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+    })?;
+    TcpListener::bind((ip, cfg.port))
+        .await
+        .map_err(|source| AgentError::Io {
+            what: format!(
+                "bind the camera port {ip}:{} ([camera] port; 0 = any free port)",
+                cfg.port
+            ),
+            source,
+        })
+}
+
+/// The advertised camera URL for a bound address.
+fn camera_url(cfg: &AgentConfig, addr: SocketAddr) -> String {
+    let host = match &cfg.camera.public_host {
+        Some(h) => h.clone(),
+        None if addr.ip().is_loopback() => addr.ip().to_string(),
+        None => std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".into()),
+    };
+    format!("http://{host}:{}/stream.mjpg", addr.port())
+}
 
 /// The simulated room of the board (4 m × 3 m, origin at a corner) and the
 /// camera's scene (same size, origin at the centre) differ by this shift.

@@ -172,6 +172,9 @@ pub struct CameraConfig {
     pub photo_dir: Option<PathBuf>,
     /// V4L2 device for `source = "v4l2"`.
     pub device: String,
+    /// Streams served at once (1..=256); one more viewer gets 503 with
+    /// `Retry-After`. Each viewer holds a socket and its frames' bandwidth.
+    pub max_viewers: usize,
 }
 
 impl Default for CameraConfig {
@@ -188,6 +191,7 @@ impl Default for CameraConfig {
             folder: None,
             photo_dir: None,
             device: "/dev/video0".into(),
+            max_viewers: gopigo_camera::mjpeg::DEFAULT_MAX_VIEWERS,
         }
     }
 }
@@ -522,6 +526,14 @@ impl AgentConfig {
         if !(c.fps.is_finite() && (0.1..=60.0).contains(&c.fps)) {
             return bad("camera", "fps", c.fps.to_string(), "allowed 0.1..=60");
         }
+        if !(1..=256).contains(&c.max_viewers) {
+            return bad(
+                "camera",
+                "max_viewers",
+                c.max_viewers.to_string(),
+                "allowed 1..=256",
+            );
+        }
         if !(16..=4096).contains(&c.width) {
             return bad("camera", "width", c.width.to_string(), "allowed 16..=4096");
         }
@@ -658,6 +670,7 @@ key_file = "device.key"
         assert_eq!(c.safety.obstacle_mm, 200);
         assert_eq!(c.telemetry.hz, 5.0);
         assert_eq!(c.camera.port, 8081);
+        assert_eq!(c.camera.max_viewers, 8);
         assert_eq!(c.board.ticks, 6);
         assert_eq!(c.command_topic(), "gopigo/robot1/cmd");
         assert_eq!(c.report_topic(), "gopigo/robot1/cmd/result");
@@ -716,6 +729,14 @@ key_file = "device.key"
             (
                 &format!("{MINIMAL}\n[camera]\nbind = \"everywhere\"\n"),
                 &["[camera] bind"],
+            ),
+            (
+                &format!("{MINIMAL}\n[camera]\nmax_viewers = 0\n"),
+                &["[camera] max_viewers", "1..=256"],
+            ),
+            (
+                &format!("{MINIMAL}\n[camera]\nmax_viewers = -1\n"),
+                &["robot.toml", "max_viewers"],
             ),
             (
                 &MINIMAL.replace("robot1\"\n[mqtt]", "robot 1\"\n[mqtt]"),

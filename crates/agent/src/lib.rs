@@ -22,14 +22,17 @@
 //!   (certificate no longer active, client-id takeover, broker down).
 //! - [`camera`]: opens the configured frame source (the simulated camera
 //!   follows the simulated pose).
+//! - [`limits`]: raises the open-file limit to the hard limit at start.
 //! - [`debug`]: the simulation-only debug endpoint (`GET /sim`,
 //!   `POST /sim/obstacle`) for tests and benchmarks.
 //! - [`run`]: wires it all together: MQTT session (subscribe to commands at
 //!   QoS 1, results, telemetry, retained status with an offline will,
 //!   shadow get/delta/report, reconnect with backoff, link watchdog),
-//!   camera server, executor thread; on shutdown it stops and floats the
-//!   motors before anything else. A panic in another task becomes a stop
-//!   with its reason; a panic of the executor stops and floats the motors.
+//!   camera server (guarded by a per-boot token published in the
+//!   retained status, with a viewer cap and timeouts), executor thread; on
+//!   shutdown it stops and floats the motors before anything else. A panic
+//!   in another task becomes a stop with its reason; a panic of the
+//!   executor stops and floats the motors.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -41,6 +44,7 @@ pub mod debug;
 pub mod executor;
 pub mod inbox;
 pub mod link;
+pub mod limits;
 pub mod shadow;
 
 pub use agent::{run, VERSION};

@@ -93,6 +93,14 @@ pub enum CameraError {
         /// What failed.
         reason: String,
     },
+    /// The server wants an access token, or refused the one sent (401).
+    #[error("MJPEG stream {url} answered 401 Unauthorized: {reason}")]
+    Unauthorized {
+        /// The URL.
+        url: String,
+        /// Whether a token was sent, and what to do.
+        reason: String,
+    },
     /// The server answered, but not with a multipart/x-mixed-replace stream.
     #[error("{url} is not an MJPEG stream: Content-Type is {content_type:?}, expected multipart/x-mixed-replace; boundary=...; check the URL's path (Motion serves the stream on / of port 8081)")]
     NotMultipart {

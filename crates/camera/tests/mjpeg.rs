@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gopigo_camera::jpeg::{self, RgbImage};
-use gopigo_camera::mjpeg::{self, ClientOptions, MjpegClient};
+use gopigo_camera::mjpeg::{self, AccessToken, ClientOptions, MjpegClient, ServeOptions};
 use gopigo_camera::{CameraError, Frame, FrameBus};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -40,12 +40,17 @@ struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// An open server (no token), default bounds.
 async fn start() -> Server {
+    start_with(ServeOptions::default()).await
+}
+
+async fn start_with(options: ServeOptions) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let bus = FrameBus::new();
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(mjpeg::serve(listener, bus.clone(), async move {
+    let task = tokio::spawn(mjpeg::serve(listener, bus.clone(), options, async move {
         let _ = rx.await;
     }));
     Server {
@@ -433,4 +438,389 @@ async fn client_errors_are_clear() {
         .await
         .unwrap_err();
     assert!(matches!(err, CameraError::BadUrl { .. }), "{err}");
+}
+
+// ---- The guarded server: token, parameters, caps and timeouts. ----
+
+const SECRET: &str = "4f1c2e9a7b3d5c8e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70";
+
+fn token() -> AccessToken {
+    AccessToken::from_secret(SECRET).unwrap()
+}
+
+fn guarded() -> ServeOptions {
+    ServeOptions::new(Some(token()))
+}
+
+/// curl's status line and headers (lower case) and body for `url`.
+async fn curl_head_body(args: &[&str], url: &str) -> (String, String) {
+    let mut all = vec!["-s", "-i", "--max-time", "3"];
+    all.extend_from_slice(args);
+    all.push(url);
+    let out = curl(&all).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    match text.split_once("\r\n\r\n") {
+        Some((h, b)) => (h.to_ascii_lowercase(), b.to_string()),
+        None => (text.to_ascii_lowercase(), String::new()),
+    }
+}
+
+fn bearer() -> String {
+    format!("Authorization: Bearer {SECRET}")
+}
+
+#[tokio::test]
+async fn every_route_answers_401_without_the_token_and_serves_with_it() {
+    let s = start_with(guarded()).await;
+    s.bus.publish(frame(3, &jpeg_bytes(16, 16, [9, 9, 9], 0)));
+    let wrong = format!("Authorization: Bearer {}", SECRET.replace('4', "5"));
+    for path in [
+        "/",
+        "/stream",
+        "/stream.mjpg",
+        "/snapshot.jpg",
+        "/stream?fps=1e-30",
+    ] {
+        let url = format!("{}{path}", s.url);
+        let (head, body) = curl_head_body(&[], &url).await;
+        assert!(head.starts_with("http/1.1 401"), "{path}: {head}");
+        assert!(head.contains("www-authenticate: bearer"), "{path}: {head}");
+        assert!(body.contains("Authorization: Bearer TOKEN"), "{body}");
+        let (head, body) = curl_head_body(&["-H", &wrong], &url).await;
+        assert!(head.starts_with("http/1.1 401"), "{path}: {head}");
+        assert!(body.contains("wrong camera access token"), "{body}");
+        let (head, _) = curl_head_body(&[], &format!("{url}?token=nope")).await;
+        assert!(head.starts_with("http/1.1 401"), "{path}: {head}");
+    }
+    // The snapshot and the stream with the header, and with ?token=.
+    let snap = format!("{}/snapshot.jpg", s.url);
+    let (head, _) = curl_head_body(&["-H", &bearer()], &snap).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let (head, _) = curl_head_body(&[], &format!("{snap}?token={SECRET}")).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let mut c = MjpegClient::connect(&format!("{}/stream.mjpg?token={SECRET}", s.url))
+        .await
+        .unwrap();
+    assert_eq!(c.next_frame().await.unwrap().unwrap().seq, 3);
+    let mut c =
+        MjpegClient::connect_with_token(&format!("{}/", s.url), &Default::default(), Some(SECRET))
+            .await
+            .unwrap();
+    assert_eq!(c.next_frame().await.unwrap().unwrap().seq, 3);
+    // The client's errors say what is missing.
+    let err = MjpegClient::connect(&format!("{}/", s.url))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CameraError::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains("camera_token"), "{err}");
+    let err =
+        MjpegClient::connect_with_token(&format!("{}/", s.url), &Default::default(), Some("x"))
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("refused the token"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_frame_rates_are_400_and_the_server_keeps_serving() {
+    let s = start_with(guarded()).await;
+    let (_latest, publisher) = publish_forever(s.bus.clone(), Duration::from_millis(20), 0);
+    // The first one panicked the handler before (Duration overflow).
+    for fps in ["1e-30", "NaN", "-1", "1e300", "inf", "0", "abc", ""] {
+        let url = format!("{}/stream.mjpg?fps={fps}", s.url);
+        let (head, body) = curl_head_body(&["-H", &bearer()], &url).await;
+        assert!(head.starts_with("http/1.1 400"), "fps={fps}: {head}");
+        assert!(
+            body.contains("fps=") && body.contains("0.1 to 1000"),
+            "{body}"
+        );
+    }
+    let (head, body) = curl_head_body(&["-H", &bearer()], &format!("{}/?fps=1&fps=2", s.url)).await;
+    assert!(
+        head.starts_with("http/1.1 400") && body.contains("more than once"),
+        "{head}{body}"
+    );
+    let mut c = MjpegClient::connect_with_token(
+        &format!("{}/stream.mjpg?fps=0.1&t=cachebuster", s.url),
+        &Default::default(),
+        Some(SECRET),
+    )
+    .await
+    .unwrap();
+    assert!(c.next_frame().await.unwrap().is_some());
+    publisher.abort();
+}
+
+#[tokio::test]
+async fn the_viewer_after_the_cap_gets_503_with_retry_after() {
+    let s = start_with(guarded().with_max_viewers(3)).await;
+    let (_latest, publisher) = publish_forever(s.bus.clone(), Duration::from_millis(20), 0);
+    let url = format!("{}/stream", s.url);
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        let mut c = MjpegClient::connect_with_token(&url, &Default::default(), Some(SECRET))
+            .await
+            .unwrap();
+        c.next_frame().await.unwrap().unwrap();
+        viewers.push(c);
+    }
+    let (head, body) = curl_head_body(&["-H", &bearer()], &url).await;
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert!(head.contains("\r\nretry-after: 5"), "{head}");
+    assert!(body.contains("max_viewers"), "{body}");
+    // The snapshot is not a viewer: it still works.
+    let (head, _) = curl_head_body(&["-H", &bearer()], &format!("{}/snapshot.jpg", s.url)).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    // A viewer leaves: its slot is free again.
+    drop(viewers.pop());
+    let mut again = None;
+    for _ in 0..50 {
+        match MjpegClient::connect_with_token(&url, &Default::default(), Some(SECRET)).await {
+            Ok(c) => {
+                again = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert!(
+        again.is_some(),
+        "the freed slot was not given to a new viewer"
+    );
+    publisher.abort();
+}
+
+/// A raw socket with a tiny receive buffer that asks for the stream and
+/// then never reads.
+async fn stalled_viewer(url: &str) -> tokio::net::TcpStream {
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(addr).await.unwrap();
+    let req =
+        format!("GET /stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {SECRET}\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    tcp
+}
+
+/// Reads until EOF or a reset; `true` when the server closed the socket.
+async fn closed_by_server(tcp: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 1 << 20];
+    let end = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(end, tcp.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_viewer_is_dropped_after_the_write_timeout() {
+    let mut options = guarded().with_max_viewers(1);
+    options.write_timeout = Duration::from_secs(1);
+    let s = start_with(options).await;
+    // 256 KB frames fill the stalled viewer's buffers at once.
+    let (_latest, publisher) =
+        publish_forever(s.bus.clone(), Duration::from_millis(20), 256 * 1024);
+    let started = tokio::time::Instant::now();
+    let mut stalled = stalled_viewer(&s.url).await;
+    // While it holds the only slot, another viewer is turned away.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (head, _) = curl_head_body(&["-H", &bearer()], &format!("{}/stream", s.url)).await;
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    // Within a generous bound of the 1 s timeout the slot is free again.
+    let mut served = None;
+    while served.is_none() && started.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        served = MjpegClient::connect_with_token(
+            &format!("{}/stream", s.url),
+            &Default::default(),
+            Some(SECRET),
+        )
+        .await
+        .ok();
+    }
+    assert!(served.is_some(), "the stalled viewer kept its slot");
+    // ... because the server closed the stalled connection.
+    assert!(closed_by_server(&mut stalled, Duration::from_secs(5)).await);
+    publisher.abort();
+}
+
+#[tokio::test]
+async fn silent_and_unauthenticated_connections_are_closed_after_the_header_timeout() {
+    let mut options = guarded();
+    options.header_timeout = Duration::from_secs(1);
+    let s = start_with(options).await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    // Says nothing at all.
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Asks without the token, keeps the connection alive, asks again.
+    let mut asking = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let req = format!("GET /stream HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    asking.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::io::AsyncReadExt::read(&mut asking, &mut buf)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 401"));
+    asking.write_all(req.as_bytes()).await.unwrap();
+    let started = tokio::time::Instant::now();
+    assert!(closed_by_server(&mut silent, Duration::from_secs(10)).await);
+    assert!(closed_by_server(&mut asking, Duration::from_secs(10)).await);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_answered_503_and_closed_at_once() {
+    let mut options = guarded().with_max_viewers(1);
+    options.header_timeout = Duration::from_secs(30);
+    let cap = options.max_connections;
+    let s = start_with(options).await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..cap {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // Let the server accept them all (they say nothing and stay open).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut refused = 0;
+    for _ in 0..40 {
+        let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read_to_end(&mut extra, &mut got),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+        if read.is_ok()
+            && text.starts_with("http/1.1 503")
+            && text.contains("\r\nretry-after: 5\r\n")
+        {
+            refused += 1;
+        }
+    }
+    assert_eq!(
+        refused, 40,
+        "each connection beyond the cap is answered and closed"
+    );
+    // Once the held ones go, a viewer is served again.
+    drop(held);
+    s.bus.publish(frame(1, &jpeg_bytes(8, 8, [1, 1, 1], 0)));
+    let mut ok = false;
+    for _ in 0..50 {
+        if let Ok(mut c) = MjpegClient::connect_with_token(
+            &format!("{}/stream", s.url),
+            &Default::default(),
+            Some(SECRET),
+        )
+        .await
+        {
+            ok = c.next_frame().await.unwrap().is_some();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok);
+}
+
+mod property {
+    //! Random query strings against the routes: the handler never panics
+    //! and answers exactly what the pure validator says.
+
+    use super::*;
+    use gopigo_camera::mjpeg::access;
+    use http::{Request, StatusCode};
+    use proptest::prelude::*;
+    use tower::ServiceExt;
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            1 => any::<f64>().prop_map(|f| f.to_string()),
+            2 => any::<f64>().prop_map(|f| format!("{f:e}")),
+            1 => (-1e6f64..1e6).prop_map(|f| f.to_string()),
+            // tiny and huge magnitudes, where 1/fps overflows a Duration
+            2 => (-330i32..330, 1u32..10).prop_map(|(e, m)| format!("{m}e{e}")),
+            1 => prop::sample::select(vec![
+                "NaN", "nan", "inf", "-inf", "infinity", "1e-30", "1e308", "-1", "0", "-0", "",
+                "0.1", "1000", "1e3", "5", " 5", "0x10", "1_000",
+            ])
+            .prop_map(str::to_string),
+            1 => "[0-9eE.+-]{0,12}",
+            1 => any::<String>(),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => Just("fps".to_string()),
+            1 => Just("token".to_string()),
+            1 => "[a-z]{0,6}",
+            1 => any::<String>(),
+        ]
+    }
+
+    fn query() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => prop::collection::vec((key(), value()), 0..4).prop_map(|pairs| {
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                for (k, v) in pairs {
+                    q.append_pair(&k, &v);
+                }
+                q.finish()
+            }),
+            1 => "[!-~]{0,80}",
+        ]
+    }
+
+    fn app() -> axum::Router {
+        let bus = FrameBus::new();
+        bus.publish(frame(1, &jpeg_bytes(8, 8, [1, 2, 3], 0)));
+        mjpeg::router(bus, &guarded())
+    }
+
+    fn status(
+        rt: &tokio::runtime::Runtime,
+        app: &axum::Router,
+        uri: &str,
+        auth: bool,
+    ) -> StatusCode {
+        let mut req = Request::get(uri);
+        if auth {
+            req = req.header("authorization", format!("Bearer {SECRET}"));
+        }
+        let req = req.body(axum::body::Body::empty()).unwrap();
+        // The response (and an open stream's viewer slot) is dropped here.
+        rt.block_on(app.clone().oneshot(req)).unwrap().status()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn any_query_answers_200_400_or_401_and_never_panics(
+            q in query(),
+            path in prop::sample::select(vec!["/", "/stream", "/stream.mjpg", "/snapshot.jpg"]),
+            auth in any::<bool>(),
+        ) {
+            let uri = format!("{path}?{q}");
+            prop_assume!(uri.parse::<http::Uri>().is_ok());
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let app = app();
+            let got = status(&rt, &app, &uri, auth);
+            let pairs = access::query_pairs(Some(&q));
+            let authorized = auth || access::authorize(
+                &token(), &http::HeaderMap::new(), access::as_str_pairs(&pairs)).is_ok();
+            let valid = path == "/snapshot.jpg"
+                || access::stream_params(access::as_str_pairs(&pairs)).is_ok();
+            let want = match (authorized, valid) {
+                (false, _) => StatusCode::UNAUTHORIZED,
+                (true, false) => StatusCode::BAD_REQUEST,
+                (true, true) => StatusCode::OK,
+            };
+            prop_assert_eq!(got, want, "{}", uri);
+        }
+    }
 }

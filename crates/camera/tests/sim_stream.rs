@@ -81,9 +81,12 @@ async fn turning_90_degrees_changes_the_snapshot_photo() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let s = stop.clone();
-    let server = tokio::spawn(mjpeg::serve(listener, bus.clone(), async move {
-        s.cancelled().await
-    }));
+    let server = tokio::spawn(mjpeg::serve(
+        listener,
+        bus.clone(),
+        mjpeg::ServeOptions::default(),
+        async move { s.cancelled().await },
+    ));
 
     // Wait for the first frame through the stream itself.
     let mut client = MjpegClient::connect(&format!("{base}/stream"))

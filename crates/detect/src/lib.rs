@@ -10,6 +10,11 @@
 //!   [`gopigo_protocol::Detections`] on `gopigo/{thing}/detections`, serves
 //!   the frames with boxes drawn as MJPEG, and reports frames per second.
 //! - [`to_message`]: detector output → the wire message (pure).
+//! - The camera token: the robot's camera wants its per-boot token. Given
+//!   (`--camera-token`, `GOPIGO_CAMERA_TOKEN`) it is used as is; otherwise,
+//!   with `--thing` and an MQTT identity that may read the robot's status (a
+//!   controller), it is learned from the retained `gopigo/{thing}/status`
+//!   (`camera_token`), and learned again when the robot restarts.
 //!
 //! A stream that drops is reconnected with backoff; a URL that never was an
 //! MJPEG stream is an error at once.
@@ -18,12 +23,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use gopigo_camera::mjpeg::{ClientOptions, MjpegClient};
 use gopigo_camera::{Frame, FrameBus};
 use gopigo_client::MqttSettings;
-use gopigo_protocol::{topics, Detection as WireDetection, Detections};
+use gopigo_protocol::{topics, Detection as WireDetection, Detections, Status};
 use gopigo_vision::{Detection, Detector};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use tokio::sync::watch;
 
 /// Errors of the live detector.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +79,9 @@ pub struct LiveOptions {
     pub serve_port: Option<u16>,
     /// Stop after this many frames.
     pub max_frames: Option<u64>,
+    /// The camera's access token; `None` learns it from the robot's
+    /// retained status when `thing` and `mqtt_config` are set.
+    pub camera_token: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -110,17 +119,97 @@ pub fn to_message(frame: &Frame, dets: &[Detection]) -> Detections {
     }
 }
 
-async fn connect(url: &str) -> Result<MjpegClient, DetectError> {
+async fn connect(url: &str, token: Option<&str>) -> Result<MjpegClient, DetectError> {
     let opts = ClientOptions {
         recv_buffer_bytes: Some(64 * 1024),
         ..Default::default()
     };
-    MjpegClient::connect_with(url, &opts)
+    MjpegClient::connect_with_token(url, &opts, token)
         .await
         .map_err(|e| DetectError::Stream {
             url: url.to_string(),
-            reason: e.to_string(),
+            reason: match e {
+                gopigo_camera::CameraError::Unauthorized { .. } => format!(
+                    "{e}; give the token with --camera-token (GOPIGO_CAMERA_TOKEN), or --thing \
+                     with --mqtt-config of a controller identity to read it from the robot's status"
+                ),
+                e => e.to_string(),
+            },
         })
+}
+
+/// Where the camera token comes from.
+enum Token {
+    /// No token: an open camera.
+    None,
+    /// Given on the command line or in the environment.
+    Given(String),
+    /// The newest `camera_token` of the robot's retained status.
+    Status(watch::Receiver<Option<String>>),
+}
+
+/// How long to wait for the robot's status to carry a token.
+pub const STATUS_WAIT: Duration = Duration::from_secs(15);
+
+impl Token {
+    /// The token to use now; from the status, waits up to [`STATUS_WAIT`]
+    /// for an online status with one.
+    async fn current(&mut self) -> Option<String> {
+        match self {
+            Token::None => None,
+            Token::Given(t) => Some(t.clone()),
+            Token::Status(rx) => {
+                let _ = tokio::time::timeout(STATUS_WAIT, rx.wait_for(Option::is_some)).await;
+                let t = rx.borrow_and_update().clone();
+                if t.is_none() {
+                    tracing::warn!("no camera_token in the robot's status yet; trying without");
+                }
+                t
+            }
+        }
+    }
+}
+
+/// The camera token in a status payload: only an online robot's counts.
+pub fn token_of_status(payload: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Status>(payload)
+        .ok()
+        .filter(|s| s.online)
+        .and_then(|s| s.camera_token)
+}
+
+/// Connects to the broker; publishes through the returned client, and
+/// (when `learn_token`) follows the robot's status into the watch.
+fn start_mqtt(
+    path: &Path,
+    thing: &str,
+    learn_token: bool,
+) -> Result<(AsyncClient, watch::Receiver<Option<String>>), DetectError> {
+    let settings = load_mqtt_settings(path)?;
+    let (client, mut events) = gopigo_client::new_client(settings.options()?, 64);
+    let (tx, rx) = watch::channel(None);
+    let status = topics::status(thing);
+    let sub = client.clone();
+    tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) if learn_token => {
+                    if let Err(e) = sub.try_subscribe(status.clone(), QoS::AtLeastOnce) {
+                        tracing::warn!(error = %e, "cannot subscribe to the robot's status");
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == status => {
+                    tx.send_replace(token_of_status(&p.payload));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "MQTT connection lost; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok((client, rx))
 }
 
 /// How long the first connection may keep failing at the network level (a
@@ -148,7 +237,7 @@ pub fn authority_of(url: &str) -> Option<String> {
 /// Connects once the server accepts TCP connections, waiting up to
 /// [`STARTUP_GRACE`] for that (a robot that is still starting). A server
 /// that answers with something other than an MJPEG stream is an error at once.
-async fn connect_first(url: &str) -> Result<MjpegClient, DetectError> {
+async fn connect_first(url: &str, token: &mut Token) -> Result<MjpegClient, DetectError> {
     if let Some(addr) = authority_of(url) {
         let started = Instant::now();
         let mut wait = Duration::from_millis(200);
@@ -167,7 +256,109 @@ async fn connect_first(url: &str) -> Result<MjpegClient, DetectError> {
             wait = (wait * 2).min(Duration::from_secs(2));
         }
     }
-    connect(url).await
+    let t = token.current().await;
+    connect(url, t.as_deref()).await
+}
+
+/// Where detections go over MQTT, and where the camera token comes from.
+/// A broken identity is a set-up error worth failing on at once.
+fn setup_mqtt(opts: &LiveOptions) -> Result<(Option<(AsyncClient, String)>, Token), DetectError> {
+    let given = opts.camera_token.clone().map(Token::Given);
+    match (&opts.mqtt_config, &opts.thing) {
+        (Some(path), Some(thing)) => {
+            let (client, status) = start_mqtt(path, thing, given.is_none())?;
+            let token = given.unwrap_or(Token::Status(status));
+            Ok((Some((client, topics::detections(thing))), token))
+        }
+        (Some(path), None) => Err(DetectError::Config {
+            path: path.clone(),
+            reason: "--thing is required to know which robot's detections topic to use".into(),
+        }),
+        _ => Ok((None, given.unwrap_or(Token::None))),
+    }
+}
+
+/// Serves the annotated frames on 127.0.0.1:`port` until `stop` is true.
+async fn serve_annotated(
+    port: u16,
+    bus: FrameBus,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), DetectError> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|source| DetectError::Io {
+            what: format!("127.0.0.1:{port} (annotated stream)"),
+            source,
+        })?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("annotated stream on http://{addr}/stream");
+        eprintln!("annotated stream: http://{addr}/stream");
+    }
+    // Loopback only: no token, the default viewer cap and timeouts.
+    let options = gopigo_camera::mjpeg::ServeOptions::default();
+    tokio::spawn(async move {
+        let _ = gopigo_camera::mjpeg::serve(listener, bus, options, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+    });
+    Ok(())
+}
+
+/// Detections of one frame, and the frame with boxes drawn when `draw`.
+type Detected = (Vec<Detection>, Option<Vec<u8>>);
+
+/// Runs `det` on `frame` on a blocking thread; hands the detector back.
+async fn detect_frame(
+    mut det: Detector,
+    frame: std::sync::Arc<Frame>,
+    draw: bool,
+) -> Result<(Detector, Result<Detected, gopigo_vision::VisionError>), String> {
+    tokio::task::spawn_blocking(move || {
+        let result = gopigo_vision::decode_jpeg(&frame.jpeg).and_then(|img| {
+            let dets = det.detect_rgb(&img)?;
+            let drawn = if draw {
+                Some(gopigo_vision::encode_jpeg(
+                    &gopigo_vision::draw_detections(&img, &dets),
+                    80,
+                )?)
+            } else {
+                None
+            };
+            Ok((dets, drawn))
+        });
+        (det, result)
+    })
+    .await
+    .map_err(|e| format!("detector task failed: {e}"))
+}
+
+/// Hands one frame's detections on: a JSON line to `out`, the message to
+/// MQTT, the drawn frame to the annotated stream.
+fn emit(
+    out: &mut (dyn Write + Send),
+    mqtt: Option<&(AsyncClient, String)>,
+    annotated: &FrameBus,
+    frame: &Frame,
+    dets: &[Detection],
+    drawn: Option<Vec<u8>>,
+) -> Result<(), DetectError> {
+    let line = serde_json::to_string(&to_message(frame, dets)).unwrap_or_default();
+    writeln!(out, "{line}").map_err(|source| DetectError::Io {
+        what: "stdout".into(),
+        source,
+    })?;
+    if let Some((client, topic)) = mqtt {
+        if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, false, line) {
+            tracing::debug!(error = %e, "detections not published");
+        }
+    }
+    if let Some(jpeg) = drawn {
+        if let Ok(f) = Frame::from_jpeg(&jpeg, frame.seq, frame.captured_at_ms, "annotated") {
+            annotated.publish(f);
+        }
+    }
+    Ok(())
 }
 
 /// Runs the detector on the newest frames of `opts.url` until `shutdown`
@@ -179,53 +370,14 @@ pub async fn run_live(
     out: &mut (dyn Write + Send),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<u64, DetectError> {
-    // MQTT first: a broken identity is a set-up error worth failing on.
-    let mqtt = match (&opts.mqtt_config, &opts.thing) {
-        (Some(path), Some(thing)) => {
-            let settings = load_mqtt_settings(path)?;
-            let (client, mut events) = gopigo_client::new_client(settings.options()?, 64);
-            tokio::spawn(async move {
-                loop {
-                    if let Err(e) = events.poll().await {
-                        tracing::warn!(error = %e, "MQTT connection lost; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            });
-            Some((client, topics::detections(thing)))
-        }
-        (Some(_), None) => {
-            return Err(DetectError::Config {
-                path: opts.mqtt_config.clone().unwrap_or_default(),
-                reason: "--thing is required to know which robot's detections topic to use".into(),
-            })
-        }
-        _ => None,
-    };
+    let (mqtt, mut token) = setup_mqtt(&opts)?;
     let annotated = FrameBus::new();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
     if let Some(port) = opts.serve_port {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .map_err(|source| DetectError::Io {
-                what: format!("127.0.0.1:{port} (annotated stream)"),
-                source,
-            })?;
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!("annotated stream on http://{addr}/stream");
-            eprintln!("annotated stream: http://{addr}/stream");
-        }
-        let bus = annotated.clone();
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            let _ = gopigo_camera::mjpeg::serve(listener, bus, async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await;
-        });
+        serve_annotated(port, annotated.clone(), stop_rx).await?;
     }
 
-    let mut latest = connect_first(&opts.url).await?.latest();
+    let mut latest = connect_first(&opts.url, &mut token).await?.latest();
     let mut detector = Some(detector);
     let mut done = 0u64;
     let mut window = (Instant::now(), 0u32);
@@ -244,7 +396,8 @@ pub async fn run_live(
                 tracing::warn!(url = %opts.url, "stream ended; reconnecting");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                match connect(&opts.url).await {
+                let t = token.current().await;
+                match connect(&opts.url, t.as_deref()).await {
                     Ok(c) => {
                         latest = c.latest();
                         backoff = Duration::from_millis(200);
@@ -254,35 +407,15 @@ pub async fn run_live(
                 continue;
             }
         };
-        let Some(mut det) = detector.take() else {
+        let Some(det) = detector.take() else {
             break;
         };
-        let f = frame.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let result = gopigo_vision::decode_jpeg(&f.jpeg).and_then(|img| {
-                let dets = det.detect_rgb(&img)?;
-                let drawn = if draw {
-                    Some(gopigo_vision::encode_jpeg(
-                        &gopigo_vision::draw_detections(&img, &dets),
-                        80,
-                    )?)
-                } else {
-                    None
-                };
-                Ok((dets, drawn))
-            });
-            (det, result)
-        })
-        .await;
-        let (det, result) = match joined {
-            Ok(v) => v,
-            Err(e) => {
-                return Err(DetectError::Stream {
-                    url: opts.url.clone(),
-                    reason: format!("detector task failed: {e}"),
-                })
-            }
-        };
+        let (det, result) = detect_frame(det, frame.clone(), draw)
+            .await
+            .map_err(|reason| DetectError::Stream {
+                url: opts.url.clone(),
+                reason,
+            })?;
         detector = Some(det);
         let (dets, drawn) = match result {
             Ok(v) => v,
@@ -291,27 +424,7 @@ pub async fn run_live(
                 continue;
             }
         };
-        let msg = to_message(&frame, &dets);
-        let line = serde_json::to_string(&msg).unwrap_or_default();
-        writeln!(out, "{line}").map_err(|source| DetectError::Io {
-            what: "stdout".into(),
-            source,
-        })?;
-        if let Some((client, topic)) = &mqtt {
-            if let Err(e) = client.try_publish(topic, rumqttc::QoS::AtMostOnce, false, line) {
-                tracing::debug!(error = %e, "detections not published");
-            }
-        }
-        if let Some(jpeg) = drawn {
-            if let Ok(f) = Frame::from_jpeg(
-                &Bytes::from(jpeg),
-                frame.seq,
-                frame.captured_at_ms,
-                "annotated",
-            ) {
-                annotated.publish(f);
-            }
-        }
+        emit(out, mqtt.as_ref(), &annotated, &frame, &dets, drawn)?;
         done += 1;
         window.1 += 1;
         let elapsed = window.0.elapsed();
@@ -332,6 +445,7 @@ pub async fn run_live(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn messages_carry_the_frame_stamp_and_boxes() {
@@ -358,6 +472,26 @@ mod tests {
         assert_eq!((m.width, m.height), (640, 480));
         assert_eq!(m.detections[0].class, "dog");
         assert_eq!(m.detections[0].bbox, [1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn only_an_online_status_gives_a_token() {
+        let cases: [(&[u8], Option<&str>); 5] = [
+            (
+                br#"{"online":true,"since":1,"version":"v","camera_token":"abc"}"#,
+                Some("abc"),
+            ),
+            (
+                br#"{"online":false,"since":1,"version":"v","camera_token":"abc"}"#,
+                None,
+            ),
+            (br#"{"online":true,"since":1,"version":"v"}"#, None),
+            (b"not json", None),
+            (b"", None),
+        ];
+        for (payload, want) in cases {
+            assert_eq!(token_of_status(payload).as_deref(), want);
+        }
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub struct DetectCommand {
     /// Serve the frames with boxes drawn as MJPEG on this port (0 = any free port).
     #[arg(long)]
     serve_port: Option<u16>,
+    /// The robot camera's access token (sent as `Authorization: Bearer`).
+    /// Without it, --thing with --mqtt-config (a controller identity) reads
+    /// it from the robot's retained status, and again after the robot restarts.
+    #[arg(long, env = "GOPIGO_CAMERA_TOKEN", hide_env_values = true)]
+    camera_token: Option<String>,
 }
 
 /// Runs a vision subcommand.
@@ -106,6 +111,7 @@ pub fn run(cmd: Commands) -> anyhow::Result<()> {
                 mqtt_config: d.mqtt_config,
                 serve_port: d.serve_port,
                 max_frames: d.vision.max_frames,
+                camera_token: d.camera_token,
             };
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             rt.block_on(async move {

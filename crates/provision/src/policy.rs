@@ -265,6 +265,11 @@ mod tests {
                 true,
             ),
             ("r1", "iot:RetainPublish", "topic/gopigo/r1/status", true),
+            // the status carries the camera token: another robot may not read it
+            ("r1", "iot:Receive", "topic/gopigo/r1/status", true),
+            ("r2", "iot:Receive", "topic/gopigo/r1/status", false),
+            ("r2", "iot:Subscribe", "topicfilter/gopigo/r1/status", false),
+            ("r2", "iot:Subscribe", "topicfilter/gopigo/+/status", false),
             (
                 "r1",
                 "iot:RetainPublish",
@@ -312,6 +317,7 @@ mod tests {
                 true,
             ),
             ("ctl", "iot:Subscribe", "topicfilter/gopigo/r1/status", true),
+            ("ctl", "iot:Receive", "topic/gopigo/r1/status", true),
             (
                 "ctl",
                 "iot:Subscribe",

@@ -89,6 +89,123 @@ async fn open_tcp(host: &str, port: u16, recv_buffer: Option<u32>) -> std::io::R
     }))
 }
 
+/// Where an `http://host[:port]/path` URL points (pure).
+struct Target {
+    host: String,
+    port: u16,
+    authority: String,
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, CameraError> {
+        let bad = |reason: String| CameraError::BadUrl {
+            url: url.to_string(),
+            reason,
+        };
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| bad(format!("{e}; expected http://host:port/path")))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => {
+                return Err(bad(format!(
+                    "scheme {other:?} is not supported; only plain http:// MJPEG streams"
+                )))
+            }
+            None => return Err(bad("no scheme; write it as http://host:port/path".into())),
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| bad("no host; write it as http://host:port/path".into()))?;
+        Ok(Self {
+            host: authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port: authority.port_u16().unwrap_or(80),
+            authority: authority.as_str().to_string(),
+            path: uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".to_string()),
+        })
+    }
+
+    /// The GET request, with the token as a bearer credential.
+    fn request(
+        &self,
+        url: &str,
+        token: Option<&str>,
+    ) -> Result<http::Request<http_body_util::Empty<Bytes>>, CameraError> {
+        let bad = |reason: String| CameraError::BadUrl {
+            url: url.to_string(),
+            reason,
+        };
+        let mut req = http::Request::get(self.path.as_str())
+            .header(http::header::HOST, self.authority.as_str())
+            .header(http::header::USER_AGENT, "gopigo-camera")
+            .header(http::header::ACCEPT, "multipart/x-mixed-replace, */*");
+        if let Some(token) = token {
+            let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| bad("the camera token has characters a header cannot carry".into()))?;
+            value.set_sensitive(true);
+            req = req.header(http::header::AUTHORIZATION, value);
+        }
+        req.body(http_body_util::Empty::<Bytes>::new())
+            .map_err(|e| bad(e.to_string()))
+    }
+}
+
+/// Checks that `resp` is a 200 multipart stream; returns it with its
+/// boundary.
+fn check_response(
+    url: &str,
+    resp: http::Response<Incoming>,
+    sent_token: bool,
+) -> Result<(http::Response<Incoming>, String), CameraError> {
+    if resp.status() == http::StatusCode::UNAUTHORIZED {
+        return Err(CameraError::Unauthorized {
+            url: url.to_string(),
+            reason: if sent_token {
+                "the camera refused the token (a robot makes a new one at each start: read camera_token from its status again)".into()
+            } else {
+                "the camera needs its access token (camera_token in the robot's retained status)"
+                    .into()
+            },
+        });
+    }
+    if resp.status() != http::StatusCode::OK {
+        return Err(http_err(
+            url,
+            format!("server answered {} instead of 200 OK", resp.status()),
+        ));
+    }
+    let content_type = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/x-mixed-replace")
+    {
+        return Err(CameraError::NotMultipart {
+            url: url.to_string(),
+            content_type,
+        });
+    }
+    match boundary_from_content_type(&content_type) {
+        Some(boundary) => Ok((resp, boundary)),
+        None => Err(CameraError::Multipart {
+            url: url.to_string(),
+            source: MultipartError::MissingBoundary { content_type },
+        }),
+    }
+}
+
 fn http_err(url: &str, reason: impl std::fmt::Display) -> CameraError {
     CameraError::Http {
         url: url.to_string(),
@@ -111,46 +228,19 @@ impl MjpegClient {
 
     /// Like [`Self::connect_with`], sending `token` as
     /// `Authorization: Bearer TOKEN` (the robot's per-boot camera token,
-    /// `camera_token` in its retained status).
+    /// `camera_token` in its retained status). A 401 answer is
+    /// [`CameraError::Unauthorized`].
     pub async fn connect_with_token(
         url: &str,
         options: &ClientOptions,
         token: Option<&str>,
     ) -> Result<Self, CameraError> {
-        let (connect_timeout, read_timeout) = (options.connect_timeout, options.read_timeout);
-        let bad = |reason: &str| CameraError::BadUrl {
-            url: url.to_string(),
-            reason: reason.to_string(),
-        };
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| bad(&format!("{e}; expected http://host:port/path")))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some(other) => {
-                return Err(bad(&format!(
-                    "scheme {other:?} is not supported; only plain http:// MJPEG streams"
-                )))
-            }
-            None => return Err(bad("no scheme; write it as http://host:port/path")),
-        }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| bad("no host; write it as http://host:port/path"))?
-            .clone();
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let port = authority.port_u16().unwrap_or(80);
-        let path = uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".to_string());
-
+        let connect_timeout = options.connect_timeout;
+        let target = Target::parse(url)?;
+        let req = target.request(url, token)?;
         let tcp = tokio::time::timeout(
             connect_timeout,
-            open_tcp(host, port, options.recv_buffer_bytes),
+            open_tcp(&target.host, target.port, options.recv_buffer_bytes),
         )
         .await
         .map_err(|_| http_err(url, format!("no connection within {connect_timeout:?}")))?
@@ -170,58 +260,24 @@ impl MjpegClient {
                 tracing::debug!(error = %e, "MJPEG client connection ended");
             }
         });
-        let mut req = http::Request::get(path)
-            .header(http::header::HOST, authority.as_str())
-            .header(http::header::USER_AGENT, "gopigo-camera")
-            .header(http::header::ACCEPT, "multipart/x-mixed-replace, */*");
-        if let Some(token) = token {
-            req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let req = req
-            .body(http_body_util::Empty::<Bytes>::new())
-            .map_err(|e| bad(&e.to_string()))?;
         let resp = tokio::time::timeout(connect_timeout, sender.send_request(req))
             .await
             .map_err(|_| http_err(url, format!("no response within {connect_timeout:?}")))?
-            .map_err(|e| http_err(url, e))?;
-        if resp.status() != http::StatusCode::OK {
-            conn.abort();
-            return Err(http_err(
-                url,
-                format!("server answered {} instead of 200 OK", resp.status()),
-            ));
-        }
-        let content_type = resp
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        if !content_type
-            .to_ascii_lowercase()
-            .starts_with("multipart/x-mixed-replace")
-        {
-            conn.abort();
-            return Err(CameraError::NotMultipart {
+            .map_err(|e| http_err(url, e));
+        match resp.and_then(|r| check_response(url, r, token.is_some())) {
+            Ok((resp, boundary)) => Ok(Self {
                 url: url.to_string(),
-                content_type,
-            });
+                body: resp.into_body(),
+                parser: MultipartParser::new(&boundary, MAX_FRAME_BYTES),
+                conn,
+                read_timeout: options.read_timeout,
+                received: 0,
+            }),
+            Err(e) => {
+                conn.abort();
+                Err(e)
+            }
         }
-        let Some(boundary) = boundary_from_content_type(&content_type) else {
-            conn.abort();
-            return Err(CameraError::Multipart {
-                url: url.to_string(),
-                source: MultipartError::MissingBoundary { content_type },
-            });
-        };
-        Ok(Self {
-            url: url.to_string(),
-            body: resp.into_body(),
-            parser: MultipartParser::new(&boundary, MAX_FRAME_BYTES),
-            conn,
-            read_timeout,
-            received: 0,
-        })
     }
 
     /// The URL this client reads.

@@ -15,13 +15,29 @@
 //! On HTTP/1.1 the stream body is sent with chunked transfer encoding
 //! (hyper decides); every HTTP client decodes that transparently.
 //!
+//! Guarded ([`ServeOptions`], [`access`]): with a token set, every route
+//! answers 401 unless the request carries `Authorization: Bearer TOKEN` or
+//! `?token=TOKEN` (compared in constant time); `?fps=` outside
+//! 0.1..=1000 (NaN, infinite, negative, not a number) answers 400; beyond
+//! `max_viewers` open streams a new one answers 503 with `Retry-After`;
+//! beyond `max_connections` sockets a new connection is answered 503 and
+//! closed at once; a viewer that takes no bytes for `write_timeout` is
+//! dropped; a connection that has not sent its headers, or shown the
+//! token, within `header_timeout` is closed.
+//!
 //! Client ([`MjpegClient`]): reads any such stream (Motion, mjpg-streamer,
 //! IP cameras, this server) into [`crate::Frame`]s, using the pure parser in
 //! [`multipart`].
 
+pub mod access;
 mod client;
+mod deadline;
 pub mod multipart;
 mod server;
 
+pub use access::AccessToken;
 pub use client::{ClientOptions, LatestFrames, MjpegClient};
-pub use server::{router, serve, BOUNDARY, CONTENT_TYPE};
+pub use server::{
+    router, serve, ServeOptions, BOUNDARY, CONTENT_TYPE, DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_VIEWERS, DEFAULT_WRITE_TIMEOUT, SEND_BUFFER_BYTES, SPARE_CONNECTIONS,
+};

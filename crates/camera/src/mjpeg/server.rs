@@ -1,23 +1,29 @@
-//! The MJPEG HTTP server (axum).
+//! The MJPEG HTTP server (axum over hyper), guarded: a token, a viewer cap,
+//! a connection cap and timeouts (see [`ServeOptions`]).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::access::{self, AccessToken, Denied};
+use super::deadline::WriteDeadline;
 use crate::{Frame, FrameBus};
 
 /// The multipart boundary, as Motion spells it.
@@ -25,32 +31,101 @@ pub const BOUNDARY: &str = "BoundaryString";
 /// The stream's Content-Type.
 pub const CONTENT_TYPE: &str = "multipart/x-mixed-replace; boundary=BoundaryString";
 
+/// Viewers served at once unless configured otherwise.
+pub const DEFAULT_MAX_VIEWERS: usize = 8;
+/// Connections beyond the viewer cap kept open for snapshots and for
+/// answering 401 or 503; further connections are closed at once.
+pub const SPARE_CONNECTIONS: usize = 16;
+/// How long a viewer may take no bytes before it is dropped.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may take to send a request's headers, and to
+/// present a valid token; also how long an idle keep-alive connection lives.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// `Retry-After` (seconds) when every viewer slot is taken.
+const BUSY_RETRY_AFTER_S: &str = "5";
+
+/// Who may watch and what bounds the server. Every bound holds whatever
+/// the peers do: at most `max_connections` sockets are held, each viewer
+/// write makes progress within `write_timeout`, and a connection that has
+/// not shown the token within `header_timeout` is closed.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The token every request must present. `None` serves anyone who can
+    /// connect: only for a listener bound to loopback.
+    pub token: Option<AccessToken>,
+    /// Streams served at once; one more gets 503 with `Retry-After`.
+    pub max_viewers: usize,
+    /// Open connections held at once (viewers, snapshots, refusals); a
+    /// connection beyond it is answered 503 and closed without being served.
+    pub max_connections: usize,
+    /// See [`DEFAULT_WRITE_TIMEOUT`].
+    pub write_timeout: Duration,
+    /// See [`DEFAULT_HEADER_TIMEOUT`].
+    pub header_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    /// Open (no token), default bounds: for loopback listeners and tests.
+    fn default() -> Self {
+        Self::new(None)
+    }
+}
+
+impl ServeOptions {
+    /// Default bounds, with `token` required when given.
+    pub fn new(token: Option<AccessToken>) -> Self {
+        Self {
+            token,
+            max_viewers: DEFAULT_MAX_VIEWERS,
+            max_connections: DEFAULT_MAX_VIEWERS + SPARE_CONNECTIONS,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+        }
+    }
+
+    /// Sets the viewer cap, and the connection cap to match it.
+    pub fn with_max_viewers(mut self, max_viewers: usize) -> Self {
+        self.max_viewers = max_viewers;
+        self.max_connections = max_viewers + SPARE_CONNECTIONS;
+        self
+    }
+}
+
 #[derive(Clone)]
 struct AppState {
     bus: FrameBus,
     stop: CancellationToken,
+    token: Option<Arc<AccessToken>>,
+    viewers: Arc<Semaphore>,
+    max_viewers: usize,
 }
 
-/// Query parameters of the stream endpoints.
-#[derive(Debug, serde::Deserialize)]
-struct StreamParams {
-    /// Most frames a second this viewer gets.
-    fps: Option<f64>,
+/// Set on a connection once one of its requests showed the token.
+#[derive(Clone)]
+struct ConnAuthorized(Arc<AtomicBool>);
+
+/// The camera routes over `bus`, guarded as `options` say (token and
+/// viewer cap; the connection bounds need [`serve`]). Streams end when the
+/// connection closes.
+pub fn router(bus: FrameBus, options: &ServeOptions) -> Router {
+    router_with_stop(bus, options, CancellationToken::new())
 }
 
-/// The camera routes over `bus`. Streams end when the connection closes;
-/// use [`serve`] for a server whose streams also end on shutdown.
-pub fn router(bus: FrameBus) -> Router {
-    router_with_stop(bus, CancellationToken::new())
-}
-
-fn router_with_stop(bus: FrameBus, stop: CancellationToken) -> Router {
+fn router_with_stop(bus: FrameBus, options: &ServeOptions, stop: CancellationToken) -> Router {
+    let state = AppState {
+        bus,
+        stop,
+        token: options.token.clone().map(Arc::new),
+        viewers: Arc::new(Semaphore::new(options.max_viewers)),
+        max_viewers: options.max_viewers,
+    };
     Router::new()
         .route("/", get(stream))
         .route("/stream", get(stream))
         .route("/stream.mjpg", get(stream))
         .route("/snapshot.jpg", get(snapshot))
-        .with_state(AppState { bus, stop })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
 }
 
 /// Kernel send buffer asked for on each viewer's socket (Linux doubles
@@ -66,17 +141,28 @@ pub const SEND_BUFFER_BYTES: usize = 64 * 1024;
 /// Each connection is served by hyper with its smallest write buffer and a
 /// [`SEND_BUFFER_BYTES`] socket send buffer, so that per viewer at most
 /// about one frame waits in memory: the pacing that makes a slow viewer
-/// skip to the newest frame.
+/// skip to the newest frame. At most `options.max_connections` are held;
+/// each further one is answered 503 and closed at once, so viewers never
+/// use up the process's file descriptors.
 pub async fn serve(
     listener: TcpListener,
     bus: FrameBus,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stop = CancellationToken::new();
-    let app = router_with_stop(bus, stop.clone());
+    let app = router_with_stop(bus, &options, stop.clone());
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "MJPEG server listening");
+        tracing::info!(
+            %addr,
+            token = options.token.is_some(),
+            max_viewers = options.max_viewers,
+            max_connections = options.max_connections,
+            "MJPEG server listening"
+        );
     }
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let limits = ConnLimits::from(&options);
     let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -93,33 +179,12 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let _ = tcp.set_nodelay(true);
-                if let Err(e) = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER_BYTES) {
-                    tracing::debug!(error = %e, "cannot set SO_SNDBUF");
-                }
-                let (app, stop) = (app.clone(), stop.clone());
-                conns.spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        tower::ServiceExt::oneshot(app.clone(), req)
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .max_buf_size(8192)
-                        .writev(true)
-                        .header_read_timeout(Duration::from_secs(10))
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc);
-                    tokio::pin!(conn);
-                    let result = tokio::select! {
-                        r = conn.as_mut() => r,
-                        _ = stop.cancelled() => {
-                            conn.as_mut().graceful_shutdown();
-                            conn.await
-                        }
-                    };
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "camera viewer connection ended");
-                    }
-                });
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    refuse(tcp, peer);
+                    continue;
+                };
+                tune(&tcp);
+                conns.spawn(serve_connection(tcp, peer, app.clone(), stop.clone(), limits, slot));
             }
         }
     }
@@ -132,6 +197,145 @@ pub async fn serve(
         conns.abort_all();
     }
     Ok(())
+}
+
+/// What a connection gets when every connection slot is taken.
+const FULL_BODY: &str =
+    "the camera is serving all the connections it can; retry in a few seconds\n";
+
+fn full_response() -> String {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: {BUSY_RETRY_AFTER_S}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{FULL_BODY}",
+        FULL_BODY.len()
+    )
+}
+
+/// Answers a connection beyond the cap without waiting for it, and closes
+/// it: its file descriptor is released at once.
+fn refuse(tcp: TcpStream, peer: SocketAddr) {
+    // Read what already arrived, so that closing sends FIN rather than RST
+    // and the peer can read the answer.
+    let mut sink = [0u8; 4096];
+    let _ = tcp.try_read(&mut sink);
+    let _ = tcp.try_write(full_response().as_bytes());
+    tracing::debug!(%peer, "camera connection refused: connection cap reached");
+}
+
+fn tune(tcp: &TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    if let Err(e) = socket2::SockRef::from(tcp).set_send_buffer_size(SEND_BUFFER_BYTES) {
+        tracing::debug!(error = %e, "cannot set SO_SNDBUF");
+    }
+}
+
+/// The per-connection bounds.
+#[derive(Debug, Clone, Copy)]
+struct ConnLimits {
+    needs_token: bool,
+    write_timeout: Duration,
+    header_timeout: Duration,
+}
+
+impl From<&ServeOptions> for ConnLimits {
+    fn from(o: &ServeOptions) -> Self {
+        Self {
+            needs_token: o.token.is_some(),
+            write_timeout: o.write_timeout,
+            header_timeout: o.header_timeout,
+        }
+    }
+}
+
+/// Serves one connection: hyper with a header-read timeout over a socket
+/// whose writes must progress; closed early when it has not shown the
+/// token within the header timeout. `_slot` is its connection slot.
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    stop: CancellationToken,
+    limits: ConnLimits,
+    _slot: OwnedSemaphorePermit,
+) {
+    let authorized = Arc::new(AtomicBool::new(!limits.needs_token));
+    let flag = ConnAuthorized(authorized.clone());
+    let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(flag.clone());
+        tower::ServiceExt::oneshot(app.clone(), req)
+    });
+    let io = hyper_util::rt::TokioIo::new(WriteDeadline::new(tcp, limits.write_timeout));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(8192)
+        .writev(true)
+        .header_read_timeout(limits.header_timeout)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(io, svc);
+    tokio::pin!(conn);
+    let auth_deadline = tokio::time::sleep(limits.header_timeout);
+    tokio::pin!(auth_deadline);
+    let mut awaiting_token = limits.needs_token;
+    let result = loop {
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            _ = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                break conn.await;
+            }
+            _ = &mut auth_deadline, if awaiting_token => {
+                if !authorized.load(Ordering::Relaxed) {
+                    tracing::debug!(%peer, "camera connection closed: no valid token in time");
+                    return;
+                }
+                awaiting_token = false;
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "camera viewer connection ended");
+    }
+}
+
+/// A short text answer that browsers will not sniff or cache.
+fn plain(status: StatusCode, message: String) -> Response {
+    let mut resp = (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// Lets a request through only with the token (when one is set), and
+/// marks its connection as authorized.
+async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let pairs = access::query_pairs(req.uri().query());
+        if let Err(denied) = access::authorize(token, req.headers(), access::as_str_pairs(&pairs)) {
+            return unauthorized(denied);
+        }
+    }
+    if let Some(ConnAuthorized(flag)) = req.extensions().get::<ConnAuthorized>() {
+        flag.store(true, Ordering::Relaxed);
+    }
+    next.run(req).await
+}
+
+fn unauthorized(denied: Denied) -> Response {
+    let mut resp = plain(StatusCode::UNAUTHORIZED, denied.message().to_string());
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"gopigo-camera\""),
+    );
+    resp
 }
 
 fn no_cache(resp: &mut Response) {
@@ -159,11 +363,11 @@ async fn snapshot(State(state): State<AppState>) -> Response {
             resp
         }
         None => {
-            let mut resp = (
+            let mut resp = plain(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "no camera frame yet: the camera is starting or switched off; retry in a moment\n",
-            )
-                .into_response();
+                "no camera frame yet: the camera is starting or switched off; retry in a moment\n"
+                    .into(),
+            );
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             resp
@@ -190,6 +394,8 @@ struct Viewer {
     min_interval: Option<Duration>,
     last_sent: Option<Instant>,
     pending: VecDeque<Bytes>,
+    /// The viewer slot, freed when the stream is dropped.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Viewer {
@@ -220,19 +426,31 @@ impl Viewer {
     }
 }
 
-async fn stream(State(state): State<AppState>, Query(params): Query<StreamParams>) -> Response {
-    let min_interval = match params.fps {
-        None => None,
-        Some(fps) if fps.is_finite() && fps > 0.0 && fps <= 1000.0 => {
-            Some(Duration::from_secs_f64(1.0 / fps))
-        }
-        Some(fps) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("fps={fps} is not a frame rate: use a number above 0 and at most 1000\n"),
-            )
-                .into_response()
-        }
+fn busy(max_viewers: usize) -> Response {
+    let mut resp = plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the camera is busy: {max_viewers} viewers are watching, the most it serves \
+             ([camera] max_viewers); retry in a few seconds\n"
+        ),
+    );
+    resp.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(BUSY_RETRY_AFTER_S),
+    );
+    resp
+}
+
+async fn stream(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let pairs = access::query_pairs(query.as_deref());
+    let params = match access::stream_params(access::as_str_pairs(&pairs)) {
+        Ok(p) => p,
+        Err(e) => return plain(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    // In range by validation: at most 1/MIN_VIEWER_FPS seconds.
+    let min_interval = params.fps.map(|fps| Duration::from_secs_f64(1.0 / fps));
+    let Ok(slot) = state.viewers.clone().try_acquire_owned() else {
+        return busy(state.max_viewers);
     };
     let mut rx = state.bus.subscribe();
     // A new viewer gets the current frame at once, not after the next one.
@@ -245,6 +463,7 @@ async fn stream(State(state): State<AppState>, Query(params): Query<StreamParams
         min_interval,
         last_sent: None,
         pending: VecDeque::new(),
+        _slot: slot,
     };
     let body = futures::stream::unfold(viewer, |mut v| async move {
         let chunk = v.next_chunk().await?;
