@@ -194,6 +194,7 @@ impl Broker {
         let sweep_every = (self.shared.config.session_expiry / 10)
             .clamp(Duration::from_millis(100), Duration::from_secs(10));
         let mut sweep = tokio::time::interval(sweep_every);
+        let mut release = tokio::time::interval(limits::RELEASE_EVERY);
         let cap = limits::ConnectionCap::new("MQTT", self.shared.config.max_connections);
         tokio::pin!(shutdown);
         loop {
@@ -222,6 +223,7 @@ impl Broker {
                     }
                 },
                 _ = sweep.tick() => self.shared.router.sweep(),
+                _ = release.tick() => limits::release_freed_memory(),
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }

@@ -126,3 +126,78 @@ async fn https_publish_delivers_and_enforces_policy() {
     server.await.unwrap().unwrap();
     b.stop().await;
 }
+
+/// Whether the server closes `s` within `within` (EOF or an error).
+async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    within: std::time::Duration,
+) -> bool {
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(within, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_and_slowloris_clients_are_closed_and_the_cap_holds() {
+    use std::time::Duration;
+    let setup = Setup::new();
+    let config = gopigo_broker::BrokerConfig {
+        handshake_timeout: Duration::from_millis(500),
+        ..Setup::config()
+    };
+    let b = setup.start(config, None).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = gopigo_broker::HttpLimits {
+        header_read_timeout: Duration::from_millis(500),
+        request_timeout: Duration::from_secs(5),
+        max_connections: 4,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gopigo_broker::serve_https_publish_with(
+        listener,
+        setup.server_tls(None),
+        b.handle.clone(),
+        limits,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let tls = || async {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        tokio_rustls::TlsConnector::from(b.client_config(&b.admin, None))
+            .connect(name, tcp)
+            .await
+            .unwrap()
+    };
+    // Silent TCP (no TLS), TLS without a request, half a header.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut no_request = tls().await;
+    let mut slow = tls().await;
+    slow.write_all(b"POST /topics/a HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut full = TcpStream::connect(addr).await.unwrap();
+    // A fifth connection is past the cap of 4: closed at once.
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    assert!(closed_within(&mut extra, Duration::from_millis(400)).await);
+    // The others go after their timeouts (bounds generous: the point is that they go).
+    assert!(closed_within(&mut silent, Duration::from_secs(5)).await);
+    assert!(closed_within(&mut no_request, Duration::from_secs(5)).await);
+    assert!(closed_within(&mut slow, Duration::from_secs(5)).await);
+    assert!(closed_within(&mut full, Duration::from_secs(5)).await);
+    // And slots are free again: a real request succeeds.
+    let (status, _) = post(addr, b.client_config(&b.admin, None), "/topics/a", b"x")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    b.stop().await;
+}
