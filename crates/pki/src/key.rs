@@ -92,6 +92,20 @@ pub fn generate_key(alg: KeyAlgorithm) -> Result<GeneratedKey, PkiError> {
     })
 }
 
+/// Re-encodes an RSA key from PKCS#8 (`PRIVATE KEY`) PEM as PKCS#1
+/// (`RSA PRIVATE KEY`) PEM, the form AWS IoT's CreateKeysAndCertificate
+/// returns.
+pub fn rsa_pkcs1_pem(pkcs8_pem: &str) -> Result<String, PkiError> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    let (_, der) = crate::pem::find_block(pkcs8_pem, "private key", &["PRIVATE KEY"])?;
+    let rsa = rsa::RsaPrivateKey::from_pkcs8_der(&der)
+        .map_err(|e| PkiError::InvalidKey(format!("not an RSA PKCS#8 key: {e}")))?;
+    let pem = rsa
+        .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+        .map_err(|e| PkiError::InvalidKey(format!("cannot encode the key as PKCS#1: {e}")))?;
+    Ok(pem.to_string())
+}
+
 /// Loads a private key PEM into rcgen.
 ///
 /// Takes PKCS#8 (`PRIVATE KEY`: RSA, EC P-256/P-384, Ed25519) and PKCS#1
