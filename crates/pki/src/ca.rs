@@ -341,7 +341,8 @@ impl CertificateAuthority {
     }
 
     /// Makes an RSA-2048 key and a client certificate for it with subject
-    /// `CN=common_name`, as AWS `CreateKeysAndCertificate` does.
+    /// `CN=common_name`, as AWS `CreateKeysAndCertificate` does; the private
+    /// key comes back as PKCS#1 (`RSA PRIVATE KEY`), as AWS returns it.
     pub fn create_keys_and_certificate(
         &self,
         common_name: &str,

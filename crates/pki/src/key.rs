@@ -53,7 +53,9 @@ impl fmt::Display for KeyAlgorithm {
 /// A freshly generated key pair, both halves as PEM.
 #[derive(Clone, PartialEq, Eq)]
 pub struct GeneratedKey {
-    /// The private key, PKCS#8 (`-----BEGIN PRIVATE KEY-----`).
+    /// The private key: PKCS#8 (`-----BEGIN PRIVATE KEY-----`) from
+    /// [`generate_key`], PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`) from
+    /// `create_keys_and_certificate`, as AWS returns it.
     pub private_key_pem: String,
     /// The public key, SubjectPublicKeyInfo (`-----BEGIN PUBLIC KEY-----`).
     pub public_key_pem: String,

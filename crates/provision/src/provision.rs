@@ -486,11 +486,13 @@ async fn wait_until_detached(
         }
         match delays.next() {
             Some(d) => tokio::time::sleep(d).await,
-            None => return Err(ProvisionError::Invalid(format!(
+            None => {
+                return Err(ProvisionError::Invalid(format!(
                 "{principal} is still attached to thing {thing} {} s after DetachThingPrincipal; \
                      run `gopigo deprovision --thing {thing}` again in a minute",
                 DETACH_WAIT.as_secs()
-            ))),
+            )))
+            }
         }
     }
 }
@@ -541,6 +543,39 @@ mod tests {
         assert!(d.iter().all(|x| *x <= Duration::from_secs(4)));
         assert!(d.iter().sum::<Duration>() <= DETACH_WAIT);
         assert!(d.iter().sum::<Duration>() > DETACH_WAIT - Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn deletes_are_retried_while_aws_still_sees_the_attachment() {
+        let calls = std::cell::Cell::new(0);
+        let op = || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n < 3 {
+                    Err(ProvisionError::Api(crate::api::ApiFailure {
+                        operation: "DeleteThing",
+                        status: 400,
+                        code: "InvalidRequestException".into(),
+                        message:
+                            "Cannot delete. Thing r1 is still attached to one or more principals"
+                                .into(),
+                    }))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        retry_while_attached(op).await.unwrap();
+        assert_eq!(calls.get(), 3, "two refusals, then the delete went through");
+        // Any other error is returned at once.
+        let calls = std::cell::Cell::new(0);
+        let other = || {
+            calls.set(calls.get() + 1);
+            async { Err(ProvisionError::Invalid("bad".into())) }
+        };
+        assert!(retry_while_attached(other).await.is_err());
+        assert_eq!(calls.get(), 1);
     }
 
     #[test]
