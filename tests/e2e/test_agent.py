@@ -358,6 +358,30 @@ def test_shadow_desired_speed_is_reported_and_used(rig):
     assert s["wheel_dps"] == {"left": 200.0, "right": 200.0}, s
 
 
+def test_a_refused_desired_value_does_not_loop_on_repeated_deltas(rig):
+    """AWS republishes /update/delta after every report that leaves a gap. A
+    value the robot refuses stays in the delta; the agent must not answer
+    each repeat with another report (report -> delta -> report ...)."""
+    core, agent, c = rig
+    data = core.client("iot-data")
+    r = data.update_thing_shadow(thingName=THING, payload=json.dumps(
+        {"state": {"desired": {"speed_dps": 5000, "led": [0, 0, 255]}}}).encode())
+    start = json.loads(r["payload"].read())["version"]
+    deadline = time.time() + 10
+    doc = {}
+    while time.time() < deadline:
+        doc = json.loads(data.get_thing_shadow(thingName=THING)["payload"].read())
+        if doc["state"].get("reported", {}).get("led") == [0, 0, 255]:
+            break
+        time.sleep(0.2)
+    assert doc["state"]["reported"]["led"] == [0, 0, 255], doc
+    assert doc["state"]["delta"] == {"speed_dps": 5000}, "the refused value stays asked for"
+    time.sleep(2)
+    after = json.loads(data.get_thing_shadow(thingName=THING)["payload"].read())["version"]
+    # one report for the delta, at most one more for the repeat it skipped
+    assert after - start <= 2, f"the shadow went from version {start} to {after}: a report loop"
+
+
 def test_shadow_desired_at_connect_is_applied(fleet, tmp_path):
     core, robot, ctrl = fleet
     core.client("iot-data").update_thing_shadow(thingName=THING, payload=json.dumps(

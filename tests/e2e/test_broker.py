@@ -295,3 +295,46 @@ def test_iot_data_publish_reaches_subscribers(core, fleet):
     core.client("iot-data").publish(topic="gopigo/robotB/cmd", qos=1, payload=b"left")
     m = w.get(5)
     assert m is not None and m.payload == b"left"
+
+
+def test_connect_with_a_qos2_will_is_refused_not_silently_dropped(core, fleet):
+    """AWS IoT supports QoS 0 and 1 only. A CONNECT whose will asks QoS 2 is
+    refused (closed without CONNACK), never accepted with a will that would
+    then not be sent ([MQTT-3.1.2-8])."""
+    a, _, ctl = fleet
+    w = Client(core, ctl, "watcher")
+    assert w.sub("gopigo/robotA/status") is not None
+    c = Client(core, a, "robotA", will=("gopigo/robotA/status", '{"online":false}', 2, False), connect=False)
+    with pytest.raises(AssertionError, match="no CONNACK"):
+        c.connect(timeout=5)
+    assert c.connect_rc is None, "no CONNACK, so no accepted session"
+    assert c.disconnected.wait(5), "the broker closed the connection"
+    c.c.loop_stop()
+    assert w.get(1.5) is None, "no will from a refused CONNECT"
+    # the same client with a QoS 1 will connects, and its will is sent
+    ok = Client(core, a, "robotA", will=("gopigo/robotA/status", '{"online":false}', 1, False))
+    assert ok.connect_rc == 0
+    ok.close(clean=False)
+    m = w.get(5)
+    assert m is not None and m.payload == b'{"online":false}'
+
+
+def test_shadow_delta_repeats_after_a_report_that_leaves_a_gap(core, fleet):
+    """Issue 12 / AWS: /update/delta follows every accepted update whose
+    document still has a delta, reported-only updates included."""
+    a, _, _ = fleet
+    r = Client(core, a, "robotA")
+    base = "$aws/things/robotA/shadow"
+    assert r.sub(base + "/update/delta") is not None
+    r.pub(base + "/update", json.dumps({"state": {"desired": {"color": "red", "speed": 200}}}))
+    first = [json.loads(m.payload) for m in r.drain(1.0)]
+    assert [d["state"] for d in first] == [{"color": "red", "speed": 200}]
+    # the device reports one of the two: the rest is published again
+    r.pub(base + "/update", json.dumps({"state": {"reported": {"color": "red"}}, "clientToken": "dev"}))
+    again = [json.loads(m.payload) for m in r.drain(1.0)]
+    assert len(again) == 1 and again[0]["state"] == {"speed": 200}
+    assert again[0]["version"] == 2 and again[0]["clientToken"] == "dev"
+    assert "timestamp" in again[0]["metadata"]["speed"]
+    # a report that closes the gap: no delta
+    r.pub(base + "/update", json.dumps({"state": {"reported": {"speed": 200}}}))
+    assert r.drain(1.0) == []

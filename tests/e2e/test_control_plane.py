@@ -272,3 +272,90 @@ def test_shadow_over_iot_data_http(core):
     # the aws CLI reaches iot-data through the profile as well
     out = core.aws("iot-data", "get-thing-shadow", "--thing-name", "r1", "--shadow-name", "cam", "/dev/stdout", check=False)
     assert out.returncode == 0 and '"on": true' in out.stdout.replace('"on":true', '"on": true')
+
+
+def test_delete_thing_with_a_principal_attached_is_refused_as_on_aws(core):
+    """DeleteThing refuses while a certificate is attached and detaches
+    nothing (AWS's InvalidRequestException, seen in real accounts' logs)."""
+    iot = core.client()
+    iot.create_thing(thingName="r9")
+    arn = iot.create_keys_and_certificate(setAsActive=True)["certificateArn"]
+    iot.attach_thing_principal(thingName="r9", principal=arn)
+    st, code, msg = err(iot.delete_thing, thingName="r9")
+    assert (st, code, msg) == (
+        400, "InvalidRequestException", "Cannot delete. Thing r9 is still attached to one or more principals",
+    )
+    assert iot.list_thing_principals(thingName="r9")["principals"] == [arn]
+    # the aws CLI shows the same error text to a user
+    out = core.aws("iot", "delete-thing", "--thing-name", "r9", check=False)
+    assert out.returncode != 0 and "still attached to one or more principals" in out.stderr
+    iot.detach_thing_principal(thingName="r9", principal=arn)
+    iot.delete_thing(thingName="r9")
+    st, code, _ = err(iot.describe_thing, thingName="r9")
+    assert st == 404
+
+
+def test_update_thing_empty_attribute_value_removes_it(core):
+    """AttributePayload: 'To remove an attribute, call UpdateThing with an
+    empty attribute value'; merge keeps the others, no merge replaces all."""
+    iot = core.client()
+    iot.create_thing(thingName="r2", attributePayload={"attributes": {"a": "1", "b": "2", "c": "3"}})
+    iot.update_thing(thingName="r2", attributePayload={"attributes": {"a": "", "d": "4"}, "merge": True})
+    assert iot.describe_thing(thingName="r2")["attributes"] == {"b": "2", "c": "3", "d": "4"}
+    iot.update_thing(thingName="r2", attributePayload={"attributes": {"b": "", "e": "5"}})
+    assert iot.describe_thing(thingName="r2")["attributes"] == {"e": "5"}
+    # the CLI's shorthand with an empty value
+    core.aws("iot", "update-thing", "--thing-name", "r2", "--attribute-payload",
+             '{"attributes": {"e": ""}, "merge": true}')
+    assert iot.describe_thing(thingName="r2")["attributes"] == {}
+
+
+def test_thing_types_do_not_exist_locally(core):
+    iot = core.client()
+    st, code, msg = err(iot.create_thing, thingName="r3", thingTypeName="camera-bot")
+    assert (st, code) == (404, "ResourceNotFoundException")
+    assert "camera-bot" in msg and "thing types" in msg
+    st, code, _ = err(iot.describe_thing, thingName="r3")
+    assert st == 404, "nothing was created"
+    iot.create_thing(thingName="r3")
+    st, code, _ = err(iot.update_thing, thingName="r3", thingTypeName="camera-bot")
+    assert (st, code) == (404, "ResourceNotFoundException")
+
+
+def test_keys_and_certificate_key_is_pkcs1_like_aws(core, tmp_path):
+    """AWS returns `-----BEGIN RSA PRIVATE KEY-----`; openssl reads it and it
+    matches the certificate."""
+    iot = core.client()
+    r = iot.create_keys_and_certificate(setAsActive=True)
+    key = r["keyPair"]["PrivateKey"]
+    assert key.startswith("-----BEGIN RSA PRIVATE KEY-----\n")
+    assert key.rstrip().endswith("-----END RSA PRIVATE KEY-----")
+    (tmp_path / "k.pem").write_text(key)
+    (tmp_path / "c.pem").write_text(r["certificatePem"])
+    check = run("openssl", "rsa", "-in", str(tmp_path / "k.pem"), "-check", "-noout")
+    assert check.returncode == 0 and "RSA key ok" in check.stdout
+    pub = run("openssl", "rsa", "-in", str(tmp_path / "k.pem"), "-pubout")
+    assert pub.returncode == 0 and pub.stdout == pubkey("x509", tmp_path / "c.pem")
+    assert r["keyPair"]["PublicKey"].startswith("-----BEGIN PUBLIC KEY-----")
+
+
+@pytest.mark.parametrize(
+    "initial,updated",
+    [
+        # moto's test_update_desired, marked verified against AWS
+        ({"a": 1, "b": {"c": 3}}, {"a": 1, "b": {"c": 3}, "d": {}}),
+        ({"a": 1, "b": {"c": 3}, "d": {}}, {"a": 1, "b": {"c": {}}, "d": {}}),
+        ({"a": 1, "b": {"c": 3}}, {"a": 1, "b": {"c": {"d": 3}}}),
+    ],
+)
+def test_shadow_stores_empty_objects_as_given(core, initial, updated):
+    data = core.client("iot-data")
+    data.update_thing_shadow(thingName="r1", payload=json.dumps({"state": {"desired": initial}}))
+    data.update_thing_shadow(thingName="r1", payload=json.dumps({"state": {"desired": updated}}))
+    doc = json.loads(data.get_thing_shadow(thingName="r1")["payload"].read())
+    assert doc["state"]["desired"] == updated
+    assert doc["state"]["delta"] == updated
+    # null still deletes
+    data.update_thing_shadow(thingName="r1", payload=json.dumps({"state": {"desired": {"b": None, "d": None}}}))
+    doc = json.loads(data.get_thing_shadow(thingName="r1")["payload"].read())
+    assert doc["state"]["desired"] == {"a": 1}

@@ -30,10 +30,26 @@ MOTO_DEVIATIONS = {
     "you specify a thing that doesn't exist'",
 }
 
+# Steps whose error message must equal moto's word for word (after the
+# certificate's ARN and id are replaced by placeholders): moto copies these
+# texts from AWS, and scripts match on them.
+SAME_MESSAGE = [
+    "create_policy_taken",
+    "list_principals_missing_thing",
+    "delete_attached_policy",
+    "delete_active_certificate",
+    "sixth_version",
+    "delete_thing_still_attached",
+    "delete_certificate_things_attached",
+    "delete_certificate_policies_attached",
+]
+
 
 def script(iot, csr):
     """The scripted sequence; yields (step, outcome) where outcome is the
     sorted response keys or ('error', code)."""
+
+    messages = {}
 
     def call(step, fn, **kw):
         try:
@@ -41,6 +57,7 @@ def script(iot, csr):
             r.pop("ResponseMetadata", None)
             return step, sorted(r), r
         except botocore.exceptions.ClientError as e:
+            messages[step] = e.response["Error"]["Message"]
             return step, ("error", e.response["Error"]["Code"]), None
 
     out = []
@@ -56,6 +73,9 @@ def script(iot, csr):
     out.append(call("describe_certificate", iot.describe_certificate, certificateId=cid))
     out.append(call("list_certificates", iot.list_certificates))
     out.append(call("create_policy", iot.create_policy, policyName="diffp", policyDocument=DOC))
+    out.append(call("create_policy_taken", iot.create_policy, policyName="diffp", policyDocument=DOC))
+    out.append(call("list_principals_missing_thing", iot.list_thing_principals, thingName="nope"))
+    out.append(call("unknown_thing_type", iot.create_thing, thingName="typed", thingTypeName="no-such-type"))
     out.append(call("get_policy", iot.get_policy, policyName="diffp"))
     out.append(call("malformed_policy", iot.create_policy, policyName="bad", policyDocument='{"Statement":[{"Effect":"Allow"}]}'))
     out.append(call("attach_policy", iot.attach_policy, policyName="diffp", target=arn))
@@ -65,18 +85,24 @@ def script(iot, csr):
     out.append(call("describe_endpoint", iot.describe_endpoint, endpointType="iot:Data-ATS"))
     out.append(call("delete_attached_policy", iot.delete_policy, policyName="diffp"))
     out.append(call("delete_active_certificate", iot.delete_certificate, certificateId=cid))
+    out.append(call("delete_thing_still_attached", iot.delete_thing, thingName="diff1"))
     for i in range(4):
         out.append(call(f"create_policy_version_{i}", iot.create_policy_version, policyName="diffp", policyDocument=DOC))
     out.append(call("sixth_version", iot.create_policy_version, policyName="diffp", policyDocument=DOC))
     out.append(call("list_policy_versions", iot.list_policy_versions, policyName="diffp"))
     out.append(call("get_policy_version", iot.get_policy_version, policyName="diffp", policyVersionId="1"))
     out.append(call("update_certificate_revoked", iot.update_certificate, certificateId=cid, newStatus="REVOKED"))
-    out.append(call("revoked_to_active", iot.update_certificate, certificateId=cid, newStatus="ACTIVE"))
+    out.append(call("delete_certificate_things_attached", iot.delete_certificate, certificateId=cid))
     out.append(call("detach_thing_principal", iot.detach_thing_principal, thingName="diff1", principal=arn))
+    out.append(call("delete_certificate_policies_attached", iot.delete_certificate, certificateId=cid))
     out.append(call("detach_policy", iot.detach_policy, policyName="diffp", target=arn))
+    out.append(call("detach_policy_not_attached", iot.detach_policy, policyName="diffp", target=arn))
     out.append(call("delete_thing", iot.delete_thing, thingName="diff1"))
     out.append(call("delete_missing_thing", iot.delete_thing, thingName="diff1"))
-    return [(s, k) for s, k, _ in out]
+    # last: moto lets the certificate become ACTIVE again here
+    out.append(call("revoked_to_active", iot.update_certificate, certificateId=cid, newStatus="ACTIVE"))
+    placeholders = {m: msg.replace(arn, "<arn>").replace(cid, "<id>") for m, msg in messages.items()}
+    return [(s, k) for s, k, _ in out], placeholders
 
 
 @pytest.fixture
@@ -97,8 +123,8 @@ def test_same_sequence_as_moto(core, moto_server, tmp_path):
             "-out", str(tmp_path / "c.csr"), "-subj", "/CN=diff")
     assert r.returncode == 0
     csr = (tmp_path / "c.csr").read_text()
-    ours = script(core.client(), csr)
-    moto = script(
+    ours, our_messages = script(core.client(), csr)
+    moto, moto_messages = script(
         boto3.client("iot", endpoint_url=moto_server, region_name="us-east-1",
                      aws_access_key_id="testing", aws_secret_access_key="testing"),
         csr,
@@ -125,3 +151,16 @@ def test_same_sequence_as_moto(core, moto_server, tmp_path):
     assert ours_d["create_thing_conflict"] == ("error", "ResourceAlreadyExistsException")
     assert ours_d["delete_missing_thing"] == []
     assert "isDefaultVersion" in ours_d["create_policy_version_0"]
+    assert ours_d["delete_thing_still_attached"] == ("error", "InvalidRequestException")
+    assert ours_d["detach_policy_not_attached"] == ("error", "ResourceNotFoundException")
+    assert ours_d["unknown_thing_type"] == ("error", "ResourceNotFoundException")
+    # AWS's message texts, as moto copies them
+    differ = [
+        f"{step}: ours={our_messages.get(step)!r} moto={moto_messages.get(step)!r}"
+        for step in SAME_MESSAGE
+        if our_messages.get(step) != moto_messages.get(step)
+    ]
+    assert not differ, "\n".join(differ)
+    assert our_messages["delete_thing_still_attached"] == (
+        "Cannot delete. Thing diff1 is still attached to one or more principals"
+    )

@@ -344,6 +344,7 @@ async fn session(
     let mut connected = false;
     let mut last_incoming = Instant::now();
     let mut watchdog_fired = false;
+    let mut deltas = shadow::DeltaDedup::default();
     let mut watchdog = tokio::time::interval(Duration::from_millis(50));
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Closing the inbox (also if this task unwinds) ends the executor,
@@ -430,6 +431,12 @@ async fn session(
                                 }
                             } else if p.topic == t.shadow_delta || p.topic == t.shadow_get_accepted {
                                 let doc: serde_json::Value = serde_json::from_slice(&p.payload).unwrap_or_default();
+                                if p.topic == t.shadow_get_accepted {
+                                    deltas.reset();
+                                } else if !deltas.is_new(&doc) {
+                                    tracing::debug!("repeated shadow delta ignored");
+                                    continue;
+                                }
                                 let (settings, problems) = shadow::desired_settings(&doc);
                                 for problem in problems {
                                     tracing::warn!(%problem, "shadow value ignored");

@@ -41,6 +41,36 @@ pub fn desired_settings(doc: &Value) -> (RobotSettings, Vec<String>) {
     (s, problems)
 }
 
+/// Remembers the state of the last `/update/delta` the robot applied.
+///
+/// AWS publishes `/update/delta` after every accepted update that leaves
+/// desired and reported apart, reported-only updates included. A value the
+/// robot refuses (out of range, a key it does not know) stays in the delta,
+/// so applying and reporting every repeat would loop: report, delta, report.
+/// A delta whose state equals the last one applied is skipped instead.
+#[derive(Debug, Default)]
+pub struct DeltaDedup {
+    last: Option<Value>,
+}
+
+impl DeltaDedup {
+    /// Whether `doc` (an `/update/delta` payload) differs from the last one
+    /// applied; remembers it if so.
+    pub fn is_new(&mut self, doc: &Value) -> bool {
+        let state = doc.get("state").cloned().unwrap_or(Value::Null);
+        if self.last.as_ref() == Some(&state) {
+            return false;
+        }
+        self.last = Some(state);
+        true
+    }
+
+    /// Forgets the last delta (a full `get/accepted` document was applied).
+    pub fn reset(&mut self) {
+        self.last = None;
+    }
+}
+
 /// The payload for `$aws/things/{thing}/shadow/update` reporting `s`.
 pub fn report(s: &RobotSettings) -> Value {
     json!({ "state": { "reported": s } })
@@ -97,6 +127,22 @@ mod tests {
         assert_eq!(s.speed_dps, None);
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("speed_dps"), "{problems:?}");
+    }
+
+    #[test]
+    fn repeated_deltas_are_applied_once() {
+        let mut d = DeltaDedup::default();
+        let refused = json!({"version":3,"state":{"speed_dps":5000}});
+        assert!(d.is_new(&refused));
+        // AWS repeats it after our report (which could not close the gap).
+        let again = json!({"version":4,"state":{"speed_dps":5000}});
+        assert!(!d.is_new(&again));
+        // A different request is applied.
+        let led = json!({"version":5,"state":{"speed_dps":5000,"led":[1,2,3]}});
+        assert!(d.is_new(&led));
+        // After a full get, the same delta counts as new again.
+        d.reset();
+        assert!(d.is_new(&led));
     }
 
     #[test]

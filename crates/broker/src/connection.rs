@@ -156,6 +156,17 @@ pub(crate) async fn run(
         }
         client_id = format!("gopigo-{}", uuid::Uuid::new_v4().simple());
     }
+    if connect
+        .last_will
+        .as_ref()
+        .is_some_and(|w| w.qos == QoS::ExactlyOnce)
+    {
+        // AWS IoT supports QoS 0 and 1 only and disconnects a client that
+        // asks for QoS 2; accepting the will and never sending it would break
+        // [MQTT-3.1.2-8], so the CONNECT is refused (closed, no CONNACK).
+        tracing::info!(%peer, client_id = %client_id, "CONNECT with a QoS 2 will refused (AWS IoT supports QoS 0 and 1); closing");
+        return;
+    }
     let mut authz = ConnectionAuthz::new(
         shared.authority.clone(),
         shared.config.clone(),

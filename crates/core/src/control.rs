@@ -324,7 +324,7 @@ async fn create_thing(
         .collect();
     let type_name = match body.get("thingTypeName") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => return Err(no_thing_type(s)),
         Some(_) => return Err(ApiError::invalid("thingTypeName must be a string")),
     };
     let thing = match state.store.thing(&name)? {
@@ -353,6 +353,15 @@ async fn create_thing(
         "thingArn": state.arn(&format!("thing/{}", thing.name)),
         "thingId": thing.id,
     }))
+}
+
+/// The local core has no thing types, so any named type does not exist; AWS
+/// answers a missing type with ResourceNotFoundException (botocore's
+/// CreateThing errors; moto's `create_thing`).
+fn no_thing_type(name: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "Thing type {name} does not exist: the local core does not implement thing types (see docs/core.md); create the thing without --thing-type-name"
+    ))
 }
 
 fn existing_thing(state: &CoreState, name: &str) -> Result<Thing, ApiError> {
@@ -403,7 +412,9 @@ async fn update_thing(
             t.attributes.clear();
         }
         for (k, v) in attrs {
-            if v.is_null() {
+            // AttributePayload: "To remove an attribute, call UpdateThing
+            // with an empty attribute value."
+            if v.is_null() || v.as_str() == Some("") {
                 t.attributes.remove(&k);
             } else {
                 t.attributes.insert(k, v);
@@ -413,7 +424,7 @@ async fn update_thing(
     if body.get("removeThingType").and_then(Value::as_bool) == Some(true) {
         t.type_name = None;
     } else if let Some(Value::String(tt)) = body.get("thingTypeName") {
-        t.type_name = Some(tt.clone());
+        return Err(no_thing_type(tt));
     }
     t.version += 1;
     state.store.update_thing(&t)?;
@@ -437,6 +448,13 @@ async fn delete_thing(
                     ),
                 ));
             }
+        }
+        if !state.store.thing_principals(&name)?.is_empty() {
+            // AWS refuses (a real account's log: aws-nuke issue 374); the
+            // caller detaches first, and waits, since detaching is eventual.
+            return Err(ApiError::invalid(format!(
+                "Cannot delete. Thing {name} is still attached to one or more principals"
+            )));
         }
         state.store.delete_thing(&name)?;
     }
@@ -543,7 +561,11 @@ async fn list_thing_principals(
     Path(name): Path<String>,
     q: Q,
 ) -> ApiResult {
-    existing_thing(&state, &name)?;
+    if state.store.thing(&name)?.is_none() {
+        return Err(ApiError::not_found(format!(
+            "Failed to list principals for thing {name} because the thing does not exist in your account"
+        )));
+    }
     let all = state.store.thing_principals(&name)?;
     let (page, next) = paginate(&all, &q, "maxResults", "nextToken", 25)?;
     page_response("principals", json!(page), "nextToken", next)
@@ -603,7 +625,7 @@ async fn create_policy(
     validate_policy(document)?;
     if state.store.policy(&name)?.is_some() {
         return Err(ApiError::already_exists(format!(
-            "Policy {name} already exists; use create-policy-version to change it"
+            "Policy cannot be created - name already exists (name={name})"
         )));
     }
     let p = state.store.insert_policy(&name, document)?;
@@ -786,7 +808,13 @@ async fn detach_policy(
     let body = body_object(&body)?;
     let target = required_str(&body, "target")?;
     existing_policy(&state, &policy)?;
-    state.store.detach_policy(&policy, target)?;
+    if !state.store.detach_policy(&policy, target)? {
+        // ResourceNotFoundException, as moto's tests/test_iot/test_iot.py
+        // (test_principal_policy) expects; no AWS log says otherwise.
+        return Err(ApiError::not_found(format!(
+            "The policy {policy} is not attached to {target}"
+        )));
+    }
     state.changed();
     empty()
 }
@@ -1003,24 +1031,22 @@ async fn delete_certificate(
 ) -> ApiResult {
     let c = existing_certificate(&state, &id)?;
     if c.status == "ACTIVE" {
-        return Err(ApiError::certificate_state(
-            "Certificate must be deactivated (not ACTIVE) before deletion: aws iot update-certificate --new-status INACTIVE",
-        ));
+        return Err(ApiError::certificate_state(format!(
+            "Certificate must be deactivated (not ACTIVE) before deletion. Id: {id}"
+        )));
     }
     let arn = state.arn(&format!("cert/{id}"));
     let things = state.store.principal_things(&arn)?;
     if !things.is_empty() {
         return Err(ApiError::delete_conflict(format!(
-            "Things must be detached before deletion: the certificate is attached to {}",
-            things.join(", ")
+            "Things must be detached before deletion (arn: {arn})"
         )));
     }
     let force = query_bool(&q, "forceDelete")?;
     let policies = state.store.policies_for_target(&arn)?;
     if !policies.is_empty() && !force {
         return Err(ApiError::delete_conflict(format!(
-            "Certificate policies must be detached before deletion: {} (or pass --force-delete)",
-            policies.join(", ")
+            "Certificate policies must be detached before deletion (arn: {arn})"
         )));
     }
     state.store.delete_certificate(&id, &arn)?;

@@ -258,7 +258,8 @@ impl Store {
         })
     }
 
-    /// Deletes a thing (and its principal attachments). Returns whether it existed.
+    /// Deletes a thing (the caller has checked that no principal is attached;
+    /// stale attachment rows are cleared). Returns whether it existed.
     pub fn delete_thing(&self, name: &str) -> Result<bool, ApiError> {
         self.tx(|tx| {
             tx.execute("DELETE FROM thing_principals WHERE thing=?1", [name])?;
@@ -412,8 +413,9 @@ impl Store {
                 |r| r.get(0),
             )?;
             if targets > 0 {
+                // AWS's text (aws-nuke issue 374, a real account's log).
                 return Err(ApiError::delete_conflict(format!(
-                    "The policy {name} is attached to {targets} target(s); detach it first (aws iot list-targets-for-policy --policy-name {name})"
+                    "The policy cannot be deleted as the policy is attached to one or more principals (name={name})"
                 )));
             }
             let nversions: i64 = tx.query_row(
@@ -422,10 +424,10 @@ impl Store {
                 |r| r.get(0),
             )?;
             if nversions > 1 {
-                return Err(ApiError::delete_conflict(format!(
-                    "The policy {name} has {} non-default version(s); delete them first (aws iot list-policy-versions --policy-name {name})",
-                    nversions - 1
-                )));
+                // AWS's text, typo included (aws-nuke pull request 320).
+                return Err(ApiError::delete_conflict(
+                    "The policy cannot be deleted as versions other than than default version exist",
+                ));
             }
             tx.execute("DELETE FROM policy_versions WHERE policy=?1", [name])?;
             tx.execute("DELETE FROM policies WHERE name=?1", [name])?;
@@ -463,7 +465,7 @@ impl Store {
                 return Err(ApiError::new(
                     409,
                     "VersionsLimitExceededException",
-                    format!("The policy {name} already has the maximum number of versions (5); delete one with aws iot delete-policy-version"),
+                    format!("The policy {name} already has the maximum number of versions (5)"),
                 ));
             }
             tx.execute(
@@ -522,14 +524,13 @@ impl Store {
         })
     }
 
-    /// Detaches a policy from a target (idempotent).
-    pub fn detach_policy(&self, policy: &str, target: &str) -> Result<(), ApiError> {
+    /// Detaches a policy from a target. Returns whether it was attached.
+    pub fn detach_policy(&self, policy: &str, target: &str) -> Result<bool, ApiError> {
         self.tx(|tx| {
-            tx.execute(
+            Ok(tx.execute(
                 "DELETE FROM policy_targets WHERE policy=?1 AND target=?2",
                 params![policy, target],
-            )?;
-            Ok(())
+            )? > 0)
         })
     }
 

@@ -341,7 +341,8 @@ impl CertificateAuthority {
     }
 
     /// Makes an RSA-2048 key and a client certificate for it with subject
-    /// `CN=common_name`, as AWS `CreateKeysAndCertificate` does.
+    /// `CN=common_name`, as AWS `CreateKeysAndCertificate` does; the private
+    /// key comes back as PKCS#1 (`RSA PRIVATE KEY`), as AWS returns it.
     pub fn create_keys_and_certificate(
         &self,
         common_name: &str,
@@ -359,6 +360,11 @@ impl CertificateAuthority {
             ExtendedKeyUsagePurpose::ClientAuth,
         )?;
         let cert = self.sign(params, &key_pair)?;
+        // AWS returns the RSA key as PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`).
+        let key = GeneratedKey {
+            private_key_pem: crate::key::rsa_pkcs1_pem(&key.private_key_pem)?,
+            public_key_pem: key.public_key_pem,
+        };
         Ok((IssuedCertificate::from_rcgen(&cert), key))
     }
 
@@ -660,6 +666,12 @@ mod tests {
     fn keys_and_certificate_is_rsa_2048_with_key_encipherment() {
         let (_dir, ca) = ca();
         let (issued, key) = ca.create_keys_and_certificate("robot9", 10).unwrap();
+        assert!(
+            key.private_key_pem
+                .starts_with("-----BEGIN RSA PRIVATE KEY-----\n"),
+            "AWS returns PKCS#1: {}",
+            &key.private_key_pem[..40]
+        );
         let cert = x509(&issued.der);
         assert_eq!(cert.subject().to_string(), "CN=robot9");
         assert_eq!(

@@ -53,7 +53,9 @@ impl fmt::Display for KeyAlgorithm {
 /// A freshly generated key pair, both halves as PEM.
 #[derive(Clone, PartialEq, Eq)]
 pub struct GeneratedKey {
-    /// The private key, PKCS#8 (`-----BEGIN PRIVATE KEY-----`).
+    /// The private key: PKCS#8 (`-----BEGIN PRIVATE KEY-----`) from
+    /// [`generate_key`], PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`) from
+    /// `create_keys_and_certificate`, as AWS returns it.
     pub private_key_pem: String,
     /// The public key, SubjectPublicKeyInfo (`-----BEGIN PUBLIC KEY-----`).
     pub public_key_pem: String,
@@ -90,6 +92,20 @@ pub fn generate_key(alg: KeyAlgorithm) -> Result<GeneratedKey, PkiError> {
         private_key_pem: key_pair.serialize_pem(),
         public_key_pem: key_pair.public_key_pem(),
     })
+}
+
+/// Re-encodes an RSA key from PKCS#8 (`PRIVATE KEY`) PEM as PKCS#1
+/// (`RSA PRIVATE KEY`) PEM, the form AWS IoT's CreateKeysAndCertificate
+/// returns.
+pub fn rsa_pkcs1_pem(pkcs8_pem: &str) -> Result<String, PkiError> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    let (_, der) = crate::pem::find_block(pkcs8_pem, "private key", &["PRIVATE KEY"])?;
+    let rsa = rsa::RsaPrivateKey::from_pkcs8_der(&der)
+        .map_err(|e| PkiError::InvalidKey(format!("not an RSA PKCS#8 key: {e}")))?;
+    let pem = rsa
+        .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+        .map_err(|e| PkiError::InvalidKey(format!("cannot encode the key as PKCS#1: {e}")))?;
+    Ok(pem.to_string())
 }
 
 /// Loads a private key PEM into rcgen.

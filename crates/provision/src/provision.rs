@@ -2,6 +2,7 @@
 //! the bundle. The private key is made here and never sent anywhere.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use gopigo_pki::KeyAlgorithm;
 use serde_json::Value;
@@ -400,20 +401,12 @@ pub async fn deprovision(
     let mut changes = Vec::new();
     let mut detached: Vec<String> = Vec::new();
     for step in &steps {
-        match step {
-            TeardownStep::DetachPolicy { policy, principal } => {
-                client.detach_policy(policy, principal).await?;
-                if !detached.contains(policy) {
-                    detached.push(policy.clone());
-                }
+        if let TeardownStep::DetachPolicy { policy, .. } = step {
+            if !detached.contains(policy) {
+                detached.push(policy.clone());
             }
-            TeardownStep::DetachThingPrincipal { principal } => {
-                client.detach_thing_principal(thing, principal).await?;
-            }
-            TeardownStep::Deactivate { id } => client.update_certificate(id, "INACTIVE").await?,
-            TeardownStep::DeleteCertificate { id } => client.delete_certificate(id).await?,
-            TeardownStep::DeleteThing => client.delete_thing(thing).await?,
         }
+        run_teardown_step(client, thing, step).await?;
         changes.push(step.to_string());
     }
     let mut kept = Vec::new();
@@ -437,9 +430,171 @@ pub async fn deprovision(
     })
 }
 
+/// How long deprovision waits for a detached certificate to leave the thing.
+/// AWS detaches asynchronously ("DetachThingPrincipal ... is an asynchronous
+/// operation"), usually within seconds.
+pub const DETACH_WAIT: Duration = Duration::from_secs(60);
+
+async fn run_teardown_step(
+    client: &IotClient,
+    thing: &str,
+    step: &TeardownStep,
+) -> Result<(), ProvisionError> {
+    match step {
+        TeardownStep::DetachPolicy { policy, principal } => {
+            client.detach_policy(policy, principal).await
+        }
+        TeardownStep::DetachThingPrincipal { principal } => {
+            client.detach_thing_principal(thing, principal).await?;
+            wait_until_detached(client, thing, principal).await
+        }
+        TeardownStep::Deactivate { id } => client.update_certificate(id, "INACTIVE").await,
+        TeardownStep::DeleteCertificate { id } => {
+            retry_while_attached(|| client.delete_certificate(id)).await
+        }
+        TeardownStep::DeleteThing => retry_while_attached(|| client.delete_thing(thing)).await,
+    }
+}
+
+/// Delays between polls: 250 ms doubling to 4 s, until `DETACH_WAIT` is spent.
+fn poll_delays() -> impl Iterator<Item = Duration> {
+    let mut spent = Duration::ZERO;
+    std::iter::successors(Some(Duration::from_millis(250)), |d| {
+        Some((*d * 2).min(Duration::from_secs(4)))
+    })
+    .take_while(move |d| {
+        spent += *d;
+        spent <= DETACH_WAIT
+    })
+}
+
+/// Polls ListThingPrincipals until `principal` is gone from `thing`.
+async fn wait_until_detached(
+    client: &IotClient,
+    thing: &str,
+    principal: &str,
+) -> Result<(), ProvisionError> {
+    let mut delays = poll_delays();
+    loop {
+        let listed = client.list_thing_principals(thing).await?;
+        if !listed.iter().any(|p| p == principal) {
+            return Ok(());
+        }
+        match delays.next() {
+            Some(d) => tokio::time::sleep(d).await,
+            None => {
+                return Err(ProvisionError::Invalid(format!(
+                "{principal} is still attached to thing {thing} {} s after DetachThingPrincipal; \
+                     run `gopigo deprovision --thing {thing}` again in a minute",
+                DETACH_WAIT.as_secs()
+            )))
+            }
+        }
+    }
+}
+
+/// Whether an API error is AWS's answer to a detach that has not landed yet:
+/// DeleteCertificate's DeleteConflictException, or DeleteThing's
+/// InvalidRequestException "... is still attached to one or more principals".
+fn still_attached(e: &ProvisionError) -> bool {
+    match e {
+        ProvisionError::Api(f) => {
+            f.code == "DeleteConflictException"
+                || (f.code == "InvalidRequestException" && f.message.contains("still attached"))
+        }
+        _ => false,
+    }
+}
+
+/// Runs `op`, retrying with backoff while AWS still sees an attachment.
+async fn retry_while_attached<F, Fut>(mut op: F) -> Result<(), ProvisionError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), ProvisionError>>,
+{
+    let mut delays = poll_delays();
+    loop {
+        match op().await {
+            Err(e) if still_attached(&e) => match delays.next() {
+                Some(d) => {
+                    tracing::info!(error = %e, delay_ms = d.as_millis() as u64, "still attached; retrying");
+                    tokio::time::sleep(d).await;
+                }
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn poll_delays_back_off_within_the_wait() {
+        let d: Vec<Duration> = poll_delays().collect();
+        assert_eq!(d[0], Duration::from_millis(250));
+        assert_eq!(d[1], Duration::from_millis(500));
+        assert!(d.iter().all(|x| *x <= Duration::from_secs(4)));
+        assert!(d.iter().sum::<Duration>() <= DETACH_WAIT);
+        assert!(d.iter().sum::<Duration>() > DETACH_WAIT - Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn deletes_are_retried_while_aws_still_sees_the_attachment() {
+        let calls = std::cell::Cell::new(0);
+        let op = || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n < 3 {
+                    Err(ProvisionError::Api(crate::api::ApiFailure {
+                        operation: "DeleteThing",
+                        status: 400,
+                        code: "InvalidRequestException".into(),
+                        message:
+                            "Cannot delete. Thing r1 is still attached to one or more principals"
+                                .into(),
+                    }))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        retry_while_attached(op).await.unwrap();
+        assert_eq!(calls.get(), 3, "two refusals, then the delete went through");
+        // Any other error is returned at once.
+        let calls = std::cell::Cell::new(0);
+        let other = || {
+            calls.set(calls.get() + 1);
+            async { Err(ProvisionError::Invalid("bad".into())) }
+        };
+        assert!(retry_while_attached(other).await.is_err());
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn still_attached_errors_are_recognised() {
+        let api = |code: &str, message: &str| {
+            ProvisionError::Api(crate::api::ApiFailure {
+                operation: "DeleteThing",
+                status: 400,
+                code: code.into(),
+                message: message.into(),
+            })
+        };
+        assert!(still_attached(&api(
+            "InvalidRequestException",
+            "Cannot delete. Thing r1 is still attached to one or more principals"
+        )));
+        assert!(still_attached(&api(
+            "DeleteConflictException",
+            "Things must be detached before deletion (arn: x)"
+        )));
+        assert!(!still_attached(&api("InvalidRequestException", "bad name")));
+        assert!(!still_attached(&api("ResourceNotFoundException", "gone")));
+    }
 
     #[test]
     fn thing_names() {

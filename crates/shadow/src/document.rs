@@ -105,8 +105,10 @@ pub struct UpdateOutcome {
     pub shadow: StoredShadow,
     /// The `/update/accepted` payload (also the HTTP UpdateThingShadow body).
     pub accepted: Value,
-    /// The `/update/delta` payload, present only when the update touched
-    /// `desired` and the new document has a delta.
+    /// The `/update/delta` payload, present whenever the updated document has
+    /// a delta, whichever section the update touched (AWS republishes the
+    /// delta after a reported-only update that leaves desired and reported
+    /// apart, so devices must apply deltas idempotently).
     pub delta: Option<Value>,
     /// The `/update/documents` payload.
     pub documents: Value,
@@ -172,13 +174,12 @@ pub fn update(
     next.timestamp = now;
     next.deleted_at = None;
 
-    let touched_desired = match &patch {
+    match &patch {
         StatePatch::ClearAll => {
             next.desired = None;
             next.reported = None;
             next.metadata_desired = None;
             next.metadata_reported = None;
-            true
         }
         StatePatch::Sections {
             desired, reported, ..
@@ -190,9 +191,8 @@ pub fn update(
                 reported,
                 now,
             );
-            !matches!(desired, SectionPatch::Absent)
         }
-    };
+    }
 
     if next.state_size() > MAX_STATE_BYTES {
         return Err(reject(ShadowError::payload_too_large()));
@@ -210,21 +210,17 @@ pub fn update(
     });
     add_token(&mut accepted, token.as_deref());
 
-    let delta_payload = if touched_desired {
-        next.delta().map(|d| {
-            let meta = delta_metadata(&d, next.metadata_desired.as_ref());
-            let mut payload = json!({
-                "version": next.version,
-                "timestamp": now,
-                "state": d,
-                "metadata": meta,
-            });
-            add_token(&mut payload, token.as_deref());
-            payload
-        })
-    } else {
-        None
-    };
+    let delta_payload = next.delta().map(|d| {
+        let meta = delta_metadata(&d, next.metadata_desired.as_ref());
+        let mut payload = json!({
+            "version": next.version,
+            "timestamp": now,
+            "state": d,
+            "metadata": meta,
+        });
+        add_token(&mut payload, token.as_deref());
+        payload
+    });
 
     let mut documents = Map::new();
     if let Some(prev) = existing {
@@ -445,22 +441,16 @@ fn apply_section(
     }
 }
 
-/// `null` (and `{}`, which cannot be stored) delete a key.
-fn is_removal(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Object(m) => m.is_empty(),
-        _ => false,
-    }
-}
-
 /// Merges `patch` into `target`, keeping `meta` parallel to it: a field set to
 /// `null` is removed with its metadata; objects merge key by key; anything else
-/// (scalars, arrays) replaces the old value and gets fresh timestamps. Objects
-/// left empty by removals disappear.
+/// (scalars, arrays) replaces the old value and gets fresh timestamps. An empty
+/// object is a value like any other: AWS stores `{"d": {}}` as given and
+/// `{"b": {"c": {}}}` over `{"b": {"c": 3}}` leaves `{"b": {"c": {}}}` (moto's
+/// `test_update_desired`, verified against AWS). Objects left empty by `null`
+/// removals disappear.
 fn merge_object(target: &mut Map, meta: &mut Map, patch: &Map, now: u64) {
     for (key, value) in patch {
-        if is_removal(value) {
+        if value.is_null() {
             target.remove(key);
             meta.remove(key);
             continue;
@@ -476,7 +466,7 @@ fn merge_object(target: &mut Map, meta: &mut Map, patch: &Map, now: u64) {
                 if let Value::Object(child_meta) = child_meta {
                     merge_object(existing, child_meta, fields, now);
                 }
-                if existing.is_empty() {
+                if existing.is_empty() && !fields.is_empty() {
                     target.remove(key);
                     meta.remove(key);
                 }
@@ -500,13 +490,13 @@ fn merge_object(target: &mut Map, meta: &mut Map, patch: &Map, now: u64) {
     }
 }
 
-/// A new object with its `null`/`{}` fields dropped (recursively); `None` if
-/// nothing is left.
+/// A new object with its `null` fields dropped (recursively); `None` if only
+/// nulls were there (an object given empty stays, as AWS stores it).
 fn without_nulls(fields: &Map) -> Option<Map> {
     let mut out = Map::new();
     for (key, value) in fields {
         match value {
-            v if is_removal(v) => {}
+            Value::Null => {}
             Value::Object(inner) => {
                 if let Some(inner) = without_nulls(inner) {
                     out.insert(key.clone(), Value::Object(inner));
@@ -517,7 +507,7 @@ fn without_nulls(fields: &Map) -> Option<Map> {
             }
         }
     }
-    if out.is_empty() {
+    if out.is_empty() && !fields.is_empty() {
         None
     } else {
         Some(out)
@@ -639,10 +629,22 @@ mod tests {
                 json!({"a": {"x": 1, "y": 3}}),
             ),
             (
-                "empty object deletes like null",
+                "an empty object merges into an object as nothing",
                 json!({"a": {"x": 1}, "b": 1}),
                 json!({"a": {}}),
+                json!({"a": {"x": 1}, "b": 1}),
+            ),
+            (
+                "an empty object is stored as given",
                 json!({"b": 1}),
+                json!({"d": {}}),
+                json!({"b": 1, "d": {}}),
+            ),
+            (
+                "an empty object replaces a scalar",
+                json!({"b": {"c": 3}}),
+                json!({"b": {"c": {}}}),
+                json!({"b": {"c": {}}}),
             ),
             (
                 "nulls inside a new object are dropped",

@@ -91,20 +91,71 @@ fn interacting_with_shadows_client_requests_then_device_reports() {
 }
 
 #[test]
-fn a_report_that_leaves_a_delta_publishes_no_delta_message() {
-    // /update/delta is published for changes to desired; a device reporting a
-    // different value does not re-trigger it (the brief's rule; AWS behaviour).
+fn a_report_that_leaves_a_delta_publishes_the_delta_again() {
+    // AWS publishes /update/delta after every accepted update whose resulting
+    // document still has a delta, reported-only updates included (issue 12;
+    // devices on AWS's forums dedupe these repeats).
     let s = upd(None, json!({"state": {"desired": {"color": "RED"}}}), T0).shadow;
     let out = upd(
         Some(&s),
-        json!({"state": {"reported": {"color": "GREEN"}}}),
+        json!({"state": {"reported": {"color": "GREEN"}}, "clientToken": "dev"}),
         T0 + 1,
     );
-    assert_eq!(out.delta, None);
-    // ...but the delta is still part of the document.
+    let delta = out.delta.expect("desired and reported still differ");
+    assert_eq!(delta["state"], json!({"color": "RED"}));
+    assert_eq!(delta["version"], json!(2));
+    assert_eq!(delta["clientToken"], json!("dev"));
     assert_eq!(
         get_doc(&out.shadow, T0 + 2)["state"]["delta"],
         json!({"color": "RED"})
+    );
+    // A report that closes the gap publishes none.
+    let done = upd(
+        Some(&out.shadow),
+        json!({"state": {"reported": {"color": "RED"}}}),
+        T0 + 3,
+    );
+    assert_eq!(done.delta, None);
+    // A report about another field, with the gap still open: delta again.
+    let other = upd(
+        Some(&s),
+        json!({"state": {"reported": {"speed": 3}}}),
+        T0 + 4,
+    );
+    assert_eq!(other.delta.unwrap()["state"], json!({"color": "RED"}));
+}
+
+#[test]
+fn empty_objects_are_stored_as_given() {
+    // moto's test_update_desired, marked verified against AWS: the desired
+    // document comes back exactly as written, empty objects included.
+    let table = [
+        (
+            json!({"a": 1, "b": {"c": 3}}),
+            json!({"a": 1, "b": {"c": 3}, "d": {}}),
+        ),
+        (
+            json!({"a": 1, "b": {"c": 3}, "d": {}}),
+            json!({"a": 1, "b": {"c": {}}, "d": {}}),
+        ),
+        (
+            json!({"a": 1, "b": {"c": 3}}),
+            json!({"a": 1, "b": {"c": {"d": 3}}}),
+        ),
+    ];
+    for (initial, updated) in table {
+        let s = upd(None, json!({"state": {"desired": initial}}), T0).shadow;
+        let out = upd(Some(&s), json!({"state": {"desired": updated}}), T0 + 1);
+        let doc = get_doc(&out.shadow, T0 + 2);
+        assert_eq!(doc["state"]["desired"], updated, "desired after {initial}");
+        assert_eq!(doc["state"]["delta"], updated, "delta after {initial}");
+    }
+    // null still deletes.
+    let s = upd(None, json!({"state": {"desired": {"a": 1, "d": {}}}}), T0).shadow;
+    let out = upd(Some(&s), json!({"state": {"desired": {"d": null}}}), T0 + 1);
+    assert_eq!(
+        get_doc(&out.shadow, T0 + 2)["state"]["desired"],
+        json!({"a": 1})
     );
 }
 
