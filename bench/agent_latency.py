@@ -1,8 +1,9 @@
 """Bench: the robot agent beside the seed's stack, same machine, same run.
 
 1. Command latency, publish -> first motor SPI message, apples to apples.
-   The same paho-mqtt publisher code (TLS client certificate, QoS 1) sends a
-   drive command to each stack; the figure is the time from just before
+   The same paho-mqtt publisher code (TLS client certificate, QoS 1, the
+   message written in the calling thread right after the timestamp, no
+   network thread) sends a drive command to each stack; the figure is the time from just before
    `publish()` to the moment the robot program hands its first motor
    message (SET_MOTOR_DPS or SET_MOTOR_PWM with a non-zero speed) to the SPI
    bus. Both ends are stamped on CLOCK_REALTIME (`time.time_ns()`, Rust
@@ -21,11 +22,16 @@
      command is the seed's word (`f` / `b`); it drives 100 ms (`SEED_DRIVE_S`).
    Samples alternate between the two stacks (and which one goes first) so
    both see the same machine load; the first WARMUP pairs are dropped.
-   Printed: p50 / p90 / p99 / max of each and the ratio ours / seed.
+   Printed: p50 / p90 / p99 / max / mean of each, the ratio ours / seed and
+   the load average. `--stages` also runs our processes with
+   RUST_LOG=latency=trace and prints each stage of ours (publish -> broker
+   reads it -> broker writes the delivery -> agent session has it ->
+   executor starts it -> SPI); those trace lines are written synchronously,
+   so a --stages run is slower than a plain one.
 2. Agent RSS and idle CPU (and the seed robot's).
 3. MJPEG: frames a second per viewer and agent CPU with 0, 1 and 4 viewers.
 
-    python3 bench/agent_latency.py [N] [--latency-only]
+    python3 bench/agent_latency.py [N] [--latency-only] [--stages]
     # GOPIGO_BIN, default target/release/gopigo (cargo build --release -p gopigo)
     # needs: /usr/sbin/mosquitto, openssl, paho-mqtt, PyPI gopigo3 (scripts/setup.sh)
 """
