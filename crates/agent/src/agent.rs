@@ -327,6 +327,11 @@ async fn session(
         camera_token: None,
     };
     let mut opts = cfg.mqtt.options()?;
+    // Acknowledge incoming QoS 1 messages ourselves, once handled (see
+    // `Packet::Publish` below): rumqttc's automatic PUBACK is written before
+    // the message is handed over, and that write wakes the broker ahead of
+    // the executor on the command's critical path.
+    opts.set_manual_acks(true);
     opts.set_last_will(LastWill::new(
         &t.status,
         to_json(&offline),
@@ -416,6 +421,8 @@ async fn session(
                         }
                         Packet::Publish(p) => {
                             if p.topic == t.command {
+                                // Off unless RUST_LOG enables target `latency`.
+                                tracing::trace!(target: "latency", "agent command in");
                                 match parse_command(&p.payload) {
                                     Ok(cmd) if cmd.is_stop() => stop(cmd.id),
                                     Ok(cmd) => {
@@ -447,6 +454,12 @@ async fn session(
                             } else if p.topic == t.shadow_get_rejected {
                                 // No shadow yet: report what we have.
                                 let _ = send_input(Input::Settings(Default::default()));
+                            }
+                            // After the command is with the executor, as paho acks after on_message.
+                            if p.qos != QoS::AtMostOnce {
+                                if let Err(e) = client.try_ack(&p) {
+                                    tracing::warn!(error = %e, "PUBACK dropped (client queue full)");
+                                }
                             }
                         }
                         _ => {}

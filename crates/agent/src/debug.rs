@@ -34,7 +34,7 @@ pub const KEPT_FRAMES: usize = 64;
 /// One motor SPI frame as the simulated board saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MotorFrame {
-    /// Wall-clock time of the transfer, unix microseconds.
+    /// Wall-clock time (CLOCK_REALTIME) the transfer started, unix microseconds.
     pub unix_us: u64,
     /// Message type name.
     pub message: String,
@@ -45,7 +45,8 @@ pub struct MotorFrame {
 /// The recent motor frames, filled by [`collect_frames`].
 pub type FrameLog = Arc<Mutex<VecDeque<MotorFrame>>>;
 
-/// Converts the frame log's `Instant`s to unix time against one anchor.
+/// Converts the frame log's `Instant`s to unix time against an anchor
+/// (a pair of clock readings taken together).
 #[derive(Debug, Clone, Copy)]
 struct Anchor {
     instant: Instant,
@@ -76,7 +77,6 @@ impl Anchor {
 /// Reads the board's frame log on a thread, keeping motor frames only.
 pub fn collect_frames(rx: Receiver<FrameRecord>) -> std::io::Result<FrameLog> {
     let log: FrameLog = Arc::new(Mutex::new(VecDeque::with_capacity(KEPT_FRAMES)));
-    let anchor = Anchor::now();
     let sink = log.clone();
     std::thread::Builder::new()
         .name("sim-frames".into())
@@ -85,8 +85,12 @@ pub fn collect_frames(rx: Receiver<FrameRecord>) -> std::io::Result<FrameLog> {
                 let Some(m) = rec.message().filter(|m| m.is_motor_command()) else {
                     continue;
                 };
+                // A fresh anchor per frame, microseconds after the transfer:
+                // one taken at start-up would drift from CLOCK_REALTIME as
+                // NTP slews it, and benches compare these stamps with
+                // `time.time_ns()` of other processes.
                 let f = MotorFrame {
-                    unix_us: anchor.unix_us(rec.at),
+                    unix_us: Anchor::now().unix_us(rec.at),
                     message: m.to_string(),
                     tx: rec.tx.iter().map(|b| format!("{b:02x}")).collect(),
                 };

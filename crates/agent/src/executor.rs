@@ -218,7 +218,11 @@ impl<B: SpiBus> Executor<B> {
     /// Handles one input.
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
         match input {
-            Input::Command(cmd) => self.command(cmd, now),
+            Input::Command(cmd) => {
+                // Off unless RUST_LOG enables target `latency`.
+                tracing::trace!(target: "latency", "executor command start");
+                self.command(cmd, now)
+            }
             Input::Settings(s) => self.apply_settings(s),
         }
     }

@@ -223,6 +223,7 @@ pub(crate) async fn run(
         conn_id,
         authz,
         congested: false,
+        routed: false,
     };
     let reason = if conn.flush().await.is_err() {
         DisconnectReason::ConnectionLost
@@ -366,6 +367,8 @@ struct SessionLoop {
     authz: ConnectionAuthz,
     /// A publish found a subscriber's queue congested.
     congested: bool,
+    /// A PUBLISH was routed since the last read.
+    routed: bool,
 }
 
 impl SessionLoop {
@@ -404,6 +407,13 @@ impl SessionLoop {
                             last_recv = Instant::now();
                             if let Err(reason) = self.process(&mut buf, conn, max_packet) {
                                 return reason;
+                            }
+                            if std::mem::take(&mut self.routed) {
+                                // Deliver before acknowledging, as Mosquitto does: the
+                                // woken subscriber tasks sit in this worker's queue, and
+                                // yielding lets them write first. Flushing the PUBACK
+                                // first would wake the publisher ahead of the subscriber.
+                                tokio::task::yield_now().await;
                             }
                             if std::mem::take(&mut self.congested) {
                                 // Backpressure: let slow subscribers drain before
@@ -446,6 +456,7 @@ impl SessionLoop {
             payload: d.payload,
         };
         conn.queue(Packet::Publish(publish));
+        tracing::trace!(target: "latency", topic = %d.topic, "broker delivery out");
         self.shared.messages_out.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -476,6 +487,8 @@ impl SessionLoop {
     ) -> Result<(), DisconnectReason> {
         match packet {
             Packet::Publish(p) => {
+                // Off unless RUST_LOG enables target `latency` (bench/agent_latency.py --stages).
+                tracing::trace!(target: "latency", topic = %p.topic, "broker publish in");
                 if p.qos == QoS::ExactlyOnce {
                     tracing::info!(topic = %p.topic, "QoS 2 PUBLISH refused; disconnecting");
                     return Err(DisconnectReason::ClientError);
@@ -501,6 +514,7 @@ impl SessionLoop {
                     .shared
                     .router
                     .publish(&p.topic, p.payload, qos, p.retain);
+                self.routed = true;
                 if qos == 1 {
                     conn.queue(Packet::PubAck(PubAck::new(p.pkid)));
                 }

@@ -249,7 +249,8 @@ pub enum Gopigo3Error {
 /// One SPI frame as it went over the bus.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrameRecord {
-    /// When the transfer finished.
+    /// When the transfer started: the moment the driver handed the message
+    /// to the bus (what a latency figure "to the first SPI frame" means).
     pub at: Instant,
     /// Simulated time in seconds (sim only; `None` on real buses).
     pub sim_time_s: Option<f64>,
@@ -293,10 +294,11 @@ impl<B: SpiBus> LoggingBus<B> {
 
 impl<B: SpiBus> SpiBus for LoggingBus<B> {
     fn transfer(&mut self, tx: &[u8], rx: &mut [u8]) -> Result<(), BusError> {
+        let at = Instant::now();
         let r = self.inner.transfer(tx, rx);
         if r.is_ok() {
             let _ = self.log.send(FrameRecord {
-                at: Instant::now(),
+                at,
                 sim_time_s: None,
                 tx: tx.to_vec(),
                 rx: rx.to_vec(),

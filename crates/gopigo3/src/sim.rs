@@ -904,6 +904,9 @@ impl SimBoard {
 
 impl SpiBus for SimBoard {
     fn transfer(&mut self, tx: &[u8], rx: &mut [u8]) -> Result<(), BusError> {
+        // Stamped before the world lock: a hardware bus does not wait for
+        // the simulation's physics step or a camera frame render.
+        let at = Instant::now();
         if tx.len() != rx.len() {
             return Err(BusError::Transfer {
                 device: "simulated GoPiGo3".into(),
@@ -921,7 +924,7 @@ impl SpiBus for SimBoard {
         w.frame_count += 1;
         if let Some(log) = &w.frame_log {
             let rec = FrameRecord {
-                at: Instant::now(),
+                at,
                 sim_time_s: Some(w.time_s),
                 tx: tx.to_vec(),
                 rx: rx.to_vec(),
