@@ -43,8 +43,8 @@ pub mod config;
 pub mod debug;
 pub mod executor;
 pub mod inbox;
-pub mod link;
 pub mod limits;
+pub mod link;
 pub mod shadow;
 
 pub use agent::{run, VERSION};
