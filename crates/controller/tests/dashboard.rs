@@ -143,9 +143,14 @@ async fn video_is_proxied_frame_by_frame_with_the_stamp() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(gopigo_camera::mjpeg::serve(listener, bus.clone(), async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(gopigo_camera::mjpeg::serve(
+        listener,
+        bus.clone(),
+        gopigo_camera::mjpeg::ServeOptions::default(),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
 
     let (hub, _rx) = hub();
     hub.ingest(

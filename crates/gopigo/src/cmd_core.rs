@@ -148,16 +148,10 @@ pub fn env(args: EnvArgs) -> anyhow::Result<()> {
 
 /// Raises the soft limit on open files to the hard one (Linux often starts
 /// services at 1,024), so the connection caps, not the descriptor limit,
-/// bound the listeners.
+/// bound the listeners. The agent does the same at its start.
 fn raise_open_file_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok((soft, hard)) if soft < hard => {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                tracing::warn!(error = %e, soft, "cannot raise the open-file limit");
-            }
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    match gopigo_agent::limits::raise_open_files() {
+        Ok(files) => tracing::debug!(before = files.before, now = files.now, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
 }
