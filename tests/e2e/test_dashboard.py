@@ -394,8 +394,11 @@ class Dashboard:
 def lone_config(demo, tmp_path_factory):
     """The demo's dashboard identity, pointed at a broker port nobody serves."""
     d = tmp_path_factory.mktemp("lone")
-    text = Path(demo.info["dashboard_config"]).read_text()
+    src = Path(demo.info["dashboard_config"])
+    text = src.read_text()
     text = re.sub(r"(?m)^port = \d+$", f"port = {free_port()}", text)
+    # the bundle names its files relative to itself: point at them from the copy
+    text = re.sub(r'(?m)^(\w+_file) = "(?!/)', lambda m: f'{m.group(1)} = "{src.parent}/', text)
     (d / "controller.toml").write_text(text)
     return d / "controller.toml"
 

@@ -162,7 +162,7 @@ def test_run_locally_page_runs_as_written(tmp_path):
     if detector:   # the detector's boxes reach `gopigo watch --detections`
         assert re.search(r"robot1 detections \d+: ", out), out
     job_text = [p.read_text() for p in sorted(logs.iterdir())]
-    agents = [t for t in job_text if t.startswith("board")]
+    agents = [t for t in job_text if re.search(r"(?m)^board ", t)]
     assert len(agents) == 2, jobs
     for a in agents:
         assert "board       simulated GoPiGo3 (--sim)" in a, a

@@ -46,7 +46,7 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     match crate::limits::raise_open_files() {
         Ok(files) => {
-            tracing::info!(
+            tracing::debug!(
                 before = files.before,
                 now = files.now,
                 "open-file limit (RLIMIT_NOFILE)"
@@ -317,6 +317,9 @@ async fn session(
     moving: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
+    // Closing the inbox (also on an early error return, or if this task
+    // unwinds) ends the executor, which stops and floats the motors.
+    let closer = CloseOnDrop(inbox.clone());
     let t = Topics::new(cfg);
     let started_ms = unix_ms();
     let offline = Status {
@@ -352,9 +355,6 @@ async fn session(
     let mut deltas = shadow::DeltaDedup::default();
     let mut watchdog = tokio::time::interval(Duration::from_millis(50));
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // Closing the inbox (also if this task unwinds) ends the executor,
-    // which stops and floats the motors.
-    let closer = CloseOnDrop(inbox.clone());
     let send_input = |input: Input| inbox.push(input).map_err(|e: Refused| e.to_string());
     let reject = |id: String, reason: String| {
         let r = CommandResult {
