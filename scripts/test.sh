@@ -10,6 +10,8 @@ bash scripts/setup.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== unused dependencies (cargo machete)"
+cargo machete
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build"
