@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -123,12 +124,33 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
     # not a Pi: the boot config was left alone
     assert not (rootfs / "boot/firmware/config.txt").exists()
     assert "Start the agent" in r.stdout and "skipping" in r.stdout
+    # the distance sensor's bus exists at every boot: i2c-dev is loaded
+    assert "i2c-dev" in (rootfs / "etc/modules-load.d/gopigo.conf").read_text().split()
+    # systemd gets .device units for the board and the sensor, and the unit
+    # waits for them
+    rules = (rootfs / "etc/udev/rules.d/60-gopigo.rules").read_text()
+    assert 'KERNEL=="spidev0.1", TAG+="systemd"' in rules and 'KERNEL=="i2c-1", TAG+="systemd"' in rules
+    unit_text = unit.read_text()
+    assert "After=dev-spidev0.1.device dev-i2c\\x2d1.device" in unit_text
+    # DeviceAllow names the drivers as /proc/devices does (spidev is "spi")
+    assert "DeviceAllow=char-spi rw" in unit_text and "char-spidev" not in unit_text
+    if shutil.which("systemd-analyze"):
+        v = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+        bad = [ln for ln in (v.stdout + v.stderr).splitlines() if "is not executable" not in ln]
+        assert not bad, bad
+    # no vendor power service: the agent holds GPIO23 itself
+    board = tomllib.loads(toml)["board"]
+    assert board.get("hold_power_line", True) is True, board
 
     # a second run changes nothing
     r = playbook(inventory, *args, home=home)
     assert r.returncode == 0, r.stdout[-3000:]
     assert "changed=0" in r.stdout, r.stdout[-3000:]
 
+    # apt-get is a recording stand-in first on the chroot's PATH (no network)
+    shim = rootfs / "usr/local/sbin/apt-get"
+    shim.write_text("#!/bin/sh\necho \"$@\" >> /tmp/apt-get.log\n")
+    shim.chmod(0o755)
     # on a Pi, SPI, I2C and the camera are switched on in config.txt
     boot = rootfs / "boot/firmware"
     boot.mkdir(parents=True)
@@ -140,6 +162,21 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
     assert "dtparam=i2c_arm=on" in lines and "camera_auto_detect=1" in lines
     assert "dtparam=audio=on" in lines
     assert "reboot the Pi" in r.stdout
+    # on a Pi, a missing rpicam-apps (the camera's rpicam-vid) is installed
+    assert (rootfs / "tmp/apt-get.log").read_text().split() == [
+        "install", "-y", "--no-install-recommends", "rpicam-apps"]
+    shim.unlink()
+
+    # the vendor's gopigo3_power service holds GPIO23: the agent is told to
+    # leave the line alone (it can be requested once), and the config parses
+    vendor_unit = rootfs / "lib/systemd/system/gopigo3_power.service"
+    vendor_unit.parent.mkdir(parents=True, exist_ok=True)
+    vendor_unit.write_text("[Service]\nExecStart=/usr/bin/python3 /opt/gopigo3_power.py\n")
+    r = playbook(inventory, *args, home=home)
+    assert r.returncode == 0, r.stdout[-3000:]
+    shared = tomllib.loads((conf / "robot.toml").read_text())
+    assert shared["board"]["hold_power_line"] is False and shared["board"]["kind"] == "hardware"
+    vendor_unit.unlink()
 
     # CSR flow: the key was made on the robot; the playbook leaves its content
     # alone and only gives it to the service user
