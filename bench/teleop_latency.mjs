@@ -7,10 +7,14 @@
 //   WebSocket → dashboard → MQTT over mutual TLS → local core → agent →
 //   executor → SPI.
 //
-//   video frame age: capture time stamped by the simulated camera (a JPEG
-//   COM segment) to the moment the page drew the frame on its canvas. The
-//   path: camera → agent's MJPEG server → dashboard proxy → fetch() stream →
-//   createImageBitmap → canvas.
+//   video frame age: capture time stamped by the simulated camera (the
+//   X-Captured-At-Ms header of each part the dashboard re-serves) to the
+//   moment the page drew the frame on its canvas. The path: camera → agent's
+//   MJPEG server → dashboard proxy → fetch() stream → createImageBitmap →
+//   canvas.
+//
+// The page has no test hooks: the bench listens for itself (key events on
+// the document, <robot-video>'s `frame` events) in window.__bench.
 //
 // Both clocks are this machine's. Run after `cargo build -p gopigo` and
 // `(cd tests/browser && npm ci)`:
@@ -36,7 +40,17 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
   await page.goto(demo.url);
   await page.locator('li[data-thing="robot1"] button[data-online="true"]').waitFor({ timeout: 60000 });
-  await until("video", () => page.evaluate(() => window.__gopigo.framesDrawn > 3), 30000);
+  await until("video", () => page.evaluate(() => Number(document.querySelector("robot-video").dataset.frames || 0) > 3), 30000);
+  await page.evaluate(() => {
+    const b = (window.__bench = { keyDowns: [], keyUps: [], frameAges: [], framesDrawn: 0 });
+    const at = (e) => performance.timeOrigin + e.timeStamp;
+    document.addEventListener("keydown", (e) => { if (!e.repeat) b.keyDowns.push(at(e)); }, true);
+    document.addEventListener("keyup", (e) => b.keyUps.push(at(e)), true);
+    document.querySelector("robot-video").addEventListener("frame", (e) => {
+      b.framesDrawn++;
+      if (e.detail.ageMs != null) b.frameAges.push(e.detail.ageMs);
+    });
+  });
   await page.locator("body").click({ position: { x: 5, y: 5 } });
 
   // Teleop: spin in place (Q) so that the robot never reaches a wall.
@@ -45,18 +59,18 @@ try {
   for (let i = 0; i < PRESSES; i++) {
     await until("robot stopped", async () => (await sim(demo, "robot1")).wheel_dps.left === 0, 5000, 20);
     await sleep(150 + Math.random() * 100);
-    const before = await page.evaluate(() => window.__gopigo.keyDowns.length);
+    const before = await page.evaluate(() => window.__bench.keyDowns.length);
     await page.keyboard.down("q");
-    const down = await until("the keydown", () => page.evaluate((n) => window.__gopigo.keyDowns[n], before), 2000, 5);
+    const down = await until("the keydown", () => page.evaluate((n) => window.__bench.keyDowns[n], before), 2000, 5);
     const frame = await until("a motor frame", async () => {
       const s = await sim(demo, "robot1");
       return s.motor_frames.find((f) => f.unix_us / 1000 > down && /Dps|Pwm|Position/.test(f.message));
     }, 5000, 10);
     lat.push(frame.unix_us / 1000 - down);
     await sleep(200);
-    const ups = await page.evaluate(() => window.__gopigo.keyUps.length);
+    const ups = await page.evaluate(() => window.__bench.keyUps.length);
     await page.keyboard.up("q");
-    const up = await until("the keyup", () => page.evaluate((n) => window.__gopigo.keyUps[n], ups), 2000, 5);
+    const up = await until("the keyup", () => page.evaluate((n) => window.__bench.keyUps[n], ups), 2000, 5);
     const stopFrame = await until("a stop frame", async () => {
       const s = await sim(demo, "robot1");
       return s.motor_frames.find((f) => f.unix_us / 1000 > up && /Dps|Pwm|Float/.test(f.message));
@@ -65,10 +79,10 @@ try {
   }
 
   // Video frame age while the page shows robot1.
-  await page.evaluate(() => { window.__gopigo.frameAges.length = 0; window.__gopigo.framesDrawn = 0; });
+  await page.evaluate(() => { window.__bench.frameAges.length = 0; window.__bench.framesDrawn = 0; });
   await sleep(VIDEO_S * 1000);
-  const ages = await page.evaluate(() => [...window.__gopigo.frameAges]);
-  const drawn = await page.evaluate(() => window.__gopigo.framesDrawn);
+  const ages = await page.evaluate(() => [...window.__bench.frameAges]);
+  const drawn = await page.evaluate(() => window.__bench.framesDrawn);
 
   const rows = [
     ["teleop key-down → first SPI motor frame", lat],

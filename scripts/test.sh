@@ -4,6 +4,7 @@
 # `gopigo` binary on loopback ports and drive it with real peers (aws CLI,
 # boto3, moto, openssl, mosquitto, paho-mqtt, the AWS IoT Device SDK, curl,
 # ffmpeg, OpenCV, darknet, Ansible), then the dashboard in headless Chromium.
+# The dashboard's JavaScript modules have unit tests under node (tests/browser/unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,6 +13,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== unused dependencies (cargo machete)"
 cargo machete
+echo "== dashboard unit tests (node --test: the page's modules, no browser)"
+(cd tests/browser && npm run --silent unit)
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo build"

@@ -21,6 +21,11 @@ const closedPort = () => new Promise((res) => {
   });
 });
 
+// What the page shows, read from its DOM: the production page has no
+// test hooks (no window.__… object); <robot-video> keeps its counts in data
+// attributes and fires a `frame` event per drawn frame.
+const framesDrawn = (page) => page.evaluate(() => Number(document.querySelector("robot-video").dataset.frames || 0));
+
 const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `dashboard-${name}.png`) });
 
 describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
@@ -83,19 +88,30 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
   });
 
   it("draws video frames with their FPS and age", async () => {
-    await until("frames to be drawn", () => page.evaluate(() => window.__gopigo.framesDrawn > 5), 30000);
+    await until("frames to be drawn", async () => (await framesDrawn(page)) > 5, 30000);
     assert.ok(await page.locator("#video-state").isHidden(), "no 'video unavailable' over live video");
     const fps = await page.locator("#fps").innerText();
     assert.match(fps, /^[1-9]\d* fps$/);
     assert.match(await page.locator("#frame-age").innerText(), /^age \d+ ms$/);
-    // The frames are the robot's own: stamped by its simulated camera.
-    const ages = await page.evaluate(() => window.__gopigo.frameAges.length);
-    assert.ok(ages > 0, "frames carry the camera's capture stamp");
+    // The frames are the robot's own: each part of the stream carries the
+    // simulated camera's capture time and sequence number as headers.
+    const frame = await page.evaluate(() => new Promise((res) =>
+      document.querySelector("robot-video").addEventListener("frame", (e) => res({ ...e.detail, now: Date.now() }), { once: true })));
+    assert.ok(Number.isInteger(frame.seq) && frame.seq > 0, `a frame sequence number (${JSON.stringify(frame)})`);
+    assert.ok(frame.capturedAtMs <= frame.now && frame.capturedAtMs > frame.now - 60000,
+      `a capture time from this run (${JSON.stringify(frame)})`);
+    assert.ok(frame.ageMs >= 0 && frame.capturedAtMs + frame.ageMs <= frame.now,
+      `the age shown counts from the capture time (${JSON.stringify(frame)})`);
+    assert.deepEqual(await page.evaluate(() => Object.keys(window).filter((k) => k.startsWith("__"))), [],
+      "no test hooks on the production page");
     await shot(page, "video");
   });
 
   it("clicking forward moves the robot and changes its telemetry", async () => {
-    const encoders = () => page.evaluate(() => window.__gopigo.state.lastTelemetry.get("robot1")?.encoders_deg.left);
+    const encoders = () => page.evaluate(() => {
+      const v = document.getElementById("telemetry").dataset.encoderLeftDeg;
+      return v === undefined ? undefined : Number(v);
+    });
     const { v: before } = await until("telemetry", async () => {
       const v = await encoders();
       return typeof v === "number" ? { v } : null;
@@ -195,7 +211,9 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
       body: JSON.stringify({ x_mm: x, y_mm: s.pose.y_mm - 500, w_mm: 50, h_mm: 1000 }),
     });
     await page.locator('.dir[data-dir="forward"]').click();
-    const rejected = page.locator("#log li.rejected").first();
+    // The obstacle's rejection, not an earlier one: a heartbeat drive still
+    // queued when the previous test's stop arrived is rejected as cancelled.
+    const rejected = page.locator("#log li.rejected", { hasText: "obstacle" }).first();
     await rejected.waitFor({ timeout: 5000 });
     assert.match(await rejected.innerText(), /rejected: obstacle/);
     assert.match(await page.locator("#toast").innerText(), /rejected/);
@@ -219,7 +237,7 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
       await until("the detection note", async () => /detection unavailable/.test(await page.locator("#det-state").innerText()));
       console.log(`# detection unavailable: ${demo.info.detection_note}`);
     } else {
-      await until("boxes drawn", () => page.evaluate(() => (window.__gopigo.boxesDrawn || 0) > 0), 60000);
+      await until("boxes drawn", () => page.evaluate(() => Number(document.querySelector("robot-video").dataset.boxes || 0) > 0), 60000);
       await shot(page, "detections");
     }
   });
@@ -270,7 +288,7 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
       const p = await browser.newPage({ viewport, hasTouch: name.startsWith("phone") });
       await p.goto(demo.url);
       await p.locator('li[data-thing="robot1"] button[data-online="true"]').waitFor();
-      await until("video", () => p.evaluate(() => window.__gopigo.framesDrawn > 0), 20000);
+      await until("video", async () => (await framesDrawn(p)) > 0, 20000);
       const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `no horizontal scrolling (overflow ${overflow}px)`);
       for (const sel of [".dir", "#stop", "#speed", "#servo-set", "#led-set", "#video"]) {

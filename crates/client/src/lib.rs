@@ -270,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn settings_read_from_toml_with_defaults() {
+    fn settings_missing_port_keep_alive_and_alpn_take_their_defaults() {
         let s: MqttSettings = serde_json::from_value(serde_json::json!({
             "host": "h", "client_id": "c", "ca_file": "a", "cert_file": "b", "key_file": "k"
         }))

@@ -2,21 +2,24 @@
 //! fleet as JSON, and each robot's camera proxied through one origin.
 //!
 //! Routes of [`app`]:
-//! - `GET /`, `/app.js`, `/style.css`: the page (compiled into the binary).
+//! - `GET /`: the page; `GET /static/{file}`: its ES modules and
+//!   stylesheet, from the allow-list [`STATIC_FILES`] (compiled into the
+//!   binary, so the binary stays self-contained; no build step).
 //! - `GET /ws`: the WebSocket ([`crate::hub`] documents its messages).
 //! - `GET /api/fleet`: the `hello` message as JSON (for scripts and tests).
 //! - `GET /robots/{thing}/video`: the robot's MJPEG stream, re-served as
-//!   `multipart/x-mixed-replace` with a `Content-Length` per part. The
-//!   dashboard reads the robot's stream with the camera crate's client and
-//!   always forwards the newest frame, so a slow page skips frames rather
-//!   than falling behind.
+//!   `multipart/x-mixed-replace` with `Content-Length`, `X-Frame-Seq` and
+//!   `X-Captured-At-Ms` per part (the page's `<robot-video>` shows the
+//!   frame's age from the last). The dashboard reads the robot's stream
+//!   with the camera crate's client and always forwards the newest frame,
+//!   so a slow page skips frames rather than falling behind.
 //! - `GET /healthz`.
 //!
 //! Every request first passes [`gate`] (the rules are in
 //! [`crate::security`]): the `Host` must be allowed (else 421), a browser
 //! request marked cross-site is refused (403), `/?token=T` signs in
 //! (303 to `/` with the session cookie), and every route but the sign-in
-//! page and its stylesheet needs the session (else 401: the sign-in page
+//! page and its stylesheet (`/static/style.css`) needs the session (else 401: the sign-in page
 //! for `/`, JSON for `/api/...`, text otherwise); the WebSocket also needs
 //! the dashboard's own `Origin` (403). Every response carries the
 //! security headers.
@@ -37,6 +40,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use bytes::{BufMut, Bytes, BytesMut};
 use gopigo_camera::mjpeg::{ClientOptions, MjpegClient};
+use gopigo_camera::Frame;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -48,8 +52,23 @@ use crate::server::Limits;
 
 const INDEX_HTML: &str = include_str!("../static/index.html");
 const SIGNIN_HTML: &str = include_str!("../static/signin.html");
-const APP_JS: &str = include_str!("../static/app.js");
-const STYLE_CSS: &str = include_str!("../static/style.css");
+/// The stylesheet, which the sign-in page needs before there is a session.
+const SIGNIN_STYLE: &str = "/static/style.css";
+
+/// What `GET /static/{file}` serves, and all it serves: the page's ES
+/// modules (`main.js` imports the others) and its stylesheet.
+pub const STATIC_FILES: &[(&str, &str)] = &[
+    ("main.js", include_str!("../static/main.js")),
+    ("ws.js", include_str!("../static/ws.js")),
+    ("fleet.js", include_str!("../static/fleet.js")),
+    ("view.js", include_str!("../static/view.js")),
+    ("format.js", include_str!("../static/format.js")),
+    ("teleop.js", include_str!("../static/teleop.js")),
+    ("plot.js", include_str!("../static/plot.js")),
+    ("multipart.js", include_str!("../static/multipart.js")),
+    ("robot-video.js", include_str!("../static/robot-video.js")),
+    ("style.css", include_str!("../static/style.css")),
+];
 
 /// The boundary of the re-served video stream.
 pub const VIDEO_BOUNDARY: &str = "gopigoframe";
@@ -103,8 +122,7 @@ fn app_with_stop(
     };
     Router::new()
         .route("/", get(index))
-        .route("/app.js", get(app_js))
-        .route("/style.css", get(style_css))
+        .route("/static/{file}", get(static_file))
         .route("/ws", get(ws_upgrade))
         .route("/api/fleet", get(fleet))
         .route("/robots/{thing}/video", get(video))
@@ -209,7 +227,7 @@ fn check(guard: &Guard, req: &Request, host: Option<&str>) -> Gate {
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok());
-    if path != "/style.css"
+    if path != SIGNIN_STYLE
         && !guard.signed_in(cookies, header_str(headers, &header::AUTHORIZATION))
     {
         return Gate::Answer(unauthorized(path, None));
@@ -287,12 +305,24 @@ async fn index() -> Response {
     text_response("text/html; charset=utf-8", INDEX_HTML)
 }
 
-async fn app_js() -> Response {
-    text_response("text/javascript; charset=utf-8", APP_JS)
+/// The Content-Type of a file in [`STATIC_FILES`]: module scripts must be
+/// served as JavaScript, and `nosniff` makes browsers hold to it.
+fn static_content_type(name: &str) -> &'static str {
+    if name.ends_with(".css") {
+        "text/css; charset=utf-8"
+    } else {
+        "text/javascript; charset=utf-8"
+    }
 }
 
-async fn style_css() -> Response {
-    text_response("text/css; charset=utf-8", STYLE_CSS)
+async fn static_file(Path(file): Path<String>) -> Response {
+    match STATIC_FILES.iter().find(|(name, _)| *name == file) {
+        Some((name, body)) => text_response(static_content_type(name), body),
+        None => plain(
+            StatusCode::NOT_FOUND,
+            "not found: the dashboard serves no such file under /static/".into(),
+        ),
+    }
 }
 
 async fn fleet(State(st): State<AppState>) -> Json<serde_json::Value> {
@@ -363,10 +393,18 @@ async fn page_session(mut socket: WebSocket, st: AppState, _permit: OwnedSemapho
     }
 }
 
-fn part(jpeg: &[u8]) -> Bytes {
+/// One part of the re-served stream: the frame's sequence number and
+/// capture time travel as part headers, so the page needs not read them
+/// out of the JPEG. A camera that stamps nothing gets the time the
+/// dashboard received the frame (the camera crate's client decides).
+fn part(frame: &Frame) -> Bytes {
+    let jpeg = &frame.jpeg;
     let head = format!(
-        "--{VIDEO_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-        jpeg.len()
+        "--{VIDEO_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\
+         X-Frame-Seq: {}\r\nX-Captured-At-Ms: {}\r\n\r\n",
+        jpeg.len(),
+        frame.seq,
+        frame.captured_at_ms
     );
     let mut b = BytesMut::with_capacity(head.len() + jpeg.len() + 2);
     b.put_slice(head.as_bytes());
@@ -440,7 +478,7 @@ fn video_response(client: MjpegClient, stop: CancellationToken) -> Response {
     let frames = client.latest();
     let stream = futures::stream::unfold(frames, |mut frames| async move {
         match frames.next().await {
-            Ok(Some(frame)) => Some((Ok::<Bytes, Infallible>(part(&frame.jpeg)), frames)),
+            Ok(Some(frame)) => Some((Ok::<Bytes, Infallible>(part(&frame)), frames)),
             Ok(None) => None,
             Err(e) => {
                 tracing::debug!(error = %e, "camera stream ended");

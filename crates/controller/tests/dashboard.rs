@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use gopigo_camera::jpeg::{encode_jpeg, read_stamp, RgbImage};
+use gopigo_camera::jpeg::{encode_jpeg, RgbImage};
 use gopigo_camera::{Frame, FrameBus};
 use gopigo_controller::dashboard::app;
 use gopigo_controller::hub::{Hub, Outgoing};
@@ -82,15 +82,80 @@ async fn serves_the_embedded_page() {
     assert_eq!(s, StatusCode::OK);
     assert!(ct.starts_with("text/html"));
     let html = String::from_utf8(body).unwrap();
-    assert!(html.contains("/app.js") && html.contains("/style.css"));
+    assert!(
+        html.contains(r#"<script type="module" src="/static/main.js"></script>"#),
+        "{html}"
+    );
+    assert!(html.contains("/static/style.css"));
     assert!(html.contains("name=\"viewport\""), "phone-ready");
-    let (s, ct, body) = get(&hub, "/app.js").await;
+    let (s, ct, body) = get(&hub, "/static/ws.js").await;
     assert_eq!(s, StatusCode::OK);
-    assert!(ct.starts_with("text/javascript"));
-    assert!(String::from_utf8(body).unwrap().contains("new WebSocket"));
-    let (s, ct, _) = get(&hub, "/style.css").await;
+    assert_eq!(ct, "text/javascript; charset=utf-8");
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("new this.WebSocket"));
+    let (s, ct, _) = get(&hub, "/static/style.css").await;
     assert_eq!((s, ct.starts_with("text/css")), (StatusCode::OK, true));
     assert_eq!(get(&hub, "/nope").await.0, StatusCode::NOT_FOUND);
+}
+
+/// The relative module names `text` imports (`import … from "./x.js"`,
+/// `import "./x.js"`).
+fn imports(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with("import "))
+        .filter_map(|l| l.split('"').nth(1))
+        .filter_map(|m| m.strip_prefix("./"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_module_the_page_imports_is_served_as_javascript() {
+    let (hub, _rx) = hub();
+    let mut todo = vec!["main.js".to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let (s, ct, body) = get(&hub, &format!("/static/{name}")).await;
+        assert_eq!(s, StatusCode::OK, "{name} is served");
+        assert_eq!(ct, "text/javascript; charset=utf-8", "{name}");
+        todo.extend(imports(&String::from_utf8(body).unwrap()));
+    }
+    for want in [
+        "ws.js",
+        "fleet.js",
+        "teleop.js",
+        "plot.js",
+        "format.js",
+        "robot-video.js",
+        "multipart.js",
+    ] {
+        assert!(seen.contains(want), "main.js reaches {want}: {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn static_serves_its_allow_list_and_nothing_else() {
+    let (hub, _rx) = hub();
+    for uri in [
+        "/static/app.js",
+        "/static/index.html",
+        "/static/signin.html",
+        "/static/..%2Fsrc%2Flib.rs",
+        "/static/../Cargo.toml",
+        "/static/format.test.mjs",
+        "/static/",
+        "/app.js",
+        "/style.css",
+    ] {
+        let (s, _, body) = get(&hub, uri).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{uri}");
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("import "), "{uri}: {text}");
+    }
 }
 
 #[tokio::test]
@@ -135,7 +200,7 @@ async fn video_of_an_unknown_robot_or_a_dead_camera_says_why() {
 }
 
 #[tokio::test]
-async fn video_is_proxied_frame_by_frame_with_the_stamp() {
+async fn video_is_proxied_frame_by_frame_with_its_capture_time_in_the_part_headers() {
     // A real camera server with one stamped frame.
     let bus = FrameBus::new();
     let jpeg = encode_jpeg(&RgbImage::filled(64, 48, [200, 10, 10]), 80).unwrap();
@@ -166,7 +231,7 @@ async fn video_is_proxied_frame_by_frame_with_the_stamp() {
     assert_eq!(ct, "multipart/x-mixed-replace; boundary=gopigoframe");
     let mut body = resp.into_body();
     let mut buf = Vec::new();
-    let part = tokio::time::timeout(Duration::from_secs(10), async {
+    let (head, part) = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let frame = body.frame().await.unwrap().unwrap();
             if let Ok(data) = frame.into_data() {
@@ -183,16 +248,30 @@ async fn video_is_proxied_frame_by_frame_with_the_stamp() {
                     .unwrap();
                 let start = head_end + 4;
                 if buf.len() >= start + len {
-                    assert!(head.starts_with("--gopigoframe\r\n"), "{head}");
-                    return buf[start..start + len].to_vec();
+                    return (head.to_string(), buf[start..start + len].to_vec());
                 }
             }
         }
     })
     .await
     .unwrap();
-    let stamp = read_stamp(&part).expect("the camera's stamp survives the proxy");
-    assert_eq!((stamp.seq, stamp.captured_at_ms), (42, 1_700_000_000_123));
+    assert!(head.starts_with("--gopigoframe\r\n"), "{head}");
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+            .map(str::to_string)
+    };
+    assert_eq!(header("X-Frame-Seq").as_deref(), Some("42"), "{head}");
+    assert_eq!(
+        header("X-Captured-At-Ms").as_deref(),
+        Some("1700000000123"),
+        "{head}"
+    );
+    assert_eq!(
+        part,
+        bus.latest().unwrap().jpeg.to_vec(),
+        "the camera's JPEG passes unchanged"
+    );
     let _ = stop_tx.send(());
     let _ = server.await;
 }
@@ -223,7 +302,8 @@ const HOST: (&str, &str) = ("host", "127.0.0.1:8080");
 async fn without_a_session_every_route_but_sign_in_answers_401() {
     for (uri, kind) in [
         ("/", "text/html"),
-        ("/app.js", "text/plain"),
+        ("/static/main.js", "text/plain"),
+        ("/static/teleop.js", "text/plain"),
         ("/api/fleet", "application/json"),
         ("/robots/r1/video", "text/plain"),
         ("/ws", "text/plain"),
@@ -384,7 +464,8 @@ async fn every_response_carries_the_security_headers() {
         ("/", vec![HOST]),
         ("/api/fleet", vec![("host", "attacker.example")]),
         ("/nope", vec![HOST, auth]),
-        ("/style.css", vec![HOST]),
+        ("/static/style.css", vec![HOST]),
+        ("/static/main.js", vec![HOST, auth]),
     ] {
         let resp = send(request(uri, &headers)).await;
         let h = resp.headers();
