@@ -176,6 +176,15 @@ def test_thing_group_hierarchy_and_membership(core):
         iot.add_thing_to_thing_group(thingGroupName="lab", thingName="ghost")
     assert code(e) == "ResourceNotFoundException"
 
+    # one group per hierarchy, as on AWS: r1 (in lab) cannot join fleet or bench
+    for other in ["fleet", "bench"]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            iot.add_thing_to_thing_group(thingGroupName=other, thingName="r1")
+        assert code(e) == "InvalidRequestException" and "same hierarchy" in message(e)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        iot.update_thing_groups_for_thing(thingName="r1", thingGroupsToAdd=["field", "bench"])
+    assert code(e) == "InvalidRequestException"
+    assert names(iot.list_thing_groups_for_thing(thingName="r1")) == ["lab"], "a refused update changes nothing"
     iot.update_thing_groups_for_thing(thingName="r1", thingGroupsToAdd=["field"], thingGroupsToRemove=["lab"])
     assert names(iot.list_thing_groups_for_thing(thingName="r1")) == ["field"]
     iot.remove_thing_from_thing_group(thingGroupName="lab", thingName="r2")

@@ -423,13 +423,43 @@ pub fn resolve(
     }
 }
 
-fn add(state: &CoreState, group: &str, thing: &str) -> Result<(), ApiError> {
-    let current = state.store.groups_of_thing(KIND, thing)?;
-    if !current.iter().any(|g| g == group) && current.len() >= MAX_GROUPS_PER_THING {
+/// The root of `name`'s hierarchy (pure).
+pub fn root(groups: &HashMap<String, Group>, name: &str) -> String {
+    ancestors(groups, name)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// Whether `thing`, now in `current`, may join `group` (pure): at most
+/// [`MAX_GROUPS_PER_THING`] groups, and one group per hierarchy (AWS: "you
+/// can't add a thing to more than one group in the same hierarchy").
+pub fn check_join(
+    groups: &HashMap<String, Group>,
+    current: &[String],
+    group: &str,
+    thing: &str,
+) -> Result<(), ApiError> {
+    if current.iter().any(|g| g == group) {
+        return Ok(());
+    }
+    if current.len() >= MAX_GROUPS_PER_THING {
         return Err(ApiError::invalid(format!(
             "Thing {thing} is already in {MAX_GROUPS_PER_THING} thing groups, the most AWS IoT allows; remove it from one first"
         )));
     }
+    let target = root(groups, group);
+    if let Some(other) = current.iter().find(|g| root(groups, g) == target) {
+        return Err(ApiError::invalid(format!(
+            "Thing {thing} is already in thing group {other}, in the same hierarchy as {group}; AWS IoT allows a thing in one group per hierarchy, so remove it from {other} first"
+        )));
+    }
+    Ok(())
+}
+
+fn add(state: &CoreState, group: &str, thing: &str) -> Result<(), ApiError> {
+    let current = state.store.groups_of_thing(KIND, thing)?;
+    check_join(&all_groups(state)?, &current, group, thing)?;
     state.store.add_group_member(KIND, group, thing)
 }
 
@@ -472,14 +502,26 @@ async fn update_for_thing(State(state): State<Arc<CoreState>>, body: Bytes) -> A
     existing_thing(&state, &thing)?;
     let to_add = name_list(&body, "thingGroupsToAdd")?;
     let to_remove = name_list(&body, "thingGroupsToRemove")?;
-    for g in to_add.iter().chain(&to_remove) {
-        existing(&state, g)?;
+    let groups = all_groups(&state)?;
+    if let Some(g) = to_add
+        .iter()
+        .chain(&to_remove)
+        .find(|g| !groups.contains_key(*g))
+    {
+        return Err(super::store::group_not_found(KIND, g));
+    }
+    // Check the whole change before making any of it.
+    let mut after: Vec<String> = state.store.groups_of_thing(KIND, &thing)?;
+    after.retain(|g| !to_remove.contains(g));
+    for g in &to_add {
+        check_join(&groups, &after, g, &thing)?;
+        after.push(g.clone());
     }
     for g in &to_remove {
         state.store.remove_group_member(KIND, g, &thing)?;
     }
     for g in &to_add {
-        add(&state, g, &thing)?;
+        state.store.add_group_member(KIND, g, &thing)?;
     }
     state.changed();
     empty()
@@ -525,6 +567,31 @@ mod tests {
         cyclic.insert("a".into(), group("a", Some("b")).1);
         cyclic.insert("b".into(), group("b", Some("a")).1);
         assert!(ancestors(&cyclic, "a").len() <= MAX_DEPTH + 1);
+    }
+
+    #[test]
+    fn a_thing_joins_one_group_per_hierarchy_and_ten_at_most() {
+        let mut groups: HashMap<_, _> = [
+            group("fleet", None),
+            group("lab", Some("fleet")),
+            group("bench", Some("lab")),
+            group("field", None),
+        ]
+        .into_iter()
+        .collect();
+        let now = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(root(&groups, "bench"), "fleet");
+        assert!(check_join(&groups, &now(&["lab"]), "field", "r").is_ok());
+        assert!(check_join(&groups, &now(&["lab"]), "lab", "r").is_ok());
+        let e = check_join(&groups, &now(&["lab"]), "bench", "r").unwrap_err();
+        assert!(e.message.contains("same hierarchy"), "{}", e.message);
+        assert!(check_join(&groups, &now(&["bench"]), "fleet", "r").is_err());
+        for i in 0..10 {
+            groups.insert(format!("g{i}"), group(&format!("g{i}"), None).1);
+        }
+        let ten: Vec<String> = (0..10).map(|i| format!("g{i}")).collect();
+        let e = check_join(&groups, &ten, "field", "r").unwrap_err();
+        assert!(e.message.contains("10 thing groups"), "{}", e.message);
     }
 
     #[test]
