@@ -21,8 +21,8 @@ use crate::error::ApiError;
 use crate::store::{now_secs, Certificate, Thing};
 use crate::CoreState;
 
-type Q = Query<HashMap<String, String>>;
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type Q = Query<HashMap<String, String>>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// Largest request body the API reads (policy documents and CSRs are small).
 const MAX_BODY: usize = 1 << 20;
@@ -79,6 +79,7 @@ pub fn router(state: Arc<CoreState>) -> Router {
         .route("/policy-targets/{policy}", post(list_targets_for_policy))
         .route("/endpoint", get(describe_endpoint))
         .merge(crate::data::router())
+        .merge(crate::fleet::routes())
         .fallback(unknown_operation)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
@@ -146,7 +147,12 @@ async fn auth(State(state): State<Arc<CoreState>>, req: Request, next: Next) -> 
 }
 
 /// `{list_key: items, token_key?: next}`: the shape of every AWS list response.
-fn page_response(list_key: &str, items: Value, token_key: &str, next: Option<String>) -> ApiResult {
+pub(crate) fn page_response(
+    list_key: &str,
+    items: Value,
+    token_key: &str,
+    next: Option<String>,
+) -> ApiResult {
     let mut v = json!({ list_key: items });
     if let Some(n) = next {
         v[token_key] = json!(n);
@@ -154,11 +160,11 @@ fn page_response(list_key: &str, items: Value, token_key: &str, next: Option<Str
     ok(v)
 }
 
-fn ok(v: Value) -> ApiResult {
+pub(crate) fn ok(v: Value) -> ApiResult {
     Ok(Json(v).into_response())
 }
 
-fn empty() -> ApiResult {
+pub(crate) fn empty() -> ApiResult {
     Ok((
         [(http::header::CONTENT_TYPE, "application/json")],
         "{}".to_string(),
@@ -186,7 +192,7 @@ pub(crate) fn body_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> 
     }
 }
 
-fn required_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
+pub(crate) fn required_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
     match m.get(key) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(ApiError::invalid(format!("{key} must be a string"))),
@@ -194,7 +200,7 @@ fn required_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, Api
     }
 }
 
-fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {
+pub(crate) fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {
     match q.get(key).map(String::as_str) {
         None => Ok(false),
         Some("true") | Some("True") | Some("1") => Ok(true),
@@ -206,7 +212,11 @@ fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> 
 }
 
 /// Page size from `key`, within 1..=250, defaulting to `default`.
-fn page_size(q: &HashMap<String, String>, key: &str, default: usize) -> Result<usize, ApiError> {
+pub(crate) fn page_size(
+    q: &HashMap<String, String>,
+    key: &str,
+    default: usize,
+) -> Result<usize, ApiError> {
     match q.get(key) {
         None => Ok(default),
         Some(v) => match v.parse::<usize>() {
@@ -218,7 +228,10 @@ fn page_size(q: &HashMap<String, String>, key: &str, default: usize) -> Result<u
     }
 }
 
-fn decode_token(q: &HashMap<String, String>, key: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn decode_token(
+    q: &HashMap<String, String>,
+    key: &str,
+) -> Result<Option<String>, ApiError> {
     match q.get(key) {
         None => Ok(None),
         Some(t) if t.is_empty() => Ok(None),
@@ -234,11 +247,11 @@ fn decode_token(q: &HashMap<String, String>, key: &str) -> Result<Option<String>
     }
 }
 
-fn encode_token(s: &str) -> String {
+pub(crate) fn encode_token(s: &str) -> String {
     hex::encode(s.as_bytes())
 }
 
-fn check_thing_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_thing_name(name: &str) -> Result<(), ApiError> {
     if gopigo_shadow::valid_thing_name(name) {
         Ok(())
     } else {
@@ -249,7 +262,7 @@ fn check_thing_name(name: &str) -> Result<(), ApiError> {
 }
 
 /// AWS policy names: `[\w+=,.@-]+`, 1 to 128 characters.
-fn check_policy_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_policy_name(name: &str) -> Result<(), ApiError> {
     let ok = (1..=128).contains(&name.len())
         && name
             .chars()
@@ -275,7 +288,7 @@ fn check_certificate_id(id: &str) -> Result<(), ApiError> {
 
 // ------------------------------------------------------------------ things
 
-fn attributes_from(body: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn attributes_from(body: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     let Some(payload) = body.get("attributePayload") else {
         return Ok(Map::new());
     };
@@ -324,9 +337,10 @@ async fn create_thing(
         .collect();
     let type_name = match body.get("thingTypeName") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => return Err(no_thing_type(s)),
+        Some(Value::String(s)) => Some(crate::fleet::thing_types::usable_type(&state, s, true)?),
         Some(_) => return Err(ApiError::invalid("thingTypeName must be a string")),
     };
+    let billing_group = crate::fleet::billing_groups::requested(&state, &body)?;
     let thing = match state.store.thing(&name)? {
         Some(existing) => {
             if existing.attributes != attributes || existing.type_name != type_name {
@@ -348,6 +362,9 @@ async fn create_thing(
             t
         }
     };
+    if let Some(g) = billing_group {
+        crate::fleet::billing_groups::add(&state, &g, &name)?;
+    }
     ok(json!({
         "thingName": thing.name,
         "thingArn": state.arn(&format!("thing/{}", thing.name)),
@@ -355,16 +372,7 @@ async fn create_thing(
     }))
 }
 
-/// The local core has no thing types, so any named type does not exist; AWS
-/// answers a missing type with ResourceNotFoundException (botocore's
-/// CreateThing errors; moto's `create_thing`).
-fn no_thing_type(name: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "Thing type {name} does not exist: the local core does not implement thing types (see docs/core.md); create the thing without --thing-type-name"
-    ))
-}
-
-fn existing_thing(state: &CoreState, name: &str) -> Result<Thing, ApiError> {
+pub(crate) fn existing_thing(state: &CoreState, name: &str) -> Result<Thing, ApiError> {
     state
         .store
         .thing(name)?
@@ -379,6 +387,9 @@ async fn describe_thing(
     let mut v = thing_json(&state, &t);
     v["thingId"] = json!(t.id);
     v["defaultClientId"] = json!(t.name);
+    if let Some(g) = crate::fleet::billing_groups::of_thing(&state, &t.name)? {
+        v["billingGroupName"] = json!(g);
+    }
     ok(v)
 }
 
@@ -421,10 +432,18 @@ async fn update_thing(
             }
         }
     }
-    if body.get("removeThingType").and_then(Value::as_bool) == Some(true) {
-        t.type_name = None;
-    } else if let Some(Value::String(tt)) = body.get("thingTypeName") {
-        return Err(no_thing_type(tt));
+    let remove_type = body.get("removeThingType").and_then(Value::as_bool) == Some(true);
+    match body.get("thingTypeName") {
+        Some(Value::String(_)) if remove_type => {
+            return Err(ApiError::invalid(
+                "give either thingTypeName or removeThingType, not both",
+            ))
+        }
+        Some(Value::String(tt)) => {
+            t.type_name = Some(crate::fleet::thing_types::usable_type(&state, tt, false)?)
+        }
+        _ if remove_type => t.type_name = None,
+        _ => {}
     }
     t.version += 1;
     state.store.update_thing(&t)?;
@@ -507,7 +526,7 @@ async fn list_things(State(state): State<Arc<CoreState>>, q: Q) -> ApiResult {
 
 // --------------------------------------------------------------- principals
 
-fn principal_header(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn principal_header(headers: &HeaderMap) -> Result<String, ApiError> {
     headers
         .get("x-amzn-principal")
         .and_then(|v| v.to_str().ok())
@@ -516,7 +535,10 @@ fn principal_header(headers: &HeaderMap) -> Result<String, ApiError> {
 }
 
 /// Checks that `principal` is a certificate ARN of this core and returns its id.
-fn certificate_of_principal(state: &CoreState, principal: &str) -> Result<String, ApiError> {
+pub(crate) fn certificate_of_principal(
+    state: &CoreState,
+    principal: &str,
+) -> Result<String, ApiError> {
     let id = state.certificate_id_from_arn(principal).ok_or_else(|| {
         ApiError::invalid(format!(
             "principal '{principal}' is not a certificate ARN of this account ({})",
@@ -583,7 +605,7 @@ async fn list_principal_things(
 }
 
 /// Pages a sorted list of names with an opaque "last name" token.
-fn paginate(
+pub(crate) fn paginate(
     all: &[String],
     q: &HashMap<String, String>,
     size_key: &str,
@@ -637,7 +659,10 @@ async fn create_policy(
     }))
 }
 
-fn existing_policy(state: &CoreState, name: &str) -> Result<crate::store::Policy, ApiError> {
+pub(crate) fn existing_policy(
+    state: &CoreState,
+    name: &str,
+) -> Result<crate::store::Policy, ApiError> {
     state
         .store
         .policy(name)?
@@ -786,7 +811,7 @@ async fn attach_policy(
     let body = body_object(&body)?;
     let target = required_str(&body, "target")?;
     existing_policy(&state, &policy)?;
-    certificate_of_principal(&state, target)?;
+    crate::fleet::check_policy_target(&state, target)?;
     let attached = state.store.policies_for_target(target)?;
     if !attached.contains(&policy) && attached.len() >= MAX_POLICIES_PER_TARGET {
         return Err(ApiError::new(

@@ -6,6 +6,8 @@
 //! - [`store`]: the SQLite registry (things, certificates, policies,
 //!   attachments, shadows); survives restarts and `kill -9`.
 //! - [`control`]: the control-plane REST-JSON API the aws CLI and boto3 drive.
+//! - [`fleet`]: thing types, thing and billing groups, tags, role aliases
+//!   and the legacy principal-policy calls, each family its own routes.
 //! - [`data`]: the iot-data API (device shadow and publish over HTTP).
 //! - [`shadow`]: the Device Shadow service shared by MQTT and HTTP.
 //! - [`mqtt`]: the broker (crate `gopigo-broker`) wired to the registry:
@@ -24,6 +26,7 @@ pub mod credentials;
 pub mod data;
 pub mod error;
 pub mod files;
+pub mod fleet;
 pub mod mqtt;
 pub mod shadow;
 pub mod sigv4;

@@ -46,7 +46,25 @@ impl RegistryAuthority {
         {
             return hit.clone();
         }
-        let docs = match self.state.store.policy_documents_for_target(principal) {
+        // The principal's own policies, then those of its things' groups
+        // (AWS: a group's policies apply to the things in it and below it).
+        let group_prefix = self.state.arn("thinggroup/");
+        let docs = match self
+            .state
+            .store
+            .policy_documents_for_target(principal)
+            .and_then(|mut own| {
+                let groups = self
+                    .state
+                    .store
+                    .group_policy_documents_for_principal(principal, &group_prefix)?;
+                for g in groups {
+                    if !own.iter().any(|(n, _)| *n == g.0) {
+                        own.push(g);
+                    }
+                }
+                Ok(own)
+            }) {
             Ok(docs) => docs,
             Err(e) => {
                 tracing::error!(principal, error = %e, "cannot read policies; denying");

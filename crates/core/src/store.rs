@@ -175,6 +175,8 @@ impl Store {
         )
         .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.execute_batch(crate::fleet::store::SCHEMA)
+            .map_err(err)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
