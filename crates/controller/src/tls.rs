@@ -9,8 +9,7 @@
 //! certificate store) and restarts keep working; or compare the printed
 //! SHA-256 fingerprint of the server certificate with what the browser shows.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -79,23 +78,12 @@ fn read(path: &Path) -> Result<String, TlsError> {
     })
 }
 
-/// Writes `text` to `path`, readable by the owner only.
+/// Writes `text` to `path`, readable by the owner only (pki's writer).
 fn write_private(path: &Path, text: &str) -> Result<(), TlsError> {
-    let io = |what, source| TlsError::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    };
     // A fresh file each time, so an old wider mode never survives.
     let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| io("cannot create", e))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| io("cannot write", e))
+    gopigo_pki::write_new_private_file(path, text.as_bytes())?;
+    Ok(())
 }
 
 fn identity(
