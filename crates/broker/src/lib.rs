@@ -56,12 +56,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use gopigo_listen::{CappedListener, Refusal};
+
 pub use authority::Authority;
 pub use config::BrokerConfig;
 pub use error::BrokerError;
 pub use events::DisconnectReason;
 pub use https::{serve_https_publish, serve_https_publish_with};
-pub use limits::{ConnectionCap, HttpLimits};
+pub use limits::HttpLimits;
 pub use tls::{certificate_id, client_identity, server_tls_config, ClientIdentity, ALPN_MQTT_CA};
 
 use router::Router;
@@ -122,7 +124,7 @@ pub struct Stats {
     pub sessions: usize,
     /// Subscriptions (filter, subscriber) pairs, internal ones included.
     pub subscriptions: usize,
-    /// Retained messages.
+    /// Topics holding a retained message.
     pub retained: usize,
     /// PUBLISH packets accepted from clients.
     pub messages_in: u64,
@@ -195,33 +197,30 @@ impl Broker {
             .clamp(Duration::from_millis(100), Duration::from_secs(10));
         let mut sweep = tokio::time::interval(sweep_every);
         let mut release = tokio::time::interval(limits::RELEASE_EVERY);
-        let cap = limits::ConnectionCap::new("MQTT", self.shared.config.max_connections);
+        let listener = CappedListener::new(
+            listener,
+            "MQTT",
+            self.shared.config.max_connections,
+            Refusal::Close,
+        );
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let Some(permit) = cap.admit(peer) else { continue };
-                        let _ = stream.set_nodelay(true);
-                        let conn = connection::run(
-                            self.shared.clone(),
-                            stream,
-                            peer,
-                            acceptor.clone(),
-                            stop_rx.clone(),
-                        );
-                        tasks.spawn(async move {
-                            conn.await;
-                            drop(permit);
-                        });
-                    }
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
+                (stream, peer, permit) = listener.accept() => {
+                    let _ = stream.set_nodelay(true);
+                    let conn = connection::run(
+                        self.shared.clone(),
+                        stream,
+                        peer,
+                        acceptor.clone(),
+                        stop_rx.clone(),
+                    );
+                    tasks.spawn(async move {
+                        conn.await;
+                        drop(permit);
+                    });
+                }
                 _ = sweep.tick() => self.shared.router.sweep(),
                 _ = release.tick() => limits::release_freed_memory(),
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -289,7 +288,7 @@ impl BrokerHandle {
             .kick_certificate(certificate_id, DisconnectReason::AuthError)
     }
 
-    /// Current counters.
+    /// The counters now (each read on its own: not one consistent snapshot).
     pub fn stats(&self) -> Stats {
         let c = self.shared.router.counts();
         Stats {
