@@ -13,16 +13,17 @@
 //! - `router`: sessions, subscriptions, retained messages, QoS 1 windows and
 //!   offline queues.
 //! - `store`: SQLite durability of retained messages and persistent sessions.
-//! - `connection`: the per-connection task (handshake, CONNECT, packet loop,
-//!   will, lifecycle events). Packets are encoded and decoded with
+//! - `connection`: the per-connection task: a `Handshake` (TLS, CONNECT,
+//!   its checks, authorization, session takeover) then a `Session` (packet
+//!   loop, will, lifecycle events). Packets are encoded and decoded with
 //!   `rumqttc::mqttbytes::v4`; the protocol level is checked at CONNECT so an
 //!   MQTT 5 codec can be added beside it.
 //! - [`events`]: lifecycle event JSON and disconnect reasons.
 //! - [`https`]: the HTTPS publish endpoint (`POST /topics/{topic}`).
 //! - `outbox`: the bounded queue between the router and one connection (QoS
 //!   0 capped in bytes and count, oldest dropped first).
-//! - [`limits`]: connection caps, the stop drain, HTTP/1.1 timeouts (shared
-//!   with the core's control plane).
+//! - [`limits`]: the stop drain and HTTP/1.1 timeouts (shared with the
+//!   core's control plane); the connection cap is `gopigo-listen`'s.
 //!
 //! The core builds a [`Broker`] with its [`Authority`], calls [`Broker::serve`]
 //! once per listener (8883, and 443-style with ALPN `x-amzn-mqtt-ca`), and
