@@ -337,64 +337,42 @@ fn qos_of(q: u8) -> QoS {
     }
 }
 
-async fn scenario(
-    addr: SocketAddr,
-    cfg: Arc<rustls::ClientConfig>,
-    tag: &str,
+/// One load: `pubs` publishers each sending `msgs_per_pub` messages at
+/// `qos` to one topic that `subs` subscribers read.
+#[derive(Debug, Clone, Copy)]
+struct Load {
     pubs: usize,
     subs: usize,
     msgs_per_pub: usize,
     qos: u8,
+}
+
+/// Runs `load` against the broker at `addr`: subscribers first, then the
+/// publishers, all connected before timing starts. Latency is each
+/// message's receive time less the send time stamped in its payload.
+async fn scenario(
+    addr: SocketAddr,
+    cfg: Arc<rustls::ClientConfig>,
+    tag: &str,
+    load: Load,
 ) -> Outcome {
     let base = Instant::now();
     let topic = format!("bench/{tag}/t");
-    let expected_per_sub = pubs * msgs_per_pub;
+    let expected_per_sub = load.pubs * load.msgs_per_pub;
     let mut sub_tasks = Vec::new();
-    for s in 0..subs {
-        let mut c = connect(addr, cfg.clone(), &format!("bench-{tag}-s{s}"))
-            .await
-            .unwrap();
-        let mut sub = Subscribe::new(topic.clone(), qos_of(qos));
-        sub.pkid = 1;
-        c.send(Packet::Subscribe(sub)).await.unwrap();
-        match c.read().await.unwrap() {
-            Packet::SubAck(_) => {}
-            other => panic!("expected SUBACK, got {other:?}"),
-        }
-        sub_tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(expected_per_sub);
-            let mut last = base;
-            while lat.len() < expected_per_sub {
-                // Generous until the first message (publishers may still be
-                // handshaking), then 3 s of silence ends the run.
-                let wait = if lat.is_empty() { 60 } else { 3 };
-                let p = match tokio::time::timeout(Duration::from_secs(wait), c.read()).await {
-                    Ok(Ok(p)) => p,
-                    _ => break,
-                };
-                if let Packet::Publish(p) = p {
-                    let now = Instant::now();
-                    let sent = u64::from_be_bytes(p.payload[..8].try_into().unwrap());
-                    lat.push(now.duration_since(base).as_nanos() as u64 - sent);
-                    last = now;
-                    if p.qos == QoS::AtLeastOnce {
-                        let mut out = BytesMut::new();
-                        PubAck::new(p.pkid).write(&mut out).unwrap();
-                        // Acks are small; let them coalesce with the read loop.
-                        if c.wr.write_all(&out).await.is_err() {
-                            break;
-                        }
-                        if c.buf.len() < 2 {
-                            let _ = c.wr.flush().await;
-                        }
-                    }
-                }
-            }
-            (lat, last)
-        }));
+    for s in 0..load.subs {
+        let c = subscribed(
+            addr,
+            cfg.clone(),
+            &format!("bench-{tag}-s{s}"),
+            &topic,
+            load.qos,
+        )
+        .await;
+        sub_tasks.push(tokio::spawn(subscriber(c, base, expected_per_sub)));
     }
     let mut pub_conns = Vec::new();
-    for p in 0..pubs {
+    for p in 0..load.pubs {
         pub_conns.push(
             connect(addr, cfg.clone(), &format!("bench-{tag}-p{p}"))
                 .await
@@ -403,87 +381,159 @@ async fn scenario(
     }
     // Timing starts once every connection is up.
     let start = Instant::now();
-    let mut pub_tasks = Vec::new();
-    for c in pub_conns {
-        let topic = topic.clone();
-        pub_tasks.push(tokio::spawn(async move {
-            let Conn {
-                mut rd,
-                mut wr,
-                mut buf,
-            } = c;
-            let window = Arc::new(Semaphore::new(100));
-            let acked = Arc::new(AtomicUsize::new(0));
-            let reader = {
-                let window = window.clone();
-                let acked = acked.clone();
-                tokio::spawn(async move {
-                    loop {
-                        match Packet::read(&mut buf, 1 << 20) {
-                            Ok(Packet::PubAck(_)) => {
-                                window.add_permits(1);
-                                acked.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                            Ok(_) => continue,
-                            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
-                            Err(_) => return,
-                        }
-                        match rd.read_buf(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                    }
-                })
-            };
-            let mut out = BytesMut::with_capacity(64 * 1024);
-            let mut pkid: u16 = 0;
-            for i in 0..msgs_per_pub {
-                if qos == 1 {
-                    match window.try_acquire() {
-                        Ok(permit) => permit.forget(),
-                        Err(_) => {
-                            if !out.is_empty() {
-                                wr.write_all(&out).await.unwrap();
-                                wr.flush().await.unwrap();
-                                out.clear();
-                            }
-                            window.acquire().await.unwrap().forget();
-                        }
-                    }
-                    pkid = pkid.wrapping_add(1).max(1);
-                }
-                let mut payload = BytesMut::with_capacity(PAYLOAD);
-                payload.put_u64(Instant::now().duration_since(base).as_nanos() as u64);
-                payload.resize(PAYLOAD, 0x5a);
-                let mut publish =
-                    Publish::from_bytes(topic.as_str(), qos_of(qos), payload.freeze());
-                publish.pkid = if qos == 1 { pkid } else { 0 };
-                publish.write(&mut out).unwrap();
-                if out.len() > 16 * 1024 || i + 1 == msgs_per_pub || i % 32 == 31 {
-                    wr.write_all(&out).await.unwrap();
-                    wr.flush().await.unwrap();
-                    out.clear();
-                }
-            }
-            if qos == 1 {
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while acked.load(Ordering::Relaxed) < msgs_per_pub && Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-            reader.abort();
-            drop(wr);
-        }));
-    }
+    let pub_tasks: Vec<_> = pub_conns
+        .into_iter()
+        .map(|c| tokio::spawn(publisher(c, topic.clone(), base, load)))
+        .collect();
     for t in pub_tasks {
         t.await.unwrap();
     }
+    let mut received = Vec::new();
+    for t in sub_tasks {
+        received.push(t.await.unwrap());
+    }
+    summarize(received, start, expected_per_sub)
+}
+
+/// A connection subscribed to `topic` (SUBACK read).
+async fn subscribed(
+    addr: SocketAddr,
+    cfg: Arc<rustls::ClientConfig>,
+    id: &str,
+    topic: &str,
+    qos: u8,
+) -> Conn {
+    let mut c = connect(addr, cfg, id).await.unwrap();
+    let mut sub = Subscribe::new(topic, qos_of(qos));
+    sub.pkid = 1;
+    c.send(Packet::Subscribe(sub)).await.unwrap();
+    match c.read().await.unwrap() {
+        Packet::SubAck(_) => c,
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+}
+
+/// Reads up to `expected` messages, acknowledging QoS 1 ones; returns each
+/// one's latency (ns) and when the last arrived.
+async fn subscriber(mut c: Conn, base: Instant, expected: usize) -> (Vec<u64>, Instant) {
+    let mut lat = Vec::with_capacity(expected);
+    let mut last = base;
+    while lat.len() < expected {
+        // Generous until the first message (publishers may still be
+        // handshaking), then 3 s of silence ends the run.
+        let wait = if lat.is_empty() { 60 } else { 3 };
+        let p = match tokio::time::timeout(Duration::from_secs(wait), c.read()).await {
+            Ok(Ok(p)) => p,
+            _ => break,
+        };
+        let Packet::Publish(p) = p else { continue };
+        let now = Instant::now();
+        let sent = u64::from_be_bytes(p.payload[..8].try_into().unwrap());
+        lat.push(now.duration_since(base).as_nanos() as u64 - sent);
+        last = now;
+        if p.qos == QoS::AtLeastOnce {
+            let mut out = BytesMut::new();
+            PubAck::new(p.pkid).write(&mut out).unwrap();
+            // Acks are small; let them coalesce with the read loop.
+            if c.wr.write_all(&out).await.is_err() {
+                break;
+            }
+            if c.buf.len() < 2 {
+                let _ = c.wr.flush().await;
+            }
+        }
+    }
+    (lat, last)
+}
+
+/// Counts the PUBACKs on a publisher's read side, each one reopening a
+/// slot of its in-flight window.
+fn ack_reader(
+    mut rd: ReadHalf<Tls>,
+    mut buf: BytesMut,
+    window: Arc<Semaphore>,
+    acked: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match Packet::read(&mut buf, 1 << 20) {
+                Ok(Packet::PubAck(_)) => {
+                    window.add_permits(1);
+                    acked.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Ok(_) => continue,
+                Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
+                Err(_) => return,
+            }
+            match rd.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+}
+
+/// Sends `load.msgs_per_pub` time-stamped messages in batches, with at
+/// most 100 QoS 1 messages unacknowledged; waits (10 s at most) for the
+/// last acknowledgements.
+async fn publisher(c: Conn, topic: String, base: Instant, load: Load) {
+    let Conn { rd, mut wr, buf } = c;
+    let window = Arc::new(Semaphore::new(100));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let reader = ack_reader(rd, buf, window.clone(), acked.clone());
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    let mut pkid: u16 = 0;
+    for i in 0..load.msgs_per_pub {
+        if load.qos == 1 {
+            if let Ok(permit) = window.try_acquire() {
+                permit.forget();
+            } else {
+                write_out(&mut wr, &mut out).await;
+                window.acquire().await.unwrap().forget();
+            }
+            pkid = pkid.wrapping_add(1).max(1);
+        }
+        let mut payload = BytesMut::with_capacity(PAYLOAD);
+        payload.put_u64(Instant::now().duration_since(base).as_nanos() as u64);
+        payload.resize(PAYLOAD, 0x5a);
+        let mut publish = Publish::from_bytes(topic.as_str(), qos_of(load.qos), payload.freeze());
+        publish.pkid = if load.qos == 1 { pkid } else { 0 };
+        publish.write(&mut out).unwrap();
+        if out.len() > 16 * 1024 || i + 1 == load.msgs_per_pub || i % 32 == 31 {
+            write_out(&mut wr, &mut out).await;
+        }
+    }
+    if load.qos == 1 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while acked.load(Ordering::Relaxed) < load.msgs_per_pub && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    reader.abort();
+}
+
+/// Writes and flushes what `out` holds, if anything.
+async fn write_out(wr: &mut WriteHalf<Tls>, out: &mut BytesMut) {
+    if !out.is_empty() {
+        wr.write_all(out).await.unwrap();
+        wr.flush().await.unwrap();
+        out.clear();
+    }
+}
+
+/// Throughput from `start` to the last delivery, latency percentiles over
+/// every delivery, and the share of the expected deliveries made.
+fn summarize(
+    received: Vec<(Vec<u64>, Instant)>,
+    start: Instant,
+    expected_per_sub: usize,
+) -> Outcome {
+    let subs = received.len();
     let mut all = Vec::new();
     let mut last = start;
     let mut per_sub = Vec::new();
-    for t in sub_tasks {
-        let (lat, l) = t.await.unwrap();
+    for (lat, l) in received {
         per_sub.push(lat.len());
         all.extend(lat);
         last = last.max(l);
@@ -643,6 +693,9 @@ fn flood_main(tmp: &Path, cfg: Arc<rustls::ClientConfig>, n: usize) {
     }
 }
 
+/// One measured value: its label, the value, whether lower is better.
+type Measure = (String, f64, bool);
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() >= 3 && args[1] == "--serve" {
@@ -680,7 +733,7 @@ fn main() {
         .build()
         .unwrap();
 
-    let mut results: Vec<Vec<(String, f64, bool)>> = Vec::new();
+    let mut results: Vec<Vec<Measure>> = Vec::new();
     let brokers: Vec<Box<dyn Fn() -> Option<Running>>> = vec![
         Box::new(|| Some(start_ours(&tmp))),
         Box::new(|| start_mosquitto(&tmp)),
@@ -691,51 +744,71 @@ fn main() {
             continue;
         };
         eprintln!("== {} on {}", b.name, b.addr);
-        let mut rows = Vec::new();
-        rt.block_on(async {
-            for qos in [0u8, 1] {
-                for (name, pubs, subs, per_pub) in [
-                    ("1 pub -> 1 sub", 1, 1, msgs),
-                    ("100 pubs -> 1 sub", 100, 1, msgs / 100),
-                    ("1 pub -> 100 subs", 1, 100, msgs / 10),
-                ] {
-                    let tag = format!("b{bi}q{qos}p{pubs}s{subs}");
-                    let o = scenario(b.addr, cfg.clone(), &tag, pubs, subs, per_pub, qos).await;
-                    eprintln!("   {name} QoS {qos}: {o:?}");
-                    rows.push((
-                        format!("{name}, QoS {qos}: msgs/s delivered"),
-                        o.msgs_per_s,
-                        false,
-                    ));
-                    rows.push((format!("{name}, QoS {qos}: p50 latency ms"), o.p50_ms, true));
-                    rows.push((format!("{name}, QoS {qos}: p99 latency ms"), o.p99_ms, true));
-                    rows.push((
-                        format!("{name}, QoS {qos}: delivered %"),
-                        o.delivered_pct,
-                        false,
-                    ));
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-            }
-            let (before, after, ok) = idle(&b, cfg.clone(), idle_n).await;
-            eprintln!("   idle: {ok}/{idle_n} connections, RSS {before} -> {after} KiB");
-            rows.push((
-                format!("RSS with {idle_n} idle TLS connections, MiB"),
-                after as f64 / 1024.0,
-                true,
-            ));
-            rows.push((
-                "RSS per idle connection, KiB".into(),
-                (after.saturating_sub(before)) as f64 / ok.max(1) as f64,
-                true,
-            ));
-            rows.push(("idle connections established".into(), ok as f64, false));
-        });
+        let mut rows = rt.block_on(measure_loads(&b, bi, cfg.clone(), msgs));
+        rows.extend(rt.block_on(measure_idle(&b, cfg.clone(), idle_n)));
         results.push(rows);
         drop(b);
     }
     let _ = std::fs::remove_dir_all(&tmp);
+    println!("\nmessages: {msgs} per 1->1 run, payload {PAYLOAD} B, TLS 1.3, loopback; gopigo enforces IoT policies on every connect/publish/subscribe/receive\n");
+    print_table(&results);
+}
 
+/// The three fan shapes at QoS 0 and 1 on broker `b` (number `bi`).
+async fn measure_loads(
+    b: &Running,
+    bi: usize,
+    cfg: Arc<rustls::ClientConfig>,
+    msgs: usize,
+) -> Vec<Measure> {
+    let mut rows = Vec::new();
+    for qos in [0u8, 1] {
+        for (name, pubs, subs, msgs_per_pub) in [
+            ("1 pub -> 1 sub", 1, 1, msgs),
+            ("100 pubs -> 1 sub", 100, 1, msgs / 100),
+            ("1 pub -> 100 subs", 1, 100, msgs / 10),
+        ] {
+            let tag = format!("b{bi}q{qos}p{pubs}s{subs}");
+            let load = Load {
+                pubs,
+                subs,
+                msgs_per_pub,
+                qos,
+            };
+            let o = scenario(b.addr, cfg.clone(), &tag, load).await;
+            eprintln!("   {name} QoS {qos}: {o:?}");
+            let label = |what: &str| format!("{name}, QoS {qos}: {what}");
+            rows.push((label("msgs/s delivered"), o.msgs_per_s, false));
+            rows.push((label("p50 latency ms"), o.p50_ms, true));
+            rows.push((label("p99 latency ms"), o.p99_ms, true));
+            rows.push((label("delivered %"), o.delivered_pct, false));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    rows
+}
+
+/// RSS with `idle_n` idle TLS connections on broker `b`.
+async fn measure_idle(b: &Running, cfg: Arc<rustls::ClientConfig>, idle_n: usize) -> Vec<Measure> {
+    let (before, after, ok) = idle(b, cfg, idle_n).await;
+    eprintln!("   idle: {ok}/{idle_n} connections, RSS {before} -> {after} KiB");
+    vec![
+        (
+            format!("RSS with {idle_n} idle TLS connections, MiB"),
+            after as f64 / 1024.0,
+            true,
+        ),
+        (
+            "RSS per idle connection, KiB".into(),
+            (after.saturating_sub(before)) as f64 / ok.max(1) as f64,
+            true,
+        ),
+        ("idle connections established".into(), ok as f64, false),
+    ]
+}
+
+/// Our column, mosquitto's (when it ran) and their ratio.
+fn print_table(results: &[Vec<Measure>]) {
     let ours = &results[0];
     let theirs = results.get(1);
     let table: Vec<Row> = ours
@@ -748,7 +821,6 @@ fn main() {
             lower_is_better: *lower,
         })
         .collect();
-    println!("\nmessages: {msgs} per 1->1 run, payload {PAYLOAD} B, TLS 1.3, loopback; gopigo enforces IoT policies on every connect/publish/subscribe/receive\n");
     println!("| measure | gopigo | mosquitto | gopigo / mosquitto |");
     println!("| --- | ---: | ---: | ---: |");
     for r in table {
@@ -756,20 +828,15 @@ fn main() {
             .theirs
             .map(|t| format!("{t:.2}"))
             .unwrap_or_else(|| "-".into());
+        let note = if r.lower_is_better {
+            " (lower is better)"
+        } else {
+            ""
+        };
         let ratio = r
             .theirs
             .filter(|t| *t != 0.0)
-            .map(|t| {
-                format!(
-                    "{:.2}{}",
-                    r.ours / t,
-                    if r.lower_is_better {
-                        " (lower is better)"
-                    } else {
-                        ""
-                    }
-                )
-            })
+            .map(|t| format!("{:.2}{note}", r.ours / t))
             .unwrap_or_else(|| "-".into());
         println!("| {} | {:.2} | {} | {} |", r.label, r.ours, theirs, ratio);
     }

@@ -17,7 +17,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::limits::{self, ConnectionCap, HttpLimits};
+use gopigo_listen::{CappedListener, Refusal};
+
+use crate::limits::{self, HttpLimits};
 use crate::tls::ClientIdentity;
 use crate::{client_identity, topic, BrokerError, BrokerHandle};
 
@@ -214,22 +216,18 @@ pub async fn serve_https_publish_with(
     let acceptor = TlsAcceptor::from(tls);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let cap = ConnectionCap::new("HTTPS publish", limits.max_connections);
+    let listener = CappedListener::new(
+        listener,
+        "HTTPS publish",
+        limits.max_connections,
+        Refusal::Close,
+    );
     let limits = Arc::new(limits);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "HTTPS publish accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Some(permit) = cap.admit(peer) else { continue };
+            (stream, peer, permit) = listener.accept() => {
                 let conn = https_connection(
                     stream,
                     peer,

@@ -13,16 +13,17 @@
 //! - `router`: sessions, subscriptions, retained messages, QoS 1 windows and
 //!   offline queues.
 //! - `store`: SQLite durability of retained messages and persistent sessions.
-//! - `connection`: the per-connection task (handshake, CONNECT, packet loop,
-//!   will, lifecycle events). Packets are encoded and decoded with
+//! - `connection`: the per-connection task: a `Handshake` (TLS, CONNECT,
+//!   its checks, authorization, session takeover) then a `Session` (packet
+//!   loop, will, lifecycle events). Packets are encoded and decoded with
 //!   `rumqttc::mqttbytes::v4`; the protocol level is checked at CONNECT so an
 //!   MQTT 5 codec can be added beside it.
 //! - [`events`]: lifecycle event JSON and disconnect reasons.
 //! - [`https`]: the HTTPS publish endpoint (`POST /topics/{topic}`).
 //! - `outbox`: the bounded queue between the router and one connection (QoS
 //!   0 capped in bytes and count, oldest dropped first).
-//! - [`limits`]: connection caps, the stop drain, HTTP/1.1 timeouts (shared
-//!   with the core's control plane).
+//! - [`limits`]: the stop drain and HTTP/1.1 timeouts (shared with the
+//!   core's control plane); the connection cap is `gopigo-listen`'s.
 //!
 //! The core builds a [`Broker`] with its [`Authority`], calls [`Broker::serve`]
 //! once per listener (8883, and 443-style with ALPN `x-amzn-mqtt-ca`), and
@@ -56,12 +57,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use gopigo_listen::{CappedListener, Refusal};
+
 pub use authority::Authority;
 pub use config::BrokerConfig;
 pub use error::BrokerError;
 pub use events::DisconnectReason;
 pub use https::{serve_https_publish, serve_https_publish_with};
-pub use limits::{ConnectionCap, HttpLimits};
+pub use limits::HttpLimits;
 pub use tls::{certificate_id, client_identity, server_tls_config, ClientIdentity, ALPN_MQTT_CA};
 
 use router::Router;
@@ -122,7 +125,7 @@ pub struct Stats {
     pub sessions: usize,
     /// Subscriptions (filter, subscriber) pairs, internal ones included.
     pub subscriptions: usize,
-    /// Retained messages.
+    /// Topics holding a retained message.
     pub retained: usize,
     /// PUBLISH packets accepted from clients.
     pub messages_in: u64,
@@ -195,33 +198,30 @@ impl Broker {
             .clamp(Duration::from_millis(100), Duration::from_secs(10));
         let mut sweep = tokio::time::interval(sweep_every);
         let mut release = tokio::time::interval(limits::RELEASE_EVERY);
-        let cap = limits::ConnectionCap::new("MQTT", self.shared.config.max_connections);
+        let listener = CappedListener::new(
+            listener,
+            "MQTT",
+            self.shared.config.max_connections,
+            Refusal::Close,
+        );
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let Some(permit) = cap.admit(peer) else { continue };
-                        let _ = stream.set_nodelay(true);
-                        let conn = connection::run(
-                            self.shared.clone(),
-                            stream,
-                            peer,
-                            acceptor.clone(),
-                            stop_rx.clone(),
-                        );
-                        tasks.spawn(async move {
-                            conn.await;
-                            drop(permit);
-                        });
-                    }
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
+                (stream, peer, permit) = listener.accept() => {
+                    let _ = stream.set_nodelay(true);
+                    let conn = connection::run(
+                        self.shared.clone(),
+                        stream,
+                        peer,
+                        acceptor.clone(),
+                        stop_rx.clone(),
+                    );
+                    tasks.spawn(async move {
+                        conn.await;
+                        drop(permit);
+                    });
+                }
                 _ = sweep.tick() => self.shared.router.sweep(),
                 _ = release.tick() => limits::release_freed_memory(),
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -289,7 +289,7 @@ impl BrokerHandle {
             .kick_certificate(certificate_id, DisconnectReason::AuthError)
     }
 
-    /// Current counters.
+    /// The counters now (each read on its own: not one consistent snapshot).
     pub fn stats(&self) -> Stats {
         let c = self.shared.router.counts();
         Stats {

@@ -1,25 +1,21 @@
-//! What bounds a listener: a connection cap, the time a stopping server
-//! waits for its connections, and the timeouts of an HTTP/1.1 connection
-//! (shared by HTTPS publish and the core's control plane).
+//! What bounds a listener: the time a stopping server waits for its
+//! connections, and the timeouts of an HTTP/1.1 connection (shared by HTTPS
+//! publish and the core's control plane). The connection cap and its accept
+//! loop are `gopigo-listen`'s.
 
 use std::error::Error as StdError;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// Longest a stopping listener waits for its connections to close before it
 /// drops them: SIGTERM ends the process within about this, whatever clients
 /// are connected.
 pub const DRAIN: Duration = Duration::from_millis(800);
-
-/// How often a full listener logs that it refuses connections.
-const CAP_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Bounds of an HTTP/1.1 listener.
 #[derive(Debug, Clone)]
@@ -42,55 +38,6 @@ impl Default for HttpLimits {
             request_timeout: Duration::from_secs(30),
             max_connections: 256,
         }
-    }
-}
-
-/// Caps the open connections of one listener.
-#[derive(Debug)]
-pub struct ConnectionCap {
-    what: &'static str,
-    max: usize,
-    permits: Arc<Semaphore>,
-    last_warn: Mutex<Option<Instant>>,
-}
-
-impl ConnectionCap {
-    /// A cap of `max` (at least 1) connections for the listener `what`.
-    pub fn new(what: &'static str, max: usize) -> Self {
-        let max = max.max(1);
-        ConnectionCap {
-            what,
-            max,
-            permits: Arc::new(Semaphore::new(max)),
-            last_warn: Mutex::new(None),
-        }
-    }
-
-    /// A permit for one more connection (hold it as long as the connection
-    /// lives), or `None` when the listener is full: the caller drops the
-    /// stream, which closes it.
-    pub fn admit(&self, peer: SocketAddr) -> Option<OwnedSemaphorePermit> {
-        match self.permits.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => {
-                let mut last = self.last_warn.lock().unwrap_or_else(|p| p.into_inner());
-                if last.is_none_or(|t| t.elapsed() >= CAP_WARN_EVERY) {
-                    *last = Some(Instant::now());
-                    tracing::warn!(
-                        listener = self.what,
-                        max = self.max,
-                        %peer,
-                        "connection cap reached; closing new connections until some end"
-                    );
-                }
-                None
-            }
-        }
-    }
-
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.max - self.permits.available_permits()
     }
 }
 
@@ -130,11 +77,7 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 /// Waits up to [`DRAIN`] for `tasks` to end, then aborts the rest.
 pub async fn drain<T: 'static>(tasks: &mut JoinSet<T>) {
-    let all = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(DRAIN, all).await.is_err() {
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-    }
+    gopigo_listen::drain(tasks, DRAIN).await;
 }
 
 /// Serves one HTTP/1.1 connection with the header-read (and idle) timeout
@@ -168,23 +111,5 @@ pub async fn serve_http_connection<I, S, B>(
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(DRAIN, conn).await;
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cap_admits_up_to_max_and_frees_on_drop() {
-        let cap = ConnectionCap::new("test", 2);
-        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let a = cap.admit(peer).unwrap();
-        let _b = cap.admit(peer).unwrap();
-        assert!(cap.admit(peer).is_none());
-        assert_eq!(cap.open(), 2);
-        drop(a);
-        assert!(cap.admit(peer).is_some());
     }
 }

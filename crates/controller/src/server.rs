@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use gopigo_listen::{CappedListener, Refusal};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +52,12 @@ pub async fn serve(
     stop: CancellationToken,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let listener = CappedListener::new(
+        listener,
+        "dashboard",
+        limits.max_connections,
+        Refusal::Close,
+    );
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
@@ -60,20 +65,7 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "dashboard accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, max = limits.max_connections, "dashboard connection refused: too many connections");
-                    drop(tcp);
-                    continue;
-                };
+            (tcp, peer, permit) = listener.accept() => {
                 let _ = tcp.set_nodelay(true);
                 let (app, stop, acceptor, limits) = (app.clone(), stop.clone(), acceptor.clone(), limits.clone());
                 conns.spawn(async move {
@@ -89,11 +81,7 @@ pub async fn serve(
         }
     }
     stop.cancel();
-    let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(limits.drain, drain).await.is_err() {
-        conns.abort_all();
-        while conns.join_next().await.is_some() {}
-    }
+    gopigo_listen::drain(&mut conns, limits.drain).await;
     Ok(())
 }
 

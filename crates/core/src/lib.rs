@@ -332,7 +332,9 @@ impl Core {
         credentials::env_line(&self.config.data_dir)
     }
 
-    /// Serves until `shutdown` completes, then drains and returns.
+    /// Serves until `shutdown` completes, then drains and returns: the
+    /// broker on the MQTT, ALPN and HTTPS-publish listeners, the registry
+    /// and shadow services that feed it, and the control plane.
     pub async fn serve(
         self,
         bound: Bound,
@@ -340,44 +342,9 @@ impl Core {
     ) -> Result<(), CoreError> {
         let state = self.state.clone();
         let authority = Arc::new(mqtt::RegistryAuthority::new(state.clone()));
-        let broker_config = gopigo_broker::BrokerConfig {
-            region: state.region.clone(),
-            account_id: state.account_id.clone(),
-            max_connections: self.config.mqtt_max_connections,
-            ..Default::default()
-        };
-        let broker = gopigo_broker::Broker::new(
-            broker_config,
-            authority.clone(),
-            Some(self.config.data_dir.join("broker.db")),
-        )
-        .map_err(|e| CoreError::Broker(e.to_string()))?;
+        let broker = self.start_broker(authority.clone())?;
         let handle = broker.handle();
-        {
-            let h = handle.clone();
-            state.set_publisher(Arc::new(move |topic, payload, qos, retain| {
-                h.publish(topic, bytes::Bytes::from(payload), qos, retain)
-            }));
-        }
-        let mut hosts: Vec<String> = Vec::new();
-        for h in [
-            state.endpoint_address.as_str(),
-            "localhost",
-            "127.0.0.1",
-            "::1",
-        ] {
-            if !hosts.iter().any(|x| x == h) {
-                hosts.push(h.to_string());
-            }
-        }
-        let (cert_pem, key_pem) =
-            state
-                .ca
-                .issue_server_certificate(&hosts, 825)
-                .map_err(|source| CoreError::Pki {
-                    path: self.ca_path(),
-                    source,
-                })?;
+        let (cert_pem, key_pem) = self.server_certificate()?;
         let tls = |alpn: Option<Vec<Vec<u8>>>| {
             gopigo_broker::server_tls_config(
                 state.ca.cert_der().to_vec(),
@@ -391,10 +358,8 @@ impl Core {
         let mqtt_tls = tls(None)?;
         let alpn_tls = tls(Some(vec![gopigo_broker::ALPN_MQTT_CA.to_vec()]))?;
         let https_tls = tls(Some(vec![b"http/1.1".to_vec()]))?;
-
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stop_rx_control = stop_rx.clone();
-        let stopped = move || {
+        let stopped = || {
             let mut rx = stop_rx.clone();
             async move {
                 let _ = rx.wait_for(|s| *s).await;
@@ -416,22 +381,17 @@ impl Core {
         let https_task = tokio::spawn(gopigo_broker::serve_https_publish_with(
             bound.https,
             https_tls,
-            handle.clone(),
+            handle,
             self.config.https_limits.clone(),
             stopped(),
         ));
         let limits = self.config.control_limits.clone();
-        let app = control::router(state.clone())
-            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                http::StatusCode::REQUEST_TIMEOUT,
-                limits.request_timeout,
-            ))
-            .layer(tower_http::trace::TraceLayer::new_for_http());
-        let control_task = tokio::spawn(serve_control(bound.control, app, limits, stop_rx_control));
+        let app = control_app(state, &limits);
+        let control_task = tokio::spawn(serve_control(bound.control, app, limits, stop_rx.clone()));
 
         shutdown.await;
         let _ = stop_tx.send(true);
-        let control_result = control_task.await.map(Ok::<(), std::io::Error>);
+        let control_result = control_task.await;
         for (what, t) in [
             ("MQTT listener", mqtt_task),
             ("MQTT ALPN listener", alpn_task),
@@ -445,15 +405,68 @@ impl Core {
         }
         follow.abort();
         shadows.abort();
-        match control_result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(CoreError::Serve {
-                what: "control plane",
-                source,
-            }),
-            Err(e) => Err(CoreError::Broker(e.to_string())),
-        }
+        control_result.map_err(|e| CoreError::Broker(e.to_string()))
     }
+
+    /// The broker over the registry (`authority`), its sessions kept in
+    /// the data dir; every message the core publishes itself goes into it.
+    fn start_broker(
+        &self,
+        authority: Arc<mqtt::RegistryAuthority>,
+    ) -> Result<gopigo_broker::Broker, CoreError> {
+        let broker_config = gopigo_broker::BrokerConfig {
+            region: self.state.region.clone(),
+            account_id: self.state.account_id.clone(),
+            max_connections: self.config.mqtt_max_connections,
+            ..Default::default()
+        };
+        let broker = gopigo_broker::Broker::new(
+            broker_config,
+            authority,
+            Some(self.config.data_dir.join("broker.db")),
+        )
+        .map_err(|e| CoreError::Broker(e.to_string()))?;
+        let h = broker.handle();
+        self.state
+            .set_publisher(Arc::new(move |topic, payload, qos, retain| {
+                h.publish(topic, bytes::Bytes::from(payload), qos, retain)
+            }));
+        Ok(broker)
+    }
+
+    /// A fresh server certificate (PEM and key) for the endpoint host and
+    /// the loopback names, signed by the core's CA.
+    fn server_certificate(&self) -> Result<(String, String), CoreError> {
+        let mut hosts: Vec<String> = Vec::new();
+        for h in [
+            self.state.endpoint_address.as_str(),
+            "localhost",
+            "127.0.0.1",
+            "::1",
+        ] {
+            if !hosts.iter().any(|x| x == h) {
+                hosts.push(h.to_string());
+            }
+        }
+        self.state
+            .ca
+            .issue_server_certificate(&hosts, 825)
+            .map_err(|source| CoreError::Pki {
+                path: self.ca_path(),
+                source,
+            })
+    }
+}
+
+/// The control-plane API with its request timeout (408 past it) and
+/// request tracing.
+fn control_app(state: Arc<CoreState>, limits: &HttpLimits) -> axum::Router {
+    control::router(state)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// Serves the control plane: at most `limits.max_connections` connections,
@@ -466,23 +479,18 @@ async fn serve_control(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     use gopigo_broker::limits;
-    let cap = gopigo_broker::ConnectionCap::new("control plane", limits.max_connections);
+    let listener = gopigo_listen::CappedListener::new(
+        listener,
+        "control plane",
+        limits.max_connections,
+        gopigo_listen::Refusal::Close,
+    );
     let limits = Arc::new(limits);
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
-            _ = gopigo_broker::limits::stopped(&mut stop) => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %e, "control plane accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Some(permit) = cap.admit(peer) else { continue };
+            _ = limits::stopped(&mut stop) => break,
+            (stream, _peer, permit) = listener.accept() => {
                 let app = app.clone();
                 let service = hyper::service::service_fn(move |req| {
                     tower::ServiceExt::oneshot(app.clone(), req)

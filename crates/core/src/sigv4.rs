@@ -128,38 +128,55 @@ impl Verifier {
         services: &[&str],
         now: SystemTime,
     ) -> Result<(), ApiError> {
-        let Some(auth) = headers.get(http::header::AUTHORIZATION) else {
-            return Err(ApiError::forbidden(
-                "MissingAuthenticationTokenException",
-                "Missing Authentication Token: sign the request with SigV4 (the aws CLI and boto3 do; for the local core use the profile `gopigo core` prints)",
-            ));
+        let auth = authorization(headers)?;
+        let key = self.key(&auth.access_key)?;
+        check_service(&auth, services)?;
+        let signed_at = self.signing_time(headers, &auth, now)?;
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| incomplete("missing Host header"))?;
+        let request = SignedRequest {
+            method,
+            uri: format!("http://{host}{path_and_query}"),
+            headers: signed_headers(headers, &auth)?,
+            session_token: headers
+                .get("x-amz-security-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body,
         };
-        let auth = auth
-            .to_str()
-            .map_err(|_| incomplete("Authorization header is not ASCII"))?;
-        let auth = parse_authorization(auth)?;
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.id == auth.access_key)
-            .ok_or_else(|| {
-                ApiError::forbidden(
-                    "UnrecognizedClientException",
-                    format!(
-                        "The security token included in the request is invalid: access key {} is not known to this core (use the credentials `gopigo core` wrote)",
-                        auth.access_key
-                    ),
-                )
-            })?;
-        if !services.contains(&auth.service.as_str()) {
-            return Err(ApiError::forbidden(
+        let expected = expected_signature(key, &auth, signed_at, request)?;
+        if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
                 "InvalidSignatureException",
-                format!(
-                    "Credential should be scoped to correct service: '{}'.",
-                    services.first().copied().unwrap_or("iot")
-                ),
-            ));
+                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+            ))
         }
+    }
+
+    /// The key the request names, if this core has it.
+    fn key(&self, access_key: &str) -> Result<&AccessKey, ApiError> {
+        self.keys.iter().find(|k| k.id == access_key).ok_or_else(|| {
+            ApiError::forbidden(
+                "UnrecognizedClientException",
+                format!(
+                    "The security token included in the request is invalid: access key {access_key} is not known to this core (use the credentials `gopigo core` wrote)"
+                ),
+            )
+        })
+    }
+
+    /// The `X-Amz-Date` the client signed at: within the clock-skew window
+    /// of `now`, and on the day its credential scope names.
+    fn signing_time(
+        &self,
+        headers: &HeaderMap,
+        auth: &AuthHeader,
+        now: SystemTime,
+    ) -> Result<SystemTime, ApiError> {
         let date = headers
             .get("x-amz-date")
             .and_then(|v| v.to_str().ok())
@@ -184,70 +201,110 @@ impl Verifier {
                 "Date in Credential scope does not match X-Amz-Date",
             ));
         }
-        let host = headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| incomplete("missing Host header"))?;
+        Ok(signed_at)
+    }
+}
 
-        // Exactly the headers the client signed, values of repeated headers
-        // kept in order; x-amz-date comes from the signing time.
-        let mut signed: Vec<(String, String)> = Vec::new();
-        for name in &auth.signed_headers {
-            if name == "x-amz-date" {
-                continue;
-            }
-            for v in headers.get_all(name.as_str()) {
-                let v = v
-                    .to_str()
-                    .map_err(|_| incomplete(format!("header {name} is not ASCII")))?;
-                signed.push((name.clone(), v.to_string()));
-            }
+/// The request's parsed `Authorization` header.
+fn authorization(headers: &HeaderMap) -> Result<AuthHeader, ApiError> {
+    let Some(auth) = headers.get(http::header::AUTHORIZATION) else {
+        return Err(ApiError::forbidden(
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token: sign the request with SigV4 (the aws CLI and boto3 do; for the local core use the profile `gopigo core` prints)",
+        ));
+    };
+    let auth = auth
+        .to_str()
+        .map_err(|_| incomplete("Authorization header is not ASCII"))?;
+    parse_authorization(auth)
+}
+
+/// The credential must be scoped to one of the route's signing names.
+fn check_service(auth: &AuthHeader, services: &[&str]) -> Result<(), ApiError> {
+    if services.contains(&auth.service.as_str()) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(
+        "InvalidSignatureException",
+        format!(
+            "Credential should be scoped to correct service: '{}'.",
+            services.first().copied().unwrap_or("iot")
+        ),
+    ))
+}
+
+/// Exactly the headers the client signed, values of repeated headers kept
+/// in order. `x-amz-date` comes from the signing time and the session token
+/// from the credentials, so both are left out here.
+fn signed_headers(
+    headers: &HeaderMap,
+    auth: &AuthHeader,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut signed = Vec::new();
+    for name in &auth.signed_headers {
+        if name == "x-amz-date" || name == "x-amz-security-token" {
+            continue;
         }
-        let session_token = headers
-            .get("x-amz-security-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        signed.retain(|(n, _)| n != "x-amz-security-token");
-
-        let identity = aws_credential_types::Credentials::new(
-            key.id.clone(),
-            key.secret.clone(),
-            session_token,
-            None,
-            "gopigo-core",
-        )
-        .into();
-        let mut settings = SigningSettings::default();
-        settings.excluded_headers = None;
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&auth.region)
-            .name(&auth.service)
-            .time(signed_at)
-            .settings(settings)
-            .build()
-            .map_err(ApiError::internal)?
-            .into();
-        let uri = format!("http://{host}{path_and_query}");
-        let signable = SignableRequest::new(
-            method,
-            uri,
-            signed.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| incomplete(format!("request cannot be canonicalised: {e}")))?;
-        let (_, expected) = sign(signable, &params)
-            .map_err(|e| incomplete(format!("request cannot be canonicalised: {e}")))?
-            .into_parts();
-        if constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(
-                "InvalidSignatureException",
-                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
-            ))
+        for v in headers.get_all(name.as_str()) {
+            let v = v
+                .to_str()
+                .map_err(|_| incomplete(format!("header {name} is not ASCII")))?;
+            signed.push((name.clone(), v.to_string()));
         }
     }
+    Ok(signed)
+}
+
+/// What the signature covers besides the credential scope.
+struct SignedRequest<'a> {
+    method: &'a str,
+    uri: String,
+    headers: Vec<(String, String)>,
+    session_token: Option<String>,
+    body: &'a [u8],
+}
+
+/// The signature `key` gives `request` at `signed_at`, computed by
+/// `aws-sigv4` so the canonical form is the SDKs' own.
+fn expected_signature(
+    key: &AccessKey,
+    auth: &AuthHeader,
+    signed_at: SystemTime,
+    request: SignedRequest<'_>,
+) -> Result<String, ApiError> {
+    let identity = aws_credential_types::Credentials::new(
+        key.id.clone(),
+        key.secret.clone(),
+        request.session_token,
+        None,
+        "gopigo-core",
+    )
+    .into();
+    let mut settings = SigningSettings::default();
+    settings.excluded_headers = None;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&auth.region)
+        .name(&auth.service)
+        .time(signed_at)
+        .settings(settings)
+        .build()
+        .map_err(ApiError::internal)?
+        .into();
+    let signable = SignableRequest::new(
+        request.method,
+        request.uri,
+        request
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+        SignableBody::Bytes(request.body),
+    )
+    .map_err(|e| incomplete(format!("request cannot be canonicalised: {e}")))?;
+    let (_, signature) = sign(signable, &params)
+        .map_err(|e| incomplete(format!("request cannot be canonicalised: {e}")))?
+        .into_parts();
+    Ok(signature)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -32,7 +32,7 @@ pub enum StoreError {
     },
 }
 
-/// A registered thing.
+/// A registered thing, as DescribeThing shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thing {
     /// Thing name (unique).
@@ -43,11 +43,12 @@ pub struct Thing {
     pub type_name: Option<String>,
     /// Attributes as a JSON object of strings.
     pub attributes: serde_json::Map<String, serde_json::Value>,
-    /// Incremented on every update.
+    /// Starts at 1 and goes up by one on every update (optimistic locking
+    /// with `expectedVersion`).
     pub version: i64,
 }
 
-/// A registered certificate.
+/// A registered certificate, as DescribeCertificate shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Certificate {
     /// Lowercase hex SHA-256 of the DER.
@@ -92,7 +93,7 @@ pub struct Policy {
 pub struct PolicyVersion {
     /// Version id (1, 2, ...).
     pub version: i64,
-    /// Document as written.
+    /// The JSON as the user sent it (whitespace kept).
     pub document: String,
     /// Whether it is the default version.
     pub is_default: bool,
@@ -221,7 +222,7 @@ impl Store {
 
     // ---------------------------------------------------------------- things
 
-    /// Looks a thing up.
+    /// The thing of that name, `None` when there is none.
     pub fn thing(&self, name: &str) -> Result<Option<Thing>, ApiError> {
         let conn = self.lock();
         get_thing(&conn, name)
@@ -281,7 +282,8 @@ impl Store {
 
     // ----------------------------------------------------------- certificates
 
-    /// Inserts a certificate.
+    /// Registers a certificate; one with the same id already there is an
+    /// error (the id is the DER's hash, so it is the same certificate).
     pub fn insert_certificate(&self, c: &Certificate) -> Result<(), ApiError> {
         self.tx(|tx| {
             tx.execute(
@@ -757,4 +759,315 @@ fn set_default_version(tx: &Connection, name: &str, version: i64) -> Result<(), 
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn store() -> Store {
+        Store::open(Path::new(":memory:")).unwrap()
+    }
+
+    fn thing(name: &str) -> Thing {
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("room".into(), "lab".into());
+        Thing {
+            name: name.into(),
+            id: format!("id-{name}"),
+            type_name: Some("robot".into()),
+            attributes,
+            version: 1,
+        }
+    }
+
+    fn certificate(id: &str) -> Certificate {
+        Certificate {
+            id: id.into(),
+            pem: format!("PEM {id}"),
+            status: "ACTIVE".into(),
+            created: 1.5,
+            modified: 1.5,
+            not_before: 10,
+            not_after: 20,
+            customer_version: 1,
+            seq: 0,
+        }
+    }
+
+    #[test]
+    fn meta_keeps_the_first_value() {
+        let s = store();
+        assert_eq!(
+            s.meta_get_or_init("account_id", || "111".into()).unwrap(),
+            "111"
+        );
+        assert_eq!(
+            s.meta_get_or_init("account_id", || "222".into()).unwrap(),
+            "111"
+        );
+    }
+
+    #[test]
+    fn things_insert_get_update_delete() {
+        let s = store();
+        assert_eq!(s.thing("robot1").unwrap(), None, "not found");
+        s.insert_thing(&thing("robot1")).unwrap();
+        assert_eq!(s.thing("robot1").unwrap(), Some(thing("robot1")));
+        let mut t = thing("robot1");
+        t.type_name = None;
+        t.attributes.clear();
+        t.version = 2;
+        s.update_thing(&t).unwrap();
+        assert_eq!(s.thing("robot1").unwrap(), Some(t));
+        assert!(s.delete_thing("robot1").unwrap());
+        assert_eq!(s.thing("robot1").unwrap(), None);
+        assert!(
+            !s.delete_thing("robot1").unwrap(),
+            "deleting twice finds nothing"
+        );
+    }
+
+    #[test]
+    fn a_second_thing_of_the_same_name_is_refused_and_the_first_kept() {
+        let s = store();
+        s.insert_thing(&thing("robot1")).unwrap();
+        let mut other = thing("robot1");
+        other.id = "another".into();
+        assert!(s.insert_thing(&other).is_err());
+        assert_eq!(s.thing("robot1").unwrap().unwrap().id, "id-robot1");
+    }
+
+    #[test]
+    fn deleting_a_thing_drops_its_principal_attachments() {
+        let s = store();
+        s.insert_thing(&thing("robot1")).unwrap();
+        s.attach_thing_principal("robot1", "arn:cert/a").unwrap();
+        s.delete_thing("robot1").unwrap();
+        assert!(s.principal_things("arn:cert/a").unwrap().is_empty());
+    }
+
+    #[test]
+    fn things_page_in_name_order() {
+        let s = store();
+        for n in ["c", "a", "e", "b", "d"] {
+            s.insert_thing(&thing(n)).unwrap();
+        }
+        let names = |v: Vec<Thing>| v.into_iter().map(|t| t.name).collect::<Vec<_>>();
+        assert_eq!(names(s.list_things(None, 2).unwrap()), ["a", "b"]);
+        assert_eq!(names(s.list_things(Some("b"), 2).unwrap()), ["c", "d"]);
+        assert_eq!(names(s.list_things(Some("d"), 2).unwrap()), ["e"]);
+        assert!(
+            s.list_things(Some("e"), 2).unwrap().is_empty(),
+            "past the end"
+        );
+    }
+
+    #[test]
+    fn certificates_insert_status_delete() {
+        let s = store();
+        assert_eq!(s.certificate("aa").unwrap(), None, "not found");
+        s.insert_certificate(&certificate("aa")).unwrap();
+        let stored = s.certificate("aa").unwrap().unwrap();
+        assert_eq!(stored.pem, "PEM aa");
+        assert!(stored.seq > 0, "the store numbers certificates");
+        s.set_certificate_status("aa", "INACTIVE").unwrap();
+        let changed = s.certificate("aa").unwrap().unwrap();
+        assert_eq!(changed.status, "INACTIVE");
+        assert_eq!(changed.customer_version, 2);
+        assert!(changed.modified > stored.modified);
+        s.attach_policy("p", "arn:cert/aa").unwrap_err(); // no policy p: foreign key
+        s.insert_policy("p", "{}").unwrap();
+        s.attach_policy("p", "arn:cert/aa").unwrap();
+        s.delete_certificate("aa", "arn:cert/aa").unwrap();
+        assert_eq!(s.certificate("aa").unwrap(), None);
+        assert!(
+            s.targets_for_policy("p").unwrap().is_empty(),
+            "attachments go too"
+        );
+    }
+
+    #[test]
+    fn a_certificate_registered_twice_is_refused() {
+        let s = store();
+        s.insert_certificate(&certificate("aa")).unwrap();
+        let mut again = certificate("aa");
+        again.pem = "other".into();
+        assert!(s.insert_certificate(&again).is_err());
+        assert_eq!(s.certificate("aa").unwrap().unwrap().pem, "PEM aa");
+    }
+
+    #[test]
+    fn certificates_page_in_creation_order_both_ways() {
+        let s = store();
+        for id in ["c1", "c2", "c3"] {
+            s.insert_certificate(&certificate(id)).unwrap();
+        }
+        let ids = |v: &[Certificate]| v.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+        let first = s.list_certificates(None, 2, true).unwrap();
+        assert_eq!(ids(&first), ["c1", "c2"]);
+        let rest = s.list_certificates(Some(first[1].seq), 2, true).unwrap();
+        assert_eq!(ids(&rest), ["c3"]);
+        let newest = s.list_certificates(None, 2, false).unwrap();
+        assert_eq!(ids(&newest), ["c3", "c2"]);
+        let older = s.list_certificates(Some(newest[1].seq), 2, false).unwrap();
+        assert_eq!(ids(&older), ["c1"]);
+    }
+
+    #[test]
+    fn policies_insert_get_delete() {
+        let s = store();
+        assert_eq!(s.policy("p").unwrap(), None, "not found");
+        let p = s.insert_policy("p", r#"{"Version":"2012-10-17"}"#).unwrap();
+        assert_eq!(p.default_version, 1);
+        assert_eq!(s.policy("p").unwrap(), Some(p));
+        assert!(s.insert_policy("p", "{}").is_err(), "a second policy p");
+        s.delete_policy("p").unwrap();
+        assert_eq!(s.policy("p").unwrap(), None);
+        let e = s.delete_policy("p").unwrap_err();
+        assert_eq!((e.status, e.kind), (404, "ResourceNotFoundException"));
+    }
+
+    #[test]
+    fn an_attached_policy_or_one_with_versions_cannot_be_deleted() {
+        let s = store();
+        s.insert_policy("p", "{}").unwrap();
+        s.attach_policy("p", "arn:cert/a").unwrap();
+        let e = s.delete_policy("p").unwrap_err();
+        assert_eq!((e.status, e.kind), (409, "DeleteConflictException"));
+        assert!(s.detach_policy("p", "arn:cert/a").unwrap());
+        s.add_policy_version("p", "{\"v\":2}", false).unwrap();
+        let e = s.delete_policy("p").unwrap_err();
+        assert_eq!((e.status, e.kind), (409, "DeleteConflictException"));
+        assert!(s.policy("p").unwrap().is_some(), "still there");
+    }
+
+    #[test]
+    fn policy_versions_add_set_default_delete() {
+        let s = store();
+        let first = s.insert_policy("p", "v1").unwrap();
+        let v2 = s.add_policy_version("p", "v2", false).unwrap();
+        assert_eq!((v2.version, v2.is_default), (2, false));
+        assert_eq!(s.policy("p").unwrap().unwrap().document, "v1");
+        let v3 = s.add_policy_version("p", "v3", true).unwrap();
+        let now = s.policy("p").unwrap().unwrap();
+        assert_eq!((now.default_version, now.document.as_str()), (3, "v3"));
+        assert_ne!(now.generation_id, first.generation_id);
+        let listed: Vec<(i64, bool)> = s
+            .policy_versions("p")
+            .unwrap()
+            .iter()
+            .map(|v| (v.version, v.is_default))
+            .collect();
+        assert_eq!(listed, [(3, true), (2, false), (1, false)], "newest first");
+        s.set_default_policy_version("p", 1).unwrap();
+        assert_eq!(s.policy("p").unwrap().unwrap().document, "v1");
+        s.delete_policy_version("p", v3.version).unwrap();
+        // Version ids are not reused after a delete.
+        assert_eq!(s.add_policy_version("p", "v4", false).unwrap().version, 4);
+    }
+
+    #[test]
+    fn policy_version_errors() {
+        let s = store();
+        let e = s.add_policy_version("nope", "{}", false).unwrap_err();
+        assert_eq!(e.status, 404);
+        let e = s.policy_versions("nope").unwrap_err();
+        assert_eq!(e.status, 404);
+        s.insert_policy("p", "v1").unwrap();
+        let e = s.set_default_policy_version("p", 9).unwrap_err();
+        assert_eq!((e.status, e.kind), (404, "ResourceNotFoundException"));
+        let e = s.delete_policy_version("p", 1).unwrap_err();
+        assert_eq!(
+            (e.status, e.kind),
+            (409, "DeleteConflictException"),
+            "the default"
+        );
+        for n in 2..=5 {
+            s.add_policy_version("p", &format!("v{n}"), false).unwrap();
+        }
+        let e = s.add_policy_version("p", "v6", false).unwrap_err();
+        assert_eq!((e.status, e.kind), (409, "VersionsLimitExceededException"));
+        assert_eq!(s.policy_versions("p").unwrap().len(), 5);
+    }
+
+    #[test]
+    fn policy_lists_page_in_name_order_both_ways() {
+        let s = store();
+        for n in ["b", "a", "c"] {
+            s.insert_policy(n, "{}").unwrap();
+        }
+        assert_eq!(s.list_policies(None, 2, true).unwrap(), ["a", "b"]);
+        assert_eq!(s.list_policies(Some("b"), 2, true).unwrap(), ["c"]);
+        assert_eq!(s.list_policies(None, 2, false).unwrap(), ["c", "b"]);
+        assert_eq!(s.list_policies(Some("b"), 2, false).unwrap(), ["a"]);
+        assert!(s.list_policies(Some("c"), 2, true).unwrap().is_empty());
+    }
+
+    #[test]
+    fn policy_attachments_are_idempotent_and_listed_both_ways() {
+        let s = store();
+        s.insert_policy("p1", "d1").unwrap();
+        s.insert_policy("p2", "d2").unwrap();
+        s.attach_policy("p2", "arn:cert/a").unwrap();
+        s.attach_policy("p1", "arn:cert/a").unwrap();
+        s.attach_policy("p1", "arn:cert/a").unwrap();
+        s.attach_policy("p1", "arn:cert/b").unwrap();
+        assert_eq!(s.policies_for_target("arn:cert/a").unwrap(), ["p1", "p2"]);
+        assert_eq!(
+            s.targets_for_policy("p1").unwrap(),
+            ["arn:cert/a", "arn:cert/b"]
+        );
+        assert_eq!(
+            s.policy_documents_for_target("arn:cert/a").unwrap(),
+            [
+                ("p1".to_string(), "d1".to_string()),
+                ("p2".into(), "d2".into())
+            ]
+        );
+        assert!(s.detach_policy("p1", "arn:cert/a").unwrap());
+        assert!(
+            !s.detach_policy("p1", "arn:cert/a").unwrap(),
+            "not attached any more"
+        );
+        assert_eq!(s.policies_for_target("arn:cert/a").unwrap(), ["p2"]);
+        assert!(s.policies_for_target("arn:cert/none").unwrap().is_empty());
+    }
+
+    #[test]
+    fn thing_principals_attach_detach_both_ways() {
+        let s = store();
+        s.insert_thing(&thing("r1")).unwrap();
+        s.insert_thing(&thing("r2")).unwrap();
+        s.attach_thing_principal("r1", "arn:cert/a").unwrap();
+        s.attach_thing_principal("r1", "arn:cert/a").unwrap();
+        s.attach_thing_principal("r2", "arn:cert/a").unwrap();
+        assert!(
+            s.attach_thing_principal("ghost", "arn:cert/a").is_err(),
+            "no thing ghost"
+        );
+        assert_eq!(s.thing_principals("r1").unwrap(), ["arn:cert/a"]);
+        assert_eq!(s.principal_things("arn:cert/a").unwrap(), ["r1", "r2"]);
+        s.detach_thing_principal("r1", "arn:cert/a").unwrap();
+        s.detach_thing_principal("r1", "arn:cert/a").unwrap();
+        assert!(s.thing_principals("r1").unwrap().is_empty());
+        assert_eq!(s.principal_things("arn:cert/a").unwrap(), ["r2"]);
+    }
+
+    #[test]
+    fn shadows_are_stored_per_thing_and_name() {
+        let s = store();
+        let conn = s.lock();
+        assert_eq!(get_shadow(&conn, "r1", "").unwrap(), None);
+        put_shadow(&conn, "r1", "", "{\"v\":1}").unwrap();
+        put_shadow(&conn, "r1", "lights", "{\"l\":1}").unwrap();
+        put_shadow(&conn, "r1", "", "{\"v\":2}").unwrap();
+        assert_eq!(get_shadow(&conn, "r1", "").unwrap().unwrap(), "{\"v\":2}");
+        assert_eq!(
+            get_shadow(&conn, "r1", "lights").unwrap().unwrap(),
+            "{\"l\":1}"
+        );
+        assert_eq!(get_shadow(&conn, "r2", "").unwrap(), None);
+    }
 }

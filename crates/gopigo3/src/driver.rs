@@ -593,8 +593,11 @@ mod tests {
     use crate::BusError;
     use std::collections::VecDeque;
 
-    /// A scripted bus: records every tx, answers reads from a queue keyed by
-    /// message type; writes get all-zero replies.
+    /// A scripted bus: records every tx and answers reads from a queue of
+    /// replies, each for one message type, in order; writes get all-zero
+    /// replies. Like embedded-hal-mock's `.done()`, dropping it with a
+    /// reply left unused fails the test: a reply the driver never asked for
+    /// means it skipped a read, or read in another order than scripted.
     #[derive(Default)]
     struct Scripted {
         sent: Vec<Vec<u8>>,
@@ -615,6 +618,24 @@ mod tests {
         }
     }
 
+    impl Drop for Scripted {
+        fn drop(&mut self) {
+            if std::thread::panicking() || self.replies.is_empty() {
+                return;
+            }
+            let left: Vec<String> = self
+                .replies
+                .iter()
+                .map(|(m, _)| format!("{m:#04X}"))
+                .collect();
+            panic!(
+                "scripted replies left unused for message types [{}] (frames sent: {})",
+                left.join(", "),
+                self.sent.len()
+            );
+        }
+    }
+
     impl SpiBus for Scripted {
         fn transfer(&mut self, tx: &[u8], rx: &mut [u8]) -> Result<(), BusError> {
             self.sent.push(tx.to_vec());
@@ -628,6 +649,15 @@ mod tests {
             Ok(())
         }
         fn sleep(&mut self, _d: Duration) {}
+    }
+
+    #[test]
+    #[should_panic(expected = "scripted replies left unused for message types [0x08]")]
+    fn an_unused_scripted_reply_fails_the_test() {
+        let bus = Scripted::default().reply(MessageType::GetVoltageVcc, &[0, 0], 6);
+        let mut g = GoPiGo3::new_unchecked(bus, Geometry::default()).unwrap();
+        // A read of another message type does not consume it.
+        let _ = g.voltage_5v();
     }
 
     fn hex(v: &[u8]) -> String {
@@ -651,7 +681,10 @@ mod tests {
 
     #[test]
     fn board_check_refuses_wrong_name() {
-        let bus = Scripted::board("Dexter Industries", "BrickPi3", 1_000_000);
+        // The check stops at the name: the firmware is never asked for.
+        let bus = Scripted::default()
+            .reply(MessageType::GetManufacturer, b"Dexter Industries", 24)
+            .reply(MessageType::GetName, b"BrickPi3", 24);
         let err = GoPiGo3::new(bus, Geometry::default()).err().unwrap();
         assert_eq!(
             err,
@@ -664,7 +697,8 @@ mod tests {
 
     #[test]
     fn board_check_refuses_wrong_manufacturer() {
-        let bus = Scripted::board("ACME", "GoPiGo3", 1_000_000);
+        // The check stops at the manufacturer.
+        let bus = Scripted::default().reply(MessageType::GetManufacturer, b"ACME", 24);
         let err = GoPiGo3::new(bus, Geometry::default()).err().unwrap();
         assert!(err.to_string().contains("\"ACME\""), "{err}");
     }

@@ -299,15 +299,16 @@ pub struct SimConfig {
     pub low_voltage_cutoff_v: f64,
     /// The 5 V rail (V).
     pub rail_5v: f64,
-    /// Manufacturer string.
+    /// What the board says it is made by; the driver accepts only
+    /// "Dexter Industries" and "Modular Robotics".
     pub manufacturer: String,
-    /// Board name.
+    /// What the board says it is; the driver accepts only "GoPiGo3".
     pub board_name: String,
     /// Firmware version number (`major*1e6 + minor*1000 + patch`).
     pub firmware_version: u32,
-    /// Hardware version number.
+    /// Encoded as the firmware version is.
     pub hardware_version: u32,
-    /// Serial number.
+    /// The 16 bytes `GetId` answers.
     pub serial: [u8; 16],
     /// The robot's collision radius (mm).
     pub robot_radius_mm: f64,
@@ -315,9 +316,9 @@ pub struct SimConfig {
     pub sensor_offset_mm: f64,
     /// Farther than this the sensor reads 8190 (mm).
     pub sensor_max_range_mm: f64,
-    /// How time advances.
+    /// Manual for tests, real time for the agent's simulated robot.
     pub clock: ClockMode,
-    /// The room.
+    /// Walls and obstacles at start.
     pub room: Room,
     /// Start pose; `None` = centre of the room facing +x.
     pub start_pose: Option<Pose>,
@@ -368,7 +369,7 @@ pub enum MotorMode {
 /// One simulated motor.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SimMotor {
-    /// Control mode.
+    /// What the last frame set the motor to do.
     pub mode: MotorMode,
     /// Raw shaft position in wheel degrees.
     pub position_deg: f64,
@@ -384,7 +385,8 @@ pub struct SimMotor {
     pub kp: u8,
     /// Position gains as last set (stored only).
     pub kd: u8,
-    /// Last flags reported.
+    /// Status flags as the board reports them: bit 0 low voltage, bit 1
+    /// overloaded (the robot is against a wall).
     pub flags: u8,
 }
 
@@ -418,15 +420,15 @@ pub struct SimRobot {
 /// Everything simulated; reach it through [`SimHandle`].
 #[derive(Debug)]
 pub struct SimWorld {
-    /// Settings.
+    /// What the world was made with.
     pub config: SimConfig,
     /// Simulated seconds since start.
     pub time_s: f64,
     /// Left and right motor.
     pub motors: [SimMotor; 2],
-    /// The robot.
+    /// Where the robot truly is (the driver only sees encoders).
     pub robot: SimRobot,
-    /// The room (add obstacles here).
+    /// The room now: obstacles added at run time included.
     pub room: Room,
     /// LED colours: eye right, eye left, blinker left, blinker right, Wi-Fi.
     pub leds: [(u8, u8, u8); 5],
@@ -513,63 +515,82 @@ impl SimWorld {
         (0..2).filter(move |i| mask & (1 << i) != 0)
     }
 
+    /// One physics step of `dt` seconds: wheels, then the robot's move,
+    /// then the battery.
     fn step(&mut self, dt: f64) {
         let low_voltage = self.vcc() < self.config.low_voltage_cutoff_v;
-        let max_phys = self.config.max_dps;
         let mut wheel_delta = [0.0f64; 2];
         for (i, delta) in wheel_delta.iter_mut().enumerate() {
-            let m = self.motors[i];
-            let mut max = max_phys;
-            if m.limit_dps > 0.0 {
-                max = max.min(m.limit_dps);
-            }
-            if m.limit_power > 0 {
-                max *= f64::from(m.limit_power.min(100)) / 100.0;
-            }
-            let (mut desired, position_err) = match m.mode {
-                _ if low_voltage => (0.0, None),
-                MotorMode::Float => (0.0, None),
-                MotorMode::Power(p) => {
-                    let mut p = f64::from(p.clamp(-100, 100));
-                    if m.limit_power > 0 {
-                        let lim = f64::from(m.limit_power.min(100));
-                        p = p.clamp(-lim, lim);
-                    }
-                    (p / 100.0 * max_phys, None)
-                }
-                MotorMode::Dps(v) => (v.clamp(-max, max), None),
-                MotorMode::Position(target) => {
-                    let err = target - m.position_deg;
-                    (err / dt, Some(err))
-                }
-            };
-            if let Some(err) = position_err {
-                let mut cap = max;
-                if let Some(a) = self.config.accel_dps2 {
-                    cap = cap.min((2.0 * a * err.abs()).sqrt());
-                }
-                desired = desired.clamp(-cap, cap);
-            }
-            let speed = match self.config.accel_dps2 {
-                Some(a) if a > 0.0 => {
-                    let dv = (desired - m.speed_dps).clamp(-a * dt, a * dt);
-                    let v = m.speed_dps + dv;
-                    match position_err {
-                        // never overshoot a position target
-                        Some(err) if (v * dt).abs() > err.abs() => err / dt,
-                        _ => v,
-                    }
-                }
-                _ => desired,
-            };
+            let speed = self.wheel_speed(i, dt, low_voltage);
             *delta = speed * dt;
             let motor = &mut self.motors[i];
             motor.speed_dps = speed;
             motor.position_deg += *delta;
             motor.flags = u8::from(low_voltage);
         }
+        self.drive(wheel_delta);
+        let work: f64 = self.motors.iter().map(|m| m.speed_dps.abs() / 1000.0).sum();
+        self.pack_voltage -=
+            (self.config.idle_drain_v_per_s + self.config.motor_drain_v_per_s * work) * dt;
+        self.time_s += dt;
+    }
 
-        // Differential drive.
+    /// Motor `i`'s speed (dps) over the next `dt`: what its mode asks,
+    /// within its limits and the acceleration limit; a position move slows
+    /// to stop on its target, never past it. Nothing below the low-voltage
+    /// cut-off.
+    fn wheel_speed(&self, i: usize, dt: f64, low_voltage: bool) -> f64 {
+        let m = self.motors[i];
+        let max_phys = self.config.max_dps;
+        let mut max = max_phys;
+        if m.limit_dps > 0.0 {
+            max = max.min(m.limit_dps);
+        }
+        if m.limit_power > 0 {
+            max *= f64::from(m.limit_power.min(100)) / 100.0;
+        }
+        let (mut desired, position_err) = match m.mode {
+            _ if low_voltage => (0.0, None),
+            MotorMode::Float => (0.0, None),
+            MotorMode::Power(p) => {
+                let mut p = f64::from(p.clamp(-100, 100));
+                if m.limit_power > 0 {
+                    let lim = f64::from(m.limit_power.min(100));
+                    p = p.clamp(-lim, lim);
+                }
+                (p / 100.0 * max_phys, None)
+            }
+            MotorMode::Dps(v) => (v.clamp(-max, max), None),
+            MotorMode::Position(target) => {
+                let err = target - m.position_deg;
+                (err / dt, Some(err))
+            }
+        };
+        if let Some(err) = position_err {
+            let mut cap = max;
+            if let Some(a) = self.config.accel_dps2 {
+                cap = cap.min((2.0 * a * err.abs()).sqrt());
+            }
+            desired = desired.clamp(-cap, cap);
+        }
+        match self.config.accel_dps2 {
+            Some(a) if a > 0.0 => {
+                let dv = (desired - m.speed_dps).clamp(-a * dt, a * dt);
+                let v = m.speed_dps + dv;
+                match position_err {
+                    // never overshoot a position target
+                    Some(err) if (v * dt).abs() > err.abs() => err / dt,
+                    _ => v,
+                }
+            }
+            _ => desired,
+        }
+    }
+
+    /// Moves the robot by its wheels' travel (differential drive); a move
+    /// into a wall or obstacle leaves it in place, bumped, with the
+    /// "overloaded" flag on each turning motor.
+    fn drive(&mut self, wheel_delta: [f64; 2]) {
         let g = self.config.geometry;
         let dl = g.wheel_degrees_to_mm(wheel_delta[0]);
         let dr = g.wheel_degrees_to_mm(wheel_delta[1]);
@@ -603,12 +624,6 @@ impl SimWorld {
             }
             self.robot.odometer_mm += v.abs();
         }
-
-        // Battery.
-        let work: f64 = self.motors.iter().map(|m| m.speed_dps.abs() / 1000.0).sum();
-        self.pack_voltage -=
-            (self.config.idle_drain_v_per_s + self.config.motor_drain_v_per_s * work) * dt;
-        self.time_s += dt;
     }
 
     fn string_reply(s: &str, len: usize) -> Vec<u8> {
@@ -617,25 +632,33 @@ impl SimWorld {
         frames::build_reply(len, &d)
     }
 
-    /// Decode one frame the way the firmware does and build the reply.
+    /// Decodes one frame the way the firmware does and builds the reply:
+    /// a read's data, or all zeros for a write (and for a frame the board
+    /// would not answer).
     fn handle(&mut self, tx: &[u8]) -> Vec<u8> {
-        let len = tx.len();
-        let silent = vec![0u8; len];
-        if !self.responding || len < 2 || tx[0] != ADDRESS {
+        let silent = vec![0u8; tx.len()];
+        if !self.responding || tx.len() < 2 || tx[0] != ADDRESS {
             return silent;
         }
         let Some(msg) = MessageType::from_u8(tx[1]) else {
             return silent;
         };
-        let t = self.t();
-        let arg = |i: usize| tx.get(i).copied().unwrap_or(0);
-        let i32_at = |i: usize| i32::from_be_bytes([arg(i), arg(i + 1), arg(i + 2), arg(i + 3)]);
-        let u16_at = |i: usize| u16::from_be_bytes([arg(i), arg(i + 1)]);
-        let reply = |data: &[u8]| frames::build_reply(len, data);
+        match self.read(msg, tx.len()) {
+            Some(reply) => reply,
+            None => {
+                self.write(msg, tx);
+                silent
+            }
+        }
+    }
+
+    /// The reply to a read message in a frame of `len` bytes; `None` for a
+    /// write (or `None`, the empty message).
+    fn read(&self, msg: MessageType, len: usize) -> Option<Vec<u8>> {
+        let reply = |data: &[u8]| Some(frames::build_reply(len, data));
         match msg {
-            MessageType::None => silent,
-            MessageType::GetManufacturer => Self::string_reply(&self.config.manufacturer, len),
-            MessageType::GetName => Self::string_reply(&self.config.board_name, len),
+            MessageType::GetManufacturer => Some(Self::string_reply(&self.config.manufacturer, len)),
+            MessageType::GetName => Some(Self::string_reply(&self.config.board_name, len)),
             MessageType::GetHardwareVersion => reply(&self.config.hardware_version.to_be_bytes()),
             MessageType::GetFirmwareVersion => reply(&self.config.firmware_version.to_be_bytes()),
             MessageType::GetId => reply(&self.config.serial),
@@ -645,114 +668,109 @@ impl SimWorld {
             MessageType::GetVoltageVcc => {
                 reply(&((self.vcc() * 1000.0).round() as u16).to_be_bytes())
             }
-            MessageType::SetLed => {
-                if len >= 6 {
-                    for (slot, bit) in self.leds.iter_mut().zip(LED_BITS) {
-                        if tx[2] & bit != 0 {
-                            *slot = (tx[3], tx[4], tx[5]);
-                        }
-                    }
-                }
-                silent
-            }
-            MessageType::SetServo => {
-                if len >= 5 {
-                    for (i, s) in self.servos.iter_mut().enumerate() {
-                        if tx[2] & (1 << i) != 0 {
-                            *s = u16_at(3);
-                        }
-                    }
-                }
-                silent
-            }
-            MessageType::SetMotorPwm => {
-                if len >= 4 {
-                    let p = tx[3] as i8;
-                    for i in Self::motor_ports(tx[2]) {
-                        self.motors[i].mode = if p == frames::MOTOR_FLOAT {
-                            MotorMode::Float
-                        } else {
-                            MotorMode::Power(p)
-                        };
-                    }
-                }
-                silent
-            }
-            MessageType::SetMotorPosition => {
-                if len >= 7 {
-                    let ticks = i64::from(i32_at(3));
-                    for i in Self::motor_ports(tx[2]) {
-                        let raw = (ticks + self.motors[i].offset_ticks) as f64 / t;
-                        self.motors[i].mode = MotorMode::Position(raw);
-                    }
-                }
-                silent
-            }
-            MessageType::SetMotorPositionKp | MessageType::SetMotorPositionKd => {
-                if len >= 4 {
-                    for i in Self::motor_ports(tx[2]) {
-                        if msg == MessageType::SetMotorPositionKp {
-                            self.motors[i].kp = tx[3];
-                        } else {
-                            self.motors[i].kd = tx[3];
-                        }
-                    }
-                }
-                silent
-            }
-            MessageType::SetMotorDps => {
-                if len >= 5 {
-                    let dps = f64::from(u16_at(3) as i16) / t;
-                    for i in Self::motor_ports(tx[2]) {
-                        self.motors[i].mode = MotorMode::Dps(dps);
-                    }
-                }
-                silent
-            }
-            MessageType::SetMotorLimits => {
-                if len >= 6 {
-                    let dps = f64::from(u16_at(4)) / t;
-                    for i in Self::motor_ports(tx[2]) {
-                        self.motors[i].limit_power = tx[3];
-                        self.motors[i].limit_dps = dps;
-                    }
-                }
-                silent
-            }
-            MessageType::OffsetMotorEncoder => {
-                if len >= 7 {
-                    let ticks = i64::from(i32_at(3));
-                    for i in Self::motor_ports(tx[2]) {
-                        self.motors[i].offset_ticks += ticks;
-                    }
-                }
-                silent
-            }
             MessageType::GetMotorEncoderLeft => reply(&self.encoder_ticks(0).to_be_bytes()),
             MessageType::GetMotorEncoderRight => reply(&self.encoder_ticks(1).to_be_bytes()),
-            MessageType::GetMotorStatusLeft | MessageType::GetMotorStatusRight => {
-                let i = usize::from(msg == MessageType::GetMotorStatusRight);
-                let m = self.motors[i];
-                let power: i8 = match m.mode {
-                    MotorMode::Float => 0,
-                    MotorMode::Power(p) => p.clamp(-100, 100),
-                    _ => (m.speed_dps / self.config.max_dps * 100.0)
-                        .round()
-                        .clamp(-100.0, 100.0) as i8,
-                };
-                let mut d = vec![m.flags, power as u8];
-                d.extend_from_slice(&self.encoder_ticks(i).to_be_bytes());
-                d.extend_from_slice(&frames::dps_to_ticks_i16(m.speed_dps, t).to_be_bytes());
-                reply(&d)
-            }
-            // Grove ports: setters accepted and ignored; getters answer
-            // "valid, zero" so a driver sees a live board.
-            MessageType::SetGroveType
+            MessageType::GetMotorStatusLeft => reply(&self.motor_status(0)),
+            MessageType::GetMotorStatusRight => reply(&self.motor_status(1)),
+            MessageType::None
+            | MessageType::SetLed
+            | MessageType::SetServo
+            | MessageType::SetMotorPwm
+            | MessageType::SetMotorPosition
+            | MessageType::SetMotorPositionKp
+            | MessageType::SetMotorPositionKd
+            | MessageType::SetMotorDps
+            | MessageType::SetMotorLimits
+            | MessageType::OffsetMotorEncoder
+            // Grove ports: setters accepted and ignored.
+            | MessageType::SetGroveType
             | MessageType::SetGroveMode
             | MessageType::SetGroveState
             | MessageType::SetGrovePwmDuty
-            | MessageType::SetGrovePwmFrequency => silent,
+            | MessageType::SetGrovePwmFrequency => None,
+            // Grove getters answer "valid, zero" so a driver sees a live board.
             _ => reply(&[]),
+        }
+    }
+
+    /// A motor's status data: flags, power %, encoder ticks, speed in ticks/s.
+    fn motor_status(&self, i: usize) -> Vec<u8> {
+        let m = self.motors[i];
+        let power: i8 = match m.mode {
+            MotorMode::Float => 0,
+            MotorMode::Power(p) => p.clamp(-100, 100),
+            _ => (m.speed_dps / self.config.max_dps * 100.0)
+                .round()
+                .clamp(-100.0, 100.0) as i8,
+        };
+        let mut d = vec![m.flags, power as u8];
+        d.extend_from_slice(&self.encoder_ticks(i).to_be_bytes());
+        d.extend_from_slice(&frames::dps_to_ticks_i16(m.speed_dps, self.t()).to_be_bytes());
+        d
+    }
+
+    /// Applies a write message; a frame too short for its arguments is
+    /// ignored, as the firmware does.
+    fn write(&mut self, msg: MessageType, tx: &[u8]) {
+        let len = tx.len();
+        let arg = |i: usize| tx.get(i).copied().unwrap_or(0);
+        let i32_at = |i: usize| i32::from_be_bytes([arg(i), arg(i + 1), arg(i + 2), arg(i + 3)]);
+        let u16_at = |i: usize| u16::from_be_bytes([arg(i), arg(i + 1)]);
+        let t = self.t();
+        let ports = Self::motor_ports(arg(2));
+        match msg {
+            MessageType::SetLed if len >= 6 => {
+                for (slot, bit) in self.leds.iter_mut().zip(LED_BITS) {
+                    if tx[2] & bit != 0 {
+                        *slot = (tx[3], tx[4], tx[5]);
+                    }
+                }
+            }
+            MessageType::SetServo if len >= 5 => {
+                for (i, s) in self.servos.iter_mut().enumerate() {
+                    if tx[2] & (1 << i) != 0 {
+                        *s = u16_at(3);
+                    }
+                }
+            }
+            MessageType::SetMotorPwm if len >= 4 => {
+                let p = tx[3] as i8;
+                let mode = if p == frames::MOTOR_FLOAT {
+                    MotorMode::Float
+                } else {
+                    MotorMode::Power(p)
+                };
+                ports.for_each(|i| self.motors[i].mode = mode);
+            }
+            MessageType::SetMotorPosition if len >= 7 => {
+                let ticks = i64::from(i32_at(3));
+                for i in ports {
+                    let raw = (ticks + self.motors[i].offset_ticks) as f64 / t;
+                    self.motors[i].mode = MotorMode::Position(raw);
+                }
+            }
+            MessageType::SetMotorPositionKp if len >= 4 => {
+                ports.for_each(|i| self.motors[i].kp = tx[3]);
+            }
+            MessageType::SetMotorPositionKd if len >= 4 => {
+                ports.for_each(|i| self.motors[i].kd = tx[3]);
+            }
+            MessageType::SetMotorDps if len >= 5 => {
+                let dps = f64::from(u16_at(3) as i16) / t;
+                ports.for_each(|i| self.motors[i].mode = MotorMode::Dps(dps));
+            }
+            MessageType::SetMotorLimits if len >= 6 => {
+                let dps = f64::from(u16_at(4)) / t;
+                for i in ports {
+                    self.motors[i].limit_power = tx[3];
+                    self.motors[i].limit_dps = dps;
+                }
+            }
+            MessageType::OffsetMotorEncoder if len >= 7 => {
+                let ticks = i64::from(i32_at(3));
+                ports.for_each(|i| self.motors[i].offset_ticks += ticks);
+            }
+            _ => {}
         }
     }
 }

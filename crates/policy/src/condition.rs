@@ -84,36 +84,7 @@ pub(crate) fn parse_conditions(v: &Value, at: &str) -> Result<Vec<Condition>, Po
     let mut out = Vec::new();
     for (op_name, block) in obj {
         let op_at = format!("{at}.{op_name}");
-        let (set, rest) = if let Some(r) = op_name.strip_prefix("ForAnyValue:") {
-            (SetOp::ForAnyValue, r)
-        } else if let Some(r) = op_name.strip_prefix("ForAllValues:") {
-            (SetOp::ForAllValues, r)
-        } else {
-            (SetOp::Single, op_name.as_str())
-        };
-        let (if_exists, rest) = match rest.strip_suffix("IfExists") {
-            Some(r) => (true, r),
-            None => (false, rest),
-        };
-        let &(_, base, negated) = OPERATORS
-            .iter()
-            .find(|(name, _, _)| *name == rest)
-            .ok_or_else(|| {
-                PolicyError::invalid(
-                    &op_at,
-                    format!(
-                        "unsupported condition operator {op_name:?}; use one of {}, \
-                         optionally prefixed ForAnyValue:/ForAllValues: or suffixed IfExists",
-                        OPERATORS.iter().map(|o| o.0).collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            })?;
-        if base == Base::Null && (if_exists || set != SetOp::Single) {
-            return Err(PolicyError::invalid(
-                &op_at,
-                "Null takes neither a ForAnyValue:/ForAllValues: prefix nor IfExists",
-            ));
-        }
+        let op = parse_operator(op_name, &op_at)?;
         let block = block.as_object().ok_or_else(|| {
             PolicyError::invalid(&op_at, "must be an object mapping condition keys to values")
         })?;
@@ -123,37 +94,12 @@ pub(crate) fn parse_conditions(v: &Value, at: &str) -> Result<Vec<Condition>, Po
         for (key, vals) in block {
             let key_at = format!("{op_at}.{key}");
             let raw = condition_values(vals, &key_at)?;
-            let mut nets = Vec::new();
-            match base {
-                Base::Bool | Base::Null => {
-                    if let Some(bad) = raw.iter().find(|s| {
-                        !s.eq_ignore_ascii_case("true") && !s.eq_ignore_ascii_case("false")
-                    }) {
-                        return Err(PolicyError::invalid(
-                            &key_at,
-                            format!("{bad:?} is not a boolean; use \"true\" or \"false\""),
-                        ));
-                    }
-                }
-                Base::IpAddress => {
-                    for s in &raw {
-                        nets.push(parse_cidr(s).ok_or_else(|| {
-                            PolicyError::invalid(
-                                &key_at,
-                                format!(
-                                    "{s:?} is not an IP address or CIDR block like 203.0.113.0/24"
-                                ),
-                            )
-                        })?);
-                    }
-                }
-                _ => {}
-            }
+            let nets = check_values(op.base, &raw, &key_at)?;
             out.push(Condition {
-                base,
-                negated,
-                set,
-                if_exists,
+                base: op.base,
+                negated: op.negated,
+                set: op.set,
+                if_exists: op.if_exists,
                 key: key.clone(),
                 values: raw.iter().map(|s| Template::parse(s)).collect(),
                 nets,
@@ -163,7 +109,90 @@ pub(crate) fn parse_conditions(v: &Value, at: &str) -> Result<Vec<Condition>, Po
     Ok(out)
 }
 
-/// A condition value: string, boolean or number, or a list of them.
+/// An operator name taken apart: `ForAnyValue:`/`ForAllValues:` prefix,
+/// base operator (and whether it is the negated one), `IfExists` suffix.
+struct Operator {
+    base: Base,
+    negated: bool,
+    set: SetOp,
+    if_exists: bool,
+}
+
+fn parse_operator(op_name: &str, op_at: &str) -> Result<Operator, PolicyError> {
+    let (set, rest) = if let Some(r) = op_name.strip_prefix("ForAnyValue:") {
+        (SetOp::ForAnyValue, r)
+    } else if let Some(r) = op_name.strip_prefix("ForAllValues:") {
+        (SetOp::ForAllValues, r)
+    } else {
+        (SetOp::Single, op_name)
+    };
+    let (if_exists, rest) = match rest.strip_suffix("IfExists") {
+        Some(r) => (true, r),
+        None => (false, rest),
+    };
+    let &(_, base, negated) = OPERATORS
+        .iter()
+        .find(|(name, _, _)| *name == rest)
+        .ok_or_else(|| {
+            PolicyError::invalid(
+                op_at,
+                format!(
+                    "unsupported condition operator {op_name:?}; use one of {}, \
+                     optionally prefixed ForAnyValue:/ForAllValues: or suffixed IfExists",
+                    OPERATORS.iter().map(|o| o.0).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?;
+    if base == Base::Null && (if_exists || set != SetOp::Single) {
+        return Err(PolicyError::invalid(
+            op_at,
+            "Null takes neither a ForAnyValue:/ForAllValues: prefix nor IfExists",
+        ));
+    }
+    Ok(Operator {
+        base,
+        negated,
+        set,
+        if_exists,
+    })
+}
+
+/// Checks the values an operator compares with: booleans for `Bool` and
+/// `Null`, addresses or CIDR blocks for the IP operators (returned
+/// parsed); any string for the others.
+fn check_values(
+    base: Base,
+    raw: &[String],
+    key_at: &str,
+) -> Result<Vec<(IpAddr, u8)>, PolicyError> {
+    match base {
+        Base::Bool | Base::Null => {
+            if let Some(bad) = raw
+                .iter()
+                .find(|s| !s.eq_ignore_ascii_case("true") && !s.eq_ignore_ascii_case("false"))
+            {
+                return Err(PolicyError::invalid(
+                    key_at,
+                    format!("{bad:?} is not a boolean; use \"true\" or \"false\""),
+                ));
+            }
+            Ok(Vec::new())
+        }
+        Base::IpAddress => raw
+            .iter()
+            .map(|s| {
+                parse_cidr(s).ok_or_else(|| {
+                    PolicyError::invalid(
+                        key_at,
+                        format!("{s:?} is not an IP address or CIDR block like 203.0.113.0/24"),
+                    )
+                })
+            })
+            .collect(),
+        _ => Ok(Vec::new()),
+    }
+}
+
 fn condition_values(v: &Value, at: &str) -> Result<Vec<String>, PolicyError> {
     let one = |v: &Value| match v {
         Value::String(s) => Ok(s.clone()),

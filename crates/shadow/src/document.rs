@@ -136,12 +136,7 @@ pub fn update(
     request: &[u8],
     now: u64,
 ) -> Result<UpdateOutcome, Rejection> {
-    let text =
-        std::str::from_utf8(request).map_err(|_| (ShadowError::unsupported_encoding(), None))?;
-    let obj = match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(obj)) => obj,
-        _ => return Err((ShadowError::bad_request(MSG_INVALID_JSON), None)),
-    };
+    let obj = request_object(request).map_err(|e| (e, None))?;
     let token = client_token(&obj).map_err(|e| (e, None))?;
     let reject = |e: ShadowError| (e, token.clone());
 
@@ -159,9 +154,39 @@ pub fn update(
     }
 
     let mut next = existing.cloned().unwrap_or_default();
-    next.version = match (existing, current) {
-        (Some(live), _) => live.version.saturating_add(1),
-        (None, Some(tomb)) => {
+    next.version = next_version(current, now);
+    next.timestamp = now;
+    next.deleted_at = None;
+    apply_patch(&mut next, &patch, now);
+    if next.state_size() > MAX_STATE_BYTES {
+        return Err(reject(ShadowError::payload_too_large()));
+    }
+
+    let token = token.as_deref();
+    Ok(UpdateOutcome {
+        accepted: accepted_payload(&patch, next.version, now, token),
+        delta: delta_payload(&next, now, token),
+        documents: documents_payload(existing, &next, now, token),
+        shadow: next,
+    })
+}
+
+/// The request as a JSON object: UTF-8 (else 415) and an object (else 400).
+fn request_object(request: &[u8]) -> Result<Map, ShadowError> {
+    let text = std::str::from_utf8(request).map_err(|_| ShadowError::unsupported_encoding())?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(obj)) => Ok(obj),
+        _ => Err(ShadowError::bad_request(MSG_INVALID_JSON)),
+    }
+}
+
+/// The version an accepted update gets: one past the live shadow's, or
+/// past a tombstone's when it was deleted within
+/// [`DELETED_VERSION_RETENTION_SECS`]; else 1.
+fn next_version(current: Option<&StoredShadow>, now: u64) -> u64 {
+    match current {
+        Some(live) if live.exists() => live.version.saturating_add(1),
+        Some(tomb) => {
             let deleted_at = tomb.deleted_at.unwrap_or(tomb.timestamp);
             if now.saturating_sub(deleted_at) <= DELETED_VERSION_RETENTION_SECS {
                 tomb.version.saturating_add(1)
@@ -169,12 +194,13 @@ pub fn update(
                 1
             }
         }
-        (None, None) => 1,
-    };
-    next.timestamp = now;
-    next.deleted_at = None;
+        None => 1,
+    }
+}
 
-    match &patch {
+/// Merges the request's sections into `next` (or clears both).
+fn apply_patch(next: &mut StoredShadow, patch: &StatePatch, now: u64) {
+    match patch {
         StatePatch::ClearAll => {
             next.desired = None;
             next.reported = None;
@@ -193,24 +219,27 @@ pub fn update(
             );
         }
     }
+}
 
-    if next.state_size() > MAX_STATE_BYTES {
-        return Err(reject(ShadowError::payload_too_large()));
-    }
-
-    let echoed_state = match &patch {
+/// `/update/accepted`: the request's state echoed with its metadata.
+fn accepted_payload(patch: &StatePatch, version: u64, now: u64, token: Option<&str>) -> Value {
+    let echoed_state = match patch {
         StatePatch::ClearAll => Value::Null,
         StatePatch::Sections { echo, .. } => Value::Object(echo.clone()),
     };
     let mut accepted = json!({
         "state": echoed_state,
         "metadata": metadata_for(&echoed_state, now),
-        "version": next.version,
+        "version": version,
         "timestamp": now,
     });
-    add_token(&mut accepted, token.as_deref());
+    add_token(&mut accepted, token);
+    accepted
+}
 
-    let delta_payload = next.delta().map(|d| {
+/// `/update/delta`, when the updated shadow has one.
+fn delta_payload(next: &StoredShadow, now: u64, token: Option<&str>) -> Option<Value> {
+    next.delta().map(|d| {
         let meta = delta_metadata(&d, next.metadata_desired.as_ref());
         let mut payload = json!({
             "version": next.version,
@@ -218,25 +247,27 @@ pub fn update(
             "state": d,
             "metadata": meta,
         });
-        add_token(&mut payload, token.as_deref());
+        add_token(&mut payload, token);
         payload
-    });
+    })
+}
 
+/// `/update/documents`: the live shadow before (if any) and after.
+fn documents_payload(
+    previous: Option<&StoredShadow>,
+    next: &StoredShadow,
+    now: u64,
+    token: Option<&str>,
+) -> Value {
     let mut documents = Map::new();
-    if let Some(prev) = existing {
+    if let Some(prev) = previous {
         documents.insert("previous".into(), prev.document());
     }
     documents.insert("current".into(), next.document());
     documents.insert("timestamp".into(), now.into());
     let mut documents = Value::Object(documents);
-    add_token(&mut documents, token.as_deref());
-
-    Ok(UpdateOutcome {
-        shadow: next,
-        accepted,
-        delta: delta_payload,
-        documents,
-    })
+    add_token(&mut documents, token);
+    documents
 }
 
 /// Answers a get request: the whole document with `state.delta` (only when

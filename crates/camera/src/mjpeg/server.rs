@@ -22,6 +22,8 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use gopigo_listen::{CappedListener, Refusal};
+
 use super::access::{self, AccessToken, Denied};
 use super::deadline::WriteDeadline;
 use crate::{Frame, FrameBus};
@@ -161,7 +163,12 @@ pub async fn serve(
             "MJPEG server listening"
         );
     }
-    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let listener = CappedListener::new(
+        listener,
+        "camera",
+        options.max_connections,
+        Refusal::Answer(full_response().into_bytes()),
+    );
     let limits = ConnLimits::from(&options);
     let mut conns = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -169,33 +176,14 @@ pub async fn serve(
         tokio::select! {
             _ = &mut shutdown => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    refuse(tcp, peer);
-                    continue;
-                };
+            (tcp, peer, slot) = listener.accept() => {
                 tune(&tcp);
                 conns.spawn(serve_connection(tcp, peer, app.clone(), stop.clone(), limits, slot));
             }
         }
     }
     stop.cancel();
-    let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), drain)
-        .await
-        .is_err()
-    {
-        conns.abort_all();
-    }
+    gopigo_listen::drain(&mut conns, Duration::from_secs(5)).await;
     Ok(())
 }
 
@@ -210,17 +198,6 @@ fn full_response() -> String {
          Connection: close\r\n\r\n{FULL_BODY}",
         FULL_BODY.len()
     )
-}
-
-/// Answers a connection beyond the cap without waiting for it, and closes
-/// it: its file descriptor is released at once.
-fn refuse(tcp: TcpStream, peer: SocketAddr) {
-    // Read what already arrived, so that closing sends FIN rather than RST
-    // and the peer can read the answer.
-    let mut sink = [0u8; 4096];
-    let _ = tcp.try_read(&mut sink);
-    let _ = tcp.try_write(full_response().as_bytes());
-    tracing::debug!(%peer, "camera connection refused: connection cap reached");
 }
 
 fn tune(tcp: &TcpStream) {
