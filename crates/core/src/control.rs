@@ -21,8 +21,8 @@ use crate::error::ApiError;
 use crate::store::{now_secs, Certificate, Thing};
 use crate::CoreState;
 
-type Q = Query<HashMap<String, String>>;
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type Q = Query<HashMap<String, String>>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// Largest request body the API reads (policy documents and CSRs are small).
 const MAX_BODY: usize = 1 << 20;
@@ -79,6 +79,9 @@ pub fn router(state: Arc<CoreState>) -> Router {
         .route("/policy-targets/{policy}", post(list_targets_for_policy))
         .route("/endpoint", get(describe_endpoint))
         .merge(crate::data::router())
+        .merge(crate::registration::router())
+        .merge(crate::rules::router())
+        .merge(crate::search::router())
         .fallback(unknown_operation)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
@@ -146,7 +149,12 @@ async fn auth(State(state): State<Arc<CoreState>>, req: Request, next: Next) -> 
 }
 
 /// `{list_key: items, token_key?: next}`: the shape of every AWS list response.
-fn page_response(list_key: &str, items: Value, token_key: &str, next: Option<String>) -> ApiResult {
+pub(crate) fn page_response(
+    list_key: &str,
+    items: Value,
+    token_key: &str,
+    next: Option<String>,
+) -> ApiResult {
     let mut v = json!({ list_key: items });
     if let Some(n) = next {
         v[token_key] = json!(n);
@@ -154,11 +162,11 @@ fn page_response(list_key: &str, items: Value, token_key: &str, next: Option<Str
     ok(v)
 }
 
-fn ok(v: Value) -> ApiResult {
+pub(crate) fn ok(v: Value) -> ApiResult {
     Ok(Json(v).into_response())
 }
 
-fn empty() -> ApiResult {
+pub(crate) fn empty() -> ApiResult {
     Ok((
         [(http::header::CONTENT_TYPE, "application/json")],
         "{}".to_string(),
@@ -186,7 +194,7 @@ pub(crate) fn body_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> 
     }
 }
 
-fn required_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
+pub(crate) fn required_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
     match m.get(key) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(ApiError::invalid(format!("{key} must be a string"))),
@@ -194,7 +202,7 @@ fn required_str<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a str, Api
     }
 }
 
-fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {
+pub(crate) fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {
     match q.get(key).map(String::as_str) {
         None => Ok(false),
         Some("true") | Some("True") | Some("1") => Ok(true),
@@ -206,7 +214,11 @@ fn query_bool(q: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> 
 }
 
 /// Page size from `key`, within 1..=250, defaulting to `default`.
-fn page_size(q: &HashMap<String, String>, key: &str, default: usize) -> Result<usize, ApiError> {
+pub(crate) fn page_size(
+    q: &HashMap<String, String>,
+    key: &str,
+    default: usize,
+) -> Result<usize, ApiError> {
     match q.get(key) {
         None => Ok(default),
         Some(v) => match v.parse::<usize>() {
@@ -218,7 +230,10 @@ fn page_size(q: &HashMap<String, String>, key: &str, default: usize) -> Result<u
     }
 }
 
-fn decode_token(q: &HashMap<String, String>, key: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn decode_token(
+    q: &HashMap<String, String>,
+    key: &str,
+) -> Result<Option<String>, ApiError> {
     match q.get(key) {
         None => Ok(None),
         Some(t) if t.is_empty() => Ok(None),
@@ -234,7 +249,7 @@ fn decode_token(q: &HashMap<String, String>, key: &str) -> Result<Option<String>
     }
 }
 
-fn encode_token(s: &str) -> String {
+pub(crate) fn encode_token(s: &str) -> String {
     hex::encode(s.as_bytes())
 }
 
@@ -263,7 +278,7 @@ fn check_policy_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn check_certificate_id(id: &str) -> Result<(), ApiError> {
+pub(crate) fn check_certificate_id(id: &str) -> Result<(), ApiError> {
     if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
@@ -583,7 +598,7 @@ async fn list_principal_things(
 }
 
 /// Pages a sorted list of names with an opaque "last name" token.
-fn paginate(
+pub(crate) fn paginate(
     all: &[String],
     q: &HashMap<String, String>,
     size_key: &str,
@@ -924,7 +939,9 @@ async fn describe_certificate(
     Path(id): Path<String>,
 ) -> ApiResult {
     let c = existing_certificate(&state, &id)?;
-    ok(json!({
+    let (ca_id, mode) = crate::registration::registration_of(&state, &c.id)?
+        .unwrap_or((None, "DEFAULT".to_string()));
+    let mut v = json!({
         "certificateDescription": {
             "certificateArn": state.arn(&format!("cert/{}", c.id)),
             "certificateId": c.id,
@@ -937,9 +954,13 @@ async fn describe_certificate(
             "generationId": format!("{}-{}", c.id.get(..8).unwrap_or(""), c.customer_version),
             "transferData": {},
             "validity": { "notBefore": c.not_before, "notAfter": c.not_after },
-            "certificateMode": "DEFAULT",
+            "certificateMode": mode,
         }
-    }))
+    });
+    if let Some(ca) = ca_id {
+        v["certificateDescription"]["caCertificateId"] = json!(ca);
+    }
+    ok(v)
 }
 
 async fn list_certificates(State(state): State<Arc<CoreState>>, q: Q) -> ApiResult {

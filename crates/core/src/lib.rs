@@ -6,7 +6,12 @@
 //! - [`store`]: the SQLite registry (things, certificates, policies,
 //!   attachments, shadows); survives restarts and `kill -9`.
 //! - [`control`]: the control-plane REST-JSON API the aws CLI and boto3 drive.
-//! - [`data`]: the iot-data API (device shadow and publish over HTTP).
+//! - [`data`]: the iot-data API (device shadow, named-shadow list, publish
+//!   and retained messages over HTTP).
+//! - [`registration`]: your own CA and device certificates made elsewhere
+//!   (RegisterCACertificate, RegisterCertificate, ...), trusted by the broker.
+//! - [`rules`]: topic rules, stored and listed (not run).
+//! - [`search`]: fleet indexing's SearchIndex over the things.
 //! - [`shadow`]: the Device Shadow service shared by MQTT and HTTP.
 //! - [`mqtt`]: the broker (crate `gopigo-broker`) wired to the registry:
 //!   authorization source, shadow topics, certificate deactivation.
@@ -25,6 +30,9 @@ pub mod data;
 pub mod error;
 pub mod files;
 pub mod mqtt;
+pub mod registration;
+pub mod rules;
+pub mod search;
 pub mod shadow;
 pub mod sigv4;
 pub mod store;
@@ -85,6 +93,16 @@ pub enum CoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The data dir was made with another account id than the one asked for.
+    #[error("data dir {path} belongs to account {stored}, not {wanted}: start without --account-id, or choose a new --data-dir")]
+    AccountId {
+        /// The data dir.
+        path: PathBuf,
+        /// The account id asked for.
+        wanted: String,
+        /// The account id in the data dir.
+        stored: String,
+    },
     /// An API-level failure during start-up (e.g. the store).
     #[error("{0}")]
     Api(#[from] ApiError),
@@ -117,6 +135,7 @@ pub struct CoreState {
     pub endpoint_address: String,
     events: broadcast::Sender<CoreEvent>,
     publisher: OnceLock<Publisher>,
+    broker: OnceLock<gopigo_broker::BrokerHandle>,
     shadow_rate: std::sync::Mutex<gopigo_shadow::RateLimiter>,
     started: std::time::Instant,
 }
@@ -150,6 +169,11 @@ impl CoreState {
     /// responses, iot-data publish) go through `p`.
     pub fn set_publisher(&self, p: Publisher) {
         let _ = self.publisher.set(p);
+    }
+
+    /// The running broker (retained messages), once [`Core::serve`] started it.
+    pub fn broker(&self) -> Option<&gopigo_broker::BrokerHandle> {
+        self.broker.get()
     }
 
     /// Publishes into the broker; false when no broker is running.
@@ -232,7 +256,19 @@ impl Core {
                 source,
             }
         })?;
-        let account_id = store.meta_get_or_init("account_id", credentials::new_account_id)?;
+        let account_id = store.meta_get_or_init("account_id", || {
+            config
+                .account_id
+                .clone()
+                .unwrap_or_else(credentials::new_account_id)
+        })?;
+        if let Some(wanted) = config.account_id.as_ref().filter(|w| **w != account_id) {
+            return Err(CoreError::AccountId {
+                path: dir.clone(),
+                wanted: wanted.clone(),
+                stored: account_id,
+            });
+        }
         let access_key = credentials::load_or_create(&store)?;
         let verifier = if config.insecure_accept_any_signature {
             tracing::warn!("accepting requests with ANY signature (--insecure-accept-any-signature); never do this outside tests");
@@ -250,6 +286,7 @@ impl Core {
             endpoint_address: config.endpoint_host.clone(),
             events,
             publisher: OnceLock::new(),
+            broker: OnceLock::new(),
             shadow_rate: std::sync::Mutex::new(gopigo_shadow::RateLimiter::default()),
             started: std::time::Instant::now(),
         });
@@ -350,6 +387,7 @@ impl Core {
         )
         .map_err(|e| CoreError::Broker(e.to_string()))?;
         let handle = broker.handle();
+        let _ = state.broker.set(handle.clone());
         {
             let h = handle.clone();
             state.set_publisher(Arc::new(move |topic, payload, qos, retain| {

@@ -175,6 +175,9 @@ impl Store {
         )
         .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.execute_batch(crate::registration::SCHEMA)
+            .map_err(err)?;
+        conn.execute_batch(crate::rules::SCHEMA).map_err(err)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })

@@ -37,8 +37,8 @@ pub use ca::{
     CA_VALIDITY_DAYS,
 };
 pub use cert::{
-    certificate_id, csr_public_key_der, parse_certificate_der, parse_certificate_pem,
-    CertificateInfo,
+    certificate_id, certificate_version, csr_public_key_der, is_ca_certificate, is_issued_by,
+    parse_certificate_der, parse_certificate_pem, CertificateInfo,
 };
 pub use error::PkiError;
 pub use key::{
