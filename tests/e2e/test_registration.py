@@ -70,6 +70,16 @@ def test_device_certificate_from_own_ca_connects_like_on_aws(core, tmp_path):
     assert ca["certificateArn"].endswith(f":cacert/{ca['certificateId']}")
     assert [c["certificateId"] for c in iot.list_ca_certificates()["certificates"]] == [ca["certificateId"]]
 
+    # An X.509 v1 certificate (openssl x509 -req without extensions) would
+    # never pass the broker's handshake: refused at registration, saying so.
+    d = tmp_path / "myca"
+    openssl("x509", "-req", "-in", str(d / "verification.csr"), "-CA", str(ca_pem), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-out", str(d / "v1.pem"), "-days", "2")
+    with pytest.raises(ClientError) as e:
+        iot.register_certificate(certificatePem=(d / "v1.pem").read_text(), setAsActive=True)
+    assert e.value.response["Error"]["Code"] == "CertificateValidationException"
+    assert "version 1" in e.value.response["Error"]["Message"]
+
     dev_pem, dev_key = sign(tmp_path / "myca", "device", "robotX", ca_pem, ca_key)
     # Not registered yet: the broker refuses it, as AWS does.
     assert not can_connect(core, dev_pem, dev_key)
