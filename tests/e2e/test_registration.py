@@ -234,3 +234,41 @@ def test_retained_messages_and_named_shadows_over_iot_data(core, tmp_path):
     data.publish(topic="fleet/robot3/status", qos=1, retain=True, payload=b"hi")
     out = core.aws("iot-data", "get-retained-message", "--topic", "fleet/robot3/status")
     assert base64.b64decode(out["payload"]) == b"hi"
+
+
+def test_a_select_star_rule_republishes_until_disabled(core, tmp_path):
+    """The first step of a local rules engine: `SELECT * FROM '<filter>'` with
+    a republish action copies each matching message, as on AWS."""
+    import subprocess
+    import time
+
+    from conftest import Identity
+
+    ident = Identity(core, tmp_path, "watcher", policy_doc=open_policy(), attach_thing=False)
+    iot, data = core.client(), core.client("iot-data")
+    iot.create_topic_rule(ruleName="copy", topicRulePayload={
+        "sql": "SELECT * FROM 'sensors/#'",
+        "actions": [{"republish": {"topic": "alerts/all", "qos": 1,
+                                   "roleArn": "arn:aws:iam::123456789012:role/r"}}]})
+    out = tmp_path / "sub.out"
+    with open(out, "w") as f:
+        sub = subprocess.Popen(["mosquitto_sub", "-h", "localhost", "-p", str(core.mqtt_port), *ident.tls_args(),
+                                "-i", "watcher", "-t", "alerts/all", "-q", "1"], stdout=f, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and "hot" not in out.read_text():
+            data.publish(topic="sensors/t1", qos=1, payload=b"hot")
+            time.sleep(0.3)
+        assert "hot" in out.read_text()
+        iot.disable_topic_rule(ruleName="copy")
+        time.sleep(1)  # the engine restarts its rules on the registry event
+        data.publish(topic="sensors/t1", qos=1, payload=b"after-disable")
+        data.publish(topic="alerts/all", qos=1, payload=b"marker")
+        deadline = time.time() + 20
+        while time.time() < deadline and "marker" not in out.read_text():
+            time.sleep(0.2)
+        assert "marker" in out.read_text()
+        assert "after-disable" not in out.read_text()
+    finally:
+        sub.terminate()
+        sub.wait(10)

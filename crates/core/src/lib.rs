@@ -441,6 +441,7 @@ impl Core {
             handle.clone(),
         ));
         let shadows = tokio::spawn(mqtt::shadow_service(state.clone(), handle.clone()));
+        let rules = tokio::spawn(rules::run_engine(state.clone(), handle.clone()));
         let broker = Arc::new(broker);
         let b1 = broker.clone();
         let s1 = stopped();
@@ -480,6 +481,7 @@ impl Core {
         }
         follow.abort();
         shadows.abort();
+        rules.abort();
         match control_result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(CoreError::Serve {

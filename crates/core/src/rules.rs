@@ -5,8 +5,12 @@
 //! The rules are kept as given; the SQL's `FROM` topic filter is read (the
 //! list's `topicPattern`, and the `topic` filter of ListTopicRules) and a
 //! statement that is not `SELECT ... FROM '<topic filter>' [WHERE ...]` is
-//! refused with SqlParseException. The local core does not run the rules'
-//! actions (see docs/core.md).
+//! refused with SqlParseException.
+//!
+//! [`run_engine`] runs the first step of a rules engine: an enabled rule
+//! whose SQL is exactly `SELECT * FROM '<filter>'` republishes each matching
+//! message with its `republish` actions. Other rules are stored only (see
+//! docs/core.md).
 
 use std::sync::Arc;
 
@@ -178,6 +182,7 @@ async fn create_topic_rule(
             ],
         )?)
     })?;
+    state.changed();
     if inserted == 0 {
         return Err(
             ApiError::already_exists(format!("Rule {name} already exists"))
@@ -258,6 +263,7 @@ async fn replace_topic_rule(
         )?;
         Ok(())
     })?;
+    state.changed();
     empty()
 }
 
@@ -270,6 +276,7 @@ fn set_disabled(state: &CoreState, name: &str, disabled: bool) -> ApiResult {
         )?;
         Ok(())
     })?;
+    state.changed();
     empty()
 }
 
@@ -296,7 +303,105 @@ async fn delete_topic_rule(
         tx.execute("DELETE FROM topic_rules WHERE name=?1", [&name])?;
         Ok(())
     })?;
+    state.changed();
     empty()
+}
+
+/// A rule the engine runs: its topic filter and `(topic, qos)` republish targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Runnable {
+    /// The rule's name.
+    pub name: String,
+    /// The `FROM` topic filter.
+    pub filter: String,
+    /// Where each message goes.
+    pub republish: Vec<(String, u8)>,
+}
+
+/// The rule as the engine can run it: enabled, `SELECT * FROM '<filter>'`
+/// with no WHERE, and at least one republish action whose topic does not
+/// match its own filter (that would loop) (pure).
+pub fn runnable(name: &str, payload: &Map<String, Value>, disabled: bool) -> Option<Runnable> {
+    if disabled {
+        return None;
+    }
+    let sql = payload.get("sql")?.as_str()?;
+    let filter = topic_pattern(sql).ok()?;
+    let canonical = format!("SELECT * FROM '{filter}'");
+    if !sql.trim().eq_ignore_ascii_case(&canonical) {
+        return None;
+    }
+    let republish: Vec<(String, u8)> = payload
+        .get("actions")?
+        .as_array()?
+        .iter()
+        .filter_map(|a| {
+            let r = a.get("republish")?;
+            let topic = r.get("topic")?.as_str()?.to_string();
+            let qos = r.get("qos").and_then(Value::as_u64).unwrap_or(0).min(1) as u8;
+            Some((topic, qos))
+        })
+        .filter(|(topic, _)| !gopigo_broker::topic::matches(&filter, topic))
+        .collect();
+    (!republish.is_empty()).then(|| Runnable {
+        name: name.to_string(),
+        filter,
+        republish,
+    })
+}
+
+fn runnable_rules(state: &CoreState) -> Vec<Runnable> {
+    let rules: Result<Vec<Rule>, ApiError> = state.store.tx(|tx| {
+        let mut stmt = tx.prepare("SELECT name, payload, disabled, created FROM topic_rules")?;
+        let rows = stmt.query_map([], rule_row)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    });
+    match rules {
+        Ok(rules) => rules
+            .iter()
+            .filter_map(|r| runnable(&r.name, &r.payload, r.disabled))
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read topic rules; running none");
+            Vec::new()
+        }
+    }
+}
+
+/// Runs the runnable rules until the registry's event channel closes,
+/// restarting them whenever the registry changes.
+pub async fn run_engine(state: Arc<CoreState>, broker: gopigo_broker::BrokerHandle) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = state.events();
+    loop {
+        let tasks: Vec<_> = runnable_rules(&state)
+            .into_iter()
+            .map(|rule| tokio::spawn(run_rule(rule, broker.clone())))
+            .collect();
+        let closed = loop {
+            match events.recv().await {
+                Ok(crate::CoreEvent::RegistryChanged) | Err(RecvError::Lagged(_)) => break false,
+                Ok(_) => {}
+                Err(RecvError::Closed) => break true,
+            }
+        };
+        for t in tasks {
+            t.abort();
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+async fn run_rule(rule: Runnable, broker: gopigo_broker::BrokerHandle) {
+    let mut rx = broker.subscribe_internal(&rule.filter);
+    while let Some((_topic, payload)) = rx.recv().await {
+        for (to, qos) in &rule.republish {
+            broker.publish(to, payload.clone(), *qos, false);
+        }
+    }
+    tracing::debug!(rule = %rule.name, "rule stopped");
 }
 
 #[cfg(test)]
@@ -326,6 +431,35 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn runs_only_select_star_rules_with_a_republish_that_cannot_loop() {
+        let payload = |sql: &str, topic: &str| -> Map<String, Value> {
+            serde_json::from_value(json!({
+                "sql": sql,
+                "actions": [{"republish": {"topic": topic, "qos": 1, "roleArn": "r"}}],
+            }))
+            .unwrap()
+        };
+        let r = runnable(
+            "r",
+            &payload("SELECT * FROM 'sensors/#'", "alerts/all"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.filter, "sensors/#");
+        assert_eq!(r.republish, vec![("alerts/all".to_string(), 1)]);
+        assert!(runnable(
+            "r",
+            &payload("SELECT * FROM 'sensors/#'", "alerts/all"),
+            true
+        )
+        .is_none());
+        let where_clause = payload("SELECT * FROM 'sensors/#' WHERE t > 1", "alerts/all");
+        assert!(runnable("r", &where_clause, false).is_none());
+        let looping = payload("SELECT * FROM 'sensors/#'", "sensors/copy");
+        assert!(runnable("r", &looping, false).is_none());
     }
 
     #[test]
