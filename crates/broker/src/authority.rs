@@ -13,4 +13,16 @@ pub trait Authority: Send + Sync + 'static {
     fn policies_for(&self, principal_arn: &str) -> Vec<Arc<gopigo_policy::PolicyDocument>>;
     /// Names of the things the principal is attached to.
     fn things_for(&self, principal_arn: &str) -> Vec<String>;
+    /// DER of the CA certificates the user registered and set ACTIVE: client
+    /// certificates that chain to one of them are trusted too (AWS's
+    /// RegisterCACertificate). Asked only when the chain to the core's own CA
+    /// fails.
+    fn registered_cas(&self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+    /// Whether the certificate was registered without a CA (AWS's SNI_ONLY
+    /// mode): trusted by its fingerprint, its chain unchecked.
+    fn registered_without_ca(&self, _certificate_id: &str) -> bool {
+        false
+    }
 }

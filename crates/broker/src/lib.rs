@@ -116,6 +116,19 @@ pub struct BrokerHandle {
     shared: Arc<Shared>,
 }
 
+/// A retained message, as iot-data's GetRetainedMessage reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetainedMessage {
+    /// Its topic.
+    pub topic: String,
+    /// Its payload.
+    pub payload: Bytes,
+    /// The QoS it was published with.
+    pub qos: u8,
+    /// When it was stored, Unix milliseconds.
+    pub last_modified_ms: i64,
+}
+
 /// A snapshot of the broker's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -279,6 +292,16 @@ impl BrokerHandle {
             None,
         );
         authz.certificate_active() && authz.publish(topic, retain)
+    }
+
+    /// Client ids with a live connection (fleet indexing's connectivity).
+    pub fn connected_client_ids(&self) -> Vec<String> {
+        self.shared.router.connected_client_ids()
+    }
+
+    /// The retained messages, sorted by topic.
+    pub fn retained_messages(&self) -> Vec<RetainedMessage> {
+        self.shared.router.retained_messages()
     }
 
     /// Closes every connection authenticated with this certificate (call it

@@ -149,6 +149,16 @@ impl Session {
 struct Retained {
     payload: Bytes,
     qos: u8,
+    /// When it was stored, Unix milliseconds (load time for ones read back
+    /// from the store).
+    modified_ms: i64,
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 struct State {
@@ -248,6 +258,7 @@ impl Router {
                     Retained {
                         payload: r.payload,
                         qos: r.qos,
+                        modified_ms: unix_ms(),
                     },
                 );
             }
@@ -456,6 +467,7 @@ impl Router {
                     Retained {
                         payload: payload.clone(),
                         qos,
+                        modified_ms: unix_ms(),
                     },
                 );
             }
@@ -644,6 +656,34 @@ impl Router {
         let v = state.versions.entry(client_id.to_owned()).or_insert(0);
         *v += 1;
         *v
+    }
+
+    /// Client ids with a live connection.
+    pub fn connected_client_ids(&self) -> Vec<String> {
+        let state = self.lock();
+        state
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.live.is_some())
+            .map(|(id, _)| id.to_string())
+            .collect()
+    }
+
+    /// The retained messages, sorted by topic.
+    pub fn retained_messages(&self) -> Vec<crate::RetainedMessage> {
+        let state = self.lock();
+        let mut out: Vec<crate::RetainedMessage> = state
+            .retained
+            .iter()
+            .map(|(topic, r)| crate::RetainedMessage {
+                topic: topic.clone(),
+                payload: r.payload.clone(),
+                qos: r.qos,
+                last_modified_ms: r.modified_ms,
+            })
+            .collect();
+        out.sort_by(|a, b| a.topic.cmp(&b.topic));
+        out
     }
 
     pub fn counts(&self) -> RouterCounts {

@@ -34,6 +34,42 @@ impl std::fmt::Debug for AuthorityDebug {
     }
 }
 
+impl RegisteredCertVerifier {
+    /// The chain to one of the user's registered ACTIVE CAs, else trust by
+    /// fingerprint for a certificate registered without a CA; `first` (the
+    /// core CA's verdict) when neither holds.
+    fn verify_with_registered_cas(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        id: &str,
+        first: rustls::Error,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let cas = self.authority.0.registered_cas();
+        if !cas.is_empty() {
+            let mut roots = RootCertStore::empty();
+            for der in cas {
+                let _ = roots.add(CertificateDer::from(der));
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            if let Ok(v) =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()
+            {
+                if let Ok(ok) = v.verify_client_cert(end_entity, intermediates, now) {
+                    return Ok(ok);
+                }
+            }
+        }
+        if self.authority.0.registered_without_ca(id) {
+            // The handshake's signature (verify_tls1x_signature) still proves
+            // the client holds the certificate's key.
+            return Ok(ClientCertVerified::assertion());
+        }
+        Err(first)
+    }
+}
+
 impl ClientCertVerifier for RegisteredCertVerifier {
     fn offer_client_auth(&self) -> bool {
         true
@@ -53,10 +89,14 @@ impl ClientCertVerifier for RegisteredCertVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
         let id = certificate_id(end_entity.as_ref());
+        let verified = match self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+        {
+            Ok(v) => v,
+            Err(e) => self.verify_with_registered_cas(end_entity, intermediates, now, &id, e)?,
+        };
         if self.authority.0.certificate_active(&id) {
             Ok(verified)
         } else {

@@ -23,6 +23,9 @@ pub struct CoreConfig {
     pub alpn_port: u16,
     /// Region used in ARNs and the aws CLI profile.
     pub region: String,
+    /// Account id for ARNs when the data dir is first made (random if
+    /// `None`); a data dir made with another id refuses to open.
+    pub account_id: Option<String>,
     /// Host name DescribeEndpoint returns and the server certificate names.
     pub endpoint_host: String,
     /// Accept any SigV4 signature (for tests; never the default).
@@ -47,6 +50,7 @@ impl CoreConfig {
             https_port: 8443,
             alpn_port: 4443,
             region: "us-east-1".to_string(),
+            account_id: None,
             endpoint_host: "localhost".to_string(),
             insecure_accept_any_signature: false,
             control_limits: HttpLimits::default(),

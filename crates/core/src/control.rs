@@ -80,6 +80,9 @@ pub fn router(state: Arc<CoreState>) -> Router {
         .route("/endpoint", get(describe_endpoint))
         .merge(crate::data::router())
         .merge(crate::fleet::routes())
+        .merge(crate::registration::router())
+        .merge(crate::rules::router())
+        .merge(crate::search::router())
         .fallback(unknown_operation)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
@@ -276,7 +279,7 @@ pub(crate) fn check_policy_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn check_certificate_id(id: &str) -> Result<(), ApiError> {
+pub(crate) fn check_certificate_id(id: &str) -> Result<(), ApiError> {
     if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
@@ -949,7 +952,9 @@ async fn describe_certificate(
     Path(id): Path<String>,
 ) -> ApiResult {
     let c = existing_certificate(&state, &id)?;
-    ok(json!({
+    let (ca_id, mode) = crate::registration::registration_of(&state, &c.id)?
+        .unwrap_or((None, "DEFAULT".to_string()));
+    let mut v = json!({
         "certificateDescription": {
             "certificateArn": state.arn(&format!("cert/{}", c.id)),
             "certificateId": c.id,
@@ -962,9 +967,13 @@ async fn describe_certificate(
             "generationId": format!("{}-{}", c.id.get(..8).unwrap_or(""), c.customer_version),
             "transferData": {},
             "validity": { "notBefore": c.not_before, "notAfter": c.not_after },
-            "certificateMode": "DEFAULT",
+            "certificateMode": mode,
         }
-    }))
+    });
+    if let Some(ca) = ca_id {
+        v["certificateDescription"]["caCertificateId"] = json!(ca);
+    }
+    ok(v)
 }
 
 async fn list_certificates(State(state): State<Arc<CoreState>>, q: Q) -> ApiResult {

@@ -35,6 +35,119 @@ pub fn router() -> Router<Arc<CoreState>> {
             get(get_shadow).post(update_shadow).delete(delete_shadow),
         )
         .route("/topics/{topic}", post(publish))
+        .route(
+            "/api/things/shadow/ListNamedShadowsForThing/{thing}",
+            get(list_named_shadows),
+        )
+        .route("/retainedMessage", get(list_retained))
+        .route("/retainedMessage/{*topic}", get(get_retained))
+}
+
+fn json_response(v: serde_json::Value) -> Result<Response, ApiError> {
+    Ok((
+        [(http::header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response())
+}
+
+/// ListNamedShadowsForThing: the names of the thing's live named shadows
+/// (deleted ones are tombstones and left out), paged by name.
+async fn list_named_shadows(
+    State(state): State<Arc<CoreState>>,
+    Path(thing): Path<String>,
+    q: Q,
+) -> Result<Response, ApiError> {
+    if !gopigo_shadow::valid_thing_name(&thing) {
+        return Err(ApiError::invalid(format!(
+            "thingName '{thing}' is not valid: use 1 to 128 of a-z A-Z 0-9 : _ -"
+        )));
+    }
+    let names: Vec<String> = state.store.tx(|tx| {
+        let mut stmt = tx.prepare(
+            "SELECT name, document FROM shadows WHERE thing=?1 AND name<>'' ORDER BY name",
+        )?;
+        let rows = stmt.query_map([&thing], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, doc) = row?;
+            let live = serde_json::from_str::<serde_json::Value>(&doc)
+                .map(|v| v.get("deleted_at").is_none_or(serde_json::Value::is_null))
+                .unwrap_or(false);
+            if live {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    })?;
+    let (page, next) = crate::control::paginate(&names, &q, "pageSize", "nextToken", 25)?;
+    let mut v = serde_json::json!({
+        "results": page,
+        "timestamp": crate::store::now_secs() as i64,
+    });
+    if let Some(n) = next {
+        v["nextToken"] = serde_json::json!(n);
+    }
+    json_response(v)
+}
+
+fn broker(state: &CoreState) -> Result<&gopigo_broker::BrokerHandle, ApiError> {
+    state.broker().ok_or_else(|| {
+        ApiError::new(
+            503,
+            "ServiceUnavailableException",
+            "the MQTT broker of this core is not running",
+        )
+    })
+}
+
+/// GetRetainedMessage: the payload (base64 in JSON), QoS and time of the
+/// message retained on `topic`.
+async fn get_retained(
+    State(state): State<Arc<CoreState>>,
+    Path(topic): Path<String>,
+) -> Result<Response, ApiError> {
+    use base64::Engine as _;
+    let m = broker(&state)?
+        .retained_messages()
+        .into_iter()
+        .find(|m| m.topic == topic)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("No retained message found for topic: {topic}"))
+        })?;
+    json_response(serde_json::json!({
+        "topic": m.topic,
+        "payload": base64::engine::general_purpose::STANDARD.encode(&m.payload),
+        "qos": m.qos,
+        "lastModifiedTime": m.last_modified_ms,
+    }))
+}
+
+/// ListRetainedMessages: topic, payload size, QoS and time of each retained
+/// message, paged by topic.
+async fn list_retained(State(state): State<Arc<CoreState>>, q: Q) -> Result<Response, ApiError> {
+    let all = broker(&state)?.retained_messages();
+    let topics: Vec<String> = all.iter().map(|m| m.topic.clone()).collect();
+    let (page, next) = crate::control::paginate(&topics, &q, "maxResults", "nextToken", 200)?;
+    let items: Vec<serde_json::Value> = all
+        .iter()
+        .filter(|m| page.contains(&m.topic))
+        .map(|m| {
+            serde_json::json!({
+                "topic": m.topic,
+                "payloadSize": m.payload.len(),
+                "qos": m.qos,
+                "lastModifiedTime": m.last_modified_ms,
+            })
+        })
+        .collect();
+    let mut v = serde_json::json!({ "retainedTopics": items });
+    if let Some(n) = next {
+        v["nextToken"] = serde_json::json!(n);
+    }
+    json_response(v)
 }
 
 async fn get_shadow(

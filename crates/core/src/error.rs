@@ -14,6 +14,9 @@ pub struct ApiError {
     pub kind: &'static str,
     /// Human-readable message: what is wrong and what to do.
     pub message: String,
+    /// Further members of the error body, as some AWS errors carry them
+    /// (ResourceAlreadyExistsException's `resourceId` and `resourceArn`).
+    pub fields: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -23,7 +26,13 @@ impl ApiError {
             status,
             kind,
             message: message.into(),
+            fields: Vec::new(),
         }
+    }
+    /// Adds a member to the error body.
+    pub fn with(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.fields.push((key, value.into()));
+        self
     }
     /// 400 InvalidRequestException.
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -73,7 +82,11 @@ impl From<rusqlite::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::json!({ "message": self.message }).to_string();
+        let mut body = serde_json::json!({ "message": self.message });
+        for (k, v) in self.fields {
+            body[k] = serde_json::Value::String(v);
+        }
+        let body = body.to_string();
         let mut resp = (status, body).into_response();
         let h = resp.headers_mut();
         h.insert(

@@ -8,7 +8,13 @@
 //! - [`control`]: the control-plane REST-JSON API the aws CLI and boto3 drive.
 //! - [`fleet`]: thing types, thing and billing groups, tags, role aliases
 //!   and the legacy principal-policy calls, each family its own routes.
-//! - [`data`]: the iot-data API (device shadow and publish over HTTP).
+//! - [`data`]: the iot-data API (device shadow, named-shadow list, publish
+//!   and retained messages over HTTP).
+//! - [`registration`]: your own CA and device certificates made elsewhere
+//!   (RegisterCACertificate, RegisterCertificate, ...), trusted by the broker.
+//! - [`rules`]: topic rules, stored and listed; an enabled `SELECT *` rule
+//!   runs its republish actions.
+//! - [`search`]: fleet indexing's SearchIndex over the things.
 //! - [`shadow`]: the Device Shadow service shared by MQTT and HTTP.
 //! - [`mqtt`]: the broker (crate `gopigo-broker`) wired to the registry:
 //!   authorization source, shadow topics, certificate deactivation.
@@ -28,6 +34,9 @@ pub mod error;
 pub mod files;
 pub mod fleet;
 pub mod mqtt;
+pub mod registration;
+pub mod rules;
+pub mod search;
 pub mod shadow;
 pub mod sigv4;
 pub mod store;
@@ -88,6 +97,16 @@ pub enum CoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The data dir was made with another account id than the one asked for.
+    #[error("data dir {path} belongs to account {stored}, not {wanted}: start without --account-id, or choose a new --data-dir")]
+    AccountId {
+        /// The data dir.
+        path: PathBuf,
+        /// The account id asked for.
+        wanted: String,
+        /// The account id in the data dir.
+        stored: String,
+    },
     /// An API-level failure during start-up (e.g. the store).
     #[error("{0}")]
     Api(#[from] ApiError),
@@ -120,6 +139,7 @@ pub struct CoreState {
     pub endpoint_address: String,
     events: broadcast::Sender<CoreEvent>,
     publisher: OnceLock<Publisher>,
+    broker: OnceLock<gopigo_broker::BrokerHandle>,
     shadow_rate: std::sync::Mutex<gopigo_shadow::RateLimiter>,
     started: std::time::Instant,
 }
@@ -153,6 +173,11 @@ impl CoreState {
     /// responses, iot-data publish) go through `p`.
     pub fn set_publisher(&self, p: Publisher) {
         let _ = self.publisher.set(p);
+    }
+
+    /// The running broker (retained messages), once [`Core::serve`] started it.
+    pub fn broker(&self) -> Option<&gopigo_broker::BrokerHandle> {
+        self.broker.get()
     }
 
     /// Publishes into the broker; false when no broker is running.
@@ -235,7 +260,19 @@ impl Core {
                 source,
             }
         })?;
-        let account_id = store.meta_get_or_init("account_id", credentials::new_account_id)?;
+        let account_id = store.meta_get_or_init("account_id", || {
+            config
+                .account_id
+                .clone()
+                .unwrap_or_else(credentials::new_account_id)
+        })?;
+        if let Some(wanted) = config.account_id.as_ref().filter(|w| **w != account_id) {
+            return Err(CoreError::AccountId {
+                path: dir.clone(),
+                wanted: wanted.clone(),
+                stored: account_id,
+            });
+        }
         let access_key = credentials::load_or_create(&store)?;
         let verifier = if config.insecure_accept_any_signature {
             tracing::warn!("accepting requests with ANY signature (--insecure-accept-any-signature); never do this outside tests");
@@ -253,6 +290,7 @@ impl Core {
             endpoint_address: config.endpoint_host.clone(),
             events,
             publisher: OnceLock::new(),
+            broker: OnceLock::new(),
             shadow_rate: std::sync::Mutex::new(gopigo_shadow::RateLimiter::default()),
             started: std::time::Instant::now(),
         });
@@ -344,6 +382,7 @@ impl Core {
         let authority = Arc::new(mqtt::RegistryAuthority::new(state.clone()));
         let broker = self.start_broker(authority.clone())?;
         let handle = broker.handle();
+        let _ = state.broker.set(handle.clone());
         let (cert_pem, key_pem) = self.server_certificate()?;
         let tls = |alpn: Option<Vec<Vec<u8>>>| {
             gopigo_broker::server_tls_config(
@@ -371,6 +410,7 @@ impl Core {
             handle.clone(),
         ));
         let shadows = tokio::spawn(mqtt::shadow_service(state.clone(), handle.clone()));
+        let rules = tokio::spawn(rules::run_engine(state.clone(), handle.clone()));
         let broker = Arc::new(broker);
         let b1 = broker.clone();
         let s1 = stopped();
@@ -405,6 +445,7 @@ impl Core {
         }
         follow.abort();
         shadows.abort();
+        rules.abort();
         control_result.map_err(|e| CoreError::Broker(e.to_string()))
     }
 

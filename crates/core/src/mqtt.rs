@@ -112,6 +112,14 @@ impl Authority for RegistryAuthority {
     fn things_for(&self, principal_arn: &str) -> Vec<String> {
         self.load(principal_arn).1
     }
+
+    fn registered_cas(&self) -> Vec<Vec<u8>> {
+        crate::registration::trusted_cas(&self.state)
+    }
+
+    fn registered_without_ca(&self, certificate_id: &str) -> bool {
+        crate::registration::registered_without_ca(&self.state, certificate_id)
+    }
 }
 
 /// Follows registry events: drops cached authorizations, disconnects devices

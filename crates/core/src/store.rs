@@ -178,6 +178,9 @@ impl Store {
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(crate::fleet::store::SCHEMA)
             .map_err(err)?;
+        conn.execute_batch(crate::registration::SCHEMA)
+            .map_err(err)?;
+        conn.execute_batch(crate::rules::SCHEMA).map_err(err)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })

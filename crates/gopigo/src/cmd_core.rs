@@ -49,6 +49,10 @@ pub struct CoreArgs {
     /// Region used in ARNs and in the aws CLI profile.
     #[arg(long, default_value = "us-east-1", env = "GOPIGO_CORE_REGION")]
     region: String,
+    /// 12-digit account id in ARNs, taken when the data dir is first made
+    /// (e.g. your real account's, or moto's 123456789012) [default: random].
+    #[arg(long, value_parser = parse_account_id, env = "GOPIGO_CORE_ACCOUNT_ID")]
+    account_id: Option<String>,
     /// Host name returned by describe-endpoint and put in the server certificate.
     #[arg(long, default_value = "localhost", env = "GOPIGO_CORE_ENDPOINT_HOST")]
     endpoint_host: String,
@@ -82,6 +86,14 @@ pub struct EnvArgs {
     data: DataDirArg,
 }
 
+fn parse_account_id(s: &str) -> Result<String, String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{s}' is not an AWS account id: use 12 digits"))
+    }
+}
+
 /// Runs the core until SIGINT or SIGTERM.
 pub fn run(args: CoreArgs) -> anyhow::Result<()> {
     let data_dir = args.data.resolve();
@@ -92,6 +104,7 @@ pub fn run(args: CoreArgs) -> anyhow::Result<()> {
     config.https_port = args.https_port;
     config.alpn_port = args.alpn_port;
     config.region = args.region;
+    config.account_id = args.account_id;
     config.endpoint_host = args.endpoint_host;
     config.insecure_accept_any_signature = args.insecure_accept_any_signature;
     let http = gopigo_core::HttpLimits {

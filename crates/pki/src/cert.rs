@@ -156,6 +156,35 @@ pub fn csr_public_key_der(csr_pem: &str) -> Result<Vec<u8>, PkiError> {
     Ok(csr.certification_request_info.subject_pki.raw.to_vec())
 }
 
+/// Whether `cert_der` was signed by the key of `issuer_der` and names it as
+/// its issuer: how RegisterCACertificate checks the verification certificate
+/// and RegisterCertificate checks a device certificate against a CA.
+pub fn is_issued_by(cert_der: &[u8], issuer_der: &[u8]) -> bool {
+    let (Ok((_, cert)), Ok((_, issuer))) = (
+        X509Certificate::from_der(cert_der),
+        X509Certificate::from_der(issuer_der),
+    ) else {
+        return false;
+    };
+    cert.issuer().as_raw() == issuer.subject().as_raw()
+        && cert.verify_signature(Some(issuer.public_key())).is_ok()
+}
+
+/// The X.509 version of a certificate (1, 2 or 3), `None` when it does not parse.
+pub fn certificate_version(der: &[u8]) -> Option<u32> {
+    X509Certificate::from_der(der)
+        .ok()
+        .map(|(_, c)| c.version().0 + 1)
+}
+
+/// Whether a certificate may sign others: basic constraints `CA:TRUE`.
+pub fn is_ca_certificate(der: &[u8]) -> bool {
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return false;
+    };
+    matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,8 +40,8 @@ pub use ca::{
     CA_VALIDITY_DAYS,
 };
 pub use cert::{
-    certificate_id, csr_public_key_der, parse_certificate_der, parse_certificate_pem,
-    CertificateInfo, AWS_ATTRIBUTES,
+    certificate_id, certificate_version, csr_public_key_der, is_ca_certificate, is_issued_by,
+    parse_certificate_der, parse_certificate_pem, CertificateInfo, AWS_ATTRIBUTES,
 };
 pub use error::PkiError;
 pub use key::{
