@@ -325,7 +325,7 @@ async fn session(
     let offline = Status {
         online: false,
         since: started_ms,
-        version: VERSION.to_string(),
+        version: crate::update::version(),
         camera_url: None,
         camera_token: None,
     };
@@ -342,6 +342,7 @@ async fn session(
         true,
     ));
     let (client, ev) = gopigo_client::new_client(opts, 256);
+    let mut updater = crate::update::Updater::new(&cfg.thing, client.clone());
     let reporter = LinkReporter::new(
         format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port),
         cfg.mqtt.client_id.clone(),
@@ -411,12 +412,13 @@ async fn session(
                             let online = Status {
                                 online: true,
                                 since: unix_ms(),
-                                version: VERSION.to_string(),
+                                version: crate::update::version(),
                                 camera_url: camera.as_ref().map(|(url, _)| url.clone()),
                                 camera_token: camera.as_ref().map(|(_, t)| t.expose().to_string()),
                             };
                             publish(&client, &t.status, QoS::AtLeastOnce, true, to_json(&online));
                             publish(&client, &t.shadow_get, QoS::AtLeastOnce, false, Vec::new());
+                            updater.on_connect();
                             announce(format!("connected   {}:{}", cfg.mqtt.host, cfg.mqtt.port));
                         }
                         Packet::Publish(p) => {
@@ -454,6 +456,8 @@ async fn session(
                             } else if p.topic == t.shadow_get_rejected {
                                 // No shadow yet: report what we have.
                                 let _ = send_input(Input::Settings(Default::default()));
+                            } else if updater.handles(&p.topic) {
+                                updater.on_message(&p.topic, &p.payload);
                             }
                             // After the command is with the executor, as paho acks after on_message.
                             if p.qos != QoS::AtMostOnce {

@@ -79,6 +79,7 @@ pub fn router(state: Arc<CoreState>) -> Router {
         .route("/policy-targets/{policy}", post(list_targets_for_policy))
         .route("/endpoint", get(describe_endpoint))
         .merge(crate::data::router())
+        .merge(crate::jobs::router())
         .fallback(unknown_operation)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)

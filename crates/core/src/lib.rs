@@ -14,6 +14,7 @@
 //! - [`credentials`]: the local access key and the aws CLI profile files.
 //! - [`error`]: AWS-shaped errors.
 //! - [`files`]: the data dir's modes (0700, secrets 0600), checked at start.
+//! - [`jobs`]: AWS IoT Jobs (control plane, device MQTT API, staged files).
 //!
 //! [`Core::open`] prepares the data dir (CA, credentials, store);
 //! [`Core::bind`] opens the listeners; [`Core::serve`] runs until shutdown.
@@ -24,6 +25,7 @@ pub mod credentials;
 pub mod data;
 pub mod error;
 pub mod files;
+pub mod jobs;
 pub mod mqtt;
 pub mod shadow;
 pub mod sigv4;
@@ -225,6 +227,7 @@ impl Core {
         let dir = &config.data_dir;
         files::prepare_data_dir(dir)?;
         let store = store::Store::open(&dir.join("core.db"))?;
+        store.tx(|tx| Ok(tx.execute_batch(jobs::store::SCHEMA)?))?;
         let ca_dir = dir.join("ca");
         let ca = gopigo_pki::CertificateAuthority::load_or_create(&ca_dir).map_err(|source| {
             CoreError::Pki {
@@ -403,6 +406,7 @@ impl Core {
             handle.clone(),
         ));
         let shadows = tokio::spawn(mqtt::shadow_service(state.clone(), handle.clone()));
+        let jobs = tokio::spawn(jobs::device::service(state.clone(), handle.clone()));
         let broker = Arc::new(broker);
         let b1 = broker.clone();
         let s1 = stopped();
@@ -419,6 +423,9 @@ impl Core {
         ));
         let limits = self.config.control_limits.clone();
         let app = control::router(state.clone())
+            .merge(jobs::files::router(
+                self.config.data_dir.join(jobs::files::FILES_DIR),
+            ))
             .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                 http::StatusCode::REQUEST_TIMEOUT,
                 limits.request_timeout,
@@ -442,6 +449,7 @@ impl Core {
         }
         follow.abort();
         shadows.abort();
+        jobs.abort();
         match control_result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(CoreError::Serve {

@@ -10,8 +10,12 @@
 //! - [`CommandResult`], [`Telemetry`], [`Status`], [`Detections`]: what the
 //!   robot and the detector publish.
 //! - [`RobotSettings`]: the shadow's desired/reported keys.
+//! - [`version`]: the agent's version, marked inside the binary.
 
 use serde::{Deserialize, Serialize};
+
+pub mod version;
+pub use version::{agent_version, agent_version_in};
 
 /// Topic names (AWS style, no leading slash).
 pub mod topics {
@@ -38,6 +42,10 @@ pub mod topics {
     /// `$aws/things/{thing}/shadow` (classic shadow).
     pub fn shadow(thing: &str) -> String {
         format!("$aws/things/{thing}/shadow")
+    }
+    /// Prefix of a thing's AWS IoT Jobs topics (`/notify-next`, `/start-next`, ...).
+    pub fn jobs(thing: &str) -> String {
+        format!("$aws/things/{thing}/jobs")
     }
     /// Filter for every robot's topic of one kind, e.g. `gopigo/+/telemetry`.
     pub fn all(kind: &str) -> String {
