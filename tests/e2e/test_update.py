@@ -41,7 +41,7 @@ def relabel(src, dst, version):
 class Robot:
     """`<its own copy of gopigo> agent --sim` for a provisioned bundle."""
 
-    def __init__(self, tmp_path, bundle, thing, deadline_s=90):
+    def __init__(self, tmp_path, bundle, thing, deadline_s=90, config=None):
         self.dir = tmp_path / "robots" / thing
         self.dir.mkdir(parents=True)
         self.exe = self.dir / "gopigo"
@@ -49,7 +49,7 @@ class Robot:
         os.chmod(self.exe, 0o755)
         env = dict(os.environ, GOPIGO_UPDATE_DEADLINE_S=str(deadline_s), RUST_LOG="info")
         self.proc = subprocess.Popen(
-            [str(self.exe), "agent", "--config", str(bundle / "robot.toml"), "--sim", "--no-camera"],
+            [str(self.exe), "agent", "--config", str(config or bundle / "robot.toml"), "--sim", "--no-camera"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.lines, self.err = [], []
         threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True).start()
@@ -201,5 +201,27 @@ def test_a_new_build_that_cannot_connect_is_rolled_back_and_reported_failed(core
         assert details["version"] == old_version
         assert rb.proc.poll() is None
         assert shadow_agent(data, "r4")["version"] == old_version
+    finally:
+        rb.stop()
+
+
+def test_a_robot_whose_policy_predates_jobs_reconnects_once_without_jobs(core, tmp_path):
+    """A robot provisioned before updates existed may not use its jobs
+    topics; the broker (as AWS) closes a client that subscribes or publishes
+    where it may not. The agent takes that as "no jobs" for the rest of its
+    run: one reconnect, not a reconnect loop."""
+    from conftest import Identity, robot_policy
+    from test_agent import write_robot_toml
+
+    ident = Identity(core, tmp_path, "r5", policy_doc=robot_policy(jobs=False), policy_name="old-robot")
+    cfg = write_robot_toml(tmp_path / "r5.toml", core, ident)
+    rb = Robot(tmp_path, None, "r5", config=cfg)
+    try:
+        # The broker closes the first session at the jobs SUBSCRIBE; the
+        # agent says why, reconnects once, and leaves its jobs topics alone.
+        rb.wait_connected(2)
+        assert any("predates over-the-air updates" in line for line in rb.err), "".join(rb.err)
+        time.sleep(5)
+        assert rb.proc.poll() is None and rb.connections() == 2, "".join(rb.lines + rb.err)
     finally:
         rb.stop()

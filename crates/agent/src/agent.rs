@@ -421,6 +421,7 @@ async fn session(
                             updater.on_connect();
                             announce(format!("connected   {}:{}", cfg.mqtt.host, cfg.mqtt.port));
                         }
+                        Packet::SubAck(ack) => updater.on_suback(&ack.return_codes),
                         Packet::Publish(p) => {
                             if p.topic == t.command {
                                 // Off unless RUST_LOG enables target `latency`.
@@ -471,6 +472,7 @@ async fn session(
                 }
                 Ok(Event::Outgoing(_)) => {}
                 Err(e) => {
+                    updater.on_link_lost();
                     // Stop first; the event loop explains the cause to the user.
                     if cfg.safety.stop_on_link_loss {
                         inbox.stop(StopCause::LinkLost(e.clone()));

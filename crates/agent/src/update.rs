@@ -245,6 +245,8 @@ pub struct Updater {
     pending: Option<Pending>,
     busy: Arc<AtomicBool>,
     connected: Arc<AtomicBool>,
+    awaiting_grant: bool,
+    jobs_denied: bool,
 }
 
 impl Updater {
@@ -266,6 +268,8 @@ impl Updater {
             pending,
             busy: Arc::new(AtomicBool::new(false)),
             connected,
+            awaiting_grant: false,
+            jobs_denied: false,
         }
     }
 
@@ -276,25 +280,58 @@ impl Updater {
             .is_some_and(|r| r.starts_with('/'))
     }
 
-    /// After each CONNACK: subscribe, settle a pending update, ask for the next job.
+    /// After each CONNACK: report the version, subscribe to the jobs topics
+    /// (one filter, so that its SUBACK is told apart by [`Self::on_suback`]).
+    /// Nothing is published to them before the broker grants the filter: a
+    /// policy made before updates existed does not allow them, and AWS
+    /// closes the connection of a client that subscribes or publishes where
+    /// it may not (see [`Self::on_link_lost`]).
     pub fn on_connect(&mut self) {
         self.connected.store(true, Ordering::SeqCst);
-        for t in [
-            "notify-next",
-            "start-next/accepted",
-            "start-next/rejected",
-            "+/update/rejected",
-        ] {
-            let filter = format!("{}/{t}", self.prefix);
-            if let Err(e) = self.client.try_subscribe(filter, QoS::AtLeastOnce) {
-                tracing::warn!(error = %e, "cannot subscribe to the jobs topics");
-            }
+        self.report_shadow(None);
+        if self.jobs_denied {
+            return;
+        }
+        let filter = format!("{}/#", self.prefix);
+        match self.client.try_subscribe(filter, QoS::AtLeastOnce) {
+            Ok(()) => self.awaiting_grant = true,
+            Err(e) => tracing::warn!(error = %e, "cannot subscribe to the jobs topics"),
+        }
+    }
+
+    /// A SUBACK: once the jobs filter is granted, settle a pending update
+    /// and ask for the next job; if refused, say why updates are off.
+    pub fn on_suback(&mut self, codes: &[rumqttc::SubscribeReasonCode]) {
+        if !self.awaiting_grant || codes.len() != 1 {
+            return;
+        }
+        self.awaiting_grant = false;
+        if codes[0] == rumqttc::SubscribeReasonCode::Failure {
+            self.deny();
+            return;
         }
         if let Some(p) = self.pending.take() {
             self.settle(&p);
         }
-        self.report_shadow(None);
         self.publish(&format!("{}/start-next", self.prefix), json!({}));
+    }
+
+    /// The connection closed: if the jobs SUBACK was still outstanding, the
+    /// broker closed it for the subscription, so jobs stay off for this run
+    /// (one reconnect, rather than one per connection).
+    pub fn on_link_lost(&mut self) {
+        if std::mem::take(&mut self.awaiting_grant) {
+            self.deny();
+        }
+    }
+
+    fn deny(&mut self) {
+        self.jobs_denied = true;
+        tracing::warn!(
+            thing = %self.thing,
+            "the broker refused the robot's jobs topics ($aws/things/{}/jobs/#): its policy predates over-the-air updates, which are off until the agent restarts; run `gopigo provision` again to update the fleet policy",
+            self.thing
+        );
     }
 
     /// Reports the outcome of the update that restarted this process.
