@@ -282,6 +282,12 @@ pub fn thing_joined_group(
     Ok(n)
 }
 
+/// A QUEUED execution number 1 (tests).
+#[cfg(test)]
+pub(crate) fn queued_for_tests(job: &str, thing: &str, now: f64) -> Execution {
+    queued(job, thing, 1, now)
+}
+
 fn queued(job: &str, thing: &str, number: i64, now: f64) -> Execution {
     Execution {
         job_id: job.to_string(),

@@ -463,3 +463,99 @@ pub async fn service(state: Arc<CoreState>, broker: BrokerHandle) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::store::Thing;
+
+    /// A core's state over a fresh data dir, with thing `r1` and one job on it.
+    fn state_with_job(dir: &std::path::Path) -> Arc<CoreState> {
+        let core = crate::Core::open(crate::CoreConfig::new(dir.join("core"))).unwrap();
+        let state = core.state();
+        state
+            .store
+            .insert_thing(&Thing {
+                name: "r1".into(),
+                id: "1".into(),
+                type_name: None,
+                attributes: Map::new(),
+                version: 1,
+            })
+            .unwrap();
+        let now = now_secs();
+        state
+            .store
+            .tx(|tx| {
+                js::put_job(
+                    tx,
+                    &js::Job {
+                        id: "j".into(),
+                        status: "IN_PROGRESS".into(),
+                        document: "{}".into(),
+                        description: None,
+                        targets: vec![state.arn("thing/r1")],
+                        target_selection: "SNAPSHOT".into(),
+                        created: now,
+                        updated: now,
+                        completed: None,
+                        force_canceled: false,
+                        reason_code: None,
+                        comment: None,
+                        config: Map::new(),
+                    },
+                )?;
+                js::put_execution(tx, &super::super::api::queued_for_tests("j", "r1", now))
+            })
+            .unwrap();
+        state
+    }
+
+    #[test]
+    fn a_step_timeout_moves_the_execution_to_timed_out_and_completes_the_job() {
+        let t = tempfile::tempdir().unwrap();
+        let state = state_with_job(t.path());
+        let req = |v: Value| Request {
+            body: v.as_object().unwrap().clone(),
+            token: None,
+        };
+        let started = start_next(&state, "r1", &req(json!({"stepTimeoutInMinutes": 1}))).unwrap();
+        assert_eq!(started["execution"]["status"], "IN_PROGRESS");
+        assert!(
+            started["execution"]["approximateSecondsBeforeTimedOut"]
+                .as_i64()
+                .unwrap()
+                > 50
+        );
+        // Not yet due: nothing moves.
+        assert_eq!(time_out_expired(&state).unwrap(), 0);
+        // Make it due, as a minute later.
+        state
+            .store
+            .tx(|tx| {
+                let mut e = js::execution(tx, "j", "r1")?.unwrap();
+                e.timeout_at = Some(now_secs() - 1.0);
+                js::put_execution(tx, &e)
+            })
+            .unwrap();
+        assert_eq!(time_out_expired(&state).unwrap(), 1);
+        let (e, j) = state
+            .store
+            .tx(|tx| {
+                Ok((
+                    js::execution(tx, "j", "r1")?.unwrap(),
+                    js::job(tx, "j")?.unwrap(),
+                ))
+            })
+            .unwrap();
+        assert_eq!(e.status, "TIMED_OUT");
+        assert_eq!(j.status, "COMPLETED");
+        // The device can no longer finish it.
+        let late = update(&state, "r1", "j", &req(json!({"status": "SUCCEEDED"})));
+        assert_eq!(late.unwrap_err().code, "TerminalStateReached");
+        // A step timeout out of range is refused.
+        let bad = step_minutes(&req(json!({"stepTimeoutInMinutes": 0})).body);
+        assert_eq!(bad.unwrap_err().code, "InvalidRequest");
+    }
+}
