@@ -138,3 +138,36 @@ async fn write_body(
     file.sync_all().await.map_err(io)?;
     Ok(hex::encode(hash.finalize()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves `body` at `/f` on a loopback port; returns the URL.
+    async fn serve(body: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/f", axum::routing::get(move || async move { body }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/f")
+    }
+
+    #[tokio::test]
+    async fn a_body_is_written_and_hashed_and_more_bytes_than_promised_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let dest = t.path().join("gopigo.new");
+        let data: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        let url = serve(data.clone()).await;
+        let sha = fetch(&url, &dest, 5000).await.unwrap();
+        assert_eq!(sha, crate::update::sha256_hex(&data));
+        assert_eq!(std::fs::read(&dest).unwrap(), data);
+        // The attack: a server that sends more than the job says.
+        let e = fetch(&url, &dest, 1000).await.unwrap_err();
+        assert!(e.contains("more than the job's 1000 bytes"), "{e}");
+        // Fewer bytes than promised.
+        let e = fetch(&url, &dest, 6000).await.unwrap_err();
+        assert!(e.contains("has 5000 bytes; the job says 6000"), "{e}");
+        let e = fetch("ftp://127.0.0.1/f", &dest, 1).await.unwrap_err();
+        assert!(e.contains("http:// or https://"), "{e}");
+    }
+}

@@ -136,4 +136,17 @@ mod tests {
             assert_eq!(get(&app, &bad).await.0, StatusCode::NOT_FOUND, "{bad}");
         }
     }
+
+    #[tokio::test]
+    async fn a_file_over_the_cap_is_not_served() {
+        let t = tempfile::tempdir().unwrap();
+        let token = "ef".repeat(32);
+        // Sparse: no disk is used.
+        let f = std::fs::File::create(t.path().join(&token)).unwrap();
+        f.set_len(MAX_FILE + 1).unwrap();
+        let app = router(t.path().to_path_buf());
+        let (status, body) = get(&app, &format!("/files/{token}")).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(String::from_utf8_lossy(&body).contains("at most"));
+    }
 }
