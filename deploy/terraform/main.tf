@@ -4,7 +4,7 @@
 # The certificate is signed from a CSR, so the private key never leaves the
 # device. The policy uses ${iot:Connection.Thing.ThingName} (written $${...}
 # in HCL): one policy serves the whole fleet and a robot can only touch its
-# own topics and shadow. It is the same document `gopigo provision` writes.
+# own topics, shadow and jobs. It is the same document `gopigo provision` writes.
 
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
@@ -24,21 +24,23 @@ locals {
         Resource = "${local.arn}:client/${local.me}"
       },
       {
-        Sid    = "OwnTopicsAndShadow"
+        Sid    = "OwnTopicsShadowAndJobs"
         Effect = "Allow"
         Action = ["iot:Publish", "iot:Receive"]
         Resource = [
           "${local.arn}:topic/gopigo/${local.me}/*",
           "${local.arn}:topic/$aws/things/${local.me}/shadow/*",
+          "${local.arn}:topic/$aws/things/${local.me}/jobs/*",
         ]
       },
       {
-        Sid    = "SubscribeOwnTopicsAndShadow"
+        Sid    = "SubscribeOwnTopicsShadowAndJobs"
         Effect = "Allow"
         Action = "iot:Subscribe"
         Resource = [
           "${local.arn}:topicfilter/gopigo/${local.me}/*",
           "${local.arn}:topicfilter/$aws/things/${local.me}/shadow/*",
+          "${local.arn}:topicfilter/$aws/things/${local.me}/jobs/*",
         ]
       },
       {

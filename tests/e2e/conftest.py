@@ -187,18 +187,20 @@ class Identity:
         return ["--cafile", str(self.core.ca_path), "--cert", str(self.cert), "--key", str(self.key)]
 
 
-def robot_policy():
+def robot_policy(jobs=True):
     """The fleet's least-privilege robot policy: one policy, each robot only
-    its own topics, through ${iot:Connection.Thing.ThingName}."""
+    its own topics, shadow and jobs, through ${iot:Connection.Thing.ThingName}.
+    `jobs=False` is the policy of fleets provisioned before over-the-air updates."""
     t = "${iot:Connection.Thing.ThingName}"
+    topics = [f"gopigo/{t}/*", f"$aws/things/{t}/shadow/*"] + ([f"$aws/things/{t}/jobs/*"] if jobs else [])
     return {
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"arn:aws:iot:*:*:client/{t}"},
             {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive", "iot:RetainPublish"],
-             "Resource": [f"arn:aws:iot:*:*:topic/gopigo/{t}/*", f"arn:aws:iot:*:*:topic/$aws/things/{t}/shadow/*"]},
+             "Resource": [f"arn:aws:iot:*:*:topic/{x}" for x in topics]},
             {"Effect": "Allow", "Action": "iot:Subscribe",
-             "Resource": [f"arn:aws:iot:*:*:topicfilter/gopigo/{t}/*", f"arn:aws:iot:*:*:topicfilter/$aws/things/{t}/shadow/*"]},
+             "Resource": [f"arn:aws:iot:*:*:topicfilter/{x}" for x in topics]},
         ],
     }
 

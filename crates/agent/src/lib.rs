@@ -23,6 +23,10 @@
 //! - [`camera`]: opens the configured frame source (the simulated camera
 //!   follows the simulated pose).
 //! - [`limits`]: raises the open-file limit to the hard limit at start.
+//! - [`update`]: over-the-air updates through AWS IoT Jobs (download with
+//!   a size limit, SHA-256 check, atomic swap keeping `.previous`, restart,
+//!   SUCCEEDED once the new version connects, rollback on its deadline);
+//!   [`download`] is its HTTP(S) GET.
 //! - [`debug`]: the simulation-only debug endpoint (`GET /sim`,
 //!   `POST /sim/obstacle`) for tests and benchmarks.
 //! - `session`: the MQTT session: subscribe to commands at QoS 1 and route
@@ -43,12 +47,14 @@ pub mod backoff;
 pub mod camera;
 pub mod config;
 pub mod debug;
+pub mod download;
 pub mod executor;
 pub mod inbox;
 pub mod limits;
 pub mod link;
 mod session;
 pub mod shadow;
+pub mod update;
 
 pub use agent::{run, VERSION};
 pub use config::{AgentConfig, ConfigError, Overrides};

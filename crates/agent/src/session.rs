@@ -19,7 +19,7 @@ use gopigo_protocol::{
 use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, Publish, QoS, SubscribeFilter};
 use tokio::sync::mpsc;
 
-use crate::agent::{announce, VERSION};
+use crate::agent::announce;
 use crate::backoff::Backoff;
 use crate::config::AgentConfig;
 use crate::executor::{Input, Output};
@@ -201,6 +201,8 @@ struct Session<'a> {
     /// The link watchdog stopped the wheels during this silence already.
     watchdog_fired: bool,
     deltas: shadow::DeltaDedup,
+    /// Over-the-air updates: AWS IoT Jobs on this thing's jobs topics.
+    updater: crate::update::Updater,
 }
 
 impl<'a> Session<'a> {
@@ -214,7 +216,7 @@ impl<'a> Session<'a> {
         let offline = Status {
             online: false,
             since: unix_ms(),
-            version: VERSION.to_string(),
+            version: crate::update::version(),
             camera_url: None,
             camera_token: None,
         };
@@ -231,6 +233,7 @@ impl<'a> Session<'a> {
             true,
         ));
         let (client, ev) = gopigo_client::new_client(opts, 256);
+        let updater = crate::update::Updater::new(&cfg.thing, client.clone());
         let reporter = LinkReporter::new(
             format!("{}:{}", cfg.mqtt.host, cfg.mqtt.port),
             cfg.mqtt.client_id.clone(),
@@ -248,6 +251,7 @@ impl<'a> Session<'a> {
             last_incoming: Instant::now(),
             watchdog_fired: false,
             deltas: shadow::DeltaDedup::default(),
+            updater,
         };
         Ok((session, events, poller))
     }
@@ -260,6 +264,7 @@ impl<'a> Session<'a> {
                 match packet {
                     Packet::ConnAck(_) => self.on_connack(),
                     Packet::Publish(p) => self.on_publish(&p),
+                    Packet::SubAck(ack) => self.updater.on_suback(&ack.return_codes),
                     _ => {}
                 }
             }
@@ -283,7 +288,7 @@ impl<'a> Session<'a> {
         let online = Status {
             online: true,
             since: unix_ms(),
-            version: VERSION.to_string(),
+            version: crate::update::version(),
             camera_url: self.camera.as_ref().map(|(url, _)| url.clone()),
             camera_token: self.camera.as_ref().map(|(_, t)| t.expose().to_string()),
         };
@@ -302,6 +307,7 @@ impl<'a> Session<'a> {
             false,
             Vec::new(),
         );
+        self.updater.on_connect();
         announce(format!(
             "connected   {}:{}",
             self.cfg.mqtt.host, self.cfg.mqtt.port
@@ -316,6 +322,9 @@ impl<'a> Session<'a> {
             // No shadow yet: report what we have.
             Some(Inbound::NoShadow) => {
                 let _ = self.send_input(Input::Settings(Default::default()));
+            }
+            None if self.updater.handles(&p.topic) => {
+                self.updater.on_message(&p.topic, &p.payload);
             }
             None => {}
         }
@@ -366,6 +375,7 @@ impl<'a> Session<'a> {
 
     /// The link failed: stop first; the event loop explains the cause.
     fn on_link_error(&mut self, e: String) {
+        self.updater.on_link_lost();
         if self.cfg.safety.stop_on_link_loss {
             self.inbox.stop(StopCause::LinkLost(e.clone()));
         }

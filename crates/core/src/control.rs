@@ -83,6 +83,7 @@ pub fn router(state: Arc<CoreState>) -> Router {
         .merge(crate::registration::router())
         .merge(crate::rules::router())
         .merge(crate::search::router())
+        .merge(crate::jobs::router())
         .fallback(unknown_operation)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)

@@ -22,6 +22,7 @@
 //! - [`credentials`]: the local access key and the aws CLI profile files.
 //! - [`error`]: AWS-shaped errors.
 //! - [`files`]: the data dir's modes (0700, secrets 0600), checked at start.
+//! - [`jobs`]: AWS IoT Jobs (control plane, device MQTT API, staged files).
 //!
 //! [`Core::open`] prepares the data dir (CA, credentials, store);
 //! [`Core::bind`] opens the listeners; [`Core::serve`] runs until shutdown.
@@ -33,6 +34,7 @@ pub mod data;
 pub mod error;
 pub mod files;
 pub mod fleet;
+pub mod jobs;
 pub mod mqtt;
 pub mod registration;
 pub mod rules;
@@ -253,6 +255,7 @@ impl Core {
         let dir = &config.data_dir;
         files::prepare_data_dir(dir)?;
         let store = store::Store::open(&dir.join("core.db"))?;
+        store.tx(|tx| Ok(tx.execute_batch(jobs::store::SCHEMA)?))?;
         let ca_dir = dir.join("ca");
         let ca = gopigo_pki::CertificateAuthority::load_or_create(&ca_dir).map_err(|source| {
             CoreError::Pki {
@@ -411,6 +414,7 @@ impl Core {
         ));
         let shadows = tokio::spawn(mqtt::shadow_service(state.clone(), handle.clone()));
         let rules = tokio::spawn(rules::run_engine(state.clone(), handle.clone()));
+        let jobs = tokio::spawn(jobs::device::service(state.clone(), handle.clone()));
         let broker = Arc::new(broker);
         let b1 = broker.clone();
         let s1 = stopped();
@@ -426,7 +430,11 @@ impl Core {
             stopped(),
         ));
         let limits = self.config.control_limits.clone();
-        let app = control_app(state, &limits);
+        let app = control_app(
+            state,
+            &limits,
+            self.config.data_dir.join(jobs::files::FILES_DIR),
+        );
         let control_task = tokio::spawn(serve_control(bound.control, app, limits, stop_rx.clone()));
 
         shutdown.await;
@@ -446,6 +454,7 @@ impl Core {
         follow.abort();
         shadows.abort();
         rules.abort();
+        jobs.abort();
         control_result.map_err(|e| CoreError::Broker(e.to_string()))
     }
 
@@ -499,10 +508,16 @@ impl Core {
     }
 }
 
-/// The control-plane API with its request timeout (408 past it) and
+/// The control-plane API and the update files served by token
+/// ([`jobs::files`]), with its request timeout (408 past it) and
 /// request tracing.
-fn control_app(state: Arc<CoreState>, limits: &HttpLimits) -> axum::Router {
+fn control_app(
+    state: Arc<CoreState>,
+    limits: &HttpLimits,
+    files_dir: std::path::PathBuf,
+) -> axum::Router {
     control::router(state)
+        .merge(jobs::files::router(files_dir))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             http::StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,

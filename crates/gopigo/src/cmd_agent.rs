@@ -82,6 +82,43 @@ pub struct AgentArgs {
     /// at this port (0 = any free port) for tests ([sim] debug_port).
     #[arg(long, env = "GOPIGO_SIM_DEBUG_PORT")]
     sim_debug_port: Option<u16>,
+    /// After an over-the-air update: `exec` the new binary in this process
+    /// (the default; a demo or a plain terminal), or `exit` and let the
+    /// service manager start it (systemd with `Restart=always`).
+    #[arg(long, value_enum, default_value_t = Restart::Exec, env = "GOPIGO_UPDATE_RESTART")]
+    restart: Restart,
+}
+
+/// How the agent restarts into an updated binary.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// Replace this process with the new binary, same arguments.
+    Exec,
+    /// Exit with status 0; the service manager starts the new binary.
+    Exit,
+}
+
+/// Restarts into the (updated) binary at `exe`.
+fn restart(exe: &std::path::Path, how: Restart) -> anyhow::Result<()> {
+    match how {
+        Restart::Exit => {
+            eprintln!(
+                "gopigo agent: updated; exiting so that the service manager starts the new version"
+            );
+            Ok(())
+        }
+        Restart::Exec => {
+            use std::os::unix::process::CommandExt;
+            let err = std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .exec();
+            Err(anyhow::anyhow!(err).context(format!(
+                "cannot start the updated agent {} (it was rolled in; start it again, or restore {}.previous)",
+                exe.display(),
+                exe.display()
+            )))
+        }
+    }
 }
 
 impl AgentArgs {
@@ -121,7 +158,18 @@ pub fn run(cmd: Commands) -> anyhow::Result<()> {
                 );
             }
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            rt.block_on(gopigo_agent::run(cfg, crate::shutdown_signal()))?;
+            let exe = gopigo_agent::update::exe_path();
+            let shutdown = async {
+                tokio::select! {
+                    _ = crate::shutdown_signal() => {}
+                    _ = gopigo_agent::update::restart_requested() => {}
+                }
+            };
+            rt.block_on(gopigo_agent::run(cfg, shutdown))?;
+            drop(rt);
+            if gopigo_agent::update::restart_pending() {
+                return restart(&exe, args.restart);
+            }
             Ok(())
         }
     }

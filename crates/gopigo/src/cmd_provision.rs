@@ -39,7 +39,7 @@ pub struct TargetArgs {
     #[arg(long)]
     aws: bool,
     #[command(flatten)]
-    data: DataDirArg,
+    pub(crate) data: DataDirArg,
     /// AWS region (overrides AWS_REGION and the profile's region).
     #[arg(long, requires = "aws")]
     region: Option<String>,
@@ -48,13 +48,13 @@ pub struct TargetArgs {
     endpoint_url: Option<String>,
 }
 
-struct Resolved {
-    client: IotClient,
-    local: Option<creds::LocalEndpoints>,
+pub(crate) struct Resolved {
+    pub(crate) client: IotClient,
+    pub(crate) local: Option<creds::LocalEndpoints>,
 }
 
 impl TargetArgs {
-    fn resolve(&self) -> anyhow::Result<Resolved> {
+    pub(crate) fn resolve(&self) -> anyhow::Result<Resolved> {
         if self.aws {
             let target =
                 creds::from_environment(self.region.as_deref(), self.endpoint_url.as_deref())?;

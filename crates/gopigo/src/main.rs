@@ -6,6 +6,7 @@ mod cmd_controller;
 mod cmd_core;
 mod cmd_pki;
 mod cmd_provision;
+mod cmd_update;
 mod cmd_vision;
 
 use std::io::IsTerminal;
@@ -39,6 +40,8 @@ enum Command {
     Provision(cmd_provision::Commands),
     #[command(flatten)]
     Vision(cmd_vision::Commands),
+    #[command(flatten)]
+    Update(cmd_update::Commands),
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::Controller(cmd) => cmd_controller::run(cmd),
         Command::Provision(cmd) => cmd_provision::run(cmd),
         Command::Vision(cmd) => cmd_vision::run(cmd),
+        Command::Update(cmd) => cmd_update::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -14,11 +14,15 @@
 //! - [`CommandResult`], [`Telemetry`], [`Status`], [`Detections`]: what the
 //!   robot and the detector publish.
 //! - [`RobotSettings`]: the shadow's desired/reported keys.
+//! - [`version`]: the agent's version, marked inside the binary.
 
 use serde::{Deserialize, Serialize};
 
 pub mod name;
 pub mod topic;
+pub mod version;
+
+pub use version::{agent_version, agent_version_in};
 
 pub use name::{valid_shadow_name, valid_thing_name, MAX_SHADOW_NAME_BYTES, MAX_THING_NAME_BYTES};
 pub use topic::{
@@ -64,6 +68,10 @@ pub mod topics {
     /// `/get`, `/update`, ...; or use [`Topic::shadow`]).
     pub fn shadow(thing: &str) -> String {
         format!("$aws/things/{thing}/shadow")
+    }
+    /// Prefix of a thing's AWS IoT Jobs topics (`/notify-next`, `/start-next`, ...).
+    pub fn jobs(thing: &str) -> String {
+        format!("$aws/things/{thing}/jobs")
     }
     /// The thing name in a `gopigo/{thing}/...` topic.
     pub fn thing_of(topic: &str) -> Option<&str> {

@@ -34,6 +34,7 @@ pub mod iot;
 pub mod plan;
 pub mod policy;
 mod provision;
+pub mod update;
 
 pub use error::ProvisionError;
 pub use policy::Role;

@@ -19,7 +19,7 @@ pub const THING_VAR: &str = "${iot:Connection.Thing.ThingName}";
 /// What a certificate is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
-    /// A robot: its own topics and its own shadow only.
+    /// A robot: its own topics, shadow and jobs only.
     Robot,
     /// A controller (dashboard, `gopigo drive`, detector): commands to every
     /// robot, telemetry, status, results, detections and shadows of all.
@@ -68,7 +68,8 @@ pub fn policy_document(role: Role, region: &str, account: &str) -> Value {
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
 
-/// A robot: its own client id, its own topics and shadow, its retained status.
+/// A robot: its own client id, its own topics, shadow and jobs, its
+/// retained status.
 fn robot_statements(arn: &dyn Fn(&str) -> String) -> Value {
     let me = THING_VAR;
     json!([
@@ -79,21 +80,23 @@ fn robot_statements(arn: &dyn Fn(&str) -> String) -> Value {
             "Resource": arn(&format!("client/{me}"))
         },
         {
-            "Sid": "OwnTopicsAndShadow",
+            "Sid": "OwnTopicsShadowAndJobs",
             "Effect": "Allow",
             "Action": ["iot:Publish", "iot:Receive"],
             "Resource": [
                 arn(&format!("topic/gopigo/{me}/*")),
-                arn(&format!("topic/$aws/things/{me}/shadow/*"))
+                arn(&format!("topic/$aws/things/{me}/shadow/*")),
+                arn(&format!("topic/$aws/things/{me}/jobs/*"))
             ]
         },
         {
-            "Sid": "SubscribeOwnTopicsAndShadow",
+            "Sid": "SubscribeOwnTopicsShadowAndJobs",
             "Effect": "Allow",
             "Action": "iot:Subscribe",
             "Resource": [
                 arn(&format!("topicfilter/gopigo/{me}/*")),
-                arn(&format!("topicfilter/$aws/things/{me}/shadow/*"))
+                arn(&format!("topicfilter/$aws/things/{me}/shadow/*")),
+                arn(&format!("topicfilter/$aws/things/{me}/jobs/*"))
             ]
         },
         {
@@ -285,6 +288,49 @@ mod tests {
             ),
             ("r1", "iot:RetainPublish", "topic/gopigo/r2/status", false),
             ("r1", "iot:UpdateThingShadow", "thing/r1", false),
+            // its own jobs (over-the-air updates), never another robot's
+            (
+                "r1",
+                "iot:Publish",
+                "topic/$aws/things/r1/jobs/start-next",
+                true,
+            ),
+            (
+                "r1",
+                "iot:Publish",
+                "topic/$aws/things/r1/jobs/j1/update",
+                true,
+            ),
+            (
+                "r1",
+                "iot:Receive",
+                "topic/$aws/things/r1/jobs/notify-next",
+                true,
+            ),
+            (
+                "r1",
+                "iot:Subscribe",
+                "topicfilter/$aws/things/r1/jobs/notify-next",
+                true,
+            ),
+            (
+                "r1",
+                "iot:Publish",
+                "topic/$aws/things/r2/jobs/j1/update",
+                false,
+            ),
+            (
+                "r1",
+                "iot:Receive",
+                "topic/$aws/things/r2/jobs/notify-next",
+                false,
+            ),
+            (
+                "r1",
+                "iot:Subscribe",
+                "topicfilter/$aws/things/+/jobs/notify-next",
+                false,
+            ),
         ];
         for (thing, action, resource, want) in cases {
             assert_eq!(
@@ -350,6 +396,17 @@ mod tests {
                 want,
                 "{thing} {action} {resource}"
             );
+        }
+    }
+
+    #[test]
+    fn policies_stay_under_aws_2048_character_limit() {
+        // AWS counts the document without whitespace; a long region and
+        // account are the worst case.
+        for role in [Role::Robot, Role::Controller] {
+            let v = policy_document(role, "ap-southeast-2", "123456789012");
+            let n = v.to_string().chars().count();
+            assert!(n < 2048, "{role} policy is {n} characters");
         }
     }
 
