@@ -24,10 +24,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use gopigo_camera::mjpeg::{ClientOptions, MjpegClient};
-use gopigo_camera::{Frame, FrameBus};
+use gopigo_camera::{jpeg, Frame, FrameBus};
 use gopigo_client::MqttSettings;
 use gopigo_protocol::{topics, Detection as WireDetection, Detections, Status};
-use gopigo_vision::{Detection, Detector};
+use gopigo_vision::{draw_detections, Detection, Detector};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::watch;
 
@@ -315,18 +315,15 @@ async fn detect_frame(
     draw: bool,
 ) -> Result<(Detector, Result<Detected, gopigo_vision::VisionError>), String> {
     tokio::task::spawn_blocking(move || {
-        let result = gopigo_vision::decode_jpeg(&frame.jpeg).and_then(|img| {
+        let result = (|| {
+            let img = jpeg::decode_jpeg(&frame.jpeg, "")?;
             let dets = det.detect_rgb(&img)?;
-            let drawn = if draw {
-                Some(gopigo_vision::encode_jpeg(
-                    &gopigo_vision::draw_detections(&img, &dets),
-                    80,
-                )?)
-            } else {
-                None
+            let drawn = match draw {
+                true => Some(jpeg::encode_jpeg(&draw_detections(&img, &dets), 80)?),
+                false => None,
             };
             Ok((dets, drawn))
-        });
+        })();
         (det, result)
     })
     .await

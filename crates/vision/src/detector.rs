@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use image::RgbImage;
+use gopigo_camera::jpeg::{self, RgbImage};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -311,15 +311,16 @@ impl Detector {
         &self.config
     }
 
-    /// Decode a JPEG (or any format the `image` crate was built with) and detect.
-    pub fn detect_jpeg(&mut self, jpeg: &[u8]) -> Result<Vec<Detection>, VisionError> {
-        let img = decode_jpeg(jpeg)?;
+    /// Decodes a JPEG (or PNG) with the camera crate's decoder and detects.
+    /// A JPEG cut short is a [`VisionError::Decode`].
+    pub fn detect_jpeg(&mut self, bytes: &[u8]) -> Result<Vec<Detection>, VisionError> {
+        let img = jpeg::decode_image(bytes, "")?;
         self.detect_rgb(&img)
     }
 
     /// Detect objects in an RGB image; boxes are in its pixels.
     pub fn detect_rgb(&mut self, img: &RgbImage) -> Result<Vec<Detection>, VisionError> {
-        if img.width() == 0 || img.height() == 0 {
+        if img.width == 0 || img.height == 0 {
             return Err(VisionError::Decode("image has no pixels".into()));
         }
         let lb = match self.config.resize {
@@ -449,15 +450,6 @@ impl Detector {
     }
 }
 
-/// Whether JPEG bytes end their last scan with an end-of-image marker.
-/// (The decoder itself fills a cut-off image with grey and succeeds.)
-pub(crate) fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let Some(sos) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
-        return false;
-    };
-    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
-}
-
 /// Layout of a single-tensor output `[1, a, b]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Layout {
@@ -486,19 +478,6 @@ pub(crate) fn single_tensor_layout(a: usize, b: usize, classes: Option<usize>) -
     }
 }
 
-/// Decode JPEG (or PNG etc. if enabled) bytes to RGB. A JPEG cut short
-/// (no end-of-image marker after its scan) is an error.
-pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, VisionError> {
-    if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_is_complete(bytes) {
-        return Err(VisionError::Decode(format!(
-            "truncated JPEG ({} bytes, no end-of-image marker after the image data)",
-            bytes.len()
-        )));
-    }
-    let img = image::load_from_memory(bytes).map_err(|e| VisionError::Decode(e.to_string()))?;
-    Ok(img.into_rgb8())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,20 +486,6 @@ mod tests {
     fn detector_can_move_to_a_worker_thread() {
         fn is_send<T: Send>() {}
         is_send::<Detector>();
-    }
-
-    #[test]
-    fn jpeg_completeness() {
-        let cases: [(&[u8], bool); 5] = [
-            (&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0xD9], true),
-            (&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0xD9, 0, 0], true), // trailing padding
-            (&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2], false),
-            (&[0xFF, 0xD8, 0xFF, 0xD9, 0xFF, 0xDA, 1], false), // thumbnail EOI before the scan
-            (&[0xFF, 0xD8], false),
-        ];
-        for (b, want) in cases {
-            assert_eq!(jpeg_is_complete(b), want, "{b:x?}");
-        }
     }
 
     #[test]
