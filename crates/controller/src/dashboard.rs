@@ -6,7 +6,8 @@
 //! - `GET /ws`: the WebSocket ([`crate::hub`] documents its messages).
 //! - `GET /api/fleet`: the `hello` message as JSON (for scripts and tests).
 //! - `GET /robots/{thing}/video`: the robot's MJPEG stream, re-served as
-//!   `multipart/x-mixed-replace` with a `Content-Length` per part. The
+//!   `multipart/x-mixed-replace` with a `Content-Length` per part and the
+//!   frame's `X-Frame-Seq` and `X-Captured-At-Ms` passed through. The
 //!   dashboard reads the robot's stream with the camera crate's client and
 //!   always forwards the newest frame, so a slow page skips frames rather
 //!   than falling behind.
@@ -36,7 +37,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::{BufMut, Bytes, BytesMut};
+use gopigo_camera::mjpeg::multipart::part_head;
 use gopigo_camera::mjpeg::{ClientOptions, MjpegClient};
+use gopigo_camera::Frame;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -363,14 +366,13 @@ async fn page_session(mut socket: WebSocket, st: AppState, _permit: OwnedSemapho
     }
 }
 
-fn part(jpeg: &[u8]) -> Bytes {
-    let head = format!(
-        "--{VIDEO_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-        jpeg.len()
-    );
-    let mut b = BytesMut::with_capacity(head.len() + jpeg.len() + 2);
+/// One part of the re-served stream, with the camera's part headers
+/// (sequence number and capture time) passed through.
+fn part(frame: &Frame) -> Bytes {
+    let head = part_head(VIDEO_BOUNDARY, frame);
+    let mut b = BytesMut::with_capacity(head.len() + frame.jpeg.len() + 2);
     b.put_slice(head.as_bytes());
-    b.put_slice(jpeg);
+    b.put_slice(&frame.jpeg);
     b.put_slice(b"\r\n");
     b.freeze()
 }
@@ -440,7 +442,7 @@ fn video_response(client: MjpegClient, stop: CancellationToken) -> Response {
     let frames = client.latest();
     let stream = futures::stream::unfold(frames, |mut frames| async move {
         match frames.next().await {
-            Ok(Some(frame)) => Some((Ok::<Bytes, Infallible>(part(&frame.jpeg)), frames)),
+            Ok(Some(frame)) => Some((Ok::<Bytes, Infallible>(part(&frame)), frames)),
             Ok(None) => None,
             Err(e) => {
                 tracing::debug!(error = %e, "camera stream ended");

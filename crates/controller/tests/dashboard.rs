@@ -135,7 +135,7 @@ async fn video_of_an_unknown_robot_or_a_dead_camera_says_why() {
 }
 
 #[tokio::test]
-async fn video_is_proxied_frame_by_frame_with_the_stamp() {
+async fn video_is_proxied_frame_by_frame_with_seq_and_capture_time() {
     // A real camera server with one stamped frame.
     let bus = FrameBus::new();
     let jpeg = encode_jpeg(&RgbImage::filled(64, 48, [200, 10, 10]), 80).unwrap();
@@ -166,7 +166,7 @@ async fn video_is_proxied_frame_by_frame_with_the_stamp() {
     assert_eq!(ct, "multipart/x-mixed-replace; boundary=gopigoframe");
     let mut body = resp.into_body();
     let mut buf = Vec::new();
-    let part = tokio::time::timeout(Duration::from_secs(10), async {
+    let (head, part) = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let frame = body.frame().await.unwrap().unwrap();
             if let Ok(data) = frame.into_data() {
@@ -184,13 +184,19 @@ async fn video_is_proxied_frame_by_frame_with_the_stamp() {
                 let start = head_end + 4;
                 if buf.len() >= start + len {
                     assert!(head.starts_with("--gopigoframe\r\n"), "{head}");
-                    return buf[start..start + len].to_vec();
+                    return (head.to_string(), buf[start..start + len].to_vec());
                 }
             }
         }
     })
     .await
     .unwrap();
+    // The camera's part headers are passed through, the JPEG's stamp too.
+    assert!(head.contains("\r\nX-Frame-Seq: 42\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nX-Captured-At-Ms: 1700000000123"),
+        "{head}"
+    );
     let stamp = read_stamp(&part).expect("the camera's stamp survives the proxy");
     assert_eq!((stamp.seq, stamp.captured_at_ms), (42, 1_700_000_000_123));
     let _ = stop_tx.send(());

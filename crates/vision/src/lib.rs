@@ -87,7 +87,7 @@ pub enum VisionError {
     /// The ONNX Runtime library exists but could not be loaded.
     #[error("cannot load ONNX Runtime from {path}: {message}; run `{SETUP_COMMAND}` to install a compatible libonnxruntime.so")]
     RuntimeLoad {
-        /// The library.
+        /// The `libonnxruntime.so` that failed to load.
         path: PathBuf,
         /// The loader's message.
         message: String,
@@ -95,15 +95,16 @@ pub enum VisionError {
     /// The model file does not exist.
     #[error("model file {path} not found: run `{SETUP_COMMAND}` and import the darknet model (gopigo model import-darknet CFG WEIGHTS -o MODEL.onnx)")]
     ModelMissing {
-        /// The model path.
+        /// The `.onnx` file that was asked for.
         path: PathBuf,
     },
     /// The model file is not a model ONNX Runtime can load, or not one we can decode.
     #[error("model {path}: {message}")]
     Model {
-        /// The model path.
+        /// The `.onnx` file.
         path: PathBuf,
-        /// What is wrong.
+        /// What is wrong with it (ONNX Runtime's message, or the input,
+        /// outputs or metadata that do not fit).
         message: String,
     },
     /// A setting is out of range.
@@ -121,9 +122,9 @@ pub enum VisionError {
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
-        /// The file.
+        /// The file, folder or program (`ffmpeg`) at fault.
         path: PathBuf,
-        /// The cause.
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// Importing a darknet model failed.
