@@ -39,6 +39,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::{BufMut, Bytes, BytesMut};
+use gopigo_camera::mjpeg::multipart::part_head;
 use gopigo_camera::mjpeg::{ClientOptions, MjpegClient};
 use gopigo_camera::Frame;
 use tokio::net::TcpListener;
@@ -393,22 +394,13 @@ async fn page_session(mut socket: WebSocket, st: AppState, _permit: OwnedSemapho
     }
 }
 
-/// One part of the re-served stream: the frame's sequence number and
-/// capture time travel as part headers, so the page needs not read them
-/// out of the JPEG. A camera that stamps nothing gets the time the
-/// dashboard received the frame (the camera crate's client decides).
+/// One part of the re-served stream, with the camera's part headers
+/// (sequence number and capture time) passed through.
 fn part(frame: &Frame) -> Bytes {
-    let jpeg = &frame.jpeg;
-    let head = format!(
-        "--{VIDEO_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\
-         X-Frame-Seq: {}\r\nX-Captured-At-Ms: {}\r\n\r\n",
-        jpeg.len(),
-        frame.seq,
-        frame.captured_at_ms
-    );
-    let mut b = BytesMut::with_capacity(head.len() + jpeg.len() + 2);
+    let head = part_head(VIDEO_BOUNDARY, frame);
+    let mut b = BytesMut::with_capacity(head.len() + frame.jpeg.len() + 2);
     b.put_slice(head.as_bytes());
-    b.put_slice(jpeg);
+    b.put_slice(&frame.jpeg);
     b.put_slice(b"\r\n");
     b.freeze()
 }

@@ -21,33 +21,35 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gopigo_camera::mjpeg::{ClientOptions, MjpegClient};
-use gopigo_camera::{Frame, FrameBus};
+use gopigo_camera::mjpeg::{ClientOptions, LatestFrames, MjpegClient};
+use gopigo_camera::{jpeg, Frame, FrameBus};
 use gopigo_client::MqttSettings;
 use gopigo_protocol::{topics, Detection as WireDetection, Detections, Status};
-use gopigo_vision::{Detection, Detector};
+use gopigo_vision::{draw_detections, Detection, Detector};
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::watch;
 
-/// Errors of the live detector.
+/// Errors of the live detector; each names the URL, file or output at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
     /// The stream cannot be opened at all.
     #[error("cannot read the MJPEG stream {url}: {reason}")]
     Stream {
-        /// The URL.
+        /// The stream URL as given.
         url: String,
-        /// Why.
+        /// What failed and, where it helps, what to do (a token to give,
+        /// a camera that is not running).
         reason: String,
     },
     /// The MQTT config cannot be used.
     #[error("MQTT config {path}: {reason}")]
     Config {
-        /// The file.
+        /// The TOML file given as `--mqtt-config`.
         path: PathBuf,
-        /// Why.
+        /// The TOML parser's message, or the missing `--thing`.
         reason: String,
     },
     /// TLS material of the MQTT identity.
@@ -59,9 +61,9 @@ pub enum DetectError {
     /// Output could not be written.
     #[error("cannot write {what}: {source}")]
     Io {
-        /// What.
+        /// `stdout`, or the annotated stream's listen address.
         what: String,
-        /// The error.
+        /// The operating system's error.
         source: std::io::Error,
     },
 }
@@ -311,22 +313,19 @@ type Detected = (Vec<Detection>, Option<Vec<u8>>);
 /// Runs `det` on `frame` on a blocking thread; hands the detector back.
 async fn detect_frame(
     mut det: Detector,
-    frame: std::sync::Arc<Frame>,
+    frame: Arc<Frame>,
     draw: bool,
 ) -> Result<(Detector, Result<Detected, gopigo_vision::VisionError>), String> {
     tokio::task::spawn_blocking(move || {
-        let result = gopigo_vision::decode_jpeg(&frame.jpeg).and_then(|img| {
+        let result = (|| {
+            let img = jpeg::decode_jpeg(&frame.jpeg, "")?;
             let dets = det.detect_rgb(&img)?;
-            let drawn = if draw {
-                Some(gopigo_vision::encode_jpeg(
-                    &gopigo_vision::draw_detections(&img, &dets),
-                    80,
-                )?)
-            } else {
-                None
+            let drawn = match draw {
+                true => Some(jpeg::encode_jpeg(&draw_detections(&img, &dets), 80)?),
+                false => None,
             };
             Ok((dets, drawn))
-        });
+        })();
         (det, result)
     })
     .await
@@ -376,47 +375,32 @@ pub async fn run_live(
     if let Some(port) = opts.serve_port {
         serve_annotated(port, annotated.clone(), stop_rx).await?;
     }
-
-    let mut latest = connect_first(&opts.url, &mut token).await?.latest();
-    let mut detector = Some(detector);
+    let latest = connect_first(&opts.url, &mut token).await?.latest();
+    let mut stream = LiveStream {
+        url: opts.url.clone(),
+        latest,
+        token,
+        backoff: FIRST_BACKOFF,
+    };
+    let mut det = detector;
+    let mut rate = Rate::new();
     let mut done = 0u64;
-    let mut window = (Instant::now(), 0u32);
     let max = opts.max_frames.unwrap_or(u64::MAX);
     let draw = opts.serve_port.is_some();
     tokio::pin!(shutdown);
-    let mut backoff = Duration::from_millis(200);
     while done < max {
         let frame = tokio::select! {
             _ = &mut shutdown => break,
-            f = latest.next() => f,
+            f = stream.next() => f,
         };
-        let frame = match frame {
-            Ok(Some(f)) => f,
-            Ok(None) | Err(_) => {
-                tracing::warn!(url = %opts.url, "stream ended; reconnecting");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                let t = token.current().await;
-                match connect(&opts.url, t.as_deref()).await {
-                    Ok(c) => {
-                        latest = c.latest();
-                        backoff = Duration::from_millis(200);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "reconnect failed"),
-                }
-                continue;
-            }
-        };
-        let Some(det) = detector.take() else {
-            break;
-        };
-        let (det, result) = detect_frame(det, frame.clone(), draw)
+        let Some(frame) = frame else { continue };
+        let (d, result) = detect_frame(det, frame.clone(), draw)
             .await
             .map_err(|reason| DetectError::Stream {
                 url: opts.url.clone(),
                 reason,
             })?;
-        detector = Some(det);
+        det = d;
         let (dets, drawn) = match result {
             Ok(v) => v,
             Err(e) => {
@@ -426,20 +410,77 @@ pub async fn run_live(
         };
         emit(out, mqtt.as_ref(), &annotated, &frame, &dets, drawn)?;
         done += 1;
-        window.1 += 1;
-        let elapsed = window.0.elapsed();
-        if elapsed >= Duration::from_secs(5) {
-            let fps = f64::from(window.1) / elapsed.as_secs_f64();
-            tracing::info!(fps = format!("{fps:.1}"), frames = done, "detecting");
-            eprintln!("{fps:.1} FPS ({done} frames)");
-            window = (Instant::now(), 0);
-        }
+        rate.count(done);
     }
     let _ = stop_tx.send(true);
     if let Some((client, _)) = mqtt {
         let _ = client.disconnect().await;
     }
     Ok(done)
+}
+
+/// Wait before the first reconnect; doubled per failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest wait between reconnects.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The robot's stream, reconnected with backoff when it ends.
+struct LiveStream {
+    url: String,
+    latest: LatestFrames,
+    token: Token,
+    backoff: Duration,
+}
+
+impl LiveStream {
+    /// The newest frame; `None` after the stream ended and a reconnect was
+    /// tried (the caller just asks again).
+    async fn next(&mut self) -> Option<Arc<Frame>> {
+        if let Ok(Some(f)) = self.latest.next().await {
+            return Some(f);
+        }
+        tracing::warn!(url = %self.url, "stream ended; reconnecting");
+        tokio::time::sleep(self.backoff).await;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        let t = self.token.current().await;
+        match connect(&self.url, t.as_deref()).await {
+            Ok(c) => {
+                self.latest = c.latest();
+                self.backoff = FIRST_BACKOFF;
+            }
+            Err(e) => tracing::warn!(error = %e, "reconnect failed"),
+        }
+        None
+    }
+}
+
+/// Frames per second over windows of [`Rate::WINDOW`], logged and printed.
+struct Rate {
+    since: Instant,
+    frames: u32,
+}
+
+impl Rate {
+    const WINDOW: Duration = Duration::from_secs(5);
+
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            frames: 0,
+        }
+    }
+
+    /// Counts one frame (`done` in all) and reports when a window is over.
+    fn count(&mut self, done: u64) {
+        self.frames += 1;
+        let elapsed = self.since.elapsed();
+        if elapsed >= Self::WINDOW {
+            let fps = f64::from(self.frames) / elapsed.as_secs_f64();
+            tracing::info!(fps = format!("{fps:.1}"), frames = done, "detecting");
+            eprintln!("{fps:.1} FPS ({done} frames)");
+            *self = Self::new();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -108,7 +108,7 @@ fn stage_times(jpegs: &[Vec<u8>], size: u32) -> (f64, f64, f64) {
     let mut st = gopigo_vision::preprocess::FastResizer::default();
     for j in jpegs {
         let t = Instant::now();
-        let img = gopigo_vision::decode_jpeg(j).unwrap();
+        let img = gopigo_camera::jpeg::decode_jpeg(j, "bench image").unwrap();
         dec += t.elapsed().as_secs_f64();
         let t = Instant::now();
         gopigo_vision::preprocess::letterbox_fast(&img, size, size, &mut st, &mut buf);

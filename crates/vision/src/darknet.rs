@@ -275,6 +275,9 @@ pub struct Network {
     pub shapes: Vec<(usize, usize, usize)>,
 }
 
+/// A layer's output: `(channels, height, width)`.
+type Shape = (usize, usize, usize);
+
 fn resolve(index: usize, rel: i64, sec: &CfgSection) -> Result<usize, DarknetError> {
     let abs = if rel < 0 { index as i64 + rel } else { rel };
     if abs < 0 || abs as usize >= index {
@@ -310,172 +313,12 @@ impl Network {
                 shapes[index - 1]
             };
             let (layer, shape) = match sec.name.as_str() {
-                "convolutional" | "conv" => {
-                    let filters = sec.uint("filters", 1)?;
-                    let size = sec.uint("size", 1)?;
-                    let stride = sec.uint("stride", 1)?;
-                    let groups = sec.uint("groups", 1)?;
-                    let pad = if sec.int("pad", 0)? != 0 {
-                        size / 2
-                    } else {
-                        sec.uint("padding", 0)?
-                    };
-                    if filters == 0
-                        || size == 0
-                        || stride == 0
-                        || groups == 0
-                        || c % groups != 0
-                        || filters % groups != 0
-                    {
-                        return Err(sec.err(format!("filters={filters} size={size} stride={stride} groups={groups} do not fit {c} input channels")));
-                    }
-                    if h + 2 * pad < size || w + 2 * pad < size {
-                        return Err(sec.err(format!(
-                            "kernel {size} larger than the padded input {h}x{w}"
-                        )));
-                    }
-                    let activation =
-                        Activation::parse(sec.get("activation").unwrap_or("logistic"), sec)?;
-                    let out = (
-                        filters,
-                        (h + 2 * pad - size) / stride + 1,
-                        (w + 2 * pad - size) / stride + 1,
-                    );
-                    (
-                        Layer::Conv {
-                            filters,
-                            size,
-                            stride,
-                            pad,
-                            groups,
-                            batch_normalize: sec.int("batch_normalize", 0)? != 0,
-                            activation,
-                        },
-                        out,
-                    )
-                }
-                "maxpool" | "max" => {
-                    let stride = sec.uint("stride", 1)?;
-                    let size = sec.uint("size", stride)?;
-                    if size == 0 || stride == 0 {
-                        return Err(sec.err("size and stride must be > 0"));
-                    }
-                    let padding = sec.uint("padding", size - 1)?;
-                    if h + padding < size || w + padding < size {
-                        return Err(sec.err(format!("window {size} larger than the input {h}x{w}")));
-                    }
-                    let out = (
-                        c,
-                        (h + padding - size) / stride + 1,
-                        (w + padding - size) / stride + 1,
-                    );
-                    (
-                        Layer::MaxPool {
-                            size,
-                            stride,
-                            padding,
-                        },
-                        out,
-                    )
-                }
-                "upsample" => {
-                    let stride = sec.uint("stride", 2)?;
-                    if stride == 0 {
-                        return Err(
-                            sec.err("negative (down-sampling) or zero stride is not supported")
-                        );
-                    }
-                    let scale = sec.float("scale", 1.0)?;
-                    (
-                        Layer::Upsample { stride, scale },
-                        (c, h * stride, w * stride),
-                    )
-                }
-                "route" => {
-                    let refs = sec
-                        .int_list("layers")?
-                        .ok_or_else(|| sec.err("layers= is required"))?;
-                    if refs.is_empty() {
-                        return Err(sec.err("layers= is empty"));
-                    }
-                    let mut abs = Vec::new();
-                    let mut out_c = 0;
-                    let mut hw = None;
-                    for r in refs {
-                        let a = resolve(index, r, sec)?;
-                        let (lc, lh, lw) = shapes[a];
-                        if let Some(prev) = hw {
-                            if prev != (lh, lw) {
-                                return Err(sec.err(format!(
-                                    "routed layers differ in size: {prev:?} vs {:?}",
-                                    (lh, lw)
-                                )));
-                            }
-                        }
-                        hw = Some((lh, lw));
-                        out_c += lc;
-                        abs.push(a);
-                    }
-                    let (oh, ow) = hw.unwrap_or((h, w));
-                    (Layer::Route { layers: abs }, (out_c, oh, ow))
-                }
-                "shortcut" => {
-                    let from_rel = sec.int("from", 0)?;
-                    let from = resolve(index, from_rel, sec)?;
-                    if shapes[from] != (c, h, w) {
-                        return Err(sec.err(format!(
-                            "shortcut shapes differ: {:?} vs {:?}",
-                            shapes[from],
-                            (c, h, w)
-                        )));
-                    }
-                    let activation =
-                        Activation::parse(sec.get("activation").unwrap_or("linear"), sec)?;
-                    (Layer::Shortcut { from, activation }, (c, h, w))
-                }
-                "yolo" => {
-                    let classes = sec.uint("classes", 20)?;
-                    let num = sec.uint("num", 1)?;
-                    let flat = sec.float_list("anchors")?.unwrap_or_default();
-                    if flat.len() != 2 * num {
-                        return Err(sec.err(format!(
-                            "num={num} needs {} anchor values, got {}",
-                            2 * num,
-                            flat.len()
-                        )));
-                    }
-                    let anchors: Vec<(f32, f32)> = flat.chunks(2).map(|p| (p[0], p[1])).collect();
-                    let mask: Vec<usize> = match sec.int_list("mask")? {
-                        Some(m) => m
-                            .into_iter()
-                            .map(|v| {
-                                usize::try_from(v).ok().filter(|&u| u < num).ok_or_else(|| {
-                                    sec.err(format!(
-                                        "mask entry {v} is not an anchor index below num={num}"
-                                    ))
-                                })
-                            })
-                            .collect::<Result<_, _>>()?,
-                        None => (0..num).collect(),
-                    };
-                    let want = mask.len() * (classes + 5);
-                    if c != want {
-                        return Err(sec.err(format!(
-                            "input has {c} channels; {} anchors x ({classes} classes + 5) = {want}",
-                            mask.len()
-                        )));
-                    }
-                    let scale_x_y = sec.float("scale_x_y", 1.0)?;
-                    (
-                        Layer::Yolo(YoloHead {
-                            mask,
-                            anchors,
-                            classes,
-                            scale_x_y,
-                        }),
-                        (c, h, w),
-                    )
-                }
+                "convolutional" | "conv" => conv_layer(sec, (c, h, w))?,
+                "maxpool" | "max" => maxpool_layer(sec, (c, h, w))?,
+                "upsample" => upsample_layer(sec, (c, h, w))?,
+                "route" => route_layer(sec, index, &shapes, (h, w))?,
+                "shortcut" => shortcut_layer(sec, index, &shapes, (c, h, w))?,
+                "yolo" => yolo_layer(sec, (c, h, w))?,
                 other => return Err(sec.err(format!("layer type [{other}] is not supported"))),
             };
             layers.push(layer);
@@ -503,6 +346,190 @@ impl Network {
             self.shapes[index - 1].0
         }
     }
+}
+
+/// `[convolutional]`: kernel, stride, padding and groups checked against the input.
+fn conv_layer(sec: &CfgSection, (c, h, w): Shape) -> Result<(Layer, Shape), DarknetError> {
+    let filters = sec.uint("filters", 1)?;
+    let size = sec.uint("size", 1)?;
+    let stride = sec.uint("stride", 1)?;
+    let groups = sec.uint("groups", 1)?;
+    let pad = if sec.int("pad", 0)? != 0 {
+        size / 2
+    } else {
+        sec.uint("padding", 0)?
+    };
+    if filters == 0
+        || size == 0
+        || stride == 0
+        || groups == 0
+        || c % groups != 0
+        || filters % groups != 0
+    {
+        return Err(sec.err(format!("filters={filters} size={size} stride={stride} groups={groups} do not fit {c} input channels")));
+    }
+    if h + 2 * pad < size || w + 2 * pad < size {
+        return Err(sec.err(format!(
+            "kernel {size} larger than the padded input {h}x{w}"
+        )));
+    }
+    let activation = Activation::parse(sec.get("activation").unwrap_or("logistic"), sec)?;
+    let out = (
+        filters,
+        (h + 2 * pad - size) / stride + 1,
+        (w + 2 * pad - size) / stride + 1,
+    );
+    Ok((
+        Layer::Conv {
+            filters,
+            size,
+            stride,
+            pad,
+            groups,
+            batch_normalize: sec.int("batch_normalize", 0)? != 0,
+            activation,
+        },
+        out,
+    ))
+}
+
+/// `[maxpool]`, padding defaulting to `size - 1` as darknet does.
+fn maxpool_layer(sec: &CfgSection, (c, h, w): Shape) -> Result<(Layer, Shape), DarknetError> {
+    let stride = sec.uint("stride", 1)?;
+    let size = sec.uint("size", stride)?;
+    if size == 0 || stride == 0 {
+        return Err(sec.err("size and stride must be > 0"));
+    }
+    let padding = sec.uint("padding", size - 1)?;
+    if h + padding < size || w + padding < size {
+        return Err(sec.err(format!("window {size} larger than the input {h}x{w}")));
+    }
+    let out = (
+        c,
+        (h + padding - size) / stride + 1,
+        (w + padding - size) / stride + 1,
+    );
+    Ok((
+        Layer::MaxPool {
+            size,
+            stride,
+            padding,
+        },
+        out,
+    ))
+}
+
+/// `[upsample]` by an integer stride.
+fn upsample_layer(sec: &CfgSection, (c, h, w): Shape) -> Result<(Layer, Shape), DarknetError> {
+    let stride = sec.uint("stride", 2)?;
+    if stride == 0 {
+        return Err(sec.err("negative (down-sampling) or zero stride is not supported"));
+    }
+    let scale = sec.float("scale", 1.0)?;
+    Ok((
+        Layer::Upsample { stride, scale },
+        (c, h * stride, w * stride),
+    ))
+}
+
+/// `[route]`: earlier layers of one spatial size, concatenated.
+fn route_layer(
+    sec: &CfgSection,
+    index: usize,
+    shapes: &[Shape],
+    (h, w): (usize, usize),
+) -> Result<(Layer, Shape), DarknetError> {
+    let refs = sec
+        .int_list("layers")?
+        .ok_or_else(|| sec.err("layers= is required"))?;
+    if refs.is_empty() {
+        return Err(sec.err("layers= is empty"));
+    }
+    let mut abs = Vec::new();
+    let mut out_c = 0;
+    let mut hw = None;
+    for r in refs {
+        let a = resolve(index, r, sec)?;
+        let (lc, lh, lw) = shapes[a];
+        if let Some(prev) = hw {
+            if prev != (lh, lw) {
+                return Err(sec.err(format!(
+                    "routed layers differ in size: {prev:?} vs {:?}",
+                    (lh, lw)
+                )));
+            }
+        }
+        hw = Some((lh, lw));
+        out_c += lc;
+        abs.push(a);
+    }
+    let (oh, ow) = hw.unwrap_or((h, w));
+    Ok((Layer::Route { layers: abs }, (out_c, oh, ow)))
+}
+
+/// `[shortcut]`: an earlier layer of the same shape, added.
+fn shortcut_layer(
+    sec: &CfgSection,
+    index: usize,
+    shapes: &[Shape],
+    (c, h, w): Shape,
+) -> Result<(Layer, Shape), DarknetError> {
+    let from_rel = sec.int("from", 0)?;
+    let from = resolve(index, from_rel, sec)?;
+    if shapes[from] != (c, h, w) {
+        return Err(sec.err(format!(
+            "shortcut shapes differ: {:?} vs {:?}",
+            shapes[from],
+            (c, h, w)
+        )));
+    }
+    let activation = Activation::parse(sec.get("activation").unwrap_or("linear"), sec)?;
+    Ok((Layer::Shortcut { from, activation }, (c, h, w)))
+}
+
+/// `[yolo]`: anchors, mask and classes, checked against the input channels.
+fn yolo_layer(sec: &CfgSection, (c, h, w): Shape) -> Result<(Layer, Shape), DarknetError> {
+    let classes = sec.uint("classes", 20)?;
+    let num = sec.uint("num", 1)?;
+    let flat = sec.float_list("anchors")?.unwrap_or_default();
+    if flat.len() != 2 * num {
+        return Err(sec.err(format!(
+            "num={num} needs {} anchor values, got {}",
+            2 * num,
+            flat.len()
+        )));
+    }
+    let anchors: Vec<(f32, f32)> = flat.chunks(2).map(|p| (p[0], p[1])).collect();
+    let mask: Vec<usize> = match sec.int_list("mask")? {
+        Some(m) => m
+            .into_iter()
+            .map(|v| {
+                usize::try_from(v).ok().filter(|&u| u < num).ok_or_else(|| {
+                    sec.err(format!(
+                        "mask entry {v} is not an anchor index below num={num}"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        None => (0..num).collect(),
+    };
+    let want = mask.len() * (classes + 5);
+    if c != want {
+        return Err(sec.err(format!(
+            "input has {c} channels; {} anchors x ({classes} classes + 5) = {want}",
+            mask.len()
+        )));
+    }
+    let scale_x_y = sec.float("scale_x_y", 1.0)?;
+    Ok((
+        Layer::Yolo(YoloHead {
+            mask,
+            anchors,
+            classes,
+            scale_x_y,
+        }),
+        (c, h, w),
+    ))
 }
 
 /// The weights file header.
@@ -685,13 +712,103 @@ pub fn to_onnx(
     weights: &[Option<ConvWeights>],
     names: &[String],
 ) -> Result<Vec<u8>, DarknetError> {
-    let mut nodes = Vec::new();
-    let mut inits = Vec::new();
-    let mut tensor: Vec<String> = Vec::with_capacity(net.layers.len());
-    let mut heads = Vec::new();
-    let mut outputs = Vec::new();
-    let mut yolo_meta: Option<(usize, Vec<(f32, f32)>)> = None;
-    let act = |nodes: &mut Vec<NodeProto>, a: Activation, input: String, i: usize| -> String {
+    let mut graph = OnnxGraph::new(net);
+    for (i, layer) in net.layers.iter().enumerate() {
+        let out = graph.layer(i, layer, weights)?;
+        graph.tensor.push(out);
+    }
+    let meta = graph.yolo_meta(names)?;
+    let metadata_props = metadata_props(&meta, net)?;
+    let model = ModelProto {
+        ir_version: Some(7),
+        producer_name: Some("gopigo-vision".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        doc_string: Some("imported from a darknet cfg + weights".into()),
+        graph: Some(GraphProto {
+            node: graph.nodes,
+            name: Some("darknet".into()),
+            initializer: graph.inits,
+            input: vec![ValueInfoProto::float_tensor(
+                INPUT_NAME,
+                vec![
+                    Dimension::fixed(1),
+                    Dimension::fixed(net.channels as i64),
+                    Dimension::named("height"),
+                    Dimension::named("width"),
+                ],
+            )],
+            output: graph.outputs,
+        }),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(13),
+        }],
+        metadata_props,
+    };
+    Ok(model.encode_to_vec())
+}
+
+/// The ONNX graph under construction: one step per darknet layer kind,
+/// each adding its nodes and initializers and naming its output tensor
+/// (`l{i}` where a node computes it).
+struct OnnxGraph<'a> {
+    net: &'a Network,
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    /// The output tensor of each layer done so far.
+    tensor: Vec<String>,
+    heads: Vec<YoloMetaHead>,
+    outputs: Vec<ValueInfoProto>,
+    /// Classes and anchors, which every `[yolo]` layer must agree on.
+    yolo: Option<(usize, Vec<(f32, f32)>)>,
+}
+
+impl<'a> OnnxGraph<'a> {
+    fn new(net: &'a Network) -> Self {
+        Self {
+            net,
+            nodes: Vec::new(),
+            inits: Vec::new(),
+            tensor: Vec::with_capacity(net.layers.len()),
+            heads: Vec::new(),
+            outputs: Vec::new(),
+            yolo: None,
+        }
+    }
+
+    /// Adds layer `i`; returns its output tensor's name.
+    fn layer(
+        &mut self,
+        i: usize,
+        layer: &Layer,
+        weights: &[Option<ConvWeights>],
+    ) -> Result<String, DarknetError> {
+        let input = if i == 0 {
+            INPUT_NAME.to_string()
+        } else {
+            self.tensor[i - 1].clone()
+        };
+        Ok(match layer {
+            Layer::Conv { .. } => {
+                let w = weights.get(i).and_then(|w| w.as_ref()).ok_or_else(|| {
+                    DarknetError::Weights(format!("no weights for convolutional layer {i}"))
+                })?;
+                self.conv(i, input, layer, w)
+            }
+            Layer::MaxPool {
+                size,
+                stride,
+                padding,
+            } => self.maxpool(i, input, *size, *stride, *padding),
+            Layer::Upsample { stride, scale } => self.upsample(i, input, *stride, *scale),
+            Layer::Route { layers } => self.route(i, layers),
+            Layer::Shortcut { from, activation } => self.shortcut(i, input, *from, *activation),
+            Layer::Yolo(head) => self.yolo(i, input, head)?,
+        })
+    }
+
+    /// The activation node after layer `i`'s `input`; none for linear.
+    fn activation(&mut self, a: Activation, input: String, i: usize) -> String {
         let out = format!("l{i}");
         let node = match a {
             Activation::Linear => return input,
@@ -713,223 +830,238 @@ pub fn to_onnx(
                 NodeProto::new("Relu", &format!("relu{i}"), &[&input], &[&out], vec![])
             }
         };
-        nodes.push(node);
+        self.nodes.push(node);
         out
-    };
-    for (i, layer) in net.layers.iter().enumerate() {
-        let input = if i == 0 {
-            INPUT_NAME.to_string()
+    }
+
+    /// `[convolutional]`: Conv with the folded weights, then the activation.
+    fn conv(&mut self, i: usize, input: String, layer: &Layer, w: &ConvWeights) -> String {
+        let Layer::Conv {
+            filters,
+            size,
+            stride,
+            pad,
+            groups,
+            activation,
+            ..
+        } = *layer
+        else {
+            unreachable!("conv is called for convolutional layers only")
+        };
+        let c = self.net.input_channels(i);
+        let (wn, bn) = (format!("l{i}.weight"), format!("l{i}.bias"));
+        let (k, f) = (size as i64, filters as i64);
+        self.inits.push(TensorProto::floats(
+            &wn,
+            &[f, (c / groups) as i64, k, k],
+            &w.kernel,
+        ));
+        self.inits.push(TensorProto::floats(&bn, &[f], &w.bias));
+        let conv_out = if activation == Activation::Linear {
+            format!("l{i}")
         } else {
-            tensor[i - 1].clone()
+            format!("l{i}.conv")
         };
-        let name = match layer {
-            Layer::Conv {
-                filters,
-                size,
-                stride,
-                pad,
-                groups,
-                activation,
-                ..
-            } => {
-                let w = weights.get(i).and_then(|w| w.as_ref()).ok_or_else(|| {
-                    DarknetError::Weights(format!("no weights for convolutional layer {i}"))
-                })?;
-                let c = net.input_channels(i);
-                let (wn, bn) = (format!("l{i}.weight"), format!("l{i}.bias"));
-                inits.push(TensorProto::floats(
-                    &wn,
-                    &[
-                        *filters as i64,
-                        (c / groups) as i64,
-                        *size as i64,
-                        *size as i64,
-                    ],
-                    &w.kernel,
-                ));
-                inits.push(TensorProto::floats(&bn, &[*filters as i64], &w.bias));
-                let conv_out = if *activation == Activation::Linear {
-                    format!("l{i}")
-                } else {
-                    format!("l{i}.conv")
-                };
-                let p = *pad as i64;
-                nodes.push(NodeProto::new(
-                    "Conv",
-                    &format!("conv{i}"),
-                    &[&input, &wn, &bn],
-                    &[&conv_out],
-                    vec![
-                        AttributeProto::ints("kernel_shape", &[*size as i64, *size as i64]),
-                        AttributeProto::ints("strides", &[*stride as i64, *stride as i64]),
-                        AttributeProto::ints("pads", &[p, p, p, p]),
-                        AttributeProto::int("group", *groups as i64),
-                    ],
-                ));
-                act(&mut nodes, *activation, conv_out, i)
-            }
-            Layer::MaxPool {
-                size,
-                stride,
-                padding,
-            } => {
-                let out = format!("l{i}");
-                let before = (*padding / 2) as i64;
-                let after = *padding as i64 - before;
-                nodes.push(NodeProto::new(
-                    "MaxPool",
-                    &format!("maxpool{i}"),
-                    &[&input],
-                    &[&out],
-                    vec![
-                        AttributeProto::ints("kernel_shape", &[*size as i64, *size as i64]),
-                        AttributeProto::ints("strides", &[*stride as i64, *stride as i64]),
-                        AttributeProto::ints("pads", &[before, before, after, after]),
-                    ],
-                ));
-                out
-            }
-            Layer::Upsample { stride, scale } => {
-                let scales = format!("l{i}.scales");
-                inits.push(TensorProto::floats(
-                    &scales,
-                    &[4],
-                    &[1.0, 1.0, *stride as f32, *stride as f32],
-                ));
-                let resized = if (*scale - 1.0).abs() > f32::EPSILON {
-                    format!("l{i}.resized")
-                } else {
-                    format!("l{i}")
-                };
-                nodes.push(NodeProto::new(
-                    "Resize",
-                    &format!("upsample{i}"),
-                    &[&input, "", &scales],
-                    &[&resized],
-                    vec![
-                        AttributeProto::string("mode", "nearest"),
-                        AttributeProto::string("coordinate_transformation_mode", "asymmetric"),
-                        AttributeProto::string("nearest_mode", "floor"),
-                    ],
-                ));
-                if (*scale - 1.0).abs() > f32::EPSILON {
-                    let k = format!("l{i}.scale");
-                    inits.push(TensorProto::floats(&k, &[], &[*scale]));
-                    let out = format!("l{i}");
-                    nodes.push(NodeProto::new(
-                        "Mul",
-                        &format!("scale{i}"),
-                        &[&resized, &k],
-                        &[&out],
-                        vec![],
-                    ));
-                    out
-                } else {
-                    resized
-                }
-            }
-            Layer::Route { layers } => {
-                if layers.len() == 1 {
-                    tensor[layers[0]].clone()
-                } else {
-                    let out = format!("l{i}");
-                    let ins: Vec<&str> = layers.iter().map(|&l| tensor[l].as_str()).collect();
-                    nodes.push(NodeProto::new(
-                        "Concat",
-                        &format!("route{i}"),
-                        &ins,
-                        &[&out],
-                        vec![AttributeProto::int("axis", 1)],
-                    ));
-                    out
-                }
-            }
-            Layer::Shortcut { from, activation } => {
-                let sum = format!("l{i}.sum");
-                nodes.push(NodeProto::new(
-                    "Add",
-                    &format!("shortcut{i}"),
-                    &[&input, &tensor[*from]],
-                    &[&sum],
-                    vec![],
-                ));
-                let out = act(&mut nodes, *activation, sum.clone(), i);
-                if out == sum {
-                    // keep a stable name
-                    let o = format!("l{i}");
-                    nodes.push(NodeProto::new(
-                        "Identity",
-                        &format!("id{i}"),
-                        &[&sum],
-                        &[&o],
-                        vec![],
-                    ));
-                    o
-                } else {
-                    out
-                }
-            }
-            Layer::Yolo(head) => {
-                let k = heads.len();
-                let out = format!("yolo{k}");
-                nodes.push(NodeProto::new(
-                    "Identity",
-                    &format!("yolo_out{k}"),
-                    &[&input],
-                    &[&out],
-                    vec![],
-                ));
-                outputs.push(ValueInfoProto::float_tensor(
-                    &out,
-                    vec![
-                        Dimension::fixed(1),
-                        Dimension::fixed(net.shapes[i].0 as i64),
-                        Dimension::named(&format!("yolo{k}_h")),
-                        Dimension::named(&format!("yolo{k}_w")),
-                    ],
-                ));
-                match &yolo_meta {
-                    None => yolo_meta = Some((head.classes, head.anchors.clone())),
-                    Some((classes, anchors)) => {
-                        if *classes != head.classes || *anchors != head.anchors {
-                            return Err(DarknetError::Cfg {
-                                line: 0,
-                                message: "[yolo] layers disagree on classes or anchors".into(),
-                            });
-                        }
-                    }
-                }
-                heads.push(YoloMetaHead {
-                    output: out,
-                    mask: head.mask.clone(),
-                    scale_x_y: head.scale_x_y,
+        let (p, s) = (pad as i64, stride as i64);
+        self.nodes.push(NodeProto::new(
+            "Conv",
+            &format!("conv{i}"),
+            &[&input, &wn, &bn],
+            &[&conv_out],
+            vec![
+                AttributeProto::ints("kernel_shape", &[k, k]),
+                AttributeProto::ints("strides", &[s, s]),
+                AttributeProto::ints("pads", &[p, p, p, p]),
+                AttributeProto::int("group", groups as i64),
+            ],
+        ));
+        self.activation(activation, conv_out, i)
+    }
+
+    /// `[maxpool]` with darknet's asymmetric padding.
+    fn maxpool(
+        &mut self,
+        i: usize,
+        input: String,
+        size: usize,
+        stride: usize,
+        padding: usize,
+    ) -> String {
+        let out = format!("l{i}");
+        let before = (padding / 2) as i64;
+        let after = padding as i64 - before;
+        let (k, s) = (size as i64, stride as i64);
+        self.nodes.push(NodeProto::new(
+            "MaxPool",
+            &format!("maxpool{i}"),
+            &[&input],
+            &[&out],
+            vec![
+                AttributeProto::ints("kernel_shape", &[k, k]),
+                AttributeProto::ints("strides", &[s, s]),
+                AttributeProto::ints("pads", &[before, before, after, after]),
+            ],
+        ));
+        out
+    }
+
+    /// `[upsample]`: nearest-neighbour Resize, then Mul when `scale` != 1.
+    fn upsample(&mut self, i: usize, input: String, stride: usize, scale: f32) -> String {
+        let scales = format!("l{i}.scales");
+        self.inits.push(TensorProto::floats(
+            &scales,
+            &[4],
+            &[1.0, 1.0, stride as f32, stride as f32],
+        ));
+        let scaled = (scale - 1.0).abs() > f32::EPSILON;
+        let resized = if scaled {
+            format!("l{i}.resized")
+        } else {
+            format!("l{i}")
+        };
+        self.nodes.push(NodeProto::new(
+            "Resize",
+            &format!("upsample{i}"),
+            &[&input, "", &scales],
+            &[&resized],
+            vec![
+                AttributeProto::string("mode", "nearest"),
+                AttributeProto::string("coordinate_transformation_mode", "asymmetric"),
+                AttributeProto::string("nearest_mode", "floor"),
+            ],
+        ));
+        if !scaled {
+            return resized;
+        }
+        let k = format!("l{i}.scale");
+        self.inits.push(TensorProto::floats(&k, &[], &[scale]));
+        let out = format!("l{i}");
+        self.nodes.push(NodeProto::new(
+            "Mul",
+            &format!("scale{i}"),
+            &[&resized, &k],
+            &[&out],
+            vec![],
+        ));
+        out
+    }
+
+    /// `[route]`: the one routed tensor itself, or a channel Concat.
+    fn route(&mut self, i: usize, layers: &[usize]) -> String {
+        if let [only] = layers {
+            return self.tensor[*only].clone();
+        }
+        let out = format!("l{i}");
+        let ins: Vec<&str> = layers.iter().map(|&l| self.tensor[l].as_str()).collect();
+        let node = NodeProto::new(
+            "Concat",
+            &format!("route{i}"),
+            &ins,
+            &[&out],
+            vec![AttributeProto::int("axis", 1)],
+        );
+        self.nodes.push(node);
+        out
+    }
+
+    /// `[shortcut]`: Add, then the activation (an Identity keeps the name
+    /// `l{i}` when that is linear).
+    fn shortcut(&mut self, i: usize, input: String, from: usize, activation: Activation) -> String {
+        let sum = format!("l{i}.sum");
+        self.nodes.push(NodeProto::new(
+            "Add",
+            &format!("shortcut{i}"),
+            &[&input, &self.tensor[from]],
+            &[&sum],
+            vec![],
+        ));
+        let out = self.activation(activation, sum.clone(), i);
+        if out != sum {
+            return out;
+        }
+        let o = format!("l{i}");
+        self.nodes.push(NodeProto::new(
+            "Identity",
+            &format!("id{i}"),
+            &[&sum],
+            &[&o],
+            vec![],
+        ));
+        o
+    }
+
+    /// `[yolo]`: its input becomes graph output `yolo{k}` and a head in the
+    /// metadata. Layers that route to a yolo layer see its input, which is
+    /// what this returns.
+    fn yolo(&mut self, i: usize, input: String, head: &YoloHead) -> Result<String, DarknetError> {
+        let k = self.heads.len();
+        let out = format!("yolo{k}");
+        self.nodes.push(NodeProto::new(
+            "Identity",
+            &format!("yolo_out{k}"),
+            &[&input],
+            &[&out],
+            vec![],
+        ));
+        self.outputs.push(ValueInfoProto::float_tensor(
+            &out,
+            vec![
+                Dimension::fixed(1),
+                Dimension::fixed(self.net.shapes[i].0 as i64),
+                Dimension::named(&format!("yolo{k}_h")),
+                Dimension::named(&format!("yolo{k}_w")),
+            ],
+        ));
+        match &self.yolo {
+            None => self.yolo = Some((head.classes, head.anchors.clone())),
+            Some((classes, anchors)) if *classes != head.classes || *anchors != head.anchors => {
+                return Err(DarknetError::Cfg {
+                    line: 0,
+                    message: "[yolo] layers disagree on classes or anchors".into(),
                 });
-                // Layers that route to a yolo layer see its input.
-                input
             }
-        };
-        tensor.push(name);
-    }
-    let (classes, anchors) = yolo_meta.unwrap_or_default();
-    if !names.is_empty() && names.len() != classes {
-        return Err(DarknetError::Cfg {
-            line: 0,
-            message: format!(
-                "{} class names given for a model with {classes} classes",
-                names.len()
-            ),
+            Some(_) => {}
+        }
+        self.heads.push(YoloMetaHead {
+            output: out,
+            mask: head.mask.clone(),
+            scale_x_y: head.scale_x_y,
         });
+        Ok(input)
     }
-    let meta = YoloMeta {
-        format: "darknet-yolo".into(),
-        input_width: net.width,
-        input_height: net.height,
-        classes,
-        anchors: anchors.iter().map(|&(w, h)| [w, h]).collect(),
-        heads,
-        names: names.to_vec(),
-    };
-    let meta_json = serde_json::to_string(&meta).map_err(|e| DarknetError::Cfg {
+
+    /// The [`YoloMeta`] of the finished graph, with `names` when given.
+    fn yolo_meta(&mut self, names: &[String]) -> Result<YoloMeta, DarknetError> {
+        let (classes, anchors) = self.yolo.take().unwrap_or_default();
+        if !names.is_empty() && names.len() != classes {
+            return Err(DarknetError::Cfg {
+                line: 0,
+                message: format!(
+                    "{} class names given for a model with {classes} classes",
+                    names.len()
+                ),
+            });
+        }
+        Ok(YoloMeta {
+            format: "darknet-yolo".into(),
+            input_width: self.net.width,
+            input_height: self.net.height,
+            classes,
+            anchors: anchors.iter().map(|&(w, h)| [w, h]).collect(),
+            heads: std::mem::take(&mut self.heads),
+            names: names.to_vec(),
+        })
+    }
+}
+
+/// The model's `metadata_props`: the [`YoloMeta`] JSON under [`META_KEY`],
+/// and the same facts as plain keys for people reading the model in
+/// Netron or similar.
+fn metadata_props(
+    meta: &YoloMeta,
+    net: &Network,
+) -> Result<Vec<StringStringEntryProto>, DarknetError> {
+    let meta_json = serde_json::to_string(meta).map_err(|e| DarknetError::Cfg {
         line: 0,
         message: e.to_string(),
     })?;
@@ -937,56 +1069,29 @@ pub fn to_onnx(
         key: Some(k.into()),
         value: Some(v),
     };
-    let join = |v: Vec<String>, sep: &str| v.join(sep);
-    let metadata_props = vec![
+    let anchors: Vec<String> = meta
+        .anchors
+        .iter()
+        .map(|[w, h]| format!("{w},{h}"))
+        .collect();
+    let masks: Vec<String> = meta
+        .heads
+        .iter()
+        .map(|h| {
+            h.mask
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    Ok(vec![
         kv(META_KEY, meta_json),
-        kv("classes", classes.to_string()),
+        kv("classes", meta.classes.to_string()),
         kv("input_size", format!("{}x{}", net.width, net.height)),
-        kv(
-            "anchors",
-            join(
-                anchors.iter().map(|(w, h)| format!("{w},{h}")).collect(),
-                ", ",
-            ),
-        ),
-        kv(
-            "masks",
-            join(
-                meta.heads
-                    .iter()
-                    .map(|h| join(h.mask.iter().map(|m| m.to_string()).collect(), ","))
-                    .collect(),
-                ";",
-            ),
-        ),
-    ];
-    let model = ModelProto {
-        ir_version: Some(7),
-        producer_name: Some("gopigo-vision".into()),
-        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
-        doc_string: Some("imported from a darknet cfg + weights".into()),
-        graph: Some(GraphProto {
-            node: nodes,
-            name: Some("darknet".into()),
-            initializer: inits,
-            input: vec![ValueInfoProto::float_tensor(
-                INPUT_NAME,
-                vec![
-                    Dimension::fixed(1),
-                    Dimension::fixed(net.channels as i64),
-                    Dimension::named("height"),
-                    Dimension::named("width"),
-                ],
-            )],
-            output: outputs,
-        }),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(13),
-        }],
-        metadata_props,
-    };
-    Ok(model.encode_to_vec())
+        kv("anchors", anchors.join(", ")),
+        kv("masks", masks.join(";")),
+    ])
 }
 
 /// Read the `gopigo.yolo` metadata back from ONNX bytes (used by tests and

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use image::RgbImage;
+use gopigo_camera::jpeg::{self, RgbImage};
 use ort::environment::Environment;
-use ort::session::Session;
+use ort::session::{Session, SessionOutputs};
 use ort::value::TensorRef;
 
 use crate::darknet::{YoloMeta, META_KEY};
@@ -147,134 +147,192 @@ pub(crate) fn parse_names_dict(s: &str) -> Vec<String> {
     }
 }
 
+impl DetectorConfig {
+    /// Checks every setting's range; the error names the setting.
+    fn validate(&self) -> Result<(), VisionError> {
+        if !(self.conf_threshold >= 0.0 && self.conf_threshold < 1.0) {
+            return Err(VisionError::Config(format!(
+                "conf_threshold {} must be in [0, 1)",
+                self.conf_threshold
+            )));
+        }
+        if !(self.nms_threshold > 0.0 && self.nms_threshold <= 1.0) {
+            return Err(VisionError::Config(format!(
+                "nms_threshold {} must be in (0, 1]",
+                self.nms_threshold
+            )));
+        }
+        if self.threads == 0 || self.threads > 256 {
+            return Err(VisionError::Config(format!(
+                "threads {} must be 1..=256",
+                self.threads
+            )));
+        }
+        match self.input_size {
+            Some(s) if s == 0 || s % 32 != 0 || s > 4096 => Err(VisionError::Config(format!(
+                "input_size {s} must be a positive multiple of 32 up to 4096"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An ONNX Runtime session on `model_path` with `threads` intra-op threads.
+fn open_session(env: &Environment, model_path: &Path, threads: usize) -> Result<Session, String> {
+    Session::builder(env)
+        .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+        .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+        .and_then(|mut b| b.commit_from_file(model_path))
+        .map_err(|e| format!("ONNX Runtime cannot load it: {e}"))
+}
+
+/// The model's first input, which must be an image batch `[1, 3, H, W]`:
+/// its name and shape (`-1` for free sizes).
+fn image_input(session: &Session) -> Result<(String, Vec<i64>), String> {
+    let input = session.inputs().first().ok_or("has no inputs")?;
+    let name = input.name().to_string();
+    let shape: Vec<i64> = input
+        .dtype()
+        .tensor_shape()
+        .map(|s| s.to_vec())
+        .unwrap_or_default();
+    if shape.len() != 4 || (shape[1] != 3 && shape[1] != -1) {
+        return Err(format!(
+            "input {name} has shape {shape:?}; expected [1, 3, H, W]"
+        ));
+    }
+    Ok((name, shape))
+}
+
+/// What [`Detector::load`] learns from a model: its output layout, class
+/// names and network input size.
+struct ModelShape {
+    kind: ModelKind,
+    names: Vec<String>,
+    net_w: u32,
+    net_h: u32,
+}
+
+/// A darknet import, from its metadata JSON; every head it names must be a
+/// graph output.
+fn darknet_shape(
+    json: &str,
+    output_names: &[String],
+    config: &DetectorConfig,
+) -> Result<ModelShape, String> {
+    let meta: YoloMeta =
+        serde_json::from_str(json).map_err(|e| format!("bad {META_KEY} metadata: {e}"))?;
+    for h in &meta.heads {
+        if !output_names.contains(&h.output) {
+            return Err(format!(
+                "metadata names output {} which the graph lacks",
+                h.output
+            ));
+        }
+        if h.mask.iter().any(|&m| m >= meta.anchors.len()) {
+            return Err(format!(
+                "head {} masks an anchor that does not exist",
+                h.output
+            ));
+        }
+    }
+    let names = if !meta.names.is_empty() {
+        meta.names.clone()
+    } else if meta.classes == COCO_NAMES.len() {
+        COCO_NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        Vec::new()
+    };
+    let (net_w, net_h) = match config.input_size {
+        Some(s) => (s, s),
+        None => (meta.input_width as u32, meta.input_height as u32),
+    };
+    Ok(ModelShape {
+        kind: ModelKind::Darknet(meta),
+        names,
+        net_w,
+        net_h,
+    })
+}
+
+/// A single-tensor YOLOv5/v8 export: its input size is fixed by the graph,
+/// or free (then `input_size`, default 640).
+fn single_tensor_shape(
+    session: &Session,
+    in_shape: &[i64],
+    config: &DetectorConfig,
+) -> Result<ModelShape, VisionError> {
+    let (h, w) = (in_shape[2], in_shape[3]);
+    let (net_w, net_h) = match (w > 0 && h > 0, config.input_size) {
+        (true, Some(s)) if (s as i64, s as i64) != (w, h) => {
+            return Err(VisionError::Config(format!(
+                "model input is fixed at {w}x{h}; input_size {s} cannot be used"
+            )))
+        }
+        (true, _) => (w as u32, h as u32),
+        (false, Some(s)) => (s, s),
+        (false, None) => (640, 640),
+    };
+    let names = session
+        .metadata()
+        .ok()
+        .and_then(|m| m.custom("names"))
+        .map(|s| parse_names_dict(&s))
+        .unwrap_or_default();
+    Ok(ModelShape {
+        kind: ModelKind::SingleTensor,
+        names,
+        net_w,
+        net_h,
+    })
+}
+
 impl Detector {
-    /// Load `model_path` (an ONNX file) with ONNX Runtime.
+    /// Loads `model_path` (an ONNX file) with ONNX Runtime: a darknet
+    /// import (raw heads and [`META_KEY`] metadata) or a single-tensor
+    /// YOLOv5/v8 export. The settings are checked before anything loads.
     pub fn load(
         model_path: impl AsRef<Path>,
         config: &DetectorConfig,
     ) -> Result<Self, VisionError> {
         let model_path = model_path.as_ref().to_path_buf();
-        if !(config.conf_threshold >= 0.0 && config.conf_threshold < 1.0) {
-            return Err(VisionError::Config(format!(
-                "conf_threshold {} must be in [0, 1)",
-                config.conf_threshold
-            )));
-        }
-        if !(config.nms_threshold > 0.0 && config.nms_threshold <= 1.0) {
-            return Err(VisionError::Config(format!(
-                "nms_threshold {} must be in (0, 1]",
-                config.nms_threshold
-            )));
-        }
-        if config.threads == 0 || config.threads > 256 {
-            return Err(VisionError::Config(format!(
-                "threads {} must be 1..=256",
-                config.threads
-            )));
-        }
-        if let Some(s) = config.input_size {
-            if s == 0 || s % 32 != 0 || s > 4096 {
-                return Err(VisionError::Config(format!(
-                    "input_size {s} must be a positive multiple of 32 up to 4096"
-                )));
-            }
-        }
+        config.validate()?;
         if !model_path.is_file() {
             return Err(VisionError::ModelMissing { path: model_path });
         }
+        let model_err = |message: String| VisionError::Model {
+            path: model_path.clone(),
+            message,
+        };
         let runtime = config
             .runtime_path
             .clone()
             .unwrap_or_else(default_runtime_path);
         let env = environment(&runtime)?;
-        let model_err = |message: String| VisionError::Model {
-            path: model_path.clone(),
-            message,
-        };
-        let session = Session::builder(&env)
-            .and_then(|b| b.with_intra_threads(config.threads).map_err(Into::into))
-            .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_file(&model_path))
-            .map_err(|e| model_err(format!("ONNX Runtime cannot load it: {e}")))?;
-        let input = session
-            .inputs()
-            .first()
-            .ok_or_else(|| model_err("has no inputs".into()))?;
-        let input_name = input.name().to_string();
-        let in_shape: Vec<i64> = input
-            .dtype()
-            .tensor_shape()
-            .map(|s| s.to_vec())
-            .unwrap_or_default();
-        if in_shape.len() != 4 || (in_shape[1] != 3 && in_shape[1] != -1) {
-            return Err(model_err(format!(
-                "input {input_name} has shape {in_shape:?}; expected [1, 3, H, W]"
-            )));
-        }
+        let session = open_session(&env, &model_path, config.threads).map_err(model_err)?;
+        let (input_name, in_shape) = image_input(&session).map_err(model_err)?;
         let output_names: Vec<String> = session
             .outputs()
             .iter()
             .map(|o| o.name().to_string())
             .collect();
         let meta_json = session.metadata().ok().and_then(|m| m.custom(META_KEY));
-        let (kind, names, net_w, net_h) = match meta_json {
-            Some(json) => {
-                let meta: YoloMeta = serde_json::from_str(&json)
-                    .map_err(|e| model_err(format!("bad {META_KEY} metadata: {e}")))?;
-                for h in &meta.heads {
-                    if !output_names.contains(&h.output) {
-                        return Err(model_err(format!(
-                            "metadata names output {} which the graph lacks",
-                            h.output
-                        )));
-                    }
-                    if h.mask.iter().any(|&m| m >= meta.anchors.len()) {
-                        return Err(model_err(format!(
-                            "head {} masks an anchor that does not exist",
-                            h.output
-                        )));
-                    }
-                }
-                let names = if !meta.names.is_empty() {
-                    meta.names.clone()
-                } else if meta.classes == COCO_NAMES.len() {
-                    COCO_NAMES.iter().map(|s| s.to_string()).collect()
-                } else {
-                    Vec::new()
-                };
-                let (w, h) = match config.input_size {
-                    Some(s) => (s, s),
-                    None => (meta.input_width as u32, meta.input_height as u32),
-                };
-                (ModelKind::Darknet(meta), names, w, h)
+        let shape = match meta_json {
+            Some(json) => darknet_shape(&json, &output_names, config).map_err(model_err)?,
+            None if output_names.len() != 1 => {
+                return Err(model_err(format!(
+                    "has {} outputs and no {META_KEY} metadata; expected a darknet import or a single-tensor YOLOv5/v8 export",
+                    output_names.len()
+                )))
             }
-            None => {
-                if output_names.len() != 1 {
-                    return Err(model_err(format!(
-                        "has {} outputs and no {META_KEY} metadata; expected a darknet import or a single-tensor YOLOv5/v8 export",
-                        output_names.len()
-                    )));
-                }
-                let (h, w) = (in_shape[2], in_shape[3]);
-                let (w, h) = match (w > 0 && h > 0, config.input_size) {
-                    (true, Some(s)) if (s as i64, s as i64) != (w, h) => {
-                        return Err(VisionError::Config(format!(
-                            "model input is fixed at {w}x{h}; input_size {s} cannot be used"
-                        )))
-                    }
-                    (true, _) => (w as u32, h as u32),
-                    (false, Some(s)) => (s, s),
-                    (false, None) => (640, 640),
-                };
-                let names = session
-                    .metadata()
-                    .ok()
-                    .and_then(|m| m.custom("names"))
-                    .map(|s| parse_names_dict(&s))
-                    .unwrap_or_default();
-                (ModelKind::SingleTensor, names, w, h)
-            }
+            None => single_tensor_shape(&session, &in_shape, config)?,
         };
+        let ModelShape {
+            kind,
+            names,
+            net_w,
+            net_h,
+        } = shape;
         tracing::debug!(model = %model_path.display(), net_w, net_h, "vision model loaded");
         Ok(Detector {
             session,
@@ -311,15 +369,16 @@ impl Detector {
         &self.config
     }
 
-    /// Decode a JPEG (or any format the `image` crate was built with) and detect.
-    pub fn detect_jpeg(&mut self, jpeg: &[u8]) -> Result<Vec<Detection>, VisionError> {
-        let img = decode_jpeg(jpeg)?;
+    /// Decodes a JPEG (or PNG) with the camera crate's decoder and detects.
+    /// A JPEG cut short is a [`VisionError::Decode`].
+    pub fn detect_jpeg(&mut self, bytes: &[u8]) -> Result<Vec<Detection>, VisionError> {
+        let img = jpeg::decode_image(bytes, "")?;
         self.detect_rgb(&img)
     }
 
     /// Detect objects in an RGB image; boxes are in its pixels.
     pub fn detect_rgb(&mut self, img: &RgbImage) -> Result<Vec<Detection>, VisionError> {
-        if img.width() == 0 || img.height() == 0 {
+        if img.width == 0 || img.height == 0 {
             return Err(VisionError::Decode("image has no pixels".into()));
         }
         let lb = match self.config.resize {
@@ -331,7 +390,8 @@ impl Detector {
         self.detect_letterboxed(&lb)
     }
 
-    /// Run the network on `self.input` (already letterboxed as `lb`).
+    /// Runs the network on `self.input` (already letterboxed as `lb`) and
+    /// decodes its outputs into boxes on the source image.
     fn detect_letterboxed(&mut self, lb: &Letterbox) -> Result<Vec<Detection>, VisionError> {
         let shape = [1usize, 3, self.net_h as usize, self.net_w as usize];
         let tensor = TensorRef::from_array_view((shape, self.input.as_slice()))
@@ -340,79 +400,13 @@ impl Detector {
             .session
             .run(ort::inputs![self.input_name.as_str() => tensor])
             .map_err(|e| VisionError::Inference(e.to_string()))?;
-        let thresh = self.config.conf_threshold;
+        let (thresh, nms) = (self.config.conf_threshold, self.config.nms_threshold);
         match &self.kind {
             ModelKind::Darknet(meta) => {
-                let mut dets = Vec::new();
-                for head in &meta.heads {
-                    let value = outputs.get(&head.output).ok_or_else(|| {
-                        VisionError::Inference(format!("output {} missing", head.output))
-                    })?;
-                    let (shape, data) = value
-                        .try_extract_tensor::<f32>()
-                        .map_err(|e| VisionError::Inference(e.to_string()))?;
-                    if shape.len() != 4 {
-                        return Err(VisionError::Inference(format!(
-                            "output {} has shape {shape:?}",
-                            head.output
-                        )));
-                    }
-                    let p = HeadParams {
-                        grid_h: shape[2] as usize,
-                        grid_w: shape[3] as usize,
-                        mask: &head.mask,
-                        anchors: &meta.anchors,
-                        classes: meta.classes,
-                        scale_x_y: head.scale_x_y,
-                        net_w: self.net_w as usize,
-                        net_h: self.net_h as usize,
-                    };
-                    let mut d = decode_yolo_head(data, &p, thresh).ok_or_else(|| {
-                        VisionError::Inference(format!(
-                            "output {} of shape {shape:?} does not fit {} anchors x {} classes",
-                            head.output,
-                            head.mask.len(),
-                            meta.classes
-                        ))
-                    })?;
-                    for det in &mut d {
-                        det.bbox = lb.to_source(det.bbox);
-                    }
-                    dets.extend(d);
-                }
-                nms_sort_darknet(&mut dets, meta.classes, self.config.nms_threshold);
-                Ok(darknet_detections(
-                    &dets,
-                    thresh,
-                    lb.src_w,
-                    lb.src_h,
-                    &self.names,
-                ))
+                decode_darknet(&outputs, meta, lb, thresh, nms, &self.names)
             }
             ModelKind::SingleTensor => {
-                let name = &self.output_names[0];
-                let (shape, data) = outputs[name.as_str()]
-                    .try_extract_tensor::<f32>()
-                    .map_err(|e| VisionError::Inference(e.to_string()))?;
-                if shape.len() != 3 || shape[0] != 1 {
-                    return Err(VisionError::Inference(format!(
-                        "output {name} has shape {shape:?}; expected [1, A, B]"
-                    )));
-                }
-                let (a, b) = (shape[1] as usize, shape[2] as usize);
-                let nc = (!self.names.is_empty()).then_some(self.names.len());
-                let cands = match single_tensor_layout(a, b, nc) {
-                    Some(Layout::V8) => decode_v8(data, a, b, thresh),
-                    Some(Layout::V5) => decode_v5(data, a, b, thresh),
-                    None => None,
-                }
-                .ok_or_else(|| {
-                    VisionError::Inference(format!(
-                        "output {name} of shape {shape:?} is neither [1, 4+C, N] nor [1, N, 5+C]"
-                    ))
-                })?;
-                let kept = nms(cands, self.config.nms_threshold);
-                Ok(candidates_to_detections(&kept, lb, &self.names))
+                decode_single_tensor(&outputs, &self.output_names, lb, thresh, nms, &self.names)
             }
         }
     }
@@ -449,13 +443,89 @@ impl Detector {
     }
 }
 
-/// Whether JPEG bytes end their last scan with an end-of-image marker.
-/// (The decoder itself fills a cut-off image with grey and succeeds.)
-pub(crate) fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let Some(sos) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
-        return false;
-    };
-    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
+/// Darknet heads: each decoded as darknet's `get_yolo_detections` does,
+/// mapped back through the letterbox, then darknet's sort-and-NMS.
+fn decode_darknet(
+    outputs: &SessionOutputs<'_>,
+    meta: &YoloMeta,
+    lb: &Letterbox,
+    thresh: f32,
+    nms_threshold: f32,
+    names: &[String],
+) -> Result<Vec<Detection>, VisionError> {
+    let mut dets = Vec::new();
+    for head in &meta.heads {
+        let value = outputs
+            .get(&head.output)
+            .ok_or_else(|| VisionError::Inference(format!("output {} missing", head.output)))?;
+        let (shape, data) = value
+            .try_extract_tensor::<f32>()
+            .map_err(|e| VisionError::Inference(e.to_string()))?;
+        if shape.len() != 4 {
+            return Err(VisionError::Inference(format!(
+                "output {} has shape {shape:?}",
+                head.output
+            )));
+        }
+        let p = HeadParams {
+            grid_h: shape[2] as usize,
+            grid_w: shape[3] as usize,
+            mask: &head.mask,
+            anchors: &meta.anchors,
+            classes: meta.classes,
+            scale_x_y: head.scale_x_y,
+            net_w: lb.net_w as usize,
+            net_h: lb.net_h as usize,
+        };
+        let mut d = decode_yolo_head(data, &p, thresh).ok_or_else(|| {
+            VisionError::Inference(format!(
+                "output {} of shape {shape:?} does not fit {} anchors x {} classes",
+                head.output,
+                head.mask.len(),
+                meta.classes
+            ))
+        })?;
+        for det in &mut d {
+            det.bbox = lb.to_source(det.bbox);
+        }
+        dets.extend(d);
+    }
+    nms_sort_darknet(&mut dets, meta.classes, nms_threshold);
+    Ok(darknet_detections(&dets, thresh, lb.src_w, lb.src_h, names))
+}
+
+/// A single-tensor YOLOv5/v8 output, its layout told by shape.
+fn decode_single_tensor(
+    outputs: &SessionOutputs<'_>,
+    output_names: &[String],
+    lb: &Letterbox,
+    thresh: f32,
+    nms_threshold: f32,
+    names: &[String],
+) -> Result<Vec<Detection>, VisionError> {
+    let name = &output_names[0];
+    let (shape, data) = outputs[name.as_str()]
+        .try_extract_tensor::<f32>()
+        .map_err(|e| VisionError::Inference(e.to_string()))?;
+    if shape.len() != 3 || shape[0] != 1 {
+        return Err(VisionError::Inference(format!(
+            "output {name} has shape {shape:?}; expected [1, A, B]"
+        )));
+    }
+    let (a, b) = (shape[1] as usize, shape[2] as usize);
+    let nc = (!names.is_empty()).then_some(names.len());
+    let cands = match single_tensor_layout(a, b, nc) {
+        Some(Layout::V8) => decode_v8(data, a, b, thresh),
+        Some(Layout::V5) => decode_v5(data, a, b, thresh),
+        None => None,
+    }
+    .ok_or_else(|| {
+        VisionError::Inference(format!(
+            "output {name} of shape {shape:?} is neither [1, 4+C, N] nor [1, N, 5+C]"
+        ))
+    })?;
+    let kept = nms(cands, nms_threshold);
+    Ok(candidates_to_detections(&kept, lb, names))
 }
 
 /// Layout of a single-tensor output `[1, a, b]`.
@@ -486,19 +556,6 @@ pub(crate) fn single_tensor_layout(a: usize, b: usize, classes: Option<usize>) -
     }
 }
 
-/// Decode JPEG (or PNG etc. if enabled) bytes to RGB. A JPEG cut short
-/// (no end-of-image marker after its scan) is an error.
-pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, VisionError> {
-    if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_is_complete(bytes) {
-        return Err(VisionError::Decode(format!(
-            "truncated JPEG ({} bytes, no end-of-image marker after the image data)",
-            bytes.len()
-        )));
-    }
-    let img = image::load_from_memory(bytes).map_err(|e| VisionError::Decode(e.to_string()))?;
-    Ok(img.into_rgb8())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,20 +564,6 @@ mod tests {
     fn detector_can_move_to_a_worker_thread() {
         fn is_send<T: Send>() {}
         is_send::<Detector>();
-    }
-
-    #[test]
-    fn jpeg_completeness() {
-        let cases: [(&[u8], bool); 5] = [
-            (&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0xD9], true),
-            (&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2, 0xFF, 0xD9, 0, 0], true), // trailing padding
-            (&[0xFF, 0xD8, 0xFF, 0xDA, 1, 2], false),
-            (&[0xFF, 0xD8, 0xFF, 0xD9, 0xFF, 0xDA, 1], false), // thumbnail EOI before the scan
-            (&[0xFF, 0xD8], false),
-        ];
-        for (b, want) in cases {
-            assert_eq!(jpeg_is_complete(b), want, "{b:x?}");
-        }
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! Drawing detections: coloured rectangles with a label (class and score)
-//! in a built-in 5x7 bitmap font, and JPEG encoding.
+//! in a built-in 5x7 bitmap font. Encoding the result is the camera
+//! crate's [`gopigo_camera::jpeg::encode_jpeg`].
 
-use image::{Rgb, RgbImage};
+use gopigo_camera::jpeg::RgbImage;
 
-use crate::{Detection, VisionError};
+use crate::Detection;
 
-/// 5x7 glyphs, one byte per row, bit 4 = leftmost column.
+/// An RGB colour.
+pub type Rgb = [u8; 3];
+
+/// 5x7 glyphs, one byte per row, bit 4 = leftmost column. (A font table:
+/// long by nature.)
 fn glyph(c: char) -> [u8; 7] {
     match c.to_ascii_uppercase() {
         'A' => [0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
@@ -64,7 +69,7 @@ const SCALE: u32 = 2;
 const ADVANCE: u32 = 6;
 
 /// A distinct, stable colour per class.
-pub fn class_color(class_id: usize) -> Rgb<u8> {
+pub fn class_color(class_id: usize) -> Rgb {
     // Hue steps by the golden angle; full saturation, bright value.
     let h = (class_id as f32 * 137.508) % 360.0;
     let x = 1.0 - ((h / 60.0) % 2.0 - 1.0).abs();
@@ -77,11 +82,11 @@ pub fn class_color(class_id: usize) -> Rgb<u8> {
         _ => (1.0, 0.0, x),
     };
     let v = |c: f32| (55.0 + 200.0 * c) as u8;
-    Rgb([v(r), v(g), v(b)])
+    [v(r), v(g), v(b)]
 }
 
-fn fill_rect(img: &mut RgbImage, x0: i64, y0: i64, x1: i64, y1: i64, color: Rgb<u8>) {
-    let (w, h) = (img.width() as i64, img.height() as i64);
+fn fill_rect(img: &mut RgbImage, x0: i64, y0: i64, x1: i64, y1: i64, color: Rgb) {
+    let (w, h) = (i64::from(img.width), i64::from(img.height));
     for y in y0.max(0)..y1.min(h) {
         for x in x0.max(0)..x1.min(w) {
             img.put_pixel(x as u32, y as u32, color);
@@ -90,7 +95,7 @@ fn fill_rect(img: &mut RgbImage, x0: i64, y0: i64, x1: i64, y1: i64, color: Rgb<
 }
 
 /// Draw `text` with its top-left corner at (x, y), clipped to the image.
-pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, color: Rgb<u8>) {
+pub fn draw_text(img: &mut RgbImage, x: i64, y: i64, text: &str, color: Rgb) {
     for (i, ch) in text.chars().enumerate() {
         let g = glyph(ch);
         let gx = x + (i as u32 * ADVANCE * SCALE) as i64;
@@ -115,7 +120,7 @@ pub fn label(d: &Detection) -> String {
 /// (inside the box when there is no room above). Returns a new image.
 pub fn draw_detections(rgb: &RgbImage, dets: &[Detection]) -> RgbImage {
     let mut img = rgb.clone();
-    let thick = ((img.width().min(img.height()) / 200).max(2)) as i64;
+    let thick = ((img.width.min(img.height) / 200).max(2)) as i64;
     for d in dets {
         let color = class_color(d.class_id);
         let (x0, y0) = (d.bbox.x.round() as i64, d.bbox.y.round() as i64);
@@ -137,19 +142,10 @@ pub fn draw_detections(rgb: &RgbImage, dets: &[Detection]) -> RgbImage {
             x0 + SCALE as i64 * 2,
             ty + SCALE as i64,
             &text,
-            Rgb([0, 0, 0]),
+            [0, 0, 0],
         );
     }
     img
-}
-
-/// Encode an RGB image as JPEG at `quality` (1-100).
-pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, VisionError> {
-    let mut out = Vec::new();
-    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
-    img.write_with_encoder(enc)
-        .map_err(|e| VisionError::Encode(e.to_string()))?;
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -159,7 +155,7 @@ mod tests {
 
     #[test]
     fn boxes_and_labels_are_drawn_in_class_colour() {
-        let img = RgbImage::from_pixel(100, 80, Rgb([255, 255, 255]));
+        let img = RgbImage::filled(100, 80, [255, 255, 255]);
         let d = Detection {
             class_id: 3,
             class: "dog".into(),
@@ -173,28 +169,24 @@ mod tests {
         };
         let out = draw_detections(&img, std::slice::from_ref(&d));
         let c = class_color(3);
-        assert_eq!(*out.get_pixel(45, 69), c, "bottom edge");
-        assert_eq!(*out.get_pixel(20, 50), c, "left edge");
-        assert_eq!(
-            *out.get_pixel(45, 50),
-            Rgb([255, 255, 255]),
-            "inside untouched"
-        );
+        assert_eq!(out.pixel(45, 69), c, "bottom edge");
+        assert_eq!(out.pixel(20, 50), c, "left edge");
+        assert_eq!(out.pixel(45, 50), [255, 255, 255], "inside untouched");
         // label background above the box, with black text pixels in it
         let label_px: Vec<_> = (20..60)
             .flat_map(|x| (12..30).map(move |y| (x, y)))
-            .map(|(x, y)| *out.get_pixel(x, y))
+            .map(|(x, y)| out.pixel(x, y))
             .collect();
-        assert!(label_px.contains(&Rgb([0, 0, 0])));
+        assert!(label_px.contains(&[0, 0, 0]));
         assert!(label_px.contains(&c));
         assert_eq!(label(&d), "dog 87%");
         // input untouched
-        assert_eq!(*img.get_pixel(45, 69), Rgb([255, 255, 255]));
+        assert_eq!(img.pixel(45, 69), [255, 255, 255]);
     }
 
     #[test]
     fn drawing_off_image_boxes_does_not_panic() {
-        let img = RgbImage::new(10, 10);
+        let img = RgbImage::filled(10, 10, [0, 0, 0]);
         let d = Detection {
             class_id: 0,
             class: "x".repeat(50),
@@ -211,16 +203,7 @@ mod tests {
 
     #[test]
     fn colours_differ_between_classes() {
-        let cs: std::collections::HashSet<_> = (0..20).map(|i| class_color(i).0).collect();
+        let cs: std::collections::HashSet<_> = (0..20).map(class_color).collect();
         assert!(cs.len() >= 18);
-    }
-
-    #[test]
-    fn jpeg_round_trip() {
-        let img = RgbImage::from_pixel(16, 8, Rgb([200, 10, 10]));
-        let jpg = encode_jpeg(&img, 90).unwrap();
-        assert_eq!(&jpg[..2], &[0xFF, 0xD8]);
-        let back = image::load_from_memory(&jpg).unwrap().to_rgb8();
-        assert_eq!(back.dimensions(), (16, 8));
     }
 }

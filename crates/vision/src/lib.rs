@@ -8,11 +8,17 @@
 //!   or darknet's exact arithmetic ([`ResizeMode::Darknet`]).
 //! * [`postprocess`]: YOLOv3 head decoding with darknet's threshold and NMS
 //!   semantics, YOLOv5/v8 single-tensor decoding, IoU and class-wise NMS.
-//! * [`draw`]: boxes and labels on an RGB image, JPEG encoding.
+//! * [`draw`]: boxes and labels on an RGB image.
 //! * [`Detector`]: ONNX Runtime (loaded at run time from
 //!   `libonnxruntime.so`) running a model end to end on JPEG bytes or RGB images.
 //! * [`sources`]: image and folder iteration, JSON-lines output.
-//! * [`cli`]: the `import-darknet` and `detect` subcommands for the `gopigo` binary.
+//! * [`batch`]: `gopigo detect` over files, folders and ffmpeg streams
+//!   ([`batch::run_batch`]); [`write_model`] is `gopigo model import-darknet`.
+//!   The binary owns the command line and calls these.
+//!
+//! Images are the camera crate's: [`RgbImage`], decoded and encoded by
+//! [`gopigo_camera::jpeg`] (zune-jpeg in, jpeg-encoder out), so a frame is
+//! decoded the same way wherever it is looked at.
 //!
 //! Everything a model needs at run time is put in [`cache_dir`] by
 //! `crates/vision/setup.sh` (from PyPI and Debian packages only).
@@ -22,7 +28,7 @@
 
 #![warn(missing_docs)]
 
-pub mod cli;
+pub mod batch;
 pub mod darknet;
 mod detector;
 pub mod draw;
@@ -31,10 +37,13 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod sources;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-pub use detector::{decode_jpeg, Detector, DetectorConfig, ModelKind, RawOutput};
-pub use draw::{draw_detections, encode_jpeg};
+use gopigo_camera::CameraError;
+
+pub use detector::{Detector, DetectorConfig, ModelKind, RawOutput};
+pub use draw::draw_detections;
+pub use gopigo_camera::jpeg::RgbImage;
 pub use preprocess::ResizeMode;
 
 /// The command that installs the model, runtime and fixtures.
@@ -78,7 +87,7 @@ pub enum VisionError {
     /// The ONNX Runtime library exists but could not be loaded.
     #[error("cannot load ONNX Runtime from {path}: {message}; run `{SETUP_COMMAND}` to install a compatible libonnxruntime.so")]
     RuntimeLoad {
-        /// The library.
+        /// The `libonnxruntime.so` that failed to load.
         path: PathBuf,
         /// The loader's message.
         message: String,
@@ -86,15 +95,16 @@ pub enum VisionError {
     /// The model file does not exist.
     #[error("model file {path} not found: run `{SETUP_COMMAND}` and import the darknet model (gopigo model import-darknet CFG WEIGHTS -o MODEL.onnx)")]
     ModelMissing {
-        /// The model path.
+        /// The `.onnx` file that was asked for.
         path: PathBuf,
     },
     /// The model file is not a model ONNX Runtime can load, or not one we can decode.
     #[error("model {path}: {message}")]
     Model {
-        /// The model path.
+        /// The `.onnx` file.
         path: PathBuf,
-        /// What is wrong.
+        /// What is wrong with it (ONNX Runtime's message, or the input,
+        /// outputs or metadata that do not fit).
         message: String,
     },
     /// A setting is out of range.
@@ -112,14 +122,32 @@ pub enum VisionError {
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
-        /// The file.
+        /// The file, folder or program (`ffmpeg`) at fault.
         path: PathBuf,
-        /// The cause.
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// Importing a darknet model failed.
     #[error(transparent)]
     Darknet(#[from] darknet::DarknetError),
+}
+
+/// The camera crate's codec errors as detector errors: a frame that does
+/// not decode is [`VisionError::Decode`], one that does not encode
+/// [`VisionError::Encode`].
+impl From<CameraError> for VisionError {
+    fn from(e: CameraError) -> Self {
+        match e {
+            CameraError::Decode { what, reason, .. } if what.is_empty() => {
+                VisionError::Decode(reason)
+            }
+            CameraError::Decode { what, reason, .. } => {
+                VisionError::Decode(format!("{what}: {reason}"))
+            }
+            CameraError::Encode { .. } => VisionError::Encode(e.to_string()),
+            other => VisionError::Decode(other.to_string()),
+        }
+    }
 }
 
 /// Where `setup.sh` puts things: `$GOPIGO_CACHE/vision`, default
@@ -165,22 +193,42 @@ pub fn ensure_default_model() -> Result<PathBuf, VisionError> {
     if !cfg.is_file() || !weights.is_file() {
         return Err(VisionError::ModelMissing { path: weights });
     }
-    let names = if names.is_file() {
-        darknet::read_names(&names)?
-    } else {
-        Vec::new()
+    let names = names.is_file().then_some(names.as_path());
+    write_model(&cfg, &weights, names, &out)?;
+    Ok(out)
+}
+
+/// `model` if given, else the default model ([`ensure_default_model`]).
+pub fn model_or_default(model: Option<&Path>) -> Result<PathBuf, VisionError> {
+    match model {
+        Some(m) => Ok(m.to_path_buf()),
+        None => ensure_default_model(),
+    }
+}
+
+/// Imports a darknet `cfg` + `weights` (with the class names in
+/// `names_file`, one per line, when given) and writes the ONNX model to
+/// `output`, through a temporary file so a reader never sees half a model.
+pub fn write_model(
+    cfg: &Path,
+    weights: &Path,
+    names_file: Option<&Path>,
+    output: &Path,
+) -> Result<(), VisionError> {
+    let names = match names_file {
+        Some(p) => darknet::read_names(p)?,
+        None => Vec::new(),
     };
-    let bytes = darknet::import_darknet_with_names(&cfg, &weights, &names)?;
-    let tmp = out.with_extension("onnx.part");
+    let bytes = darknet::import_darknet_with_names(cfg, weights, &names)?;
+    let tmp = output.with_extension("onnx.part");
     std::fs::write(&tmp, bytes).map_err(|source| VisionError::Io {
         path: tmp.clone(),
         source,
     })?;
-    std::fs::rename(&tmp, &out).map_err(|source| VisionError::Io {
-        path: out.clone(),
+    std::fs::rename(&tmp, output).map_err(|source| VisionError::Io {
+        path: output.to_path_buf(),
         source,
-    })?;
-    Ok(out)
+    })
 }
 
 /// The 80 COCO class names, used when an 80-class model carries no names.

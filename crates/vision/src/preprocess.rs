@@ -8,7 +8,7 @@
 //! reference implementation.
 
 use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use image::RgbImage;
+use gopigo_camera::jpeg::RgbImage;
 
 /// Where the scaled image sits inside the network input (darknet's integer
 /// arithmetic).
@@ -88,17 +88,7 @@ impl Letterbox {
 }
 
 /// Which resizer to letterbox with.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum ResizeMode {
     /// SIMD bilinear (`fast_image_resize`): fastest.
     #[default]
@@ -111,8 +101,8 @@ pub enum ResizeMode {
 /// then float), `resize_image` (horizontal then vertical linear pass with
 /// `(in-1)/(out-1)` scales), a canvas filled with 0.5.
 pub fn letterbox_darknet(img: &RgbImage, net_w: u32, net_h: u32, out: &mut Vec<f32>) -> Letterbox {
-    let lb = Letterbox::new(img.width(), img.height(), net_w, net_h);
-    let (iw, ih) = (img.width() as usize, img.height() as usize);
+    let lb = Letterbox::new(img.width, img.height, net_w, net_h);
+    let (iw, ih) = (img.width as usize, img.height as usize);
     let (w, h) = (lb.new_w as usize, lb.new_h as usize);
     let (nw, nh) = (net_w as usize, net_h as usize);
     out.clear();
@@ -120,7 +110,7 @@ pub fn letterbox_darknet(img: &RgbImage, net_w: u32, net_h: u32, out: &mut Vec<f
     if iw == 0 || ih == 0 {
         return lb;
     }
-    let raw = img.as_raw();
+    let raw = &img.data;
     // Planar source, as darknet loads it.
     let mut src = vec![0f32; 3 * iw * ih];
     for (p, px) in raw.chunks_exact(3).enumerate() {
@@ -210,20 +200,20 @@ pub fn letterbox_fast(
     state: &mut FastResizer,
     out: &mut Vec<f32>,
 ) -> Letterbox {
-    let lb = Letterbox::new(img.width(), img.height(), net_w, net_h);
+    let lb = Letterbox::new(img.width, img.height, net_w, net_h);
     let (nw, nh) = (net_w as usize, net_h as usize);
     let (w, h) = (lb.new_w as usize, lb.new_h as usize);
     out.clear();
     out.resize(3 * nw * nh, 0.5);
-    if img.width() == 0 || img.height() == 0 {
+    if img.width == 0 || img.height == 0 {
         return lb;
     }
     state.scaled.resize(w * h * 3, 0);
     let resized = {
         let src = fast_image_resize::images::ImageRef::new(
-            img.width(),
-            img.height(),
-            img.as_raw(),
+            img.width,
+            img.height,
+            &img.data,
             PixelType::U8x3,
         );
         let dst = Image::from_slice_u8(lb.new_w, lb.new_h, &mut state.scaled, PixelType::U8x3);
@@ -309,7 +299,7 @@ mod tests {
     }
 
     fn img(w: u32, h: u32, px: &[[u8; 3]]) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| image::Rgb(px[(y * w + x) as usize]))
+        RgbImage::from_fn(w, h, |x, y| px[(y * w + x) as usize])
     }
 
     #[test]
@@ -345,7 +335,7 @@ mod tests {
     #[test]
     fn fast_and_darknet_resizers_agree_closely() {
         let src = RgbImage::from_fn(97, 61, |x, y| {
-            image::Rgb([(x * 2) as u8, (y * 4) as u8, ((x + y) % 256) as u8])
+            [(x * 2) as u8, (y * 4) as u8, ((x + y) % 256) as u8]
         });
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let la = letterbox_darknet(&src, 64, 64, &mut a);

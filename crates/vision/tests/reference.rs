@@ -135,9 +135,8 @@ fn fast_mode_finds_darknets_confident_objects() {
 fn imported_onnx_matches_opencv_darknet_importer() {
     let tmp = tempfile::tempdir().unwrap();
     let mut det = ours(ResizeMode::Darknet, THRESH);
-    let img = image::load_from_memory(&std::fs::read(image("dog")).unwrap())
-        .unwrap()
-        .to_rgb8();
+    let img =
+        gopigo_camera::jpeg::decode_jpeg(&std::fs::read(image("dog")).unwrap(), "dog").unwrap();
     let mut input = Vec::new();
     gopigo_vision::preprocess::letterbox_darknet(&img, 416, 416, &mut input);
     let raw_in = tmp.path().join("input.f32");
@@ -231,11 +230,11 @@ fn darknet_letterbox_is_bit_exact_with_libdarknet() {
         (100, 100, 416, 416),
         (1352, 900, 320, 320),
     ] {
-        let img = image::RgbImage::from_fn(w, h, |_, _| image::Rgb([rnd(), rnd(), rnd()]));
+        let img = gopigo_vision::RgbImage::from_fn(w, h, |_, _| [rnd(), rnd(), rnd()]);
         let mut planar = vec![0f32; (3 * w * h) as usize];
-        for (p, px) in img.pixels().enumerate() {
+        for (p, px) in img.data.chunks_exact(3).enumerate() {
             for k in 0..3 {
-                planar[k * (w * h) as usize + p] = (px.0[k] as f64 / 255.0) as f32;
+                planar[k * (w * h) as usize + p] = (px[k] as f64 / 255.0) as f32;
             }
         }
         let (src, dst) = (tmp.path().join("in.f32"), tmp.path().join("out.f32"));

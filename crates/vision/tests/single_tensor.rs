@@ -91,7 +91,9 @@ fn yolov8_layout_end_to_end() {
     assert_eq!(det.input_size(), (64, 64));
     assert_eq!(det.class_names(), ["cat", "dog"]);
     // 128x64 source: scaled to 64x32 at y offset 16, factor 2 back.
-    let found = det.detect_rgb(&image::RgbImage::new(128, 64)).unwrap();
+    let found = det
+        .detect_rgb(&gopigo_vision::RgbImage::filled(128, 64, [0, 0, 0]))
+        .unwrap();
     assert_eq!(found.len(), 2, "{found:?}");
     let cat = &found[0];
     assert_eq!((cat.class.as_str(), cat.score), ("cat", 0.9));
@@ -117,7 +119,9 @@ fn yolov5_layout_end_to_end() {
         &DetectorConfig::default(),
     )
     .unwrap();
-    let found = det.detect_rgb(&image::RgbImage::new(128, 64)).unwrap();
+    let found = det
+        .detect_rgb(&gopigo_vision::RgbImage::filled(128, 64, [0, 0, 0]))
+        .unwrap();
     let got: Vec<(String, f32)> = found.iter().map(|d| (d.class.clone(), d.score)).collect();
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0].0, "class0");
@@ -143,7 +147,7 @@ fn fixed_input_size_conflicts_are_config_errors() {
     )
     .unwrap();
     assert!(matches!(
-        det.detect_rgb(&image::RgbImage::new(8, 8)),
+        det.detect_rgb(&gopigo_vision::RgbImage::filled(8, 8, [0, 0, 0])),
         Err(VisionError::Inference(_))
     ));
 }
