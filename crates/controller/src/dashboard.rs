@@ -64,6 +64,7 @@ pub const STATIC_FILES: &[(&str, &str)] = &[
     ("fleet.js", include_str!("../static/fleet.js")),
     ("view.js", include_str!("../static/view.js")),
     ("format.js", include_str!("../static/format.js")),
+    ("jobs.js", include_str!("../static/jobs.js")),
     ("teleop.js", include_str!("../static/teleop.js")),
     ("plot.js", include_str!("../static/plot.js")),
     ("multipart.js", include_str!("../static/multipart.js")),

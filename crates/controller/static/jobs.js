@@ -2,7 +2,7 @@
 // fleet view. The agent reports both in its shadow (crates/agent/src/update.rs):
 //   reported.agent = {version, update?: {job, status, step?, to?, detail?}}
 // and its retained status carries `version` too (robot.version here).
-// Not wired yet: import it where a robot row or the selected robot is drawn.
+// view.js shows both in each robot's row and in the selected robot's head.
 
 const ACTIVE = new Set(["QUEUED", "IN_PROGRESS"]);
 

@@ -4,6 +4,7 @@
 
 import * as fmt from "./format.js";
 import { drawPlot } from "./plot.js";
+import { agentVersion, updateClass, updateLine } from "./jobs.js";
 
 export const $ = (id) => document.getElementById(id);
 
@@ -64,8 +65,17 @@ function robotButton(b, r, selected, now) {
   name.append(dot, document.createTextNode(r.thing));
   const meta = document.createElement("span");
   meta.className = "meta";
-  meta.textContent = `${state} · ${battery} · seen ${fmt.ago(r.last_seen_ms, now)}`;
-  b.replaceChildren(name, document.createElement("br"), meta);
+  const version = agentVersion(r);
+  meta.textContent = `${state} · ${battery} · seen ${fmt.ago(r.last_seen_ms, now)}${version ? " · agent " + version : ""}`;
+  const parts = [name, document.createElement("br"), meta];
+  const update = updateLine(r);
+  if (update) {
+    const u = document.createElement("span");
+    u.className = `update ${updateClass(r)}`;
+    u.textContent = update;
+    parts.push(document.createElement("br"), u);
+  }
+  b.replaceChildren(...parts);
   b.setAttribute("aria-label", `${r.thing}, ${state}, battery ${battery}`);
 }
 
@@ -78,7 +88,12 @@ export function renderRobot(fleet, enabled, now = Date.now()) {
   const st = $("robot-state");
   st.textContent = r.online ? "online" : "offline";
   st.className = r.online ? "pill pill-ok" : "pill pill-bad";
-  $("robot-seen").textContent = `last seen ${fmt.ago(r.last_seen_ms, now)}${r.version ? " · agent " + r.version : ""}`;
+  const version = agentVersion(r);
+  $("robot-seen").textContent = `last seen ${fmt.ago(r.last_seen_ms, now)}${version ? " · agent " + version : ""}`;
+  const update = $("robot-update");
+  update.textContent = updateLine(r);
+  update.className = updateClass(r);
+  update.hidden = !update.textContent;
   const off = $("robot-offline");
   off.hidden = r.online;
   if (!r.online) off.textContent = fmt.offlineNotice(r);
