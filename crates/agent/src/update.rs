@@ -167,7 +167,7 @@ fn sibling(exe: &Path, suffix: &str) -> PathBuf {
 }
 
 fn unix_ms() -> u64 {
-    gopigo_camera::unix_ms_now()
+    gopigo_protocol::unix_ms()
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsynced and renamed.

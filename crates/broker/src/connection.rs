@@ -397,8 +397,8 @@ impl PresenceFacts {
             version_number: shared.router.next_version(&self.client_id),
         };
         let body = match reason {
-            None => events::connected_event(&p, events::now_ms()),
-            Some(r) => events::disconnected_event(&p, r, events::now_ms()),
+            None => events::connected_event(&p, gopigo_protocol::unix_ms()),
+            Some(r) => events::disconnected_event(&p, r, gopigo_protocol::unix_ms()),
         };
         let _ = shared.router.publish(&topic, Bytes::from(body), 1, false);
     }

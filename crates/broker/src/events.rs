@@ -45,8 +45,6 @@ impl DisconnectReason {
     }
 }
 
-/// The events' `timestamp` clock: the workspace's one Unix-ms clock.
-pub use gopigo_protocol::unix_ms as now_ms;
 
 /// Facts about one connection for its lifecycle events.
 #[derive(Debug, Clone)]

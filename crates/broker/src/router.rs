@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 
 use crate::config::BrokerConfig;
-use crate::events::{now_ms, DisconnectReason};
+use crate::events::DisconnectReason;
 use crate::outbox::Outbox;
 use crate::store::{Loaded, Store};
 use crate::tree::SubscriptionTree;
@@ -229,7 +229,7 @@ pub(crate) struct Attached {
 }
 
 fn epoch_ms_to_instant(ms: i64, now: Instant) -> Instant {
-    let delta = ms - now_ms() as i64;
+    let delta = ms - gopigo_protocol::unix_ms() as i64;
     if delta <= 0 {
         now
     } else {
@@ -312,7 +312,7 @@ impl Router {
     }
 
     fn expiry_ms(&self) -> i64 {
-        now_ms() as i64 + self.config.session_expiry.as_millis() as i64
+        gopigo_protocol::unix_ms() as i64 + self.config.session_expiry.as_millis() as i64
     }
 
     fn drop_session(&self, state: &mut State, client_id: &Arc<str>) {

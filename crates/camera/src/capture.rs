@@ -129,7 +129,7 @@ mod tests {
                 });
             }
             self.n += 1;
-            Frame::from_jpeg(&self.jpeg, self.n, crate::unix_ms_now(), "counter")
+            Frame::from_jpeg(&self.jpeg, self.n, gopigo_protocol::unix_ms(), "counter")
         }
     }
 

@@ -69,7 +69,7 @@ impl FrameSource for ImageFolder {
     fn next_frame(&mut self) -> Result<Frame, CameraError> {
         let path = self.files[self.next % self.files.len()].clone();
         self.next = (self.next + 1) % self.files.len();
-        let captured_at_ms = crate::unix_ms_now();
+        let captured_at_ms = gopigo_protocol::unix_ms();
         let bytes = std::fs::read(&path).map_err(|source| CameraError::Read {
             path: path.clone(),
             source,

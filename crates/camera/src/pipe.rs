@@ -276,7 +276,7 @@ impl FrameSource for PipeSource {
                     run.frames += 1;
                     self.seq += 1;
                     let what = format!("frame {} of {}", self.seq, self.label);
-                    return Frame::from_jpeg(&jpeg, self.seq, crate::unix_ms_now(), &what);
+                    return Frame::from_jpeg(&jpeg, self.seq, gopigo_protocol::unix_ms(), &what);
                 }
                 if slot.ended {
                     break;

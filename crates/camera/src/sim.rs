@@ -459,7 +459,7 @@ impl SimCamera {
 
 impl FrameSource for SimCamera {
     fn next_frame(&mut self) -> Result<Frame, CameraError> {
-        let captured_at_ms = crate::unix_ms_now();
+        let captured_at_ms = gopigo_protocol::unix_ms();
         let pose = (self.pose)();
         let image = self.render(pose);
         let jpeg = jpeg::encode_jpeg(&image, self.quality)?;

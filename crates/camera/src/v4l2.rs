@@ -116,7 +116,7 @@ impl FrameSource for V4l2Camera {
             device: self.path.clone(),
             reason: format!("capture failed: {e}"),
         })?;
-        let captured_at_ms = crate::unix_ms_now();
+        let captured_at_ms = gopigo_protocol::unix_ms();
         let used = (meta.bytesused as usize).min(buf.len());
         let bytes = &buf[..used];
         self.seq += 1;

@@ -30,7 +30,7 @@ fn jpeg_bytes(w: u32, h: u32, rgb: [u8; 3], min_bytes: usize) -> Vec<u8> {
 }
 
 fn frame(seq: u64, body: &[u8]) -> Frame {
-    Frame::from_jpeg(body, seq, gopigo_camera::unix_ms_now(), "test").unwrap()
+    Frame::from_jpeg(body, seq, gopigo_protocol::unix_ms(), "test").unwrap()
 }
 
 struct Server {

@@ -599,12 +599,12 @@ pub async fn watch(
                 "thing": topics::thing_of(&p.topic),
                 "kind": kind,
                 "retained": p.retain,
-                "received_ms": crate::hub::now_ms(),
+                "received_ms": gopigo_protocol::unix_ms(),
                 "message": payload,
             });
             writeln!(out, "{v}")?;
         } else if let Some(line) = describe(&msg) {
-            writeln!(out, "{} {line}", fmt_time(crate::hub::now_ms()))?;
+            writeln!(out, "{} {line}", fmt_time(gopigo_protocol::unix_ms()))?;
         } else {
             continue;
         }

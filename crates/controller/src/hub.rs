@@ -182,8 +182,6 @@ pub struct Hub {
     publish: mpsc::Sender<Outgoing>,
 }
 
-/// The dashboard's clock (`last_seen_ms`, `server_time_ms`): the workspace's one Unix-ms clock.
-pub use gopigo_protocol::unix_ms as now_ms;
 
 fn encode(msg: &ServerMsg) -> Arc<str> {
     serde_json::to_string(msg)
@@ -237,7 +235,7 @@ impl Hub {
             robots: self.fleet().views(),
             broker: self.broker_view().clone(),
             detection: self.detection.clone(),
-            server_time_ms: now_ms(),
+            server_time_ms: gopigo_protocol::unix_ms(),
         }
     }
 
@@ -329,7 +327,7 @@ impl Hub {
         let (updates, new_thing) = {
             let mut fleet = self.fleet();
             let count = fleet.len();
-            let updates = fleet.apply(msg, now_ms());
+            let updates = fleet.apply(msg, gopigo_protocol::unix_ms());
             // A robot heard of for the first time comes first in the updates.
             let new_thing = match updates.first() {
                 Some(Update::Robot(v)) if fleet.len() > count => Some(v.thing.clone()),

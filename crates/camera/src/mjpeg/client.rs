@@ -352,7 +352,7 @@ impl MjpegClient {
             (Some(seq), Some(at)) => (seq, at),
             _ => match jpeg::read_stamp(&body) {
                 Some(s) => (s.seq, s.captured_at_ms),
-                None => (self.received, crate::unix_ms_now()),
+                None => (self.received, gopigo_protocol::unix_ms()),
             },
         };
         Ok(Frame {
