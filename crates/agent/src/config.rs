@@ -14,15 +14,15 @@ pub enum ConfigError {
     /// The file cannot be read.
     #[error("cannot read the agent config {path}: {source} (make one with `gopigo provision --thing NAME --out DIR` and pass --config DIR/robot.toml, or copy crates/agent/robot.example.toml there)")]
     Read {
-        /// The file.
+        /// Absolute, so the message says where the agent looked.
         path: PathBuf,
-        /// The I/O error.
+        /// Why it could not be read (missing, permissions, ...).
         source: std::io::Error,
     },
     /// The file is not valid TOML for this schema (the message names the key).
     #[error("{path}: {message}")]
     Parse {
-        /// The file.
+        /// The file, as given.
         path: PathBuf,
         /// The TOML parser's message (line, column and key).
         message: String,
@@ -31,7 +31,7 @@ pub enum ConfigError {
     /// so the agent cannot tell whether it should simulate.
     #[error("{path}: [board] kind is not set and this gopigo was built without the real-board support (`--features hardware`), so it will not guess: pass --sim (or set [board] kind = \"sim\") to simulate, or install a build with `--features hardware` (docs/set-up-a-pi.md) for the GoPiGo3")]
     BoardKindUnset {
-        /// The file.
+        /// The file that should set `[board] kind`.
         path: PathBuf,
     },
     /// A key holds a value the agent cannot use.
@@ -39,13 +39,13 @@ pub enum ConfigError {
     Invalid {
         /// The file (or "command line / environment").
         path: PathBuf,
-        /// The TOML table.
+        /// The TOML table (empty for top-level keys).
         section: &'static str,
-        /// The key.
+        /// The key within it.
         key: &'static str,
-        /// The value given.
+        /// The value given, as the message shows it.
         value: String,
-        /// What is allowed.
+        /// What is allowed, or what to set instead.
         reason: String,
     },
 }
@@ -162,9 +162,9 @@ pub struct CameraConfig {
     pub fps: f64,
     /// `sim`, `folder`, `v4l2` or `rpicam`.
     pub source: CameraSource,
-    /// Image size.
+    /// Frame width in pixels (16..=4096).
     pub width: u32,
-    /// Image size.
+    /// Frame height in pixels (16..=4096).
     pub height: u32,
     /// Image folder for `source = "folder"`.
     pub folder: Option<PathBuf>,
@@ -307,13 +307,13 @@ pub struct SimConfig {
 pub struct Overrides {
     /// `--sim`: simulated board (and simulated camera unless the file says otherwise).
     pub sim: bool,
-    /// Thing name.
+    /// `--thing`: replaces `thing`.
     pub thing: Option<String>,
     /// `AWSIOT_MQTT_HOST`.
     pub host: Option<String>,
     /// `AWSIOT_MQTT_PORT`.
     pub port: Option<u16>,
-    /// MQTT client id.
+    /// `--client-id`: replaces `[mqtt] client_id`.
     pub client_id: Option<String>,
     /// `AWSIOT_MQTT_TOPIC_COMMAND`.
     pub command_topic: Option<String>,
@@ -327,19 +327,19 @@ pub struct Overrides {
     pub cert_file: Option<PathBuf>,
     /// `AWSIOT_KEY_FILE`.
     pub key_file: Option<PathBuf>,
-    /// Camera port.
+    /// Replaces `[camera] port`.
     pub camera_port: Option<u16>,
-    /// Camera bind address.
+    /// Replaces `[camera] bind`.
     pub camera_bind: Option<String>,
-    /// Camera off.
+    /// `--no-camera`: sets `[camera] enabled = false`.
     pub no_camera: bool,
-    /// Telemetry rate.
+    /// Replaces `[telemetry] hz`.
     pub telemetry_hz: Option<f64>,
-    /// Dead-man TTL.
+    /// Replaces `[safety] deadman_ms`.
     pub deadman_ms: Option<u64>,
-    /// Obstacle distance.
+    /// Replaces `[safety] obstacle_mm`.
     pub obstacle_mm: Option<u32>,
-    /// Sim debug port.
+    /// Sets `[sim] debug_port`.
     pub sim_debug_port: Option<u16>,
 }
 
@@ -442,159 +442,19 @@ impl AgentConfig {
 
     /// Checks every value; the error names the key.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad = |section: &'static str, key: &'static str, value: String, reason: &str| {
-            Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                section,
-                key,
-                value,
-                reason: reason.to_string(),
-            })
-        };
-        if !valid_thing_name(&self.thing) {
-            return bad(
-                "",
-                "thing",
-                format!("{:?}", self.thing),
-                "a thing name is 1-128 characters of letters, digits, ':', '_' and '-'",
-            );
-        }
-        if self.mqtt.host.trim().is_empty() {
-            return bad(
-                "mqtt",
-                "host",
-                "\"\"".into(),
-                "set the endpoint host (AWSIOT_MQTT_HOST)",
-            );
-        }
-        if self.mqtt.port == 0 {
-            return bad(
-                "mqtt",
-                "port",
-                "0".into(),
-                "use 8883, or 443 with alpn = true",
-            );
-        }
-        if self.mqtt.client_id.is_empty() {
-            return bad("mqtt", "client_id", "\"\"".into(), "use the thing name");
-        }
-        for (key, t) in [
-            ("command", &self.topics.command),
-            ("report", &self.topics.report),
-        ] {
-            if let Some(t) = t {
-                if t.is_empty() || t.contains('+') || t.contains('#') {
-                    return bad(
-                        "topics",
-                        key,
-                        format!("{t:?}"),
-                        "a topic name must be non-empty and hold no wildcard",
-                    );
-                }
-            }
-        }
-        let s = &self.safety;
-        if !(100..=600_000).contains(&s.deadman_ms) {
-            return bad(
-                "safety",
-                "deadman_ms",
-                s.deadman_ms.to_string(),
-                "allowed 100..=600000",
-            );
-        }
-        if s.obstacle_mm > 2000 {
-            return bad(
-                "safety",
-                "obstacle_mm",
-                s.obstacle_mm.to_string(),
-                "allowed 0 (off) ..=2000; the sensor sees about 2.3 m",
-            );
-        }
-        if !(100..=60_000).contains(&s.link_timeout_ms) {
-            return bad(
-                "safety",
-                "link_timeout_ms",
-                s.link_timeout_ms.to_string(),
-                "allowed 100..=60000",
-            );
-        }
+        let check = Check(path);
+        self.check_identity(&check)?;
+        self.safety.check(&check)?;
         let hz = self.telemetry.hz;
-        if !(hz.is_finite() && (0.2..=50.0).contains(&hz)) {
-            return bad("telemetry", "hz", hz.to_string(), "allowed 0.2..=50");
-        }
-        let c = &self.camera;
-        if !(c.fps.is_finite() && (0.1..=60.0).contains(&c.fps)) {
-            return bad("camera", "fps", c.fps.to_string(), "allowed 0.1..=60");
-        }
-        if !(1..=256).contains(&c.max_viewers) {
-            return bad(
-                "camera",
-                "max_viewers",
-                c.max_viewers.to_string(),
-                "allowed 1..=256",
-            );
-        }
-        if !(16..=4096).contains(&c.width) {
-            return bad("camera", "width", c.width.to_string(), "allowed 16..=4096");
-        }
-        if !(16..=4096).contains(&c.height) {
-            return bad(
-                "camera",
-                "height",
-                c.height.to_string(),
-                "allowed 16..=4096",
-            );
-        }
-        if c.bind.parse::<std::net::IpAddr>().is_err() {
-            return bad(
-                "camera",
-                "bind",
-                format!("{:?}", c.bind),
-                "an IP address such as 0.0.0.0 or 127.0.0.1",
-            );
-        }
-        if c.enabled && c.source == CameraSource::Folder && c.folder.is_none() {
-            return bad(
-                "camera",
-                "folder",
-                "(missing)".into(),
-                "source = \"folder\" needs folder = \"/path/to/images\"",
-            );
-        }
-        let b = &self.board;
-        if b.ticks != 6 && b.ticks != 16 {
-            return bad(
-                "board",
-                "ticks",
-                b.ticks.to_string(),
-                "6, or 16 on robots built from 2021",
-            );
-        }
-        if !(b.wheel_diameter_mm.is_finite() && (10.0..=500.0).contains(&b.wheel_diameter_mm)) {
-            return bad(
-                "board",
-                "wheel_diameter_mm",
-                b.wheel_diameter_mm.to_string(),
-                "allowed 10..=500 (GoPiGo3: 66.5)",
-            );
-        }
-        if !(b.wheel_base_mm.is_finite() && (10.0..=1000.0).contains(&b.wheel_base_mm)) {
-            return bad(
-                "board",
-                "wheel_base_mm",
-                b.wheel_base_mm.to_string(),
-                "allowed 10..=1000 (GoPiGo3: 117)",
-            );
-        }
-        if !(1..=gopigo_protocol::MAX_SPEED_DPS).contains(&b.speed_dps) {
-            return bad(
-                "board",
-                "speed_dps",
-                b.speed_dps.to_string(),
-                "allowed 1..=1000",
-            );
-        }
-        if b.kind.is_none() && !HARDWARE_BUILT {
+        check.ensure(
+            hz.is_finite() && (0.2..=50.0).contains(&hz),
+            ("telemetry", "hz"),
+            hz,
+            "allowed 0.2..=50",
+        )?;
+        self.camera.check(&check)?;
+        self.board.check(&check)?;
+        if self.board.kind.is_none() && !HARDWARE_BUILT {
             return Err(ConfigError::BoardKindUnset {
                 path: path.to_path_buf(),
             });
@@ -602,7 +462,50 @@ impl AgentConfig {
         Ok(())
     }
 
-    /// The command topic in use.
+    /// Who the robot is and where it connects: thing, `[mqtt]`, `[topics]`.
+    fn check_identity(&self, check: &Check<'_>) -> Result<(), ConfigError> {
+        check.ensure(
+            gopigo_protocol::valid_thing_name(&self.thing),
+            ("", "thing"),
+            format!("{:?}", self.thing),
+            "a thing name is 1-128 characters of letters, digits, ':', '_' and '-'",
+        )?;
+        let m = &self.mqtt;
+        check.ensure(
+            !m.host.trim().is_empty(),
+            ("mqtt", "host"),
+            "\"\"",
+            "set the endpoint host (AWSIOT_MQTT_HOST)",
+        )?;
+        check.ensure(
+            m.port != 0,
+            ("mqtt", "port"),
+            0,
+            "use 8883, or 443 with alpn = true",
+        )?;
+        check.ensure(
+            !m.client_id.is_empty(),
+            ("mqtt", "client_id"),
+            "\"\"",
+            "use the thing name",
+        )?;
+        for (key, topic) in [
+            ("command", &self.topics.command),
+            ("report", &self.topics.report),
+        ] {
+            if let Some(t) = topic {
+                check.ensure(
+                    !(t.is_empty() || t.contains('+') || t.contains('#')),
+                    ("topics", key),
+                    format!("{t:?}"),
+                    "a topic name must be non-empty and hold no wildcard",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The command topic in use: `[topics] command`, else `gopigo/{thing}/cmd`.
     pub fn command_topic(&self) -> String {
         self.topics
             .command
@@ -610,7 +513,7 @@ impl AgentConfig {
             .unwrap_or_else(|| gopigo_protocol::topics::cmd(&self.thing))
     }
 
-    /// The result topic in use.
+    /// The result topic in use: `[topics] report`, else `gopigo/{thing}/cmd/result`.
     pub fn report_topic(&self) -> String {
         self.topics
             .report
@@ -619,11 +522,122 @@ impl AgentConfig {
     }
 }
 
-fn valid_thing_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'))
+/// Names the file in each [`ConfigError::Invalid`].
+struct Check<'a>(&'a Path);
+
+impl Check<'_> {
+    /// `Err` naming `[section] key = value` and `reason` unless `ok`.
+    fn ensure(
+        &self,
+        ok: bool,
+        (section, key): (&'static str, &'static str),
+        value: impl ToString,
+        reason: &str,
+    ) -> Result<(), ConfigError> {
+        if ok {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            path: self.0.to_path_buf(),
+            section,
+            key,
+            value: value.to_string(),
+            reason: reason.to_string(),
+        })
+    }
+}
+
+impl SafetyConfig {
+    fn check(&self, check: &Check<'_>) -> Result<(), ConfigError> {
+        check.ensure(
+            (100..=600_000).contains(&self.deadman_ms),
+            ("safety", "deadman_ms"),
+            self.deadman_ms,
+            "allowed 100..=600000",
+        )?;
+        check.ensure(
+            self.obstacle_mm <= 2000,
+            ("safety", "obstacle_mm"),
+            self.obstacle_mm,
+            "allowed 0 (off) ..=2000; the sensor sees about 2.3 m",
+        )?;
+        check.ensure(
+            (100..=60_000).contains(&self.link_timeout_ms),
+            ("safety", "link_timeout_ms"),
+            self.link_timeout_ms,
+            "allowed 100..=60000",
+        )
+    }
+}
+
+impl CameraConfig {
+    fn check(&self, check: &Check<'_>) -> Result<(), ConfigError> {
+        check.ensure(
+            self.fps.is_finite() && (0.1..=60.0).contains(&self.fps),
+            ("camera", "fps"),
+            self.fps,
+            "allowed 0.1..=60",
+        )?;
+        check.ensure(
+            (1..=256).contains(&self.max_viewers),
+            ("camera", "max_viewers"),
+            self.max_viewers,
+            "allowed 1..=256",
+        )?;
+        check.ensure(
+            (16..=4096).contains(&self.width),
+            ("camera", "width"),
+            self.width,
+            "allowed 16..=4096",
+        )?;
+        check.ensure(
+            (16..=4096).contains(&self.height),
+            ("camera", "height"),
+            self.height,
+            "allowed 16..=4096",
+        )?;
+        check.ensure(
+            self.bind.parse::<std::net::IpAddr>().is_ok(),
+            ("camera", "bind"),
+            format!("{:?}", self.bind),
+            "an IP address such as 0.0.0.0 or 127.0.0.1",
+        )?;
+        check.ensure(
+            !(self.enabled && self.source == CameraSource::Folder && self.folder.is_none()),
+            ("camera", "folder"),
+            "(missing)",
+            "source = \"folder\" needs folder = \"/path/to/images\"",
+        )
+    }
+}
+
+impl BoardConfig {
+    fn check(&self, check: &Check<'_>) -> Result<(), ConfigError> {
+        check.ensure(
+            self.ticks == 6 || self.ticks == 16,
+            ("board", "ticks"),
+            self.ticks,
+            "6, or 16 on robots built from 2021",
+        )?;
+        check.ensure(
+            self.wheel_diameter_mm.is_finite() && (10.0..=500.0).contains(&self.wheel_diameter_mm),
+            ("board", "wheel_diameter_mm"),
+            self.wheel_diameter_mm,
+            "allowed 10..=500 (GoPiGo3: 66.5)",
+        )?;
+        check.ensure(
+            self.wheel_base_mm.is_finite() && (10.0..=1000.0).contains(&self.wheel_base_mm),
+            ("board", "wheel_base_mm"),
+            self.wheel_base_mm,
+            "allowed 10..=1000 (GoPiGo3: 117)",
+        )?;
+        check.ensure(
+            (1..=gopigo_protocol::MAX_SPEED_DPS).contains(&self.speed_dps),
+            ("board", "speed_dps"),
+            self.speed_dps,
+            "allowed 1..=1000",
+        )
+    }
 }
 
 #[cfg(test)]

@@ -20,15 +20,15 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::inbox::{Inbox, StopAck, StopCause, StopRequest, Taken};
 
-use gopigo3::sim::SimHandle;
 use gopigo3::{DistanceSensor, GoPiGo3, Gopigo3Error, LedMask, MotorPort, ServoPort, SpiBus};
 use gopigo_camera::CameraControl;
 use gopigo_protocol::{
-    Action, Command, CommandResult, CommandStatus, Direction, RobotSettings, Telemetry, Wheels,
+    unix_ms, Action, Command, CommandResult, CommandStatus, Direction, RobotSettings, Telemetry,
+    Wheels,
 };
 
 /// The executor's period: motion checks and distance polls run at 50 Hz.
@@ -82,11 +82,11 @@ pub enum Input {
 /// What the executor wants published.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    /// On `cmd/result`.
+    /// For `cmd/result`: each command's `accepted`, `done` or `rejected`.
     Result(CommandResult),
-    /// The reported shadow state.
+    /// For the shadow's `reported` state, after any setting changed.
     Reported(RobotSettings),
-    /// On `telemetry`.
+    /// For `telemetry`, at `[telemetry] hz`.
     Telemetry(Telemetry),
 }
 
@@ -116,11 +116,16 @@ enum Motion {
     },
 }
 
+/// Adds to each telemetry sample what only the board in use knows: the
+/// simulated board sets `sim_pose` (its true pose) through one; the real
+/// board has none. Set with [`Executor::with_telemetry_extras`].
+pub type TelemetryExtras = Box<dyn Fn(&mut Telemetry) + Send>;
+
 /// The state machine. See the module docs.
 pub struct Executor<B: SpiBus> {
     robot: SharedRobot<B>,
     distance: Option<Box<dyn DistanceSensor + Send>>,
-    sim: Option<SimHandle>,
+    extras: Option<TelemetryExtras>,
     camera: Option<Arc<CameraControl>>,
     limits: Limits,
     settings: RobotSettings,
@@ -130,13 +135,6 @@ pub struct Executor<B: SpiBus> {
     last_distance_mm: Option<u32>,
     made_ids: u64,
     id_prefix: String,
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn result(id: &str, status: CommandStatus, reason: Option<String>) -> Output {
@@ -154,12 +152,11 @@ pub fn lock_robot<B: SpiBus>(robot: &SharedRobot<B>) -> MutexGuard<'_, GoPiGo3<B
 }
 
 impl<B: SpiBus> Executor<B> {
-    /// An executor over `robot`; `distance` feeds the obstacle stop, `sim`
-    /// adds the true pose to telemetry, `camera` follows `camera_on`.
+    /// An executor over `robot`; `distance` feeds the obstacle stop,
+    /// `camera` follows `camera_on`.
     pub fn new(
         robot: SharedRobot<B>,
         distance: Option<Box<dyn DistanceSensor + Send>>,
-        sim: Option<SimHandle>,
         camera: Option<Arc<CameraControl>>,
         limits: Limits,
     ) -> Result<Self, Gopigo3Error> {
@@ -174,7 +171,7 @@ impl<B: SpiBus> Executor<B> {
         Ok(Self {
             robot,
             distance,
-            sim,
+            extras: None,
             camera,
             limits,
             settings,
@@ -185,6 +182,12 @@ impl<B: SpiBus> Executor<B> {
             made_ids: 0,
             id_prefix: format!("r{}", unix_ms() % 1_000_000),
         })
+    }
+
+    /// Has `extras` add the board's own fields to every telemetry sample.
+    pub fn with_telemetry_extras(mut self, extras: TelemetryExtras) -> Self {
+        self.extras = Some(extras);
+        self
     }
 
     /// True while a motion command drives the wheels.
@@ -215,7 +218,7 @@ impl<B: SpiBus> Executor<B> {
         format!("{}-{}", self.id_prefix, self.made_ids)
     }
 
-    /// Handles one input.
+    /// Runs a command or applies settings (stops come through [`Executor::service`]).
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
         match input {
             Input::Command(cmd) => {
@@ -414,78 +417,98 @@ impl<B: SpiBus> Executor<B> {
             self.last_command_at = Some(now);
         }
         let id = cmd.id.clone().unwrap_or_else(|| self.make_id());
-        let mut out = Vec::new();
         match cmd.action {
             Action::Stop => {
                 let stop = StopRequest {
                     cause: StopCause::Command(Some(id)),
                     cancelled: Vec::new(),
                 };
-                return self.apply_stop(stop, now);
+                self.apply_stop(stop, now)
             }
-            Action::Heartbeat => {
-                out.push(result(&id, CommandStatus::Accepted, None));
-                out.push(result(&id, CommandStatus::Done, None));
-            }
+            Action::Heartbeat => vec![
+                result(&id, CommandStatus::Accepted, None),
+                result(&id, CommandStatus::Done, None),
+            ],
             Action::Led { color } => {
                 let [r, g, b] = color;
                 let set = self
                     .bot()
                     .set_led(LedMask::EYE_LEFT | LedMask::EYE_RIGHT, r, g, b);
-                match set {
-                    Ok(()) => {
-                        self.settings.led = Some(color);
-                        out.push(result(&id, CommandStatus::Accepted, None));
-                        out.push(result(&id, CommandStatus::Done, None));
-                        out.push(Output::Reported(self.reported()));
-                    }
-                    Err(e) => out.push(self.board_error(&id, &e)),
+                if set.is_ok() {
+                    self.settings.led = Some(color);
                 }
+                self.setting_done(&id, set)
             }
-            Action::Servo { angle } => match self.set_servo(angle) {
-                Ok(()) => {
+            Action::Servo { angle } => {
+                let set = self.set_servo(angle);
+                if set.is_ok() {
                     self.settings.servo_angle = Some(angle);
-                    out.push(result(&id, CommandStatus::Accepted, None));
-                    out.push(result(&id, CommandStatus::Done, None));
-                    out.push(Output::Reported(self.reported()));
                 }
-                Err(e) => out.push(self.board_error(&id, &e)),
-            },
+                self.setting_done(&id, set)
+            }
             Action::Drive {
                 direction,
                 speed_dps,
                 duration_ms,
-            } => {
-                let forward = matches!(
-                    direction,
-                    Direction::Forward | Direction::Left | Direction::Right
-                );
-                if let Some(reason) = forward.then(|| self.obstacle_ahead()).flatten() {
-                    return self.refuse_for_obstacle(&id, reason, now);
-                }
-                out.extend(self.end_motion(Some(format!("preempted by {id}"))));
-                let speed = f64::from(speed_dps.unwrap_or(self.speed_dps()));
-                let duration = Duration::from_millis(u64::from(
-                    duration_ms.unwrap_or(gopigo_protocol::DEFAULT_DURATION_MS),
-                ));
-                out.push(self.start_timed(&id, direction, speed, now, duration));
-            }
+            } => self.drive(&id, direction, speed_dps, duration_ms, now),
             Action::Turn { degrees } => {
-                let geometry = self.bot().geometry();
-                let w = geometry.spin_wheel_degrees(degrees);
-                out.extend(self.end_motion(Some(format!("preempted by {id}"))));
+                let w = self.bot().geometry().spin_wheel_degrees(degrees);
+                let mut out = self.end_motion(Some(format!("preempted by {id}")));
                 out.extend(self.start_position(&id, "turning", w, -w, false, now));
+                out
             }
-            Action::DriveCm { cm } => {
-                if let Some(reason) = (cm > 0.0).then(|| self.obstacle_ahead()).flatten() {
-                    return self.refuse_for_obstacle(&id, reason, now);
-                }
-                let geometry = self.bot().geometry();
-                let deg = geometry.mm_to_wheel_degrees(cm * 10.0);
-                out.extend(self.end_motion(Some(format!("preempted by {id}"))));
-                out.extend(self.start_position(&id, "drive_cm", deg, deg, cm > 0.0, now));
-            }
+            Action::DriveCm { cm } => self.drive_cm(&id, cm, now),
         }
+    }
+
+    /// The results of an LED or servo command that takes effect at once:
+    /// `accepted`, `done` and the new reported state, or the board error.
+    fn setting_done(&self, id: &str, set: Result<(), Gopigo3Error>) -> Vec<Output> {
+        match set {
+            Ok(()) => vec![
+                result(id, CommandStatus::Accepted, None),
+                result(id, CommandStatus::Done, None),
+                Output::Reported(self.reported()),
+            ],
+            Err(e) => vec![self.board_error(id, &e)],
+        }
+    }
+
+    /// A timed drive, refused when an obstacle is too close ahead; it
+    /// preempts the running motion.
+    fn drive(
+        &mut self,
+        id: &str,
+        direction: Direction,
+        speed_dps: Option<u32>,
+        duration_ms: Option<u32>,
+        now: Instant,
+    ) -> Vec<Output> {
+        let forward = matches!(
+            direction,
+            Direction::Forward | Direction::Left | Direction::Right
+        );
+        if let Some(reason) = forward.then(|| self.obstacle_ahead()).flatten() {
+            return self.refuse_for_obstacle(id, reason, now);
+        }
+        let mut out = self.end_motion(Some(format!("preempted by {id}")));
+        let speed = f64::from(speed_dps.unwrap_or(self.speed_dps()));
+        let duration = Duration::from_millis(u64::from(
+            duration_ms.unwrap_or(gopigo_protocol::DEFAULT_DURATION_MS),
+        ));
+        out.push(self.start_timed(id, direction, speed, now, duration));
+        out
+    }
+
+    /// A move by distance (negative: backward), refused when going forward
+    /// toward an obstacle too close; it preempts the running motion.
+    fn drive_cm(&mut self, id: &str, cm: f64, now: Instant) -> Vec<Output> {
+        if let Some(reason) = (cm > 0.0).then(|| self.obstacle_ahead()).flatten() {
+            return self.refuse_for_obstacle(id, reason, now);
+        }
+        let deg = self.bot().geometry().mm_to_wheel_degrees(cm * 10.0);
+        let mut out = self.end_motion(Some(format!("preempted by {id}")));
+        out.extend(self.start_position(id, "drive_cm", deg, deg, cm > 0.0, now));
         out
     }
 
@@ -737,7 +760,7 @@ impl<B: SpiBus> Executor<B> {
                 (*label, Some(id.clone()))
             }
         };
-        Ok(Telemetry {
+        let mut sample = Telemetry {
             ts_ms: unix_ms(),
             battery_v: (battery_v * 100.0).round() / 100.0,
             encoders_deg: Wheels { left: l, right: r },
@@ -750,15 +773,12 @@ impl<B: SpiBus> Executor<B> {
                 .map(|d| d.min(u32::from(gopigo3::NOTHING_IN_RANGE_MM))),
             motion: motion.to_string(),
             command_id,
-            sim_pose: self.sim.as_ref().map(|h| {
-                let p = h.pose();
-                [
-                    (p.x_mm * 10.0).round() / 10.0,
-                    (p.y_mm * 10.0).round() / 10.0,
-                    (p.heading_deg() * 100.0).round() / 100.0,
-                ]
-            }),
-        })
+            sim_pose: None,
+        };
+        if let Some(add) = &self.extras {
+            add(&mut sample);
+        }
+        Ok(sample)
     }
 
     /// Ends any motion, stops the wheels (retrying the 0 dps write, for up
@@ -923,7 +943,7 @@ fn run_loop<B: SpiBus>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gopigo3::sim::{self, ClockMode, MotorMode};
+    use gopigo3::sim::{self, ClockMode, MotorMode, SimHandle};
     use gopigo_protocol::parse_command;
 
     struct Rig {
@@ -940,14 +960,9 @@ mod tests {
         })
         .unwrap();
         let robot = Arc::new(Mutex::new(kit.gopigo));
-        let exec = Executor::new(
-            robot,
-            Some(Box::new(kit.distance)),
-            Some(kit.handle.clone()),
-            None,
-            limits,
-        )
-        .unwrap();
+        let exec = Executor::new(robot, Some(Box::new(kit.distance)), None, limits)
+            .unwrap()
+            .with_telemetry_extras(crate::agent::sim_telemetry(kit.handle.clone()));
         Rig {
             exec,
             sim: kit.handle,

@@ -25,14 +25,16 @@
 //! - [`limits`]: raises the open-file limit to the hard limit at start.
 //! - [`debug`]: the simulation-only debug endpoint (`GET /sim`,
 //!   `POST /sim/obstacle`) for tests and benchmarks.
-//! - [`run`]: wires it all together: MQTT session (subscribe to commands at
-//!   QoS 1, results, telemetry, retained status with an offline will,
-//!   shadow get/delta/report, reconnect with backoff, link watchdog),
-//!   camera server (guarded by a per-boot token published in the
-//!   retained status, with a viewer cap and timeouts), executor thread; on
-//!   shutdown it stops and floats the motors before anything else. A panic
-//!   in another task becomes a stop with its reason; a panic of the
-//!   executor stops and floats the motors.
+//! - `session`: the MQTT session: subscribe to commands at QoS 1 and route
+//!   each message by its `gopigo_protocol::Topic`; results, telemetry,
+//!   retained status with an offline will, shadow get/delta/report,
+//!   reconnect with backoff, link watchdog.
+//! - [`run`]: wires it all together: board (real or simulated; only here
+//!   does the agent know which), camera server (guarded by a per-boot token
+//!   published in the retained status, with a viewer cap and timeouts),
+//!   executor thread, session; on shutdown it stops and floats the motors
+//!   before anything else. A panic in another task becomes a stop with its
+//!   reason; a panic of the executor stops and floats the motors.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -45,6 +47,7 @@ pub mod executor;
 pub mod inbox;
 pub mod limits;
 pub mod link;
+mod session;
 pub mod shadow;
 
 pub use agent::{run, VERSION};
@@ -68,9 +71,9 @@ pub enum AgentError {
     /// A socket or thread could not be set up.
     #[error("cannot {what}: {source}")]
     Io {
-        /// What was being done.
+        /// What the agent was doing, with the setting that chose it.
         what: String,
-        /// The error.
+        /// Why it failed.
         source: std::io::Error,
     },
     /// The executor thread ended while the agent ran (it panicked; it

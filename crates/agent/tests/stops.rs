@@ -67,7 +67,6 @@ fn stepped(limits: Limits) -> Stepped {
     let exec = Executor::new(
         Arc::new(Mutex::new(gopigo)),
         Some(Box::new(distance)),
-        Some(sim.clone()),
         None,
         limits,
     )
@@ -304,14 +303,7 @@ struct Running {
 fn running() -> Running {
     let (gopigo, sim, armed) = board(ClockMode::RealTime);
     let robot = Arc::new(Mutex::new(gopigo));
-    let exec = Executor::new(
-        robot.clone(),
-        None,
-        Some(sim.clone()),
-        None,
-        Limits::default(),
-    )
-    .unwrap();
+    let exec = Executor::new(robot.clone(), None, None, Limits::default()).unwrap();
     let (tx, frames) = std::sync::mpsc::channel();
     sim.set_frame_log(Some(tx));
     let inbox = Arc::new(Inbox::new());

@@ -1,7 +1,5 @@
 //! Lifecycle events (`$aws/events/presence/...`) and disconnect reasons.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Why a connection ended, with AWS IoT's `disconnectReason` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisconnectReason {
@@ -47,13 +45,8 @@ impl DisconnectReason {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+/// The events' `timestamp` clock: the workspace's one Unix-ms clock.
+pub use gopigo_protocol::unix_ms as now_ms;
 
 /// Facts about one connection for its lifecycle events.
 #[derive(Debug, Clone)]

@@ -30,7 +30,6 @@ pub mod sim;
 pub mod v4l2;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -89,13 +88,8 @@ impl Frame {
     }
 }
 
-/// The current time in unix milliseconds.
-pub fn unix_ms_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+/// The capture clock of every frame source: the workspace's one Unix-ms clock.
+pub use gopigo_protocol::unix_ms as unix_ms_now;
 
 /// Produces frames. `next_frame` blocks until a frame is ready; the caller
 /// ([`spawn_capture`]) decides the pace.

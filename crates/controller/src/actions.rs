@@ -21,9 +21,9 @@ pub enum ActionError {
     /// A shadow value of the wrong type or range.
     #[error("bad shadow value for `{key}`: {reason}")]
     ShadowValue {
-        /// The key.
+        /// The `desired` key at fault.
         key: String,
-        /// Why.
+        /// The type or range it needs.
         reason: String,
     },
     /// A CLI word or argument that does not parse.
@@ -31,14 +31,9 @@ pub enum ActionError {
     Usage(String),
 }
 
-/// Checks a thing name (AWS: `[a-zA-Z0-9:_-]+`, at most 128).
+/// Checks a thing name with the protocol's rule, before it goes into a topic.
 pub fn check_thing(thing: &str) -> Result<(), ActionError> {
-    let ok = !thing.is_empty()
-        && thing.len() <= 128
-        && thing
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':'));
-    if ok {
+    if gopigo_protocol::valid_thing_name(thing) {
         Ok(())
     } else {
         Err(ActionError::ThingName(thing.to_string()))

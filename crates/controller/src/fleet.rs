@@ -23,7 +23,10 @@ use std::collections::BTreeMap;
 
 use crate::actions::check_thing;
 
-use gopigo_protocol::{CommandResult, Detections, Status, Telemetry};
+use gopigo_protocol::{
+    CommandResult, Detections, PresenceEvent, RobotTopic, ShadowMsg, Status, Telemetry, Topic,
+    TopicError,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -32,30 +35,31 @@ use serde_json::Value;
 pub enum Incoming {
     /// `gopigo/{thing}/status` (retained; also the will).
     Status {
-        /// The robot.
+        /// The thing name in the topic (a valid name: [`Topic::parse`] checked it).
         thing: String,
-        /// Its status.
+        /// Online or offline, since when, and the camera it serves.
         status: Status,
     },
     /// `gopigo/{thing}/telemetry`.
     Telemetry {
-        /// The robot.
+        /// The thing name in the topic.
         thing: String,
-        /// The sample.
+        /// One sample, as the robot published it.
         telemetry: Telemetry,
     },
     /// `gopigo/{thing}/cmd/result`.
     Result {
-        /// The robot.
+        /// The thing name in the topic.
         thing: String,
-        /// The result.
+        /// One step of a command: accepted, rejected or done.
         result: CommandResult,
     },
     /// `gopigo/{thing}/detections`.
     Detections {
-        /// The robot whose video was analysed.
+        /// The robot whose video was analysed (anyone may publish these:
+        /// they never add a robot to the list).
         thing: String,
-        /// What was found.
+        /// The frame's detections.
         detections: Detections,
     },
     /// `$aws/events/presence/{connected|disconnected}/{clientId}`.
@@ -71,7 +75,7 @@ pub enum Incoming {
     },
     /// A shadow document (`update/documents` or `get/accepted`).
     Shadow {
-        /// The thing.
+        /// Whose classic shadow.
         thing: String,
         /// `state.desired` (or `null`).
         desired: Value,
@@ -86,15 +90,18 @@ pub enum Incoming {
 /// Why a message could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MessageError {
-    /// The topic is none of those the controller subscribes to.
+    /// A product topic, but none of those the controller subscribes to.
     #[error("topic {0:?} is not one the controller reads (gopigo/{{thing}}/status|telemetry|cmd/result|detections, $aws/events/presence/..., $aws/things/{{thing}}/shadow/...)")]
     UnknownTopic(String),
+    /// Not a topic of the product at all (or it names an invalid thing).
+    #[error(transparent)]
+    BadTopic(#[from] TopicError),
     /// The payload does not parse as the topic's message type.
     #[error("bad payload on {topic}: {reason}")]
     BadPayload {
-        /// The topic.
+        /// The topic it came on.
         topic: String,
-        /// The parse error.
+        /// serde_json's message (names the field and position).
         reason: String,
     },
 }
@@ -108,74 +115,104 @@ fn parse<T: serde::de::DeserializeOwned>(topic: &str, payload: &[u8]) -> Result<
 
 /// Reads a broker message.
 pub fn classify(topic: &str, payload: &[u8]) -> Result<Incoming, MessageError> {
-    let unknown = || MessageError::UnknownTopic(topic.to_string());
-    let parts: Vec<&str> = topic.split('/').collect();
-    match parts.as_slice() {
-        ["gopigo", thing, rest @ ..] if !thing.is_empty() => {
-            let thing = (*thing).to_string();
-            match rest {
-                ["status"] => Ok(Incoming::Status {
-                    thing,
-                    status: parse(topic, payload)?,
-                }),
-                ["telemetry"] => Ok(Incoming::Telemetry {
-                    thing,
-                    telemetry: parse(topic, payload)?,
-                }),
-                ["cmd", "result"] => Ok(Incoming::Result {
-                    thing,
-                    result: parse(topic, payload)?,
-                }),
-                ["detections"] => Ok(Incoming::Detections {
-                    thing,
-                    detections: parse(topic, payload)?,
-                }),
-                _ => Err(unknown()),
-            }
+    match Topic::parse(topic)? {
+        Topic::Robot { thing, kind } => robot_message(topic, thing, kind, payload),
+        Topic::Presence { event, client_id } => presence_message(topic, event, client_id, payload),
+        Topic::Shadow {
+            thing,
+            name: None,
+            msg,
+        } => shadow_message(topic, thing, msg, payload),
+        Topic::Shadow { name: Some(_), .. } => Err(MessageError::UnknownTopic(topic.to_string())),
+    }
+}
+
+/// `gopigo/{thing}/...`: what the robots publish.
+fn robot_message(
+    topic: &str,
+    thing: &str,
+    kind: RobotTopic,
+    payload: &[u8],
+) -> Result<Incoming, MessageError> {
+    let thing = thing.to_string();
+    Ok(match kind {
+        RobotTopic::Status => Incoming::Status {
+            thing,
+            status: parse(topic, payload)?,
+        },
+        RobotTopic::Telemetry => Incoming::Telemetry {
+            thing,
+            telemetry: parse(topic, payload)?,
+        },
+        RobotTopic::CommandResult => Incoming::Result {
+            thing,
+            result: parse(topic, payload)?,
+        },
+        RobotTopic::Detections => Incoming::Detections {
+            thing,
+            detections: parse(topic, payload)?,
+        },
+        RobotTopic::Command | RobotTopic::Check => {
+            return Err(MessageError::UnknownTopic(topic.to_string()))
         }
-        ["$aws", "events", "presence", kind @ ("connected" | "disconnected"), client_id] => {
+    })
+}
+
+/// `$aws/events/presence/...`: the broker's lifecycle events.
+fn presence_message(
+    topic: &str,
+    event: PresenceEvent,
+    client_id: &str,
+    payload: &[u8],
+) -> Result<Incoming, MessageError> {
+    let v: Value = parse(topic, payload)?;
+    Ok(Incoming::Presence {
+        client_id: client_id.to_string(),
+        connected: event == PresenceEvent::Connected,
+        timestamp_ms: v["timestamp"].as_u64().unwrap_or(0),
+        reason: v["disconnectReason"].as_str().map(str::to_string),
+    })
+}
+
+/// A classic shadow's documents; the other answers are subscribed to (or
+/// arrive) but carry nothing the page shows.
+fn shadow_message(
+    topic: &str,
+    thing: &str,
+    msg: ShadowMsg,
+    payload: &[u8],
+) -> Result<Incoming, MessageError> {
+    let thing = thing.to_string();
+    let state = |v: &Value| Incoming::Shadow {
+        thing: thing.clone(),
+        desired: v["desired"].clone(),
+        reported: v["reported"].clone(),
+    };
+    match msg {
+        ShadowMsg::UpdateDocuments => {
             let v: Value = parse(topic, payload)?;
-            Ok(Incoming::Presence {
-                client_id: (*client_id).to_string(),
-                connected: *kind == "connected",
-                timestamp_ms: v["timestamp"].as_u64().unwrap_or(0),
-                reason: v["disconnectReason"].as_str().map(str::to_string),
-            })
+            Ok(state(&v["current"]["state"]))
         }
-        ["$aws", "things", thing, "shadow", rest @ ..] => {
-            let thing = (*thing).to_string();
-            match rest {
-                ["update", "documents"] => {
-                    let v: Value = parse(topic, payload)?;
-                    let state = &v["current"]["state"];
-                    Ok(Incoming::Shadow {
-                        thing,
-                        desired: state["desired"].clone(),
-                        reported: state["reported"].clone(),
-                    })
-                }
-                ["get", "accepted"] => {
-                    let v: Value = parse(topic, payload)?;
-                    Ok(Incoming::Shadow {
-                        thing,
-                        desired: v["state"]["desired"].clone(),
-                        reported: v["state"]["reported"].clone(),
-                    })
-                }
-                ["get", "rejected"] | ["update", "accepted" | "rejected" | "delta"] => {
-                    Ok(Incoming::Ignored)
-                }
-                _ => Err(unknown()),
-            }
+        ShadowMsg::GetAccepted => {
+            let v: Value = parse(topic, payload)?;
+            Ok(state(&v["state"]))
         }
-        _ => Err(unknown()),
+        ShadowMsg::GetRejected
+        | ShadowMsg::UpdateAccepted
+        | ShadowMsg::UpdateRejected
+        | ShadowMsg::UpdateDelta => Ok(Incoming::Ignored),
+        ShadowMsg::Get
+        | ShadowMsg::Update
+        | ShadowMsg::Delete
+        | ShadowMsg::DeleteAccepted
+        | ShadowMsg::DeleteRejected => Err(MessageError::UnknownTopic(topic.to_string())),
     }
 }
 
 /// One robot, as the page shows it in the fleet list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RobotView {
-    /// Thing name.
+    /// The key of the list, sorted by it.
     pub thing: String,
     /// Whether the agent is connected, as far as we know.
     pub online: bool,
@@ -188,15 +225,15 @@ pub struct RobotView {
     pub offline_reason: Option<String>,
     /// Last message of any kind from it, Unix ms (dashboard clock).
     pub last_seen_ms: Option<u64>,
-    /// Last battery reading.
+    /// Battery voltage of the last telemetry sample.
     pub battery_v: Option<f64>,
-    /// Agent version.
+    /// The agent's version from its status (empty until one arrives).
     pub version: String,
     /// Whether the robot announced a camera stream.
     pub has_camera: bool,
-    /// Shadow `desired`.
+    /// The shadow's `desired` state from its last document (`null` before one).
     pub desired: Value,
-    /// Shadow `reported`.
+    /// The shadow's `reported` state from its last document.
     pub reported: Value,
 }
 
@@ -261,25 +298,25 @@ impl std::fmt::Debug for Robot {
 pub enum Update {
     /// The robot's fleet-list entry changed (or it was just discovered).
     Robot(RobotView),
-    /// A telemetry sample.
+    /// A telemetry sample, passed on as it came (the plots use every one).
     Telemetry {
-        /// The robot.
+        /// A listed robot.
         thing: String,
-        /// The sample.
+        /// As the robot published it.
         telemetry: Telemetry,
     },
-    /// Detections on the robot's video.
+    /// Detections on the robot's video, for the overlay.
     Detections {
-        /// The robot.
+        /// A listed robot.
         thing: String,
-        /// The detections.
+        /// As the detector published them.
         detections: Detections,
     },
-    /// A command result.
+    /// A command result, for the command log.
     Result {
-        /// The robot.
+        /// A listed robot.
         thing: String,
-        /// The result.
+        /// As the robot published it.
         result: CommandResult,
     },
 }
@@ -386,47 +423,17 @@ impl Fleet {
         let before = robot.view.steady();
         let mut out = Vec::new();
         match msg {
-            Incoming::Status { status, .. } => {
-                robot.view.online = status.online;
-                robot.view.status_known = true;
-                robot.view.since_ms = Some(status.since);
-                robot.view.offline_reason = (!status.online).then(|| "status: offline".into());
-                if !status.version.is_empty() {
-                    robot.view.version = status.version;
-                }
-                if status.online {
-                    robot.camera_url = status.camera_url;
-                    robot.camera_token = status.camera_token;
-                    robot.view.has_camera = robot.camera_url.is_some();
-                    // An offline status is the broker's (the will) or a
-                    // retained old one: not a sign of life.
-                    robot.view.last_seen_ms = Some(now_ms);
-                }
-            }
+            Incoming::Status { status, .. } => robot.apply_status(status, now_ms),
             Incoming::Telemetry { telemetry, .. } => {
-                robot.view.battery_v = Some(telemetry.battery_v);
-                robot.view.last_seen_ms = Some(now_ms);
-                if !robot.view.status_known {
-                    // Telemetry only comes from a running agent.
-                    robot.view.online = true;
-                }
-                out.push(Update::Telemetry {
-                    thing: thing.clone(),
-                    telemetry,
-                });
+                robot.apply_telemetry(&telemetry, now_ms);
+                out.push(Update::Telemetry { thing, telemetry });
             }
             Incoming::Result { result, .. } => {
                 robot.view.last_seen_ms = Some(now_ms);
-                out.push(Update::Result {
-                    thing: thing.clone(),
-                    result,
-                });
+                out.push(Update::Result { thing, result });
             }
             Incoming::Detections { detections, .. } => {
-                out.push(Update::Detections {
-                    thing: thing.clone(),
-                    detections,
-                });
+                out.push(Update::Detections { thing, detections });
             }
             Incoming::Presence {
                 connected,
@@ -434,18 +441,9 @@ impl Fleet {
                 reason,
                 ..
             } => {
-                if timestamp_ms < robot.presence_ts {
+                if !robot.apply_presence(connected, timestamp_ms, reason) {
                     return Vec::new();
                 }
-                robot.presence_ts = timestamp_ms;
-                robot.view.online = connected;
-                robot.view.status_known = true;
-                robot.view.since_ms = Some(timestamp_ms);
-                robot.view.offline_reason = if connected {
-                    None
-                } else {
-                    Some(reason.unwrap_or_else(|| "disconnected".into()))
-                };
             }
             Incoming::Shadow {
                 desired, reported, ..
@@ -459,6 +457,61 @@ impl Fleet {
             out.insert(0, Update::Robot(robot.view.clone()));
         }
         out
+    }
+}
+
+impl Robot {
+    /// The robot's own status: online state, version, and (when online)
+    /// its camera.
+    fn apply_status(&mut self, status: Status, now_ms: u64) {
+        self.view.online = status.online;
+        self.view.status_known = true;
+        self.view.since_ms = Some(status.since);
+        self.view.offline_reason = (!status.online).then(|| "status: offline".into());
+        if !status.version.is_empty() {
+            self.view.version = status.version;
+        }
+        if status.online {
+            self.camera_url = status.camera_url;
+            self.camera_token = status.camera_token;
+            self.view.has_camera = self.camera_url.is_some();
+            // An offline status is the broker's (the will) or a
+            // retained old one: not a sign of life.
+            self.view.last_seen_ms = Some(now_ms);
+        }
+    }
+
+    /// A sample: the battery, a sign of life, and (until a status or
+    /// presence event says otherwise) online, as only a running agent sends one.
+    fn apply_telemetry(&mut self, telemetry: &Telemetry, now_ms: u64) {
+        self.view.battery_v = Some(telemetry.battery_v);
+        self.view.last_seen_ms = Some(now_ms);
+        if !self.view.status_known {
+            self.view.online = true;
+        }
+    }
+
+    /// A lifecycle event; `false` (and nothing changed) when it is older
+    /// than one already applied, as AWS does not promise their order.
+    fn apply_presence(
+        &mut self,
+        connected: bool,
+        timestamp_ms: u64,
+        reason: Option<String>,
+    ) -> bool {
+        if timestamp_ms < self.presence_ts {
+            return false;
+        }
+        self.presence_ts = timestamp_ms;
+        self.view.online = connected;
+        self.view.status_known = true;
+        self.view.since_ms = Some(timestamp_ms);
+        self.view.offline_reason = if connected {
+            None
+        } else {
+            Some(reason.unwrap_or_else(|| "disconnected".into()))
+        };
+        true
     }
 }
 

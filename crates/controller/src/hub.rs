@@ -15,7 +15,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use gopigo_protocol::{topics, Command, CommandResult, Detections, Telemetry};
+use gopigo_protocol::{
+    Command, CommandResult, Detections, RobotTopic, ShadowMsg, Telemetry, Topic,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc};
@@ -66,39 +68,39 @@ pub enum ServerMsg {
         /// The entry.
         robot: RobotView,
     },
-    /// A telemetry sample.
+    /// A telemetry sample, as the robot published it.
     Telemetry {
-        /// The robot.
+        /// Which robot's plot it extends.
         thing: String,
         /// The sample.
         telemetry: Telemetry,
     },
-    /// Detections.
+    /// Detections on a robot's video, for the overlay.
     Detections {
-        /// The robot.
+        /// Whose video.
         thing: String,
-        /// The detections.
+        /// As the detector published them.
         detections: Detections,
     },
-    /// A command result.
+    /// A command result, for the command log.
     Result {
-        /// The robot.
+        /// Which robot ran it.
         thing: String,
-        /// The result.
+        /// As the robot published it.
         result: CommandResult,
     },
     /// A command was published.
     Sent {
-        /// The robot.
+        /// To which robot.
         thing: String,
-        /// The command with its id.
+        /// The command with its id, to match the results against.
         command: Command,
     },
     /// A shadow change was published.
     ShadowSent {
-        /// The robot.
+        /// Whose shadow.
         thing: String,
-        /// The desired change.
+        /// The keys sent as `desired`.
         desired: Map<String, Value>,
     },
     /// A request was refused before it left.
@@ -118,14 +120,14 @@ pub enum ServerMsg {
 pub enum PageMsg {
     /// Send a command (the protocol's command JSON; an id is added if absent).
     Command {
-        /// The robot.
+        /// To which robot (checked against the thing-name rule).
         thing: String,
-        /// The command.
+        /// Checked with the robot's own parser before it is sent.
         command: Value,
     },
     /// Change the shadow's `desired` state.
     Shadow {
-        /// The robot.
+        /// Whose shadow (checked against the thing-name rule).
         thing: String,
         /// Keys of [`gopigo_protocol::RobotSettings`].
         desired: Map<String, Value>,
@@ -135,11 +137,11 @@ pub enum PageMsg {
 /// A request for the broker link.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outgoing {
-    /// Publish (QoS 1).
+    /// Publish at QoS 1, not retained.
     Publish {
-        /// Topic.
+        /// A concrete topic, printed from a [`gopigo_protocol::Topic`].
         topic: String,
-        /// Payload.
+        /// JSON, already validated.
         payload: Vec<u8>,
     },
     /// Subscribe to one exact topic, now and after every reconnect. AWS IoT
@@ -147,7 +149,7 @@ pub enum Outgoing {
     /// that name the topic exactly, so each robot's retained status needs
     /// its own subscription.
     Subscribe {
-        /// The topic.
+        /// The exact topic (no wildcard).
         filter: String,
     },
 }
@@ -180,13 +182,8 @@ pub struct Hub {
     publish: mpsc::Sender<Outgoing>,
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+/// The dashboard's clock (`last_seen_ms`, `server_time_ms`): the workspace's one Unix-ms clock.
+pub use gopigo_protocol::unix_ms as now_ms;
 
 fn encode(msg: &ServerMsg) -> Arc<str> {
     serde_json::to_string(msg)
@@ -295,10 +292,10 @@ impl Hub {
     /// Subscribes to a robot's retained status and asks for its shadow.
     fn follow(&self, thing: &str) {
         let _ = self.publish.try_send(Outgoing::Subscribe {
-            filter: topics::status(thing),
+            filter: Topic::robot(thing, RobotTopic::Status).to_string(),
         });
         let _ = self.publish.try_send(Outgoing::Publish {
-            topic: format!("{}/get", topics::shadow(thing)),
+            topic: Topic::shadow(thing, ShadowMsg::Get).to_string(),
             payload: b"{}".to_vec(),
         });
     }
@@ -387,7 +384,7 @@ impl Hub {
             PageMsg::Command { command, .. } => match actions::prepare_command(&command) {
                 Ok((command, payload)) => (
                     Outgoing::Publish {
-                        topic: topics::cmd(&thing),
+                        topic: Topic::robot(&thing, RobotTopic::Command).to_string(),
                         payload,
                     },
                     ServerMsg::Sent {
@@ -403,7 +400,7 @@ impl Hub {
                 }
                 (
                     Outgoing::Publish {
-                        topic: format!("{}/update", topics::shadow(&thing)),
+                        topic: Topic::shadow(&thing, ShadowMsg::Update).to_string(),
                         payload: actions::shadow_update(&desired, &actions::new_id()),
                     },
                     ServerMsg::ShadowSent {

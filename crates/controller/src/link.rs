@@ -13,34 +13,27 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gopigo_protocol::topics;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter, SubscribeReasonCode};
+use gopigo_protocol::{FLEET_FILTERS, PRESENCE_FILTERS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, SubAck, SubscribeFilter,
+    SubscribeReasonCode,
+};
 use tokio::sync::mpsc;
 
 use crate::hub::{Hub, Outgoing};
 
-/// The topic filters the dashboard needs.
+/// The topic filters the dashboard needs ([`FLEET_FILTERS`]).
 pub fn subscriptions() -> Vec<String> {
-    vec![
-        topics::all("status"),
-        topics::all("telemetry"),
-        topics::all("cmd/result"),
-        topics::all("detections"),
-        "$aws/things/+/shadow/update/documents".into(),
-        "$aws/things/+/shadow/get/accepted".into(),
-        "$aws/things/+/shadow/get/rejected".into(),
-    ]
+    FLEET_FILTERS.iter().map(ToString::to_string).collect()
 }
 
-/// The lifecycle-event filters, subscribed separately after the others: a
-/// policy that does not grant them makes the broker (AWS and the local core
-/// alike) close the connection, and then the dashboard goes on without them,
-/// relying on the robots' retained status and last will.
+/// The lifecycle-event filters ([`PRESENCE_FILTERS`]), subscribed
+/// separately after the others: a policy that does not grant them makes the
+/// broker (AWS and the local core alike) close the connection, and then the
+/// dashboard goes on without them, relying on the robots' retained status
+/// and last will.
 pub fn presence_subscriptions() -> Vec<String> {
-    vec![
-        "$aws/events/presence/connected/+".into(),
-        "$aws/events/presence/disconnected/+".into(),
-    ]
+    PRESENCE_FILTERS.iter().map(ToString::to_string).collect()
 }
 
 /// AWS IoT accepts at most 8 topic filters in one SUBSCRIBE.
@@ -48,6 +41,8 @@ pub const MAX_FILTERS_PER_SUBSCRIBE: usize = 8;
 
 /// How long to wait before reconnecting after the connection failed.
 const RETRY: Duration = Duration::from_secs(1);
+/// The pause before reconnecting without the refused presence filters.
+const RETRY_WITHOUT_PRESENCE: Duration = Duration::from_millis(100);
 
 /// Where the subscriptions of the current connection stand.
 #[derive(Debug, Default)]
@@ -79,6 +74,143 @@ fn subscribe(
     Ok(())
 }
 
+/// The link's state between events; each `on_*` step handles one event.
+struct Link {
+    client: AsyncClient,
+    hub: Arc<Hub>,
+    filters: Vec<String>,
+    /// False once the broker closed the connection on the presence filters.
+    presence_allowed: bool,
+    sub: Subscribing,
+    /// Exact topics (each robot's status) kept across reconnects.
+    exact: BTreeSet<String>,
+    connected: bool,
+}
+
+impl Link {
+    fn new(client: AsyncClient, hub: Arc<Hub>) -> Self {
+        Link {
+            client,
+            hub,
+            filters: subscriptions(),
+            presence_allowed: true,
+            sub: Subscribing::default(),
+            exact: BTreeSet::new(),
+            connected: false,
+        }
+    }
+
+    /// What the hub asks for: a publish, or a robot's exact status topic.
+    fn on_outgoing(&mut self, out: Outgoing) {
+        match out {
+            Outgoing::Publish { topic, payload } => {
+                if let Err(e) =
+                    self.client
+                        .try_publish(topic.clone(), QoS::AtLeastOnce, false, payload)
+                {
+                    tracing::warn!(topic = %topic, error = %e, "publish not queued");
+                }
+            }
+            Outgoing::Subscribe { filter } => {
+                if self.exact.insert(filter.clone()) && self.connected {
+                    if let Err(e) = subscribe(&self.client, &[filter], &mut self.sub) {
+                        tracing::warn!(error = %e, "cannot subscribe");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Connected: subscribe to the filters and every exact topic again.
+    fn on_connack(&mut self) {
+        tracing::info!("connected to the broker");
+        self.connected = true;
+        self.sub = Subscribing::default();
+        let all: Vec<String> = self.filters.iter().chain(&self.exact).cloned().collect();
+        if let Err(e) = subscribe(&self.client, &all, &mut self.sub) {
+            self.hub.set_broker(false, Some(e));
+        }
+    }
+
+    /// A SUBACK (they come back in the order the SUBSCRIBEs went out): note
+    /// refusals; once all are answered, try the presence filters, then tell
+    /// the pages how the subscriptions stand.
+    fn on_suback(&mut self, ack: &SubAck) {
+        let chunk = self.sub.pending.pop_front().unwrap_or_default();
+        self.sub.refused.extend(
+            ack.return_codes
+                .iter()
+                .zip(chunk)
+                .filter(|(c, _)| matches!(c, SubscribeReasonCode::Failure))
+                .map(|(_, f)| f),
+        );
+        if !self.sub.pending.is_empty() {
+            return;
+        }
+        self.sub.presence_in_flight = false;
+        if self.presence_allowed && !self.sub.presence_sent {
+            self.sub.presence_sent = true;
+            self.sub.presence_in_flight = true;
+            if let Err(e) = subscribe(&self.client, &presence_subscriptions(), &mut self.sub) {
+                tracing::warn!(error = %e, "cannot subscribe to lifecycle events");
+            }
+        }
+        if self.sub.refused.is_empty() {
+            self.hub.set_broker(true, None);
+        } else {
+            tracing::warn!(refused = ?self.sub.refused, "subscriptions refused by the policy");
+            self.hub.set_broker(
+                true,
+                Some(format!(
+                    "the broker refused these subscriptions (check the controller's policy): {}",
+                    self.sub.refused.join(", ")
+                )),
+            );
+        }
+    }
+
+    /// The connection failed: tell the pages; returns the pause before the
+    /// next attempt (short when it failed on the presence filters, which
+    /// are then left out).
+    fn on_error(&mut self, e: &rumqttc::ConnectionError) -> Duration {
+        if self.sub.presence_in_flight {
+            self.presence_allowed = false;
+            tracing::warn!(
+                "the broker closed the connection on the lifecycle-event subscription \
+                 ($aws/events/presence/...); going on without it (grant iot:Subscribe \
+                 and iot:Receive on it to the controller's policy for faster offline \
+                 detection)"
+            );
+        } else {
+            tracing::warn!(error = %e, "broker connection failed; retrying");
+        }
+        self.sub = Subscribing::default();
+        self.connected = false;
+        self.hub.set_broker(false, Some(e.to_string()));
+        if self.presence_allowed {
+            RETRY
+        } else {
+            RETRY_WITHOUT_PRESENCE
+        }
+    }
+
+    /// Sends DISCONNECT when connected and lets the event loop write it (bounded).
+    async fn disconnect(&self, events: &mut EventLoop) {
+        if self.hub.broker_connected() && self.client.try_disconnect().is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                while let Ok(ev) = events.poll().await {
+                    if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        self.hub
+            .set_broker(false, Some("dashboard stopping".into()));
+    }
+}
+
 /// Runs the link until `shutdown` completes, then disconnects cleanly.
 pub async fn run(
     options: MqttOptions,
@@ -88,127 +220,29 @@ pub async fn run(
 ) {
     // Nagle off: a `stop` right after a heartbeat must not wait for a delayed ACK.
     let (client, mut events) = gopigo_client::new_client(options, 256);
-    let filters = subscriptions();
-    let mut presence_allowed = true;
-    let mut sub = Subscribing::default();
-    // Exact topics (each robot's status) kept across reconnects.
-    let mut exact: BTreeSet<String> = BTreeSet::new();
-    let mut connected = false;
+    let mut link = Link::new(client, hub);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             out = outgoing.recv() => match out {
                 None => break,
-                Some(Outgoing::Publish { topic, payload }) => {
-                    if let Err(e) = client.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload) {
-                        tracing::warn!(topic = %topic, error = %e, "publish not queued");
-                    }
-                }
-                Some(Outgoing::Subscribe { filter }) => {
-                    if exact.insert(filter.clone()) && connected {
-                        if let Err(e) = subscribe(&client, &[filter], &mut sub) {
-                            tracing::warn!(error = %e, "cannot subscribe");
-                        }
-                    }
-                }
+                Some(out) => link.on_outgoing(out),
             },
             ev = events.poll() => match ev {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    tracing::info!("connected to the broker");
-                    connected = true;
-                    sub = Subscribing::default();
-                    let all: Vec<String> = filters.iter().chain(&exact).cloned().collect();
-                    if let Err(e) = subscribe(&client, &all, &mut sub) {
-                        hub.set_broker(false, Some(e));
-                    }
-                }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    // SUBACKs come back in the order the SUBSCRIBEs went out.
-                    let chunk = sub.pending.pop_front().unwrap_or_default();
-                    sub.refused.extend(
-                        ack.return_codes
-                            .iter()
-                            .zip(chunk)
-                            .filter(|(c, _)| matches!(c, SubscribeReasonCode::Failure))
-                            .map(|(_, f)| f),
-                    );
-                    if !sub.pending.is_empty() {
-                        continue;
-                    }
-                    sub.presence_in_flight = false;
-                    if presence_allowed && !sub.presence_sent {
-                        sub.presence_sent = true;
-                        sub.presence_in_flight = true;
-                        if let Err(e) = subscribe(&client, &presence_subscriptions(), &mut sub) {
-                            tracing::warn!(error = %e, "cannot subscribe to lifecycle events");
-                        }
-                    }
-                    if sub.refused.is_empty() {
-                        hub.set_broker(true, None);
-                    } else {
-                        tracing::warn!(refused = ?sub.refused, "subscriptions refused by the policy");
-                        hub.set_broker(true, Some(format!(
-                            "the broker refused these subscriptions (check the controller's policy): {}",
-                            sub.refused.join(", ")
-                        )));
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => hub.ingest(&p.topic, &p.payload),
+                Ok(Event::Incoming(Packet::ConnAck(_))) => link.on_connack(),
+                Ok(Event::Incoming(Packet::SubAck(ack))) => link.on_suback(&ack),
+                Ok(Event::Incoming(Packet::Publish(p))) => link.hub.ingest(&p.topic, &p.payload),
                 Ok(_) => {}
                 Err(e) => {
-                    if sub.presence_in_flight {
-                        presence_allowed = false;
-                        tracing::warn!(
-                            "the broker closed the connection on the lifecycle-event subscription \
-                             ($aws/events/presence/...); going on without it (grant iot:Subscribe \
-                             and iot:Receive on it to the controller's policy for faster offline \
-                             detection)"
-                        );
-                    } else {
-                        tracing::warn!(error = %e, "broker connection failed; retrying");
-                    }
-                    sub = Subscribing::default();
-                    connected = false;
-                    hub.set_broker(false, Some(e.to_string()));
+                    let pause = link.on_error(&e);
                     tokio::select! {
                         _ = &mut shutdown => break,
-                        _ = tokio::time::sleep(if presence_allowed { RETRY } else { Duration::from_millis(100) }) => {}
+                        _ = tokio::time::sleep(pause) => {}
                     }
                 }
             }
         }
     }
-    if hub.broker_connected() && client.try_disconnect().is_ok() {
-        // Let the event loop send the DISCONNECT (bounded).
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while let Ok(ev) = events.poll().await {
-                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                    break;
-                }
-            }
-        })
-        .await;
-    }
-    hub.set_broker(false, Some("dashboard stopping".into()));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subscribes_to_what_the_reducer_reads() {
-        // Every filter, instantiated for a robot, must be a topic that
-        // `fleet::classify` understands (else the dashboard would drop it).
-        for f in subscriptions().into_iter().chain(presence_subscriptions()) {
-            let topic = f.replace('+', "r1");
-            let payload = br#"{"timestamp":1}"#;
-            if let Err(crate::fleet::MessageError::UnknownTopic(t)) =
-                crate::fleet::classify(&topic, payload)
-            {
-                panic!("subscribed to {f} but {t} is not understood");
-            }
-        }
-    }
+    link.disconnect(&mut events).await;
 }

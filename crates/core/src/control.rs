@@ -239,7 +239,7 @@ fn encode_token(s: &str) -> String {
 }
 
 fn check_thing_name(name: &str) -> Result<(), ApiError> {
-    if gopigo_shadow::valid_thing_name(name) {
+    if gopigo_protocol::valid_thing_name(name) {
         Ok(())
     } else {
         Err(ApiError::invalid(format!(

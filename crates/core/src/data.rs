@@ -69,7 +69,7 @@ fn shadow(
     op: ShadowOp,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    if !gopigo_shadow::valid_thing_name(thing) {
+    if !gopigo_protocol::valid_thing_name(thing) {
         return Err(ApiError::invalid(format!(
             "thingName '{thing}' is not valid: use 1 to 128 of a-z A-Z 0-9 : _ -"
         )));

@@ -1,9 +1,13 @@
 //! Topic names and message types shared by the robot agent, the controller
-//! and the detector: the one place a topic string is spelled.
+//! and the detector: the one place a topic string is spelled or read.
 //!
 //! Parts:
-//! - [`topics`]: `gopigo/{thing}/cmd`, `cmd/result`, `telemetry`, `status`,
-//!   `detections`, and the thing's shadow topics.
+//! - [`Topic`] (module [`topic`]): every topic, parsed with [`Topic::parse`]
+//!   and printed with `Display`, and the wildcard [`Filter`]s the agent and
+//!   the controller subscribe with. [`topics`] has string shortcuts.
+//! - [`valid_thing_name`] and [`valid_shadow_name`] (module [`name`]): AWS
+//!   IoT's naming rules, which every crate that accepts a name calls.
+//! - [`unix_ms`]: the clock of every `*_ms` timestamp in these messages.
 //! - [`Command`] and [`parse_command`]: the command JSON (one shape with an
 //!   `action` tag) and the seed's plain words (`forward`/`f`, ...), validated
 //!   into typed values with errors that name the field at fault.
@@ -13,41 +17,60 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Topic names (AWS style, no leading slash).
+pub mod name;
+pub mod topic;
+
+pub use name::{valid_shadow_name, valid_thing_name, MAX_SHADOW_NAME_BYTES, MAX_THING_NAME_BYTES};
+pub use topic::{
+    robot_subscriptions, Filter, PresenceEvent, RobotTopic, ShadowMsg, Topic, TopicError,
+    FLEET_FILTERS, PRESENCE_FILTERS,
+};
+
+/// Milliseconds since the Unix epoch: the clock of `ts_ms`, `since` and
+/// `frame_ts_ms`, and of every other wall-clock stamp in the workspace
+/// (0 if the system clock reads before 1970).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Topic strings for the common cases: shortcuts for `Topic::..to_string()`.
 pub mod topics {
-    /// Commands to a robot (QoS 1).
+    use crate::{RobotTopic, Topic};
+
+    /// `gopigo/{thing}/cmd`.
     pub fn cmd(thing: &str) -> String {
-        format!("gopigo/{thing}/cmd")
+        Topic::robot(thing, RobotTopic::Command).to_string()
     }
-    /// Results of commands (QoS 1).
+    /// `gopigo/{thing}/cmd/result`.
     pub fn cmd_result(thing: &str) -> String {
-        format!("gopigo/{thing}/cmd/result")
+        Topic::robot(thing, RobotTopic::CommandResult).to_string()
     }
-    /// Telemetry (QoS 0).
+    /// `gopigo/{thing}/telemetry`.
     pub fn telemetry(thing: &str) -> String {
-        format!("gopigo/{thing}/telemetry")
+        Topic::robot(thing, RobotTopic::Telemetry).to_string()
     }
-    /// Retained online/offline status, also the MQTT will (QoS 1).
+    /// `gopigo/{thing}/status`.
     pub fn status(thing: &str) -> String {
-        format!("gopigo/{thing}/status")
+        Topic::robot(thing, RobotTopic::Status).to_string()
     }
-    /// Detections on the robot's video (QoS 0).
+    /// `gopigo/{thing}/detections`.
     pub fn detections(thing: &str) -> String {
-        format!("gopigo/{thing}/detections")
+        Topic::robot(thing, RobotTopic::Detections).to_string()
     }
-    /// `$aws/things/{thing}/shadow` (classic shadow).
+    /// `$aws/things/{thing}/shadow`, the classic shadow's prefix (append
+    /// `/get`, `/update`, ...; or use [`Topic::shadow`]).
     pub fn shadow(thing: &str) -> String {
         format!("$aws/things/{thing}/shadow")
     }
-    /// Filter for every robot's topic of one kind, e.g. `gopigo/+/telemetry`.
-    pub fn all(kind: &str) -> String {
-        format!("gopigo/+/{kind}")
-    }
     /// The thing name in a `gopigo/{thing}/...` topic.
     pub fn thing_of(topic: &str) -> Option<&str> {
-        let rest = topic.strip_prefix("gopigo/")?;
-        let thing = rest.split('/').next()?;
-        (!thing.is_empty()).then_some(thing)
+        match Topic::parse(topic).ok()? {
+            Topic::Robot { thing, .. } => Some(thing),
+            _ => None,
+        }
     }
 }
 
@@ -84,33 +107,33 @@ pub enum Direction {
 pub enum Action {
     /// Drive for a time, then stop.
     Drive {
-        /// Direction.
+        /// Which wheels turn which way.
         direction: Direction,
-        /// Wheel speed; default from the shadow's `speed_dps`.
+        /// Wheel speed, 1..=1000 dps; default from the shadow's `speed_dps`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         speed_dps: Option<u32>,
-        /// How long; default 1000 ms.
+        /// How long, 1..=60000 ms; default 1000 ms.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_ms: Option<u32>,
     },
     /// Turn in place by an angle (positive = right/clockwise, as the vendor).
     Turn {
-        /// Degrees.
+        /// Robot heading change, -3600..=3600 degrees.
         degrees: f64,
     },
     /// Drive a distance (negative = backward).
     DriveCm {
-        /// Centimetres.
+        /// Distance, -1000..=1000 cm.
         cm: f64,
     },
     /// Point the servo.
     Servo {
-        /// 0..=180 degrees.
+        /// 0..=180 degrees (90 = straight ahead).
         angle: f64,
     },
     /// Set both eye LEDs.
     Led {
-        /// RGB.
+        /// Red, green, blue, 0..=255 each.
         color: [u8; 3],
     },
     /// Stop now and float the motors. A stop never waits behind queued
@@ -128,7 +151,7 @@ pub struct Command {
     /// Caller's id for matching the result; the robot makes one if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// What to do.
+    /// The `action` tag and its fields, flattened into the same object.
     #[serde(flatten)]
     pub action: Action,
 }
@@ -165,11 +188,11 @@ pub enum CommandError {
     /// A value out of range.
     #[error("invalid command: {field} = {value} is out of range ({range})")]
     OutOfRange {
-        /// The field.
+        /// The JSON key at fault.
         field: &'static str,
-        /// What was given.
+        /// The value given, as text.
         value: String,
-        /// What is allowed.
+        /// The allowed range, in words.
         range: &'static str,
     },
 }
@@ -399,28 +422,28 @@ pub enum CommandStatus {
 pub struct CommandResult {
     /// The command's id (or one the robot made).
     pub id: String,
-    /// Outcome.
+    /// `accepted` when it starts, then `done`; or `rejected`.
     pub status: CommandStatus,
     /// Why it was rejected, or why a motion ended early.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
-/// Left/right pair.
+/// One reading per wheel.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Wheels {
-    /// Left wheel.
+    /// Motor port A.
     pub left: f64,
-    /// Right wheel.
+    /// Motor port B.
     pub right: f64,
 }
 
 /// Published on `gopigo/{thing}/telemetry`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Telemetry {
-    /// Unix milliseconds.
+    /// When the sample was read, Unix ms ([`unix_ms`]).
     pub ts_ms: u64,
-    /// Battery pack voltage.
+    /// Battery pack voltage, rounded to 10 mV.
     pub battery_v: f64,
     /// Encoder positions, wheel degrees.
     pub encoders_deg: Wheels,
@@ -444,9 +467,9 @@ pub struct Telemetry {
 pub struct Status {
     /// Whether the agent is connected.
     pub online: bool,
-    /// Unix milliseconds of the change.
+    /// When it went online or offline, Unix ms.
     pub since: u64,
-    /// Agent version.
+    /// The agent's crate version (empty from an older agent).
     #[serde(default)]
     pub version: String,
     /// Where the camera streams, if it does (MJPEG URL).
@@ -465,11 +488,11 @@ pub type BoxXywh = [f32; 4];
 /// One detected object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
-    /// Class name (COCO).
+    /// COCO class name, e.g. `person`.
     pub class: String,
-    /// Confidence 0..1.
+    /// The detector's confidence, 0..=1.
     pub score: f32,
-    /// Box in source pixels.
+    /// Where, in the source frame's pixels (`box` in JSON).
     #[serde(rename = "box")]
     pub bbox: BoxXywh,
 }
@@ -477,26 +500,26 @@ pub struct Detection {
 /// Published on `gopigo/{thing}/detections`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Detections {
-    /// Capture time of the frame, Unix milliseconds.
+    /// Capture time of the frame, Unix ms (latency = now − this).
     pub frame_ts_ms: u64,
-    /// Frame size, pixels.
+    /// Frame width in pixels, the boxes' coordinate space.
     pub width: u32,
-    /// Frame size, pixels.
+    /// Frame height in pixels.
     pub height: u32,
-    /// What was found.
+    /// Objects above the detector's threshold, after NMS (may be empty).
     pub detections: Vec<Detection>,
 }
 
 /// The robot's shadow state (desired and reported use the same keys).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RobotSettings {
-    /// Drive speed, dps.
+    /// Speed of commands that name none, 1..=1000 dps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed_dps: Option<u32>,
-    /// Eye LED colour.
+    /// Both eye LEDs, red/green/blue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub led: Option<[u8; 3]>,
-    /// Servo angle, degrees.
+    /// Servo angle, 0..=180 degrees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub servo_angle: Option<f64>,
     /// Camera streaming on/off.
@@ -660,13 +683,19 @@ mod tests {
     }
 
     #[test]
-    fn topics_are_spelled_once() {
+    fn topic_shortcuts_print_what_topic_prints() {
         assert_eq!(topics::cmd("r1"), "gopigo/r1/cmd");
         assert_eq!(topics::cmd_result("r1"), "gopigo/r1/cmd/result");
-        assert_eq!(topics::all("telemetry"), "gopigo/+/telemetry");
+        assert_eq!(topics::telemetry("r1"), "gopigo/r1/telemetry");
+        assert_eq!(topics::status("r1"), "gopigo/r1/status");
+        assert_eq!(topics::detections("r1"), "gopigo/r1/detections");
         assert_eq!(topics::thing_of("gopigo/r1/telemetry"), Some("r1"));
         assert_eq!(topics::thing_of("other/r1"), None);
-        assert_eq!(topics::shadow("r1"), "$aws/things/r1/shadow");
+        assert_eq!(topics::thing_of("$aws/things/r1/shadow/get"), None);
+        assert_eq!(
+            format!("{}/get", topics::shadow("r1")),
+            Topic::shadow("r1", ShadowMsg::Get).to_string()
+        );
     }
 
     #[test]

@@ -307,7 +307,8 @@ pub async fn run_check(
     }
 
     // Round trip on the device's own check topic.
-    let topic = format!("gopigo/{thing}/check");
+    let topic =
+        gopigo_protocol::Topic::robot(thing, gopigo_protocol::RobotTopic::Check).to_string();
     let mut sub = Subscribe::new(topic.clone(), QoS::AtLeastOnce);
     sub.pkid = 1;
     if let Err(e) = conn.send(Packet::Subscribe(sub)).await {

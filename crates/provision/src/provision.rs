@@ -70,12 +70,7 @@ pub struct ProvisionReport {
 
 /// Checks a thing name against AWS's rule `[a-zA-Z0-9:_-]{1,128}`.
 pub fn check_thing_name(thing: &str) -> Result<(), ProvisionError> {
-    let ok = !thing.is_empty()
-        && thing.len() <= 128
-        && thing
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'));
-    if ok {
+    if gopigo_protocol::valid_thing_name(thing) {
         Ok(())
     } else {
         Err(ProvisionError::Invalid(format!(

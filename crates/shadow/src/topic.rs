@@ -6,10 +6,12 @@
 //! answers on `{op}/accepted`, `{op}/rejected`, and for updates also on
 //! `update/delta` and `update/documents`.
 
-/// Maximum thing name length in bytes (AWS IoT quotas: "Thing name size").
-pub const MAX_THING_NAME_BYTES: usize = 128;
-/// Maximum shadow name length in bytes (iot-data API: `shadowName` 1..=64).
-pub const MAX_SHADOW_NAME_BYTES: usize = 64;
+use gopigo_protocol::{ShadowMsg, Topic};
+
+/// The naming rules are `gopigo-protocol`'s, which every crate checks names with.
+pub use gopigo_protocol::{
+    valid_shadow_name, valid_thing_name, MAX_SHADOW_NAME_BYTES, MAX_THING_NAME_BYTES,
+};
 
 /// The three shadow requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,15 +33,6 @@ impl ShadowOp {
             ShadowOp::Delete => "delete",
         }
     }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "get" => Some(ShadowOp::Get),
-            "update" => Some(ShadowOp::Update),
-            "delete" => Some(ShadowOp::Delete),
-            _ => None,
-        }
-    }
 }
 
 /// A parsed shadow request topic.
@@ -55,32 +48,22 @@ pub struct ShadowTopic<'a> {
 
 /// Parses a shadow *request* topic; anything else (including the service's own
 /// response topics such as `.../update/accepted` or `.../update/delta`, and
-/// topics with invalid thing or shadow names) gives `None`.
+/// topics with invalid thing or shadow names) gives `None`. The parsing is
+/// `gopigo_protocol::Topic::parse`, the workspace's one topic reader.
 pub fn parse_request_topic(topic: &str) -> Option<ShadowTopic<'_>> {
-    let rest = topic.strip_prefix("$aws/things/")?;
-    let mut parts = rest.split('/');
-    let thing = parts.next()?;
-    if parts.next()? != "shadow" {
+    let Topic::Shadow { thing, name, msg } = Topic::parse(topic).ok()? else {
         return None;
-    }
-    let tail: Vec<&str> = parts.collect();
-    let (shadow_name, op) = match tail.as_slice() {
-        [op] => (None, *op),
-        ["name", name, op] => (Some(*name), *op),
+    };
+    let op = match msg {
+        ShadowMsg::Get => ShadowOp::Get,
+        ShadowMsg::Update => ShadowOp::Update,
+        ShadowMsg::Delete => ShadowOp::Delete,
         _ => return None,
     };
-    if !valid_thing_name(thing) {
-        return None;
-    }
-    if let Some(name) = shadow_name {
-        if !valid_shadow_name(name) {
-            return None;
-        }
-    }
     Some(ShadowTopic {
         thing,
-        shadow_name,
-        op: ShadowOp::parse(op)?,
+        shadow_name: name,
+        op,
     })
 }
 
@@ -111,23 +94,6 @@ pub fn response_topic(
     } else {
         format!("{base}/{suffix}")
     }
-}
-
-/// Thing names: 1 to 128 bytes of `[a-zA-Z0-9:_-]` (CreateThing `thingName`).
-pub fn valid_thing_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_THING_NAME_BYTES
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
-}
-
-/// Shadow names: 1 to 64 bytes of `[$a-zA-Z0-9:_-]` (iot-data `shadowName`;
-/// `$` begins the names AWS reserves, such as `$package`).
-pub fn valid_shadow_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_SHADOW_NAME_BYTES
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'$' | b':' | b'_' | b'-'))
 }
 
 #[cfg(test)]
