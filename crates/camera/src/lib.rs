@@ -16,8 +16,10 @@
 //!   `v4l2` (feature `v4l2`): USB cameras.
 //! - [`mjpeg`]: the MJPEG server (`GET /`, `/stream`, `/stream.mjpg`,
 //!   `/snapshot.jpg`) and client, with a pure multipart parser.
-//! - [`jpeg`]: encode/decode helpers, the frame stamp (a JPEG COM segment
-//!   carrying `seq` and `captured_at_ms`), and a JPEG stream splitter.
+//! - [`jpeg`]: the workspace's one RGB image type, JPEG decoder and
+//!   encoder, the frame stamp (a JPEG COM segment carrying `seq` and
+//!   `captured_at_ms`), and the JPEG stream splitter; the vision and detect
+//!   crates use these.
 
 mod capture;
 mod error;

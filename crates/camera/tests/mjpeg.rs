@@ -118,11 +118,12 @@ async fn curl(args: &[&str]) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn curl_sees_motion_headers_and_parts_exactly() {
+async fn curl_sees_motion_headers_and_stamped_parts_exactly() {
     let s = start().await;
     let body = jpeg_bytes(32, 24, [10, 20, 30], 0);
     s.bus.publish(frame(1, &body));
-    let stamped = s.bus.latest().unwrap().jpeg.clone();
+    let latest = s.bus.latest().unwrap();
+    let stamped = latest.jpeg.clone();
     // curl stops after --max-time (exit 28); the bytes it got are enough.
     let out = curl(&[
         "-s",
@@ -146,9 +147,13 @@ async fn curl_sees_motion_headers_and_parts_exactly() {
     // curl has already undone the chunked transfer encoding.
     let raw = &out[split + 4..];
     let body_bytes = raw;
+    // Motion's part headers, then the frame's sequence number and capture
+    // time (which ffmpeg and OpenCV skip, see the tests below).
     let want_head = format!(
-        "--BoundaryString\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-        stamped.len()
+        "--BoundaryString\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\
+         X-Frame-Seq: 1\r\nX-Captured-At-Ms: {}\r\n\r\n",
+        stamped.len(),
+        latest.captured_at_ms
     );
     let mut want = want_head.into_bytes();
     want.extend_from_slice(&stamped);

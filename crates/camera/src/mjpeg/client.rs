@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::multipart::{boundary_from_content_type, MultipartError, MultipartParser};
+use super::multipart::{boundary_from_content_type, MultipartError, MultipartParser, Part};
 use crate::{jpeg, CameraError, Frame};
 
 /// Largest frame the client accepts.
@@ -286,9 +286,9 @@ impl MjpegClient {
     }
 
     /// The next frame, in order; `Ok(None)` when the server ended the
-    /// stream cleanly. Frames stamped by this crate's sources keep their
-    /// `seq` and `captured_at_ms`; others are numbered by arrival and
-    /// stamped with the arrival time.
+    /// stream cleanly. Frames that carry `seq` and `captured_at_ms` (as
+    /// part headers or as this crate's JPEG stamp) keep them; others are
+    /// numbered by arrival and stamped with the arrival time.
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, CameraError> {
         loop {
             let part = self
@@ -306,7 +306,7 @@ impl MjpegClient {
                         continue;
                     }
                 }
-                return self.to_frame(part.body).map(Some);
+                return self.to_frame(part).map(Some);
             }
             if self.parser.is_finished() {
                 return Ok(None);
@@ -339,15 +339,21 @@ impl MjpegClient {
         }
     }
 
-    fn to_frame(&self, body: Bytes) -> Result<Frame, CameraError> {
+    /// The part as a frame. Its sequence number and capture time come from
+    /// the part's headers, else from the JPEG's stamp, else from arrival.
+    fn to_frame(&self, part: Part) -> Result<Frame, CameraError> {
+        let body = part.body.clone();
         let (width, height) = jpeg::jpeg_dimensions(&body).ok_or_else(|| CameraError::Decode {
             what: format!("part {} of {}", self.received, self.url),
             format: "JPEG",
             reason: "no SOI/SOF header".to_string(),
         })?;
-        let (seq, captured_at_ms) = match jpeg::read_stamp(&body) {
-            Some(s) => (s.seq, s.captured_at_ms),
-            None => (self.received, crate::unix_ms_now()),
+        let (seq, captured_at_ms) = match (part.frame_seq(), part.captured_at_ms()) {
+            (Some(seq), Some(at)) => (seq, at),
+            _ => match jpeg::read_stamp(&body) {
+                Some(s) => (s.seq, s.captured_at_ms),
+                None => (self.received, crate::unix_ms_now()),
+            },
         };
         Ok(Frame {
             jpeg: body,

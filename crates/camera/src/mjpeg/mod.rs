@@ -2,15 +2,24 @@
 //!
 //! Server ([`router`], [`serve`]): `GET /`, `/stream` and `/stream.mjpg`
 //! answer `Content-Type: multipart/x-mixed-replace; boundary=BoundaryString`
-//! and then one part per frame, exactly
-//! `--BoundaryString\r\nContent-Type: image/jpeg\r\nContent-Length: N\r\n\r\n<jpeg>\r\n`
-//! (no other part headers: OpenCV and ffmpeg want exactly this). Each
-//! viewer gets the newest frame each time its connection can take one, so
-//! a slow viewer skips frames rather than queueing them; `?fps=N` caps a
-//! viewer's rate. `GET /snapshot.jpg` answers the newest frame, or 503
-//! before the first one. The capture time and sequence number travel inside
-//! each JPEG as a COM segment (see [`crate::jpeg`]); the snapshot also
-//! carries them as `X-Frame-Seq` and `X-Captured-At-Ms` headers.
+//! and then one part per frame ([`multipart::part_head`]):
+//!
+//! ```text
+//! --BoundaryString\r\n
+//! Content-Type: image/jpeg\r\n
+//! Content-Length: N\r\n
+//! X-Frame-Seq: SEQ\r\n
+//! X-Captured-At-Ms: UNIX_MS\r\n
+//! \r\n
+//! <jpeg>\r\n
+//! ```
+//!
+//! (ffmpeg, OpenCV and browsers skip the two `X-` headers). Each viewer
+//! gets the newest frame each time its connection can take one, so a slow
+//! viewer skips frames rather than queueing them; `?fps=N` caps a viewer's
+//! rate. `GET /snapshot.jpg` answers the newest frame, or 503 before the
+//! first one, with the same two values as response headers. The JPEG
+//! itself carries them too, as a COM segment (see [`crate::jpeg`]).
 //!
 //! On HTTP/1.1 the stream body is sent with chunked transfer encoding
 //! (hyper decides); every HTTP client decodes that transparently.
@@ -27,7 +36,8 @@
 //!
 //! Client ([`MjpegClient`]): reads any such stream (Motion, mjpg-streamer,
 //! IP cameras, this server) into [`crate::Frame`]s, using the pure parser in
-//! [`multipart`].
+//! [`multipart`]; each frame's `seq` and `captured_at_ms` come from the
+//! part headers when sent, else from the JPEG's stamp.
 
 pub mod access;
 mod client;

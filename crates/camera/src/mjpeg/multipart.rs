@@ -6,8 +6,37 @@
 //! LF-only line ends, junk or extra blank lines between parts, and a
 //! boundary parameter that already starts with `--` (some IP cameras
 //! declare `boundary=--myboundary` and then delimit with `--myboundary`).
+//!
+//! The writing side is here too: [`part_head`] prints the head of one part
+//! as this crate's server and the dashboard's proxy send it, with the
+//! frame's sequence number and capture time as part headers
+//! ([`FRAME_SEQ_HEADER`], [`CAPTURED_AT_HEADER`]), which [`Part::frame_seq`]
+//! and [`Part::captured_at_ms`] read back.
 
 use bytes::{Buf, Bytes, BytesMut};
+
+use crate::Frame;
+
+/// Part header with the frame's sequence number from its source.
+pub const FRAME_SEQ_HEADER: &str = "X-Frame-Seq";
+/// Part header with the frame's capture time, unix milliseconds; a viewer
+/// computes the frame's age from it.
+pub const CAPTURED_AT_HEADER: &str = "X-Captured-At-Ms";
+
+/// The head of one part carrying `frame`: the delimiter line, then
+/// `Content-Type`, `Content-Length`, [`FRAME_SEQ_HEADER`] and
+/// [`CAPTURED_AT_HEADER`], then the blank line. The JPEG and a CRLF follow.
+/// (ffmpeg's mpjpeg demuxer, OpenCV through it, browsers and Motion
+/// clients skip headers they do not know.)
+pub fn part_head(boundary: &str, frame: &Frame) -> String {
+    format!(
+        "--{boundary}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\
+         {FRAME_SEQ_HEADER}: {}\r\n{CAPTURED_AT_HEADER}: {}\r\n\r\n",
+        frame.jpeg.len(),
+        frame.seq,
+        frame.captured_at_ms
+    )
+}
 
 /// Largest header block of one part.
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
@@ -94,6 +123,16 @@ impl Part {
     /// The part's Content-Type, if sent.
     pub fn content_type(&self) -> Option<&str> {
         self.header("content-type")
+    }
+
+    /// The [`FRAME_SEQ_HEADER`] value, when sent and a number.
+    pub fn frame_seq(&self) -> Option<u64> {
+        self.header(FRAME_SEQ_HEADER)?.parse().ok()
+    }
+
+    /// The [`CAPTURED_AT_HEADER`] value, when sent and a number.
+    pub fn captured_at_ms(&self) -> Option<u64> {
+        self.header(CAPTURED_AT_HEADER)?.parse().ok()
     }
 }
 
@@ -254,177 +293,170 @@ impl MultipartParser {
         Verdict::Unknown
     }
 
+    /// The first delimiter at a line start from `from` on that is not
+    /// merely a longer token: `(offset, delimiter length, verdict)`.
+    fn next_delim(&self, mut from: usize) -> Option<(usize, usize, Verdict)> {
+        loop {
+            let (at, dlen) = self.find_delim(from)?;
+            match self.classify(at, dlen) {
+                Verdict::NotDelim => from = at + 1,
+                v => return Some((at, dlen, v)),
+            }
+        }
+    }
+
     /// Takes the next complete part: `Ok(None)` means more bytes are needed
     /// (or the stream is finished, see [`Self::is_finished`]).
     pub fn next_part(&mut self) -> Result<Option<Part>, MultipartError> {
         loop {
-            match std::mem::replace(&mut self.state, State::Seek) {
+            // Each step leaves the state to resume from in `self.state`.
+            let step = match std::mem::replace(&mut self.state, State::Seek) {
                 State::End => {
                     self.state = State::End;
                     self.buf.clear();
-                    return Ok(None);
+                    Step::NeedMore
                 }
-                State::Seek => {
-                    let mut from = 0;
-                    let found = loop {
-                        match self.find_delim(from) {
-                            None => break None,
-                            Some((at, dlen)) => match self.classify(at, dlen) {
-                                Verdict::NotDelim => from = at + 1,
-                                v => break Some((at, dlen, v)),
-                            },
-                        }
-                    };
-                    match found {
-                        None => {
-                            // Keep a tail that may hold the start of a delimiter.
-                            let keep = self.delims.iter().map(Vec::len).max().unwrap_or(0) + 1;
-                            if self.buf.len() > keep {
-                                let drop = self.buf.len() - keep;
-                                self.buf.advance(drop);
-                                self.seek_scanned += drop;
-                            }
-                            if self.seek_scanned > MAX_BOUNDARY_SCAN {
-                                return Err(MultipartError::BoundaryNotFound {
-                                    boundary: self.boundary.clone(),
-                                    scanned: self.seek_scanned,
-                                });
-                            }
-                            return Ok(None);
-                        }
-                        Some((at, _, Verdict::Unknown)) => {
-                            self.buf.advance(at);
-                            self.seek_scanned += at;
-                            return Ok(None);
-                        }
-                        Some((_, _, Verdict::Closing)) => {
-                            self.state = State::End;
-                        }
-                        Some((_, _, Verdict::Delim { line_end })) => {
-                            self.buf.advance(line_end);
-                            self.seek_scanned = 0;
-                            self.state = State::Headers;
-                        }
-                        Some((_, _, Verdict::NotDelim)) => unreachable!("filtered above"),
-                    }
-                }
-                State::Headers => {
-                    let part = self.parts + 1;
-                    let mut storage = [httparse::EMPTY_HEADER; 32];
-                    match httparse::parse_headers(&self.buf, &mut storage) {
-                        Ok(httparse::Status::Complete((used, hs))) => {
-                            let headers: Vec<(String, String)> = hs
-                                .iter()
-                                .map(|h| {
-                                    (
-                                        h.name.to_string(),
-                                        String::from_utf8_lossy(h.value).trim().to_string(),
-                                    )
-                                })
-                                .collect();
-                            self.buf.advance(used);
-                            let len = headers
-                                .iter()
-                                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                                .map(|(_, v)| {
-                                    v.parse::<usize>().map_err(|_| {
-                                        MultipartError::BadContentLength {
-                                            part,
-                                            value: v.clone(),
-                                        }
-                                    })
-                                })
-                                .transpose()?;
-                            self.state = match len {
-                                Some(len) if len > self.max_part => {
-                                    return Err(MultipartError::PartTooLarge {
-                                        part,
-                                        limit: self.max_part,
-                                    })
-                                }
-                                Some(len) => State::Body { headers, len },
-                                None => State::Scan {
-                                    headers,
-                                    scanned: 0,
-                                },
-                            };
-                        }
-                        Ok(httparse::Status::Partial) => {
-                            if self.buf.len() > MAX_HEADER_BYTES {
-                                return Err(MultipartError::HeadersTooLong { part });
-                            }
-                            self.state = State::Headers;
-                            return Ok(None);
-                        }
-                        Err(e) => {
-                            return Err(MultipartError::BadHeaders {
-                                part,
-                                reason: e.to_string(),
-                            })
-                        }
-                    }
-                }
-                State::Body { headers, len } => {
-                    if self.buf.len() < len {
-                        self.state = State::Body { headers, len };
-                        return Ok(None);
-                    }
-                    let body = self.buf.split_to(len).freeze();
+                State::Seek => self.seek_boundary()?,
+                State::Headers => self.read_headers()?,
+                State::Body { headers, len } => self.read_body(headers, len),
+                State::Scan { headers, scanned } => self.scan_body(headers, scanned)?,
+            };
+            match step {
+                Step::Continue => {}
+                Step::NeedMore => return Ok(None),
+                Step::Part(part) => {
                     self.parts += 1;
-                    // The CRLF after the body and the next delimiter are
-                    // consumed by Seek.
-                    self.state = State::Seek;
-                    return Ok(Some(Part { headers, body }));
+                    return Ok(Some(part));
                 }
-                State::Scan { headers, scanned } => {
-                    // The body ends before the line break that precedes a
-                    // delimiter line.
-                    let mut from = scanned;
-                    let found = loop {
-                        match self.find_delim(from) {
-                            None => break None,
-                            Some((at, dlen)) => match self.classify(at, dlen) {
-                                Verdict::NotDelim => from = at + 1,
-                                v => break Some((at, v)),
-                            },
-                        }
-                    };
-                    match found {
-                        Some((at, Verdict::Delim { .. } | Verdict::Closing)) => {
-                            let mut end = at;
-                            if end > 0 && self.buf[end - 1] == b'\n' {
-                                end -= 1;
-                                if end > 0 && self.buf[end - 1] == b'\r' {
-                                    end -= 1;
-                                }
-                            }
-                            let body = self.buf.split_to(end).freeze();
-                            self.parts += 1;
-                            self.state = State::Seek;
-                            return Ok(Some(Part { headers, body }));
-                        }
-                        Some((at, _)) => {
-                            // A delimiter line not yet complete: wait here.
-                            self.state = State::Scan {
-                                headers,
-                                scanned: at,
-                            };
-                            return Ok(None);
-                        }
-                        None => {
-                            if self.buf.len() > self.max_part {
-                                return Err(MultipartError::PartTooLarge {
-                                    part: self.parts + 1,
-                                    limit: self.max_part,
-                                });
-                            }
-                            let longest = self.delims.iter().map(Vec::len).max().unwrap_or(0);
-                            let scanned = self.buf.len().saturating_sub(longest);
-                            self.state = State::Scan { headers, scanned };
-                            return Ok(None);
-                        }
+            }
+        }
+    }
+
+    /// Looks for the next boundary line, dropping what comes before it.
+    fn seek_boundary(&mut self) -> Result<Step, MultipartError> {
+        match self.next_delim(0) {
+            None => {
+                // Keep a tail that may hold the start of a delimiter.
+                let keep = self.delims.iter().map(Vec::len).max().unwrap_or(0) + 1;
+                if self.buf.len() > keep {
+                    let drop = self.buf.len() - keep;
+                    self.buf.advance(drop);
+                    self.seek_scanned += drop;
+                }
+                if self.seek_scanned > MAX_BOUNDARY_SCAN {
+                    return Err(MultipartError::BoundaryNotFound {
+                        boundary: self.boundary.clone(),
+                        scanned: self.seek_scanned,
+                    });
+                }
+                Ok(Step::NeedMore)
+            }
+            Some((at, _, Verdict::Unknown)) => {
+                self.buf.advance(at);
+                self.seek_scanned += at;
+                Ok(Step::NeedMore)
+            }
+            Some((_, _, Verdict::Closing)) => {
+                self.state = State::End;
+                Ok(Step::Continue)
+            }
+            Some((_, _, Verdict::Delim { line_end })) => {
+                self.buf.advance(line_end);
+                self.seek_scanned = 0;
+                self.state = State::Headers;
+                Ok(Step::Continue)
+            }
+            Some((_, _, Verdict::NotDelim)) => unreachable!("next_delim skips these"),
+        }
+    }
+
+    /// Parses the header block after a boundary line; the body comes next,
+    /// by `Content-Length` or up to the next boundary.
+    fn read_headers(&mut self) -> Result<Step, MultipartError> {
+        let part = self.parts + 1;
+        let mut storage = [httparse::EMPTY_HEADER; 32];
+        let (used, headers) = match httparse::parse_headers(&self.buf, &mut storage) {
+            Ok(httparse::Status::Complete((used, hs))) => (used, owned_headers(hs)),
+            Ok(httparse::Status::Partial) => {
+                if self.buf.len() > MAX_HEADER_BYTES {
+                    return Err(MultipartError::HeadersTooLong { part });
+                }
+                self.state = State::Headers;
+                return Ok(Step::NeedMore);
+            }
+            Err(e) => {
+                return Err(MultipartError::BadHeaders {
+                    part,
+                    reason: e.to_string(),
+                })
+            }
+        };
+        self.buf.advance(used);
+        self.state = match content_length(&headers, part)? {
+            Some(len) if len > self.max_part => {
+                return Err(MultipartError::PartTooLarge {
+                    part,
+                    limit: self.max_part,
+                })
+            }
+            Some(len) => State::Body { headers, len },
+            None => State::Scan {
+                headers,
+                scanned: 0,
+            },
+        };
+        Ok(Step::Continue)
+    }
+
+    /// A body of known length. The CRLF after it and the next delimiter
+    /// are consumed by [`Self::seek_boundary`].
+    fn read_body(&mut self, headers: Vec<(String, String)>, len: usize) -> Step {
+        if self.buf.len() < len {
+            self.state = State::Body { headers, len };
+            return Step::NeedMore;
+        }
+        let body = self.buf.split_to(len).freeze();
+        Step::Part(Part { headers, body })
+    }
+
+    /// A body without `Content-Length`: it ends before the line break that
+    /// precedes the next delimiter line.
+    fn scan_body(
+        &mut self,
+        headers: Vec<(String, String)>,
+        scanned: usize,
+    ) -> Result<Step, MultipartError> {
+        match self.next_delim(scanned) {
+            Some((at, _, Verdict::Delim { .. } | Verdict::Closing)) => {
+                let mut end = at;
+                if end > 0 && self.buf[end - 1] == b'\n' {
+                    end -= 1;
+                    if end > 0 && self.buf[end - 1] == b'\r' {
+                        end -= 1;
                     }
                 }
+                let body = self.buf.split_to(end).freeze();
+                Ok(Step::Part(Part { headers, body }))
+            }
+            Some((at, _, _)) => {
+                // A delimiter line not yet complete: wait here.
+                self.state = State::Scan {
+                    headers,
+                    scanned: at,
+                };
+                Ok(Step::NeedMore)
+            }
+            None => {
+                if self.buf.len() > self.max_part {
+                    return Err(MultipartError::PartTooLarge {
+                        part: self.parts + 1,
+                        limit: self.max_part,
+                    });
+                }
+                let longest = self.delims.iter().map(Vec::len).max().unwrap_or(0);
+                let scanned = self.buf.len().saturating_sub(longest);
+                self.state = State::Scan { headers, scanned };
+                Ok(Step::NeedMore)
             }
         }
     }
@@ -458,6 +490,45 @@ impl MultipartParser {
             buffered: self.buf.len(),
         })
     }
+}
+
+/// What one step of [`MultipartParser::next_part`] came to.
+enum Step {
+    /// The state changed; go on.
+    Continue,
+    /// More bytes are needed (or the stream is finished).
+    NeedMore,
+    /// A whole part.
+    Part(Part),
+}
+
+fn owned_headers(hs: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    hs.iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).trim().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The part's `Content-Length`, if it sent one.
+fn content_length(
+    headers: &[(String, String)],
+    part: u64,
+) -> Result<Option<usize>, MultipartError> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| {
+            v.parse::<usize>()
+                .map_err(|_| MultipartError::BadContentLength {
+                    part,
+                    value: v.clone(),
+                })
+        })
+        .transpose()
 }
 
 #[cfg(test)]
@@ -565,6 +636,33 @@ mod tests {
                 assert_eq!(bodies(&parts), want, "{name}, split at {i}");
             }
         }
+    }
+
+    #[test]
+    fn written_parts_carry_seq_and_capture_time_back_to_the_reader() {
+        let frame = Frame {
+            jpeg: Bytes::from_static(b"\xFF\xD8jpeg\xFF\xD9"),
+            seq: 42,
+            captured_at_ms: 1_764_300_000_123,
+            width: 1,
+            height: 1,
+        };
+        let mut stream = part_head(B, &frame).into_bytes();
+        stream.extend_from_slice(&frame.jpeg);
+        stream.extend_from_slice(b"\r\n");
+        let (parts, _) = parse_all(&[&stream, &stream]).unwrap();
+        assert_eq!(parts.len(), 2);
+        for p in parts {
+            assert_eq!(p.body, frame.jpeg);
+            assert_eq!(p.frame_seq(), Some(42));
+            assert_eq!(p.captured_at_ms(), Some(1_764_300_000_123));
+            assert_eq!(p.header("x-captured-at-ms"), Some("1764300000123"));
+        }
+        let bare = Part {
+            headers: vec![("X-Frame-Seq".into(), "soon".into())],
+            body: Bytes::new(),
+        };
+        assert_eq!((bare.frame_seq(), bare.captured_at_ms()), (None, None));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::access::{self, AccessToken, Denied};
 use super::deadline::WriteDeadline;
+use super::multipart::part_head;
 use crate::{Frame, FrameBus};
 
 /// The multipart boundary, as Motion spells it.
@@ -358,6 +359,7 @@ async fn snapshot(State(state): State<AppState>) -> Response {
                 .into_response();
             no_cache(&mut resp);
             let h = resp.headers_mut();
+            // FRAME_SEQ_HEADER and CAPTURED_AT_HEADER, as `http` spells names.
             h.insert("x-frame-seq", HeaderValue::from(frame.seq));
             h.insert("x-captured-at-ms", HeaderValue::from(frame.captured_at_ms));
             resp
@@ -377,12 +379,8 @@ async fn snapshot(State(state): State<AppState>) -> Response {
 
 /// The chunks of one multipart part, without copying the JPEG.
 fn part_chunks(frame: &Frame) -> [Bytes; 3] {
-    let head = format!(
-        "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-        frame.jpeg.len()
-    );
     [
-        Bytes::from(head),
+        Bytes::from(part_head(BOUNDARY, frame)),
         frame.jpeg.clone(),
         Bytes::from_static(b"\r\n"),
     ]
