@@ -14,11 +14,14 @@
 //! - [`CommandResult`], [`Telemetry`], [`Status`], [`Detections`]: what the
 //!   robot and the detector publish.
 //! - [`RobotSettings`]: the shadow's desired/reported keys.
+//! - [`video`]: the binary frame format of `gopigo/{thing}/video` and the
+//!   viewer's [`video::VideoRequest`].
 
 use serde::{Deserialize, Serialize};
 
 pub mod name;
 pub mod topic;
+pub mod video;
 
 pub use name::{valid_shadow_name, valid_thing_name, MAX_SHADOW_NAME_BYTES, MAX_THING_NAME_BYTES};
 pub use topic::{

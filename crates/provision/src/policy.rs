@@ -102,39 +102,46 @@ pub fn policy_document(role: Role, region: &str, account: &str) -> Value {
             "Version": "2012-10-17",
             "Statement": [
                 {
-                    "Sid": "ConnectAsOwnThing",
+                    "Sid": "Connect",
                     "Effect": "Allow",
                     "Action": "iot:Connect",
                     "Resource": arn(&format!("client/{me}"))
                 },
                 {
-                    "Sid": "CommandsDetectionsShadowRequests",
+                    "Sid": "Ask",
                     "Effect": "Allow",
                     "Action": "iot:Publish",
                     "Resource": [
                         arn("topic/gopigo/*/cmd"),
-                        arn("topic/gopigo/*/detections"),
+                        arn("topic/gopigo/*/video/request"),
                         arn("topic/$aws/things/*/shadow/update"),
-                        arn("topic/$aws/things/*/shadow/get"),
+                        arn("topic/$aws/things/*/shadow/get")
+                    ]
+                },
+                {
+                    "Sid": "Share",
+                    "Effect": "Allow",
+                    "Action": ["iot:Publish", "iot:Receive"],
+                    "Resource": [
+                        arn("topic/gopigo/*/detections"),
                         arn(&format!("topic/gopigo/{me}/check"))
                     ]
                 },
                 {
-                    "Sid": "ReadFleet",
+                    "Sid": "Read",
                     "Effect": "Allow",
                     "Action": "iot:Receive",
                     "Resource": [
                         arn("topic/gopigo/*/telemetry"),
                         arn("topic/gopigo/*/status"),
                         arn("topic/gopigo/*/cmd/result"),
-                        arn("topic/gopigo/*/detections"),
+                        arn("topic/gopigo/*/video"),
                         arn("topic/$aws/things/*/shadow/*"),
-                        arn("topic/$aws/events/presence/*"),
-                        arn(&format!("topic/gopigo/{me}/check"))
+                        arn("topic/$aws/events/presence/*")
                     ]
                 },
                 {
-                    "Sid": "SubscribeFleet",
+                    "Sid": "Subscribe",
                     "Effect": "Allow",
                     "Action": "iot:Subscribe",
                     "Resource": [
@@ -142,9 +149,9 @@ pub fn policy_document(role: Role, region: &str, account: &str) -> Value {
                         arn("topicfilter/gopigo/*/status"),
                         arn("topicfilter/gopigo/*/cmd/result"),
                         arn("topicfilter/gopigo/*/detections"),
+                        arn("topicfilter/gopigo/*/video"),
                         arn("topicfilter/$aws/things/*/shadow/*"),
-                        arn("topicfilter/$aws/events/presence/connected/*"),
-                        arn("topicfilter/$aws/events/presence/disconnected/*"),
+                        arn("topicfilter/$aws/events/presence/*"),
                         arn(&format!("topicfilter/gopigo/{me}/check"))
                     ]
                 }
@@ -246,6 +253,18 @@ mod tests {
             ("r1", "iot:Subscribe", "topicfilter/#", false),
             ("r1", "iot:Receive", "topic/gopigo/r1/cmd", true),
             ("r1", "iot:Receive", "topic/gopigo/r2/cmd", false),
+            // video: its own frames out, its own viewers' requests in
+            ("r1", "iot:Publish", "topic/gopigo/r1/video", true),
+            ("r1", "iot:Publish", "topic/gopigo/r2/video", false),
+            ("r1", "iot:Receive", "topic/gopigo/r1/video/request", true),
+            ("r1", "iot:Receive", "topic/gopigo/r2/video", false),
+            (
+                "r1",
+                "iot:Subscribe",
+                "topicfilter/gopigo/r1/video/request",
+                true,
+            ),
+            ("r1", "iot:Subscribe", "topicfilter/gopigo/r2/video", false),
             (
                 "r1",
                 "iot:Publish",
@@ -335,6 +354,11 @@ mod tests {
             ),
             ("ctl", "iot:Receive", "topic/gopigo/r1/cmd", false),
             ("ctl", "iot:Publish", "topic/gopigo/ctl/check", true),
+            // video: subscribe to frames, ask for them; never forge them
+            ("ctl", "iot:Subscribe", "topicfilter/gopigo/r1/video", true),
+            ("ctl", "iot:Receive", "topic/gopigo/r1/video", true),
+            ("ctl", "iot:Publish", "topic/gopigo/r1/video/request", true),
+            ("ctl", "iot:Publish", "topic/gopigo/r1/video", false),
             ("ctl", "iot:RetainPublish", "topic/gopigo/r1/cmd", false),
         ];
         for (thing, action, resource, want) in cases {
@@ -343,6 +367,17 @@ mod tests {
                 want,
                 "{thing} {action} {resource}"
             );
+        }
+    }
+
+    #[test]
+    fn policies_fit_aws_size_limit() {
+        // AWS IoT refuses a policy document over 2,048 characters (spaces
+        // not counted); a long region and account name the worst case.
+        for role in [Role::Robot, Role::Controller] {
+            let text = policy_document(role, "ap-southeast-2", ACCOUNT).to_string();
+            let chars = text.chars().filter(|c| !c.is_whitespace()).count();
+            assert!(chars <= 2048, "{role} policy is {chars} characters");
         }
     }
 
