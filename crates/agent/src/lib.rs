@@ -49,6 +49,7 @@ pub mod limits;
 pub mod link;
 mod session;
 pub mod shadow;
+pub mod video;
 
 pub use agent::{run, VERSION};
 pub use config::{AgentConfig, ConfigError, Overrides};
