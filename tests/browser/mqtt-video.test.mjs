@@ -37,4 +37,16 @@ describe("MQTT video in the dashboard", { timeout: 300000 }, () => {
     assert.match(await page.locator("#frame-age").innerText(), /^age \d+ ms$/);
     assert.ok(Number(await video(page, "bytesPerS")) > 0);
   });
+
+  it("falls back to MQTT video when the robot's camera does not answer", async () => {
+    // A second page whose direct camera route fails, as for a robot behind
+    // NAT: the dashboard cannot reach the camera, the broker still can.
+    const other = await browser.newPage();
+    await other.route(/\/robots\/[^/]+\/video$/, (route) => route.abort("connectionrefused"));
+    await other.goto(demo.url);
+    await until("MQTT frames", async () => (await video(other, "path")) === "mqtt"
+      && Number(await video(other, "frames") || 0) > 3, 60000);
+    assert.match(await other.locator("robot-video [data-role=path]").innerText(), /MQTT video ≈ \$/);
+    await other.close();
+  });
 });
