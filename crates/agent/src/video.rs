@@ -86,10 +86,13 @@ impl Budget {
     }
 
     /// Whether a frame may start now: under the frame cap, at least
-    /// 1/`max_fps` after the last one.
+    /// 3/4 of 1/`max_fps` after the last one.
     pub fn frame_due(&mut self, now: Instant) -> bool {
         self.prune(now);
-        let spacing = WINDOW / self.max_fps;
+        // Three quarters of the even spacing: a camera at exactly `max_fps`
+        // jitters, and an even spacing would skip every other late frame;
+        // the count in the window still caps the rate.
+        let spacing = WINDOW * 3 / (4 * self.max_fps);
         let spaced = self
             .sent
             .back()
