@@ -129,9 +129,9 @@ async fn run_with<B: SpiBus + Send + 'static>(
     }
     // Camera, guarded by a per-boot token that the online status carries.
     let camera = crate::camera::start(&cfg, sim.as_ref(), cancel.clone()).await?;
-    let (camera_ctl, camera_link) = match camera {
-        Some(c) => (Some(c.control), Some((c.url, c.token))),
-        None => (None, None),
+    let (camera_ctl, camera_link, video_bus) = match camera {
+        Some(c) => (Some(c.control), Some((c.url, c.token)), Some(c.bus)),
+        None => (None, None, None),
     };
     let mut exec = Executor::new(robot.clone(), distance, camera_ctl, limits(&cfg))?;
     if let Some(h) = &sim {
@@ -146,7 +146,15 @@ async fn run_with<B: SpiBus + Send + 'static>(
                 source,
             }
         })?;
-    let result = session::run(&cfg, camera_link, inbox, out_rx, moving, shutdown).await;
+    let result = session::run(
+        &cfg,
+        (camera_link, video_bus),
+        inbox,
+        out_rx,
+        moving,
+        shutdown,
+    )
+    .await;
     // The executor stopped when the session closed the inbox; wait for it.
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     cancel.cancel();

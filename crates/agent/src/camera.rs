@@ -27,6 +27,8 @@ pub struct Started {
     pub url: String,
     /// This boot's access token (status `camera_token`).
     pub token: AccessToken,
+    /// The newest frame (for the MQTT video publisher).
+    pub bus: FrameBus,
 }
 
 /// Starts capture and the guarded MJPEG server when `[camera] enabled`;
@@ -64,9 +66,10 @@ pub async fn start(
         cfg.camera.max_viewers
     ));
     let options = ServeOptions::new(Some(token.clone())).with_max_viewers(cfg.camera.max_viewers);
+    let served = bus.clone();
     tokio::spawn(async move {
         let stopped = cancel.cancelled_owned();
-        if let Err(e) = gopigo_camera::mjpeg::serve(listener, bus, options, stopped).await {
+        if let Err(e) = gopigo_camera::mjpeg::serve(listener, served, options, stopped).await {
             tracing::error!(error = %e, "camera server failed");
         }
     });
@@ -74,6 +77,7 @@ pub async fn start(
         control,
         url,
         token,
+        bus,
     }))
 }
 

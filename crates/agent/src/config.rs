@@ -73,6 +73,9 @@ pub struct AgentConfig {
     /// The GoPiGo3 board (`[board]`).
     #[serde(default)]
     pub board: BoardConfig,
+    /// MQTT video's budget (`[video]`).
+    #[serde(default)]
+    pub video: crate::video::VideoConfig,
     /// Simulation only (`[sim]`).
     #[serde(default)]
     pub sim: SimConfig,
@@ -453,6 +456,19 @@ impl AgentConfig {
             "allowed 0.2..=50",
         )?;
         self.camera.check(&check)?;
+        let v = &self.video;
+        check.ensure(
+            crate::video::VideoConfig::BYTES_RANGE.contains(&v.max_bytes_per_s),
+            ("video", "max_bytes_per_s"),
+            v.max_bytes_per_s,
+            "allowed 8192..=262144 (half of AWS's 512 KiB/s per connection)",
+        )?;
+        check.ensure(
+            crate::video::VideoConfig::FPS_RANGE.contains(&v.max_fps),
+            ("video", "max_fps"),
+            v.max_fps,
+            "allowed 1..=50 (half of AWS's 100 publishes/s per connection)",
+        )?;
         self.board.check(&check)?;
         if self.board.kind.is_none() && !HARDWARE_BUILT {
             return Err(ConfigError::BoardKindUnset {

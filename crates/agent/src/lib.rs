@@ -55,6 +55,7 @@ pub mod link;
 mod session;
 pub mod shadow;
 pub mod update;
+pub mod video;
 
 pub use agent::{run, VERSION};
 pub use config::{AgentConfig, ConfigError, Overrides};

@@ -38,6 +38,7 @@ struct Topics {
     status: String,
     shadow_get: String,
     shadow_update: String,
+    video: String,
     /// Subscribed to on every connect.
     subscriptions: Vec<String>,
 }
@@ -53,6 +54,8 @@ enum Inbound {
     Document,
     /// `get/rejected`: no shadow yet.
     NoShadow,
+    /// `video/request`: a viewer wants the video for a while.
+    VideoRequest,
 }
 
 impl Topics {
@@ -77,6 +80,7 @@ impl Topics {
             status: Topic::robot(thing, RobotTopic::Status).to_string(),
             shadow_get: Topic::shadow(thing, ShadowMsg::Get).to_string(),
             shadow_update: Topic::shadow(thing, ShadowMsg::Update).to_string(),
+            video: Topic::robot(thing, RobotTopic::Video).to_string(),
             subscriptions,
         }
     }
@@ -89,6 +93,10 @@ impl Topics {
             return Some(Inbound::Command);
         }
         match Topic::parse(topic).ok()? {
+            Topic::Robot {
+                thing,
+                kind: RobotTopic::VideoRequest,
+            } if thing == self.thing => Some(Inbound::VideoRequest),
             Topic::Shadow {
                 thing,
                 name: None,
@@ -183,6 +191,12 @@ fn spawn_event_loop(
     (rx, task)
 }
 
+/// The camera's URL and token for the status, and its frames for MQTT video.
+pub(crate) type CameraLink = (
+    Option<(String, AccessToken)>,
+    Option<gopigo_camera::FrameBus>,
+);
+
 /// A session that lasted this long restarts the reconnect backoff.
 const STABLE_SESSION: Duration = Duration::from_secs(10);
 
@@ -203,13 +217,15 @@ struct Session<'a> {
     deltas: shadow::DeltaDedup,
     /// Over-the-air updates: AWS IoT Jobs on this thing's jobs topics.
     updater: crate::update::Updater,
+    /// Publishes the camera while a viewer asks (none without a camera).
+    video: Option<crate::video::Publisher>,
 }
 
 impl<'a> Session<'a> {
     /// Builds the client (manual acks, the offline will) and starts polling it.
     fn start(
         cfg: &'a AgentConfig,
-        camera: Option<(String, AccessToken)>,
+        (camera, video_bus): CameraLink,
         inbox: Arc<Inbox>,
     ) -> Result<(Self, Events, tokio::task::JoinHandle<()>), AgentError> {
         let t = Topics::new(cfg);
@@ -240,7 +256,11 @@ impl<'a> Session<'a> {
             cfg.path.clone(),
         );
         let (events, poller) = spawn_event_loop(ev, reporter);
+        let video = video_bus.map(|bus| {
+            crate::video::Publisher::spawn(cfg.video.clone(), bus, client.clone(), t.video.clone())
+        });
         let session = Session {
+            video,
             cfg,
             t,
             client,
@@ -323,6 +343,11 @@ impl<'a> Session<'a> {
             Some(Inbound::NoShadow) => {
                 let _ = self.send_input(Input::Settings(Default::default()));
             }
+            Some(Inbound::VideoRequest) => {
+                if let Some(v) = &self.video {
+                    v.on_request(&p.payload);
+                }
+            }
             None if self.updater.handles(&p.topic) => {
                 self.updater.on_message(&p.topic, &p.payload);
             }
@@ -376,6 +401,9 @@ impl<'a> Session<'a> {
     /// The link failed: stop first; the event loop explains the cause.
     fn on_link_error(&mut self, e: String) {
         self.updater.on_link_lost();
+        if let Some(v) = &self.video {
+            v.stop(); // no frames queue up while offline; viewers ask again
+        }
         if self.cfg.safety.stop_on_link_loss {
             self.inbox.stop(StopCause::LinkLost(e.clone()));
         }
@@ -495,7 +523,7 @@ impl<'a> Session<'a> {
 /// (the error); `moving` is the executor's "wheels driven" flag.
 pub(crate) async fn run(
     cfg: &AgentConfig,
-    camera: Option<(String, AccessToken)>,
+    camera: CameraLink,
     inbox: Arc<Inbox>,
     mut out_rx: mpsc::UnboundedReceiver<Output>,
     moving: Arc<AtomicBool>,
@@ -640,7 +668,10 @@ key_file = "key.pem"
                 Some(Inbound::NoShadow),
             ),
             // another robot's, a named shadow, answers the robot ignores
+            ("gopigo/r1/video/request", Some(Inbound::VideoRequest)),
             ("gopigo/r2/cmd", None),
+            ("gopigo/r2/video/request", None),
+            ("gopigo/r1/video", None),
             ("$aws/things/r2/shadow/update/delta", None),
             ("$aws/things/r1/shadow/name/cam/update/delta", None),
             ("$aws/things/r1/shadow/update/accepted", None),
@@ -655,6 +686,7 @@ key_file = "key.pem"
             t.subscriptions,
             [
                 "gopigo/r1/cmd",
+                "gopigo/r1/video/request",
                 "$aws/things/r1/shadow/update/delta",
                 "$aws/things/r1/shadow/get/accepted",
                 "$aws/things/r1/shadow/get/rejected",

@@ -128,6 +128,7 @@ fn app_with_stop(
         .route("/ws", get(ws_upgrade))
         .route("/api/fleet", get(fleet))
         .route("/robots/{thing}/video", get(video))
+        .route("/robots/{thing}/video/mqtt", get(mqtt_video))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::middleware::from_fn_with_state(state.clone(), gate))
         .with_state(state)
@@ -465,6 +466,37 @@ async fn video(State(st): State<AppState>, Path(thing): Path<String>) -> Respons
         }
     };
     video_response(client, st.stop.clone())
+}
+
+/// The robot's video through the broker, in the same multipart format.
+async fn mqtt_video(State(st): State<AppState>, Path(thing): Path<String>) -> Response {
+    let viewer = match st.hub.watch_video(&thing) {
+        Ok(v) => v,
+        Err(why) => return plain(StatusCode::NOT_FOUND, format!("video unavailable: {why}")),
+    };
+    let stream = futures::stream::unfold(viewer, |mut v| async move {
+        v.frames.changed().await.ok()?;
+        let frame = v.frames.borrow_and_update().clone()?;
+        Some((Ok::<Bytes, Infallible>(part(&frame)), v))
+    });
+    multipart(futures::StreamExt::take_until(
+        stream,
+        st.stop.cancelled_owned(),
+    ))
+}
+
+fn multipart(
+    stream: impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
+    let mut resp = Response::new(Body::from_stream(stream));
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "multipart/x-mixed-replace; boundary={VIDEO_BOUNDARY}"
+    )) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 fn video_response(client: MjpegClient, stop: CancellationToken) -> Response {

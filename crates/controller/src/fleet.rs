@@ -152,7 +152,7 @@ fn robot_message(
             thing,
             detections: parse(topic, payload)?,
         },
-        RobotTopic::Command | RobotTopic::Check => {
+        RobotTopic::Command | RobotTopic::Check | RobotTopic::Video | RobotTopic::VideoRequest => {
             return Err(MessageError::UnknownTopic(topic.to_string()))
         }
     })

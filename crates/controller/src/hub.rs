@@ -180,6 +180,8 @@ pub struct Hub {
     detection: DetectionView,
     events: broadcast::Sender<Arc<str>>,
     publish: mpsc::Sender<Outgoing>,
+    /// MQTT video of the robots on screen.
+    video: Arc<crate::mqtt_video::Relay>,
 }
 
 
@@ -209,6 +211,7 @@ impl Hub {
             },
             events,
             publish,
+            video: Default::default(),
         })
     }
 
@@ -288,6 +291,14 @@ impl Hub {
     }
 
     /// Subscribes to a robot's retained status and asks for its shadow.
+    /// Watches a known robot's MQTT video (see [`crate::mqtt_video`]).
+    pub fn watch_video(&self, thing: &str) -> Result<crate::mqtt_video::Viewer, String> {
+        if !self.robots().iter().any(|r| r.thing == thing) {
+            return Err(format!("no robot named {thing:?} in this fleet"));
+        }
+        Ok(self.video.watch(thing, &self.publish))
+    }
+
     fn follow(&self, thing: &str) {
         let _ = self.publish.try_send(Outgoing::Subscribe {
             filter: Topic::robot(thing, RobotTopic::Status).to_string(),
@@ -317,6 +328,9 @@ impl Hub {
     /// Folds a broker message in and tells the pages. A robot seen for the
     /// first time gets a shadow `get`, so the page shows its settings.
     pub fn ingest(&self, topic: &str, payload: &[u8]) {
+        if self.video.ingest(topic, payload) {
+            return;
+        }
         let msg = match classify(topic, payload) {
             Ok(m) => m,
             Err(e) => {

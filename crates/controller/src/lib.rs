@@ -31,6 +31,7 @@ pub mod demo;
 pub mod fleet;
 pub mod hub;
 pub mod link;
+pub mod mqtt_video;
 pub mod security;
 pub mod server;
 pub mod tls;

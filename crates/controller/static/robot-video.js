@@ -15,11 +15,29 @@
 // (frames drawn), `data-age-ms` (the last frame's age), `data-boxes` (boxes
 // drawn), and a `frame` event per drawn frame, detail {seq, capturedAtMs,
 // ageMs}.
+//
+// Two paths (docs/dashboard.md): direct MJPEG (/robots/{thing}/video) when
+// the robot's camera answers, else the robot's video through the broker
+// (/robots/{thing}/video/mqtt), also when the user picks "MQTT" with the
+// `[data-role=path-toggle]` button. `[data-role=path]` says which path is in
+// use and, for MQTT, the running cost; `data-path` holds "direct" or "mqtt".
+// A hidden tab stops the stream (so the dashboard stops asking for video).
 
 import { PartSplitter, numberHeader } from "./multipart.js";
 import { classColor, detectionLabel } from "./format.js";
 
 const RETRY_MS = 2000;
+/** AWS IoT Core messaging, USD per million messages (us-east-1, first
+ * billion a month; docs/dashboard.md). Each 5 KB of a message is one message;
+ * an MQTT frame is billed when the robot publishes it and when it is delivered. */
+export const AWS_PRICE_PER_MILLION_MESSAGES = 1.0;
+const AWS_BILLING_UNIT_BYTES = 5 * 1024;
+
+/** USD per hour of a stream of `fps` frames averaging `frameBytes`. */
+export function mqttCostPerHour(fps, frameBytes) {
+  const units = Math.max(1, Math.ceil(frameBytes / AWS_BILLING_UNIT_BYTES));
+  return (fps * 3600 * units * 2 * AWS_PRICE_PER_MILLION_MESSAGES) / 1e6;
+}
 const FPS_WINDOW_MS = 1000;
 
 export class RobotVideo extends HTMLElement {
@@ -40,6 +58,17 @@ export class RobotVideo extends HTMLElement {
     this.stateEl = this.part("[data-role=state]", "div", "state");
     this.fpsEl = this.part("[data-role=fps]", "span", "fps");
     this.ageEl = this.part("[data-role=age]", "span", "age");
+    this.pathEl = this.part("[data-role=path]", "span", "path");
+    this.toggle = this.part("[data-role=path-toggle]", "button", "path-toggle");
+    this.preferMqtt = false;
+    this.toggle.textContent = "use MQTT";
+    this.toggle.onclick = () => {
+      this.preferMqtt = !this.preferMqtt;
+      this.toggle.textContent = this.preferMqtt ? "use direct" : "use MQTT";
+      this.restart();
+    };
+    this.onVisibility = () => (document.hidden ? this.stop() : this.restart());
+    document.addEventListener("visibilitychange", this.onVisibility);
     // Numbers of a stalled stream must not look live.
     this.ticker = setInterval(() => this.showRate(Date.now()), FPS_WINDOW_MS);
     this.restart();
@@ -47,6 +76,7 @@ export class RobotVideo extends HTMLElement {
 
   disconnectedCallback() {
     clearInterval(this.ticker);
+    document.removeEventListener("visibilitychange", this.onVisibility);
     this.stop();
   }
 
@@ -77,7 +107,7 @@ export class RobotVideo extends HTMLElement {
     this.fpsEl.textContent = "– fps";
     this.ageEl.textContent = "age –";
     const thing = this.getAttribute("thing");
-    if (!thing) return;
+    if (!thing || document.hidden) return;
     this.abort = new AbortController();
     this.run(thing, this.abort.signal);
   }
@@ -91,25 +121,51 @@ export class RobotVideo extends HTMLElement {
     while (!signal.aborted) {
       const why = this.unavailable(thing);
       if (why) this.setState(why);
-      else await this.stream(thing, signal);
+      else if (this.preferMqtt || !(await this.stream(thing, signal, "direct"))) {
+        if (!signal.aborted) await this.stream(thing, signal, "mqtt");
+      }
       if (signal.aborted) return;
       await new Promise((res) => setTimeout(res, RETRY_MS));
     }
   }
 
-  async stream(thing, signal) {
+  /** Streams one path; false when it never delivered a frame (try the other). */
+  async stream(thing, signal, path) {
+    const before = this.framesDrawn;
+    this.path = path;
+    this.dataset.path = path;
+    this.bytes = [];
+    this.showPath(Date.now());
     try {
-      this.setState("connecting to the camera…");
-      const resp = await fetch(`/robots/${encodeURIComponent(thing)}/video`, { signal, cache: "no-store" });
+      this.setState(path === "mqtt" ? "asking the robot for video through the broker…" : "connecting to the camera…");
+      const url = `/robots/${encodeURIComponent(thing)}/video${path === "mqtt" ? "/mqtt" : ""}`;
+      const resp = await fetch(url, { signal, cache: "no-store" });
       if (!resp.ok) {
         this.setState((await resp.text()).trim() || `video unavailable (HTTP ${resp.status})`);
-        return;
+        return false;
       }
       await this.readFrames(thing, resp.body.getReader(), signal);
       if (!signal.aborted) this.setState("video unavailable: the stream ended; retrying…");
     } catch (e) {
       if (!signal.aborted) this.setState(`video unavailable: ${e.message || e}`);
     }
+    return this.framesDrawn > before;
+  }
+
+  /** Which path, and for MQTT the cost at the measured rate. */
+  showPath(now) {
+    if (!this.path) return;
+    this.bytes = (this.bytes || []).filter(([t]) => t >= now - FPS_WINDOW_MS);
+    if (this.path === "direct") {
+      this.pathEl.textContent = "direct";
+      return;
+    }
+    const n = this.bytes.length;
+    const avg = n ? this.bytes.reduce((s, [, b]) => s + b, 0) / n : 0;
+    const bytesPerS = this.bytes.reduce((s, [, b]) => s + b, 0);
+    const cost = n ? mqttCostPerHour(n, avg) : 0;
+    this.dataset.bytesPerS = bytesPerS;
+    this.pathEl.textContent = `MQTT · ${(bytesPerS / 1024).toFixed(0)} KiB/s · MQTT video ≈ $${cost.toFixed(2)}/h`;
   }
 
   async readFrames(thing, reader, signal) {
@@ -130,6 +186,8 @@ export class RobotVideo extends HTMLElement {
         if (done || signal.aborted) return;
         const parts = splitter.push(value);
         if (!parts.length) continue;
+        const now = Date.now();
+        for (const p of parts) this.bytes.push([now, p.body.length]);
         pending = parts[parts.length - 1];
         if (!drawing) drawLatest();
       }
@@ -175,6 +233,7 @@ export class RobotVideo extends HTMLElement {
   showRate(now) {
     while (this.drawTimes.length && this.drawTimes[0] < now - FPS_WINDOW_MS) this.drawTimes.shift();
     this.fpsEl.textContent = `${this.drawTimes.length} fps`;
+    this.showPath(now);
     if (!this.drawTimes.length) this.ageEl.textContent = "age –";
   }
 

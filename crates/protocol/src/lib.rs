@@ -15,6 +15,8 @@
 //!   robot and the detector publish.
 //! - [`RobotSettings`]: the shadow's desired/reported keys.
 //! - [`version`]: the agent's version, marked inside the binary.
+//! - [`video`]: the binary frame format of `gopigo/{thing}/video` and the
+//!   viewer's [`video::VideoRequest`].
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +25,7 @@ pub mod topic;
 pub mod version;
 
 pub use version::{agent_version, agent_version_in};
+pub mod video;
 
 pub use name::{valid_shadow_name, valid_thing_name, MAX_SHADOW_NAME_BYTES, MAX_THING_NAME_BYTES};
 pub use topic::{

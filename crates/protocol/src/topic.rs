@@ -5,7 +5,7 @@
 //!
 //! | topic | value |
 //! | --- | --- |
-//! | `gopigo/{thing}/cmd`, `cmd/result`, `telemetry`, `status`, `detections`, `check` | [`Topic::Robot`] with a [`RobotTopic`] |
+//! | `gopigo/{thing}/cmd`, `cmd/result`, `telemetry`, `status`, `detections`, `check`, `video`, `video/request` | [`Topic::Robot`] with a [`RobotTopic`] |
 //! | `$aws/things/{thing}/shadow[/name/{shadow}]/{get,update,delete}[/...]` | [`Topic::Shadow`] with a [`ShadowMsg`] |
 //! | `$aws/events/presence/{connected,disconnected}/{clientId}` | [`Topic::Presence`] |
 //!
@@ -37,17 +37,25 @@ pub enum RobotTopic {
     Detections,
     /// `check`: `gopigo check`'s round trip (the device hears itself).
     Check,
+    /// `video`: camera frames in the binary [`crate::video`] format
+    /// (QoS 0), published only while a viewer's request is fresh.
+    Video,
+    /// `video/request`: a viewer asks for `video` for a while
+    /// ([`crate::video::VideoRequest`]); it expires unless renewed.
+    VideoRequest,
 }
 
 impl RobotTopic {
     /// Every kind, for tables and tests.
-    pub const ALL: [RobotTopic; 6] = [
+    pub const ALL: [RobotTopic; 8] = [
         RobotTopic::Command,
         RobotTopic::CommandResult,
         RobotTopic::Telemetry,
         RobotTopic::Status,
         RobotTopic::Detections,
         RobotTopic::Check,
+        RobotTopic::Video,
+        RobotTopic::VideoRequest,
     ];
 
     /// The segments after the thing name.
@@ -59,6 +67,8 @@ impl RobotTopic {
             RobotTopic::Status => "status",
             RobotTopic::Detections => "detections",
             RobotTopic::Check => "check",
+            RobotTopic::Video => "video",
+            RobotTopic::VideoRequest => "video/request",
         }
     }
 
@@ -214,7 +224,7 @@ pub enum TopicError {
         name: String,
     },
     /// None of the shapes in the module docs.
-    #[error("{0:?} is not a gopigo topic (gopigo/{{thing}}/cmd|cmd/result|telemetry|status|detections|check, $aws/things/{{thing}}/shadow/..., $aws/events/presence/connected|disconnected/{{client id}})")]
+    #[error("{0:?} is not a gopigo topic (gopigo/{{thing}}/cmd|cmd/result|telemetry|status|detections|check|video|video/request, $aws/things/{{thing}}/shadow/..., $aws/events/presence/connected|disconnected/{{client id}})")]
     Unknown(String),
 }
 
@@ -403,11 +413,12 @@ pub const PRESENCE_FILTERS: [Filter; 2] = [
     Filter::EveryClient(PresenceEvent::Disconnected),
 ];
 
-/// What a robot subscribes to: its commands and its classic shadow's
-/// answers (the desired state at connect, and each delta).
-pub fn robot_subscriptions(thing: &str) -> [Topic<'_>; 4] {
+/// What a robot subscribes to: its commands, viewers' video requests and
+/// its classic shadow's answers (the desired state at connect, and each delta).
+pub fn robot_subscriptions(thing: &str) -> [Topic<'_>; 5] {
     [
         Topic::robot(thing, RobotTopic::Command),
+        Topic::robot(thing, RobotTopic::VideoRequest),
         Topic::shadow(thing, ShadowMsg::UpdateDelta),
         Topic::shadow(thing, ShadowMsg::GetAccepted),
         Topic::shadow(thing, ShadowMsg::GetRejected),
@@ -457,7 +468,7 @@ mod tests {
     #[test]
     fn every_topic_prints_as_aws_spells_it_and_parses_back() {
         let all = every_topic();
-        assert_eq!(all.len(), 6 + 2 * 11 + 2);
+        assert_eq!(all.len(), 8 + 2 * 11 + 2);
         for (topic, text) in all {
             assert_eq!(topic.to_string(), text);
             assert_eq!(Topic::parse(&text), Ok(topic), "{text}");
@@ -484,7 +495,8 @@ mod tests {
             ("gopigo/r1//cmd", "not a gopigo topic"),
             ("gopigo/r1/cmd/", "not a gopigo topic"),
             ("gopigo/r1/cmd/results", "not a gopigo topic"),
-            ("gopigo/r1/video", "not a gopigo topic"),
+            ("gopigo/r1/videos", "not a gopigo topic"),
+            ("gopigo/r1/video/", "not a gopigo topic"),
             ("gopigo/r 1/cmd", "not a thing name"),
             ("gopigo/r.1/status", "not a thing name"),
             (
@@ -613,6 +625,7 @@ mod tests {
             robot,
             [
                 "gopigo/r1/cmd",
+                "gopigo/r1/video/request",
                 "$aws/things/r1/shadow/update/delta",
                 "$aws/things/r1/shadow/get/accepted",
                 "$aws/things/r1/shadow/get/rejected",
