@@ -90,9 +90,6 @@ impl Frame {
     }
 }
 
-/// The capture clock of every frame source: the workspace's one Unix-ms clock.
-pub use gopigo_protocol::unix_ms as unix_ms_now;
-
 /// Produces frames. `next_frame` blocks until a frame is ready; the caller
 /// ([`spawn_capture`]) decides the pace.
 pub trait FrameSource: Send {
