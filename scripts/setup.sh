@@ -58,7 +58,7 @@ if [ -f tests/browser/package-lock.json ] && [ ! -d tests/browser/node_modules ]
 fi
 command -v cargo-nextest >/dev/null || echo "setup: cargo-nextest not found; tests will run with cargo test"
 # The unused-dependency check of the test command (crates.io, pinned).
-if ! cargo machete --version 2>/dev/null | grep -q '^cargo-machete 0.9.2'; then
+if [ "$(cargo machete --version 2>/dev/null)" != "0.9.2" ]; then
   echo "setup: installing cargo-machete 0.9.2 (crates.io)"
   cargo install --locked --quiet cargo-machete --version 0.9.2
 fi

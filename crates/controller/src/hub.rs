@@ -184,7 +184,6 @@ pub struct Hub {
     video: Arc<crate::mqtt_video::Relay>,
 }
 
-
 fn encode(msg: &ServerMsg) -> Arc<str> {
     serde_json::to_string(msg)
         .unwrap_or_else(|e| format!(r#"{{"type":"error","message":"encode: {e}"}}"#))

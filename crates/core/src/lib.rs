@@ -407,14 +407,7 @@ impl Core {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
-        let follow = tokio::spawn(mqtt::follow_registry(
-            state.events(),
-            authority.clone(),
-            handle.clone(),
-        ));
-        let shadows = tokio::spawn(mqtt::shadow_service(state.clone(), handle.clone()));
-        let rules = tokio::spawn(rules::run_engine(state.clone(), handle.clone()));
-        let jobs = tokio::spawn(jobs::device::service(state.clone(), handle.clone()));
+        let services = spawn_services(&state, &authority, &handle);
         let broker = Arc::new(broker);
         let b1 = broker.clone();
         let s1 = stopped();
@@ -451,10 +444,9 @@ impl Core {
                 Err(e) => tracing::error!(what, error = %e, "task failed"),
             }
         }
-        follow.abort();
-        shadows.abort();
-        rules.abort();
-        jobs.abort();
+        for service in services {
+            service.abort();
+        }
         control_result.map_err(|e| CoreError::Broker(e.to_string()))
     }
 
@@ -506,6 +498,25 @@ impl Core {
                 source,
             })
     }
+}
+
+/// The services that feed the broker from the registry: certificate and
+/// policy changes, the shadow, topic rules and the jobs device API.
+fn spawn_services(
+    state: &Arc<CoreState>,
+    authority: &Arc<mqtt::RegistryAuthority>,
+    handle: &gopigo_broker::BrokerHandle,
+) -> [tokio::task::JoinHandle<()>; 4] {
+    [
+        tokio::spawn(mqtt::follow_registry(
+            state.events(),
+            authority.clone(),
+            handle.clone(),
+        )),
+        tokio::spawn(mqtt::shadow_service(state.clone(), handle.clone())),
+        tokio::spawn(rules::run_engine(state.clone(), handle.clone())),
+        tokio::spawn(jobs::device::service(state.clone(), handle.clone())),
+    ]
 }
 
 /// The control-plane API and the update files served by token
