@@ -36,17 +36,12 @@ pub fn connection_context(
     source_ip: Option<&str>,
 ) -> Context {
     let mut ctx = Context::new().with("iot:CertificateId", identity.certificate_id.as_str());
+    set_certificate_variables(&mut ctx, identity);
     if client_id.is_empty() {
         // No MQTT client (HTTPS publish): client and thing variables stay unresolved.
-        for (k, v) in &identity.certificate_variables {
-            ctx.set(k, v.as_str());
-        }
         return ctx;
     }
     ctx.set("iot:ClientId", client_id);
-    for (k, v) in &identity.certificate_variables {
-        ctx.set(k, v.as_str());
-    }
     if let Some(ip) = source_ip {
         ctx.set("aws:SourceIp", ip);
     }
@@ -59,6 +54,22 @@ pub fn connection_context(
         if attached { "true" } else { "false" },
     );
     ctx
+}
+
+/// Each `iot:Certificate.*` variable with every value the certificate
+/// gives it, so `${..CommonName}` is the first, and `..CommonName.List` and
+/// `..CommonName.N` reach the others, as on AWS.
+fn set_certificate_variables(ctx: &mut Context, identity: &ClientIdentity) {
+    let mut values: Vec<(&str, Vec<String>)> = Vec::new();
+    for (k, v) in &identity.certificate_variables {
+        match values.iter_mut().find(|(name, _)| name == k) {
+            Some((_, vs)) => vs.push(v.clone()),
+            None => values.push((k, vec![v.clone()])),
+        }
+    }
+    for (k, vs) in values {
+        ctx.set_multi(k, vs);
+    }
 }
 
 /// Whether `policies` allow `action` on `resource_arn` in `ctx`.
@@ -254,6 +265,52 @@ mod tests {
         let cases = [
             ("arn:aws:iot:us-east-1:1:topic/gopigo/r1/telemetry", true),
             ("arn:aws:iot:us-east-1:1:topic/gopigo/r2/telemetry", false),
+        ];
+        for (arn, want) in cases {
+            assert_eq!(
+                allowed(&policies, actions::PUBLISH, arn, &ctx),
+                want,
+                "{arn}"
+            );
+        }
+    }
+
+    #[test]
+    fn certificate_variables_from_a_real_certificate_reach_the_policy() {
+        // OpenSSL's certificate with every attribute AWS names (pki's fixture).
+        let pem = include_str!("../../pki/testdata/openssl-all-attributes.pem");
+        let der = gopigo_pki::parse_certificate_pem(pem).unwrap().der;
+        let identity = ClientIdentity::from_der(&der);
+        assert_eq!(identity.certificate_id, gopigo_pki::certificate_id(&der));
+        let ctx = connection_context(&identity, "r1", &[], None);
+        let cases = [
+            ("iot:Certificate.Subject.Pseudonym", Some("RGB Device")),
+            ("iot:Certificate.Issuer.Pseudonym", Some("RGB Device")),
+            (
+                "iot:Certificate.Subject.CommonName",
+                Some("LightBulb Device Cert"),
+            ),
+            ("iot:Certificate.Subject.CommonName.1", Some("second cn")),
+            ("iot:Certificate.Subject.GenerationQualifier", Some("4")),
+            ("iot:Certificate.SerialNumber", Some("921285cbb7a5e086")),
+        ];
+        for (key, want) in cases {
+            assert_eq!(ctx.get(key), want, "{key}");
+        }
+
+        let doc = Arc::new(
+            PolicyDocument::parse(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Publish",
+                "Resource":"arn:aws:iot:us-east-1:1:topic/by/${iot:Certificate.Subject.Pseudonym}",
+                "Condition":{"ForAnyValue:StringEquals":
+                  {"iot:Certificate.Subject.CommonName.List":"second cn"}}}]}"#,
+            )
+            .unwrap(),
+        );
+        let policies = [doc];
+        let cases = [
+            ("arn:aws:iot:us-east-1:1:topic/by/RGB Device", true),
+            ("arn:aws:iot:us-east-1:1:topic/by/other", false),
         ];
         for (arn, want) in cases {
             assert_eq!(

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::{Authority, BrokerError};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -12,17 +13,11 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
 };
-use sha2::{Digest, Sha256};
 
-use crate::{Authority, BrokerError};
+pub use gopigo_pki::certificate_id;
 
 /// ALPN protocol id AWS IoT uses for MQTT on port 443.
 pub const ALPN_MQTT_CA: &[u8] = b"x-amzn-mqtt-ca";
-
-/// certificateId of a certificate: lowercase hex SHA-256 of its DER.
-pub fn certificate_id(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
-}
 
 /// Chain verification by webpki, then the registry's say on the certificate.
 #[derive(Debug)]
@@ -156,7 +151,9 @@ pub struct ClientIdentity {
     /// Lowercase hex SHA-256 of the client certificate's DER.
     pub certificate_id: String,
     /// Policy variables from the certificate, as `(name, value)`, e.g.
-    /// `("iot:Certificate.Subject.CommonName", "robot1")`.
+    /// `("iot:Certificate.Subject.CommonName", "robot1")`; an attribute the
+    /// certificate repeats comes once per value, in certificate order
+    /// ([`gopigo_pki::CertificateInfo::policy_variables`]).
     pub certificate_variables: Vec<(String, String)>,
 }
 
@@ -177,7 +174,7 @@ impl ClientIdentity {
         )
     }
 
-    /// The value of a certificate policy variable, if the certificate has it.
+    /// The (first) value of a certificate policy variable, if the certificate has it.
     pub fn variable(&self, name: &str) -> Option<&str> {
         self.certificate_variables
             .iter()
@@ -192,45 +189,11 @@ pub fn client_identity(conn: &rustls::ServerConnection) -> Option<ClientIdentity
     Some(ClientIdentity::from_der(cert.as_ref()))
 }
 
+/// The certificate's `iot:Certificate.*` variables, as pki reads them; none
+/// when pki cannot parse it (the verifier has accepted it, so this does not
+/// happen with a chain webpki checked).
 fn certificate_variables(der: &[u8]) -> Vec<(String, String)> {
-    use x509_parser::oid_registry as oids;
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
-        return Vec::new();
-    };
-    let names = [
-        (oids::OID_X509_COMMON_NAME, "CommonName"),
-        (oids::OID_X509_ORGANIZATION_NAME, "Organization"),
-        (oids::OID_X509_ORGANIZATIONAL_UNIT, "OrganizationalUnit"),
-        (oids::OID_X509_COUNTRY_NAME, "Country"),
-        (oids::OID_X509_STATE_OR_PROVINCE_NAME, "State"),
-        (oids::OID_X509_LOCALITY_NAME, "Locality"),
-        (oids::OID_X509_SERIALNUMBER, "SerialNumber"),
-        (oids::OID_X509_TITLE, "Title"),
-        (oids::OID_X509_SURNAME, "Surname"),
-        (oids::OID_X509_GIVEN_NAME, "GivenName"),
-        (oids::OID_X509_INITIALS, "Initials"),
-        (oids::OID_X509_DN_QUALIFIER, "DistinguishedNameQualifier"),
-        (oids::OID_X509_GENERATION_QUALIFIER, "GenerationQualifier"),
-    ];
-    let mut vars = Vec::new();
-    for (part, name) in [("Subject", cert.subject()), ("Issuer", cert.issuer())] {
-        for (oid, label) in &names {
-            let values: Vec<&str> = name
-                .iter_attributes()
-                .filter(|a| a.attr_type() == oid)
-                .filter_map(|a| a.as_str().ok())
-                .collect();
-            if let Some(first) = values.first() {
-                vars.push((
-                    format!("iot:Certificate.{part}.{label}"),
-                    (*first).to_owned(),
-                ));
-            }
-        }
-    }
-    vars.push((
-        "iot:Certificate.SerialNumber".to_owned(),
-        cert.raw_serial_as_string().replace(':', ""),
-    ));
-    vars
+    gopigo_pki::parse_certificate_der(der)
+        .map(|info| info.policy_variables())
+        .unwrap_or_default()
 }

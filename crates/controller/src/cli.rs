@@ -24,7 +24,7 @@ pub enum CliError {
     /// The identity files or TLS set-up.
     #[error(transparent)]
     Client(#[from] gopigo_client::ClientError),
-    /// A bad argument.
+    /// An argument the action cannot use (thing name, speed, duration, ...).
     #[error(transparent)]
     Action(#[from] ActionError),
     /// The broker could not be reached, refused the session or closed it.
@@ -41,17 +41,17 @@ pub enum CliError {
     /// No answer in time.
     #[error("no {what} from {thing} within {secs:.1} s (is the robot's agent running? `gopigo watch {thing}` shows what it sends)")]
     Timeout {
-        /// What was awaited.
+        /// What did not come, e.g. `result`.
         what: &'static str,
-        /// The robot.
+        /// The robot's thing name.
         thing: String,
-        /// Seconds waited.
+        /// How long was waited, in seconds.
         secs: f64,
     },
     /// The robot said it is offline.
     #[error("{thing} is offline ({why}); the command was not sent")]
     Offline {
-        /// The robot.
+        /// The robot's thing name.
         thing: String,
         /// Since when / why.
         why: String,
@@ -59,9 +59,9 @@ pub enum CliError {
     /// The robot refused the command.
     #[error("{thing} rejected command {id}: {reason}")]
     Rejected {
-        /// The robot.
+        /// The robot's thing name.
         thing: String,
-        /// Command id.
+        /// The id of the rejected command.
         id: String,
         /// The robot's reason.
         reason: String,
@@ -69,7 +69,7 @@ pub enum CliError {
     /// The shadow service refused the request.
     #[error("shadow of {thing}: {message}")]
     Shadow {
-        /// The thing.
+        /// The thing whose shadow was asked for.
         thing: String,
         /// Code and message from the service.
         message: String,
@@ -240,7 +240,7 @@ pub struct DriveOptions {
 /// How a command ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriveOutcome {
-    /// Its id.
+    /// The command's id, which its results on `cmd/result` carry.
     pub id: String,
     /// `done` (or `accepted` for commands the robot does not report done).
     pub status: CommandStatus,
@@ -275,13 +275,35 @@ pub async fn drive(
     let result_topic = topics::cmd_result(thing);
     let status_topic = topics::status(thing);
     let mut s = Session::open(settings, &[result_topic.clone(), status_topic.clone()]).await?;
-    // The retained status tells at once whether the robot is there.
+    let outcome = drive_steps(&mut s, thing, &status_topic, &action, options, out).await;
+    s.close().await;
+    let outcome = outcome?;
+    print_outcome(thing, &outcome, options, out)?;
+    Ok(outcome)
+}
+
+/// Online check, send, outcome: the steps of [`drive`] on an open session.
+async fn drive_steps(
+    s: &mut Session,
+    thing: &str,
+    status_topic: &str,
+    action: &Action,
+    options: &DriveOptions,
+    out: &mut (dyn Write + Send),
+) -> Result<DriveOutcome, CliError> {
+    check_online(s, thing, status_topic).await?;
+    let sent = send_command(s, thing, action, options, out).await?;
+    await_outcome(s, thing, &sent, options, out).await
+}
+
+/// The retained status tells at once whether the robot is there: refuses
+/// when it says offline; goes on when it says online or nothing in 0.7 s.
+async fn check_online(s: &mut Session, thing: &str, status_topic: &str) -> Result<(), CliError> {
     let deadline = Instant::now() + Duration::from_millis(700);
     while let Some(p) = s.next_publish(deadline).await? {
         if p.topic == status_topic {
             if let Ok(Incoming::Status { status, .. }) = classify(&p.topic, &p.payload) {
                 if !status.online {
-                    s.close().await;
                     return Err(CliError::Offline {
                         thing: thing.to_string(),
                         why: format!("status offline since {}", fmt_time(status.since)),
@@ -291,11 +313,30 @@ pub async fn drive(
             break;
         }
     }
+    Ok(())
+}
+
+/// A command on its way: what to match its results against.
+struct SentCommand {
+    id: String,
+    motion: bool,
+    at: Instant,
+    /// How long to wait for its result: the motion's own time plus the
+    /// timeout of [`DriveOptions`].
+    wait: Duration,
+}
+
+async fn send_command(
+    s: &mut Session,
+    thing: &str,
+    action: &Action,
+    options: &DriveOptions,
+    out: &mut (dyn Write + Send),
+) -> Result<SentCommand, CliError> {
     let value = serde_json::to_value(Command::new(action.clone()))
         .map_err(|e| ActionError::Command(e.to_string()))?;
     let (cmd, payload) = actions::prepare_command(&value)?;
-    let id = cmd.id.clone().unwrap_or_default();
-    let sent = Instant::now();
+    let at = Instant::now();
     s.publish(topics::cmd(thing), payload.clone()).await?;
     if !options.json {
         writeln!(
@@ -304,48 +345,63 @@ pub async fn drive(
             String::from_utf8_lossy(&payload)
         )?;
     }
-    let wait = options.timeout + Duration::from_millis(expected_ms(&action));
-    let deadline = sent + wait;
+    Ok(SentCommand {
+        id: cmd.id.clone().unwrap_or_default(),
+        motion: cmd.is_motion(),
+        at,
+        wait: options.timeout + Duration::from_millis(expected_ms(action)),
+    })
+}
+
+/// Reads results for the command until `done`, a rejection, or the time is
+/// up (which after an `accepted` ends as accepted).
+async fn await_outcome(
+    s: &mut Session,
+    thing: &str,
+    sent: &SentCommand,
+    options: &DriveOptions,
+    out: &mut (dyn Write + Send),
+) -> Result<DriveOutcome, CliError> {
+    let deadline = sent.at + sent.wait;
+    let id = &sent.id;
     let mut accepted = false;
-    let outcome = loop {
+    loop {
         // After `accepted`, commands that are not motions end quickly.
-        let step_deadline = if accepted && !cmd.is_motion() {
+        let step_deadline = if accepted && !sent.motion {
             deadline.min(Instant::now() + Duration::from_millis(1500))
         } else {
             deadline
         };
         let Some(p) = s.next_publish(step_deadline).await? else {
             if accepted {
-                break DriveOutcome {
+                return Ok(DriveOutcome {
                     id: id.clone(),
                     status: CommandStatus::Accepted,
                     reason: None,
-                    elapsed_s: sent.elapsed().as_secs_f64(),
-                };
+                    elapsed_s: sent.at.elapsed().as_secs_f64(),
+                });
             }
-            s.close().await;
             return Err(CliError::Timeout {
                 what: "result",
                 thing: thing.to_string(),
-                secs: wait.as_secs_f64(),
+                secs: sent.wait.as_secs_f64(),
             });
         };
         let Ok(Incoming::Result { result, .. }) = classify(&p.topic, &p.payload) else {
             continue;
         };
-        if result.id != id {
+        if &result.id != id {
             continue;
         }
-        let elapsed_s = sent.elapsed().as_secs_f64();
+        let elapsed_s = sent.at.elapsed().as_secs_f64();
         match result.status {
             CommandStatus::Rejected => {
                 if options.json {
                     writeln!(out, "{}", String::from_utf8_lossy(&p.payload))?;
                 }
-                s.close().await;
                 return Err(CliError::Rejected {
                     thing: thing.to_string(),
-                    id,
+                    id: id.clone(),
                     reason: result.reason.unwrap_or_else(|| "no reason given".into()),
                 });
             }
@@ -360,37 +416,45 @@ pub async fn drive(
                 }
             }
             CommandStatus::Done => {
-                break DriveOutcome {
+                return Ok(DriveOutcome {
                     id: id.clone(),
                     status: CommandStatus::Done,
                     reason: result.reason,
                     elapsed_s,
-                };
+                });
             }
         }
-    };
-    s.close().await;
+    }
+}
+
+/// The last line: one JSON object with `--json`, else words.
+fn print_outcome(
+    thing: &str,
+    outcome: &DriveOutcome,
+    options: &DriveOptions,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
     if options.json {
         let v = serde_json::json!({"thing": thing, "id": outcome.id, "status": outcome.status,
             "reason": outcome.reason, "elapsed_ms": (outcome.elapsed_s * 1000.0).round()});
         writeln!(out, "{v}")?;
-    } else {
-        let note = outcome
-            .reason
-            .as_deref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default();
-        let word = match outcome.status {
-            CommandStatus::Done => "done",
-            _ => "accepted (no done reported)",
-        };
-        writeln!(
-            out,
-            "{thing} {word} {} after {:.2} s{note}",
-            outcome.id, outcome.elapsed_s
-        )?;
+        return Ok(());
     }
-    Ok(outcome)
+    let note = outcome
+        .reason
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    let word = match outcome.status {
+        CommandStatus::Done => "done",
+        _ => "accepted (no done reported)",
+    };
+    writeln!(
+        out,
+        "{thing} {word} {} after {:.2} s{note}",
+        outcome.id, outcome.elapsed_s
+    )?;
+    Ok(())
 }
 
 /// Options of [`watch`].

@@ -15,12 +15,14 @@
 //!
 //! It waits until the robots show online on the dashboard, prints the URL
 //! and writes `DATA/demo.json` (ports, pids, config paths) for scripts and
-//! tests. SIGINT/SIGTERM stop the children in reverse order (SIGTERM to
-//! each group, then SIGKILL after a grace period). Children's output goes
-//! to `DATA/logs/NAME.log`.
+//! tests. The binary's shutdown future (SIGINT/SIGTERM) stops the children
+//! in reverse order (SIGTERM to each group, then SIGKILL after a grace
+//! period), also while they are still starting. Children's output goes to
+//! `DATA/logs/NAME.log`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::future::Future;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
@@ -35,24 +37,24 @@ use serde_json::{json, Value};
 /// Why the demo could not start or stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    /// A file or folder in the data dir.
+    /// A file or folder in the data dir could not be made, read or written.
     #[error("{what} {path}: {source}")]
     Io {
-        /// What was being done.
+        /// What was being done, e.g. `cannot create log`.
         what: &'static str,
-        /// The path.
+        /// The file or folder at fault.
         path: PathBuf,
-        /// Why.
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// A child could not be started.
     #[error("cannot start {name} ({exe}): {source}")]
     Spawn {
-        /// Its name.
+        /// The child, as its log is named (`core`, `agent-robot1`, ...).
         name: String,
-        /// The binary.
+        /// The `gopigo` binary that was run.
         exe: PathBuf,
-        /// Why.
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// A step failed; the message says which, and where its log is.
@@ -69,7 +71,7 @@ pub struct DemoOptions {
     pub data_dir: PathBuf,
     /// Dashboard port (0 = any free port).
     pub port: u16,
-    /// Robot thing names.
+    /// The robots' thing names; each gets a simulated agent.
     pub robots: Vec<String>,
     /// Run detectors when available.
     pub detect: bool,
@@ -512,81 +514,155 @@ fn provision(
     }
 }
 
-/// Runs the demo until SIGINT/SIGTERM (or `run_for`), printing progress
-/// to `out`. `detection` says whether to start detectors.
+/// Runs the demo until `shutdown` resolves (the binary's SIGINT/SIGTERM),
+/// `run_for` passes or the core dies, printing progress to `out`.
+/// `detection` says whether to start detectors. A `shutdown` while starting
+/// stops what was started so far.
 pub async fn run(
     opts: DemoOptions,
     detection: Detection,
     out: &mut (dyn Write + Send),
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), DemoError> {
-    let d = &opts.data_dir;
     preflight(&opts)?;
-    let logs = d.join("logs");
+    let logs = opts.data_dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(io_err("cannot create", &logs))?;
     let mut sup = Supervisor {
         procs: Vec::new(),
-        logs: logs.clone(),
+        logs,
     };
-    let exe = opts.exe.clone();
-    let s = |v: &str| v.to_string();
-    let p = |v: &Path| v.display().to_string();
+    tokio::pin!(shutdown);
+    let started = tokio::select! {
+        biased;
+        () = &mut shutdown => None,
+        started = start(&mut sup, &opts, &detection, out) => Some(started?),
+    };
+    let info_path = opts.data_dir.join("demo.json");
+    let reason = match started {
+        None => "asked to stop while starting".to_string(),
+        Some(started) => {
+            let info = started.info(&sup.logs);
+            let text = serde_json::to_string_pretty(&info).unwrap_or_default();
+            write_file(&info_path, &text)?;
+            started.print(&opts, &sup.logs, out)?;
+            supervise(&mut sup, opts.run_for, shutdown, out).await?
+        }
+    };
+    say(out, format_args!("stopping ({reason})…"))?;
+    sup.stop_all(Duration::from_secs(6));
+    let _ = std::fs::remove_file(&info_path);
+    say(out, "gopigo demo stopped")?;
+    Ok(())
+}
 
-    // 1. the core
-    let core_dir = d.join("core");
-    writeln!(
+/// The children the demo started and where to reach them.
+struct Started {
+    core_pid: u32,
+    /// The core's `endpoints.json`.
+    core: Value,
+    robots: BTreeMap<String, Value>,
+    detectors: BTreeMap<String, Value>,
+    /// Why there is no detection, when there is none.
+    note: Option<String>,
+    dashboard: Dashboard,
+}
+
+/// The started dashboard.
+struct Dashboard {
+    pid: u32,
+    listen: SocketAddr,
+    /// Its sign-in token (printed, never written to `demo.json`).
+    token: String,
+    config: PathBuf,
+    /// The CLI's controller config (`GOPIGO_CONTROLLER_CONFIG`).
+    operator_config: PathBuf,
+}
+
+/// Starts everything in order: core, identities, agents, detectors,
+/// dashboard; then waits for the robots to show online.
+async fn start(
+    sup: &mut Supervisor,
+    opts: &DemoOptions,
+    detection: &Detection,
+    out: &mut (dyn Write + Send),
+) -> Result<Started, DemoError> {
+    let core_dir = opts.data_dir.join("core");
+    say(
         out,
-        "starting the local core (data dir {})",
-        core_dir.display()
-    )
-    .map_err(io_err("cannot write to", Path::new("stdout")))?;
-    let (core_pid, core_info, mqtt_port) = start_core(&mut sup, &exe, &core_dir).await?;
-    let mqtt = core_info["mqtt"].as_str().unwrap_or_default().to_string();
-
-    // 2. identities
-    let mut identities: Vec<(String, &str)> = vec![
-        ("dashboard".into(), "controller"),
-        ("operator".into(), "controller"),
-    ];
-    for r in &opts.robots {
-        identities.push((r.clone(), "robot"));
-    }
-    let detect_args = match (&detection, opts.detect) {
+        format_args!("starting the local core (data dir {})", core_dir.display()),
+    )?;
+    let (core_pid, core, mqtt_port) = start_core(sup, &opts.exe, &core_dir).await?;
+    let detect_args = match (detection, opts.detect) {
         (Detection::Available(a), true) => Some(a.clone()),
         _ => None,
     };
-    if detect_args.is_some() {
-        for r in &opts.robots {
-            identities.push((format!("detector-{r}"), "controller"));
-        }
-    }
+    let identities = identities(opts, detect_args.is_some());
     for (thing, role) in &identities {
+        let bundle = opts.data_dir.join(thing);
         provision(
-            &exe,
-            thing,
-            role,
-            &d.join(thing),
-            &core_dir,
-            mqtt_port,
-            &logs,
+            &opts.exe, thing, role, &bundle, &core_dir, mqtt_port, &sup.logs,
         )?;
     }
-    writeln!(
-        out,
-        "identities ready: {}",
-        identities
-            .iter()
-            .map(|(t, r)| format!("{t} ({r})"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-    .map_err(io_err("cannot write to", Path::new("stdout")))?;
+    let names: Vec<String> = identities
+        .iter()
+        .map(|(t, r)| format!("{t} ({r})"))
+        .collect();
+    say(out, format_args!("identities ready: {}", names.join(", ")))?;
 
-    // 3. robots (their ports and the dashboard's chosen together)
+    // The robots' ports and the dashboard's, chosen together.
     let mut ports = free_ports(2 * opts.robots.len() + 1)?.into_iter();
     let dash_port = ports.next().unwrap_or_default();
-    let mut robots_info = BTreeMap::new();
+    let robots = start_agents(sup, opts, &mut ports)?;
+    let detectors = match &detect_args {
+        Some(extra) => start_detectors(sup, opts, &robots, extra)?,
+        None => BTreeMap::new(),
+    };
+    let note = match (detection, opts.detect) {
+        (Detection::Unavailable(why), _) => Some(why.clone()),
+        (_, false) => Some("the demo was started with --no-detect".to_string()),
+        _ => None,
+    };
+    let port = if opts.port == 0 { dash_port } else { opts.port };
+    let dashboard = start_dashboard(sup, opts, &core, note.as_deref(), port)?;
+    wait_online(sup, opts, &dashboard, out).await?;
+    Ok(Started {
+        core_pid,
+        core,
+        robots,
+        detectors,
+        note,
+        dashboard,
+    })
+}
+
+/// Who gets an identity: `dashboard` and `operator` (controllers), each
+/// robot, and a detector per robot when detectors run.
+fn identities(opts: &DemoOptions, detectors: bool) -> Vec<(String, &'static str)> {
+    let mut out: Vec<(String, &'static str)> = vec![
+        ("dashboard".into(), "controller"),
+        ("operator".into(), "controller"),
+    ];
+    out.extend(opts.robots.iter().map(|r| (r.clone(), "robot")));
+    if detectors {
+        out.extend(
+            opts.robots
+                .iter()
+                .map(|r| (format!("detector-{r}"), "controller")),
+        );
+    }
+    out
+}
+
+/// One `gopigo agent --sim` per robot, with a loopback camera and sim
+/// debug port from `ports`; their details by robot, for `demo.json`.
+fn start_agents(
+    sup: &mut Supervisor,
+    opts: &DemoOptions,
+    ports: &mut impl Iterator<Item = u16>,
+) -> Result<BTreeMap<String, Value>, DemoError> {
+    let mut robots = BTreeMap::new();
     for r in &opts.robots {
-        let bundle = d.join(r);
+        let bundle = opts.data_dir.join(r);
         let table = read_table(&bundle.join("robot.toml"))?;
         let (cam, dbg) = (
             ports.next().unwrap_or_default(),
@@ -594,12 +670,9 @@ pub async fn run(
         );
         let cfg = bundle.join("agent.toml");
         write_file(&cfg, &agent_toml(&table, cam, dbg))?;
-        let pid = sup.spawn(
-            &format!("agent-{r}"),
-            &exe,
-            &[s("agent"), s("--config"), p(&cfg), s("--sim")],
-        )?;
-        robots_info.insert(
+        let args = ["agent", "--config", &cfg.display().to_string(), "--sim"].map(String::from);
+        let pid = sup.spawn(&format!("agent-{r}"), &opts.exe, &args)?;
+        robots.insert(
             r.clone(),
             json!({
                 "pid": pid,
@@ -609,205 +682,235 @@ pub async fn run(
             }),
         );
     }
+    Ok(robots)
+}
 
-    // 4. detectors
-    let note = match (&detection, opts.detect) {
-        (Detection::Unavailable(why), _) => Some(why.clone()),
-        (_, false) => Some("the demo was started with --no-detect".to_string()),
-        _ => None,
-    };
+/// `gopigo detect` on each robot's camera, publishing as `detector-ROBOT`.
+fn start_detectors(
+    sup: &mut Supervisor,
+    opts: &DemoOptions,
+    robots: &BTreeMap<String, Value>,
+    extra: &[String],
+) -> Result<BTreeMap<String, Value>, DemoError> {
     let mut detectors = BTreeMap::new();
-    if let Some(extra) = &detect_args {
-        for r in &opts.robots {
-            let ident = d.join(format!("detector-{r}"));
-            let url = robots_info[r]["camera_url"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let mut args = vec![
-                s("detect"),
-                url,
-                s("--mqtt-config"),
-                p(&ident.join("robot.toml")),
-                s("--thing"),
-                r.clone(),
-            ];
-            args.extend(extra.iter().cloned());
-            let pid = sup.spawn(&format!("detect-{r}"), &exe, &args)?;
-            detectors.insert(r.clone(), json!({"pid": pid}));
-        }
+    for r in &opts.robots {
+        let ident = opts.data_dir.join(format!("detector-{r}"));
+        let url = robots[r]["camera_url"].as_str().unwrap_or_default();
+        let mut args = vec![
+            "detect".to_string(),
+            url.to_string(),
+            "--mqtt-config".to_string(),
+            ident.join("robot.toml").display().to_string(),
+            "--thing".to_string(),
+            r.clone(),
+        ];
+        args.extend(extra.iter().cloned());
+        let pid = sup.spawn(&format!("detect-{r}"), &opts.exe, &args)?;
+        detectors.insert(r.clone(), json!({"pid": pid}));
     }
+    Ok(detectors)
+}
 
-    // 5. the dashboard, and the operator's config for the CLI
-    let port = if opts.port == 0 { dash_port } else { opts.port };
+/// Writes the dashboard's and the operator's controller configs and starts
+/// `gopigo dashboard` on `port`.
+fn start_dashboard(
+    sup: &mut Supervisor,
+    opts: &DemoOptions,
+    core: &Value,
+    note: Option<&str>,
+    port: u16,
+) -> Result<Dashboard, DemoError> {
     let listen = SocketAddr::from(([127, 0, 0, 1], port));
-    let dash_cfg = d.join("dashboard").join("controller.toml");
-    write_file(
-        &dash_cfg,
-        &controller_toml(
-            &read_table(&d.join("dashboard").join("robot.toml"))?,
-            listen,
-            note.as_deref(),
-            &opts.robots,
-            &core_ports(&core_info),
-        ),
-    )?;
-    let op_cfg = d.join("operator").join("controller.toml");
-    write_file(
-        &op_cfg,
-        &controller_toml(
-            &read_table(&d.join("operator").join("robot.toml"))?,
-            listen,
-            None,
-            &opts.robots,
-            &core_ports(&core_info),
-        ),
-    )?;
+    let controller_config = |name: &str, note: Option<&str>| -> Result<PathBuf, DemoError> {
+        let dir = opts.data_dir.join(name);
+        let bundle = read_table(&dir.join("robot.toml"))?;
+        let path = dir.join("controller.toml");
+        let text = controller_toml(&bundle, listen, note, &opts.robots, &core_ports(core));
+        write_file(&path, &text)?;
+        Ok(path)
+    };
+    let config = controller_config("dashboard", note)?;
+    let operator_config = controller_config("operator", None)?;
     // The sign-in token goes to the dashboard in its environment (readable
     // only by this user), not on its command line (visible to all in ps).
     let token = crate::security::random_secret();
-    let dash_pid = sup.spawn_env(
+    let args = [
         "dashboard",
-        &exe,
-        &[
-            s("dashboard"),
-            s("--config"),
-            p(&dash_cfg),
-            s("--port"),
-            port.to_string(),
-        ],
-        &[("GOPIGO_DASHBOARD_TOKEN", token.as_str())],
-    )?;
+        "--config",
+        &config.display().to_string(),
+        "--port",
+        &port.to_string(),
+    ]
+    .map(String::from);
+    let env = [("GOPIGO_DASHBOARD_TOKEN", token.as_str())];
+    let pid = sup.spawn_env("dashboard", &opts.exe, &args, &env)?;
+    Ok(Dashboard {
+        pid,
+        listen,
+        token,
+        config,
+        operator_config,
+    })
+}
 
-    // Wait until the page would show every robot online.
+/// Waits (up to 60 s) until the page would show every robot online; after
+/// that, warns and goes on.
+async fn wait_online(
+    sup: &mut Supervisor,
+    opts: &DemoOptions,
+    dashboard: &Dashboard,
+    out: &mut (dyn Write + Send),
+) -> Result<(), DemoError> {
+    let log = sup.logs.join("dashboard.log");
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut online = Vec::new();
     loop {
         if !sup.running("dashboard") {
             return Err(DemoError::Step(format!(
                 "the dashboard did not start; {} ends:\n{}",
-                logs.join("dashboard.log").display(),
-                tail(&logs.join("dashboard.log"), 15)
+                log.display(),
+                tail(&log, 15)
             )));
         }
-        if let Some((200, body)) = http_get(listen, "/api/fleet", &token) {
-            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            online = v["robots"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter(|r| r["online"] == true)
-                        .filter_map(|r| r["thing"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+        if let Some((200, body)) = http_get(dashboard.listen, "/api/fleet", &dashboard.token) {
+            online = online_robots(&body);
             if opts.robots.iter().all(|r| online.contains(r)) {
-                break;
+                return Ok(());
             }
         }
         if Instant::now() > deadline {
-            writeln!(
+            return say(
                 out,
-                "warning: only {online:?} of {:?} are online after 60 s; see the agents' logs in {}",
-                opts.robots,
-                logs.display()
-            )
-            .map_err(io_err("cannot write to", Path::new("stdout")))?;
-            break;
+                format_args!(
+                    "warning: only {online:?} of {:?} are online after 60 s; see the agents' logs in {}",
+                    opts.robots,
+                    sup.logs.display()
+                ),
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
 
-    let url = format!("http://{listen}/");
-    let sign_in = format!("{url}?token={token}");
-    let info = json!({
-        "dashboard_url": url,
-        "dashboard_pid": dash_pid,
-        "core": core_info,
-        "core_pid": core_pid,
-        "robots": robots_info,
-        "detectors": detectors,
-        "detection_note": note,
-        "operator_config": op_cfg,
-        "dashboard_config": dash_cfg,
-        "logs": logs,
-        "pid": std::process::id(),
-    });
-    let info_path = d.join("demo.json");
-    write_file(
-        &info_path,
-        &serde_json::to_string_pretty(&info).unwrap_or_default(),
-    )?;
+/// The things `/api/fleet` shows online.
+fn online_robots(body: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    v["robots"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|r| r["online"] == true)
+                .filter_map(|r| r["thing"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
-    let w = |out: &mut (dyn Write + Send), line: String| {
-        writeln!(out, "{line}").map_err(io_err("cannot write to", Path::new("stdout")))
-    };
-    w(out, String::new())?;
-    w(out, "gopigo demo is running".into())?;
-    w(out, format!("  dashboard   {sign_in}"))?;
-    w(
-        out,
-        format!("  MQTT        {mqtt} (local core, mutual TLS)"),
-    )?;
-    for (r, i) in &robots_info {
-        w(
+impl Started {
+    /// `demo.json`: ports, pids and config paths for scripts and tests.
+    fn info(&self, logs: &Path) -> Value {
+        json!({
+            "dashboard_url": format!("http://{}/", self.dashboard.listen),
+            "dashboard_pid": self.dashboard.pid,
+            "core": self.core,
+            "core_pid": self.core_pid,
+            "robots": self.robots,
+            "detectors": self.detectors,
+            "detection_note": self.note,
+            "operator_config": self.dashboard.operator_config,
+            "dashboard_config": self.dashboard.config,
+            "logs": logs,
+            "pid": std::process::id(),
+        })
+    }
+
+    /// The "running" banner: the sign-in URL, endpoints and a command to try.
+    fn print(
+        &self,
+        opts: &DemoOptions,
+        logs: &Path,
+        out: &mut (dyn Write + Send),
+    ) -> Result<(), DemoError> {
+        let d = &self.dashboard;
+        let mqtt = self.core["mqtt"].as_str().unwrap_or_default();
+        say(out, "")?;
+        say(out, "gopigo demo is running")?;
+        say(
             out,
-            format!(
-                "  {r:<10}  camera {}  sim {}",
-                i["camera_url"].as_str().unwrap_or_default(),
-                i["sim_url"].as_str().unwrap_or_default()
+            format_args!("  dashboard   http://{}/?token={}", d.listen, d.token),
+        )?;
+        say(
+            out,
+            format_args!("  MQTT        {mqtt} (local core, mutual TLS)"),
+        )?;
+        for (r, i) in &self.robots {
+            say(
+                out,
+                format_args!(
+                    "  {r:<10}  camera {}  sim {}",
+                    i["camera_url"].as_str().unwrap_or_default(),
+                    i["sim_url"].as_str().unwrap_or_default()
+                ),
+            )?;
+        }
+        match &self.note {
+            None => say(out, "  detection   on")?,
+            Some(n) => say(out, format_args!("  detection   off: {n}"))?,
+        }
+        say(
+            out,
+            format_args!(
+                "  try         GOPIGO_CONTROLLER_CONFIG={} gopigo drive {} forward --for 1s",
+                d.operator_config.display(),
+                opts.robots.first().map(String::as_str).unwrap_or("robot1")
             ),
         )?;
+        say(out, format_args!("  logs        {}", logs.display()))?;
+        say(out, "Stop with Ctrl-C.")?;
+        out.flush().ok();
+        Ok(())
     }
-    match &note {
-        None => w(out, "  detection   on".into())?,
-        Some(n) => w(out, format!("  detection   off: {n}"))?,
-    }
-    w(
-        out,
-        format!(
-            "  try         GOPIGO_CONTROLLER_CONFIG={} gopigo drive {} forward --for 1s",
-            op_cfg.display(),
-            opts.robots.first().map(String::as_str).unwrap_or("robot1")
-        ),
-    )?;
-    w(out, format!("  logs        {}", logs.display()))?;
-    w(out, "Stop with Ctrl-C.".into())?;
-    out.flush().ok();
+}
 
-    // Supervise until a signal (or the core dies).
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(io_err("cannot watch signals of", Path::new("SIGTERM")))?;
-    let stop_at = opts.run_for.map(|d| tokio::time::Instant::now() + d);
-    let reason = loop {
+/// Watches the children until `shutdown`, `run_for` or the core's exit;
+/// returns why it stopped. A child that exits is reported with its log.
+async fn supervise(
+    sup: &mut Supervisor,
+    run_for: Option<Duration>,
+    shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    out: &mut (dyn Write + Send),
+) -> Result<String, DemoError> {
+    let time_up = async {
+        match run_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(time_up);
+    let mut shutdown = shutdown;
+    loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break "interrupted".to_string(),
-            _ = term.recv() => break "terminated".to_string(),
-            _ = async {
-                match stop_at {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            } => break "time is up".to_string(),
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+            () = &mut shutdown => return Ok("asked to stop".to_string()),
+            () = &mut time_up => return Ok("time is up".to_string()),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {
                 let mut core_gone = None;
                 for (name, status, log) in sup.reap() {
-                    w(out, format!("{name} exited ({status}); its log: {}", log.display()))?;
+                    say(out, format_args!("{name} exited ({status}); its log: {}", log.display()))?;
                     if name == "core" {
                         core_gone = Some(status);
                     }
                 }
                 if let Some(status) = core_gone {
-                    break format!("the core exited ({status})");
+                    return Ok(format!("the core exited ({status})"));
                 }
             }
         }
-    };
-    w(out, format!("stopping ({reason})…"))?;
-    sup.stop_all(Duration::from_secs(6));
-    let _ = std::fs::remove_file(&info_path);
-    w(out, "gopigo demo stopped".into())?;
-    Ok(())
+    }
+}
+
+/// One line to the demo's output.
+fn say(out: &mut (dyn Write + Send), line: impl std::fmt::Display) -> Result<(), DemoError> {
+    writeln!(out, "{line}").map_err(io_err("cannot write to", Path::new("stdout")))
 }
 
 #[cfg(test)]
@@ -886,6 +989,60 @@ key_file = "/d/robot1/key.pem"
         .unwrap();
         let e = preflight(&opts).unwrap_err().to_string();
         assert!(e.contains("already running"), "{e}");
+    }
+
+    /// A stand-in `gopigo` whose `core` never gets ready: it writes its pid
+    /// and sleeps.
+    fn stuck_core_exe(dir: &Path) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let pid_file = dir.join("core.pid");
+        let exe = dir.join("fake-gopigo");
+        let script = format!(
+            "#!/bin/sh\necho $$ > '{}'\nexec sleep 60\n",
+            pid_file.display()
+        );
+        std::fs::write(&exe, script).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (exe, pid_file)
+    }
+
+    #[tokio::test]
+    async fn shutdown_while_starting_stops_what_was_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let (exe, pid_file) = stuck_core_exe(dir.path());
+        let opts = DemoOptions {
+            exe,
+            data_dir: dir.path().join("data"),
+            port: 0,
+            robots: vec!["robot1".into()],
+            detect: false,
+            run_for: None,
+        };
+        std::fs::create_dir_all(&opts.data_dir).unwrap();
+        // The shutdown future fires once the stand-in core is running.
+        let pid = pid_file.clone();
+        let shutdown = async move {
+            while !std::fs::read_to_string(&pid).is_ok_and(|t| t.ends_with('\n')) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let mut out = Vec::new();
+        let detection = Detection::Unavailable("test".into());
+        run(opts, detection, &mut out, shutdown).await.unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("starting the local core"), "{text}");
+        assert!(
+            text.contains("stopping (asked to stop while starting)"),
+            "{text}"
+        );
+        assert!(text.ends_with("gopigo demo stopped\n"), "{text}");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Stopped and reaped: no such process any more.
+        assert!(nix::sys::signal::kill(Pid::from_raw(pid), None).is_err());
     }
 
     #[test]

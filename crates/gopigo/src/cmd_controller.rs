@@ -419,7 +419,7 @@ fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let mut out = std::io::stdout();
-        demo::run(opts, detection, &mut out).await
+        demo::run(opts, detection, &mut out, crate::shutdown_signal()).await
     })?;
     Ok(())
 }

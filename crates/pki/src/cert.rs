@@ -23,11 +23,8 @@ pub struct CertificateInfo {
     /// The first common name of the subject, if any.
     pub common_name: Option<String>,
     /// Subject attributes in order, named as AWS policy variables name them
-    /// (`${iot:Certificate.Subject.<name>}`): `CommonName`, `Organization`,
-    /// `OrganizationalUnit`, `Country`, `Locality`, `State`, `SerialNumber`,
-    /// `Title`, `Surname`, `GivenName`, `Initials`, `Pseudonym`,
-    /// `GenerationQualifier`, `DistinguishedNameQualifier`. Other attributes
-    /// and values that are not text are left out.
+    /// (`${iot:Certificate.Subject.<name>}`, the names of [`AWS_ATTRIBUTES`]).
+    /// Other attributes and values that are not text are left out.
     pub subject_fields: Vec<(String, String)>,
     /// Issuer attributes, named as for `subject_fields`
     /// (`${iot:Certificate.Issuer.<name>}`).
@@ -45,25 +42,56 @@ pub struct CertificateInfo {
     pub public_key_der: Vec<u8>,
 }
 
+impl CertificateInfo {
+    /// The AWS IoT certificate policy variables of this certificate, as
+    /// `(name, value)` in certificate order: `iot:Certificate.Subject.<name>`
+    /// and `iot:Certificate.Issuer.<name>` once per attribute value (a
+    /// repeated attribute repeats, so `.List` and `.N` can see every value),
+    /// then `iot:Certificate.SerialNumber`.
+    pub fn policy_variables(&self) -> Vec<(String, String)> {
+        let named = |part: &str, fields: &[(String, String)]| {
+            fields
+                .iter()
+                .map(|(k, v)| (format!("iot:Certificate.{part}.{k}"), v.clone()))
+                .collect::<Vec<_>>()
+        };
+        let mut vars = named("Subject", &self.subject_fields);
+        vars.extend(named("Issuer", &self.issuer_fields));
+        vars.push((
+            "iot:Certificate.SerialNumber".to_owned(),
+            self.serial_hex.clone(),
+        ));
+        vars
+    }
+}
+
+/// The X.520 attribute types AWS IoT turns into certificate policy
+/// variables (`${iot:Certificate.Subject.<name>}`, `...Issuer.<name>}`), by
+/// dotted OID, with the name AWS gives each. The one table of them: the
+/// broker's policy variables come from here too.
+pub const AWS_ATTRIBUTES: [(&str, &str); 14] = [
+    ("2.5.4.3", "CommonName"),
+    ("2.5.4.4", "Surname"),
+    ("2.5.4.5", "SerialNumber"),
+    ("2.5.4.6", "Country"),
+    ("2.5.4.7", "Locality"),
+    ("2.5.4.8", "State"),
+    ("2.5.4.10", "Organization"),
+    ("2.5.4.11", "OrganizationalUnit"),
+    ("2.5.4.12", "Title"),
+    ("2.5.4.42", "GivenName"),
+    ("2.5.4.43", "Initials"),
+    ("2.5.4.44", "GenerationQualifier"),
+    ("2.5.4.46", "DistinguishedNameQualifier"),
+    ("2.5.4.65", "Pseudonym"),
+];
+
 /// The AWS policy-variable name of an X.520 attribute type, by dotted OID.
 pub(crate) fn aws_attribute_name(oid: &str) -> Option<&'static str> {
-    Some(match oid {
-        "2.5.4.3" => "CommonName",
-        "2.5.4.4" => "Surname",
-        "2.5.4.5" => "SerialNumber",
-        "2.5.4.6" => "Country",
-        "2.5.4.7" => "Locality",
-        "2.5.4.8" => "State",
-        "2.5.4.10" => "Organization",
-        "2.5.4.11" => "OrganizationalUnit",
-        "2.5.4.12" => "Title",
-        "2.5.4.42" => "GivenName",
-        "2.5.4.43" => "Initials",
-        "2.5.4.44" => "GenerationQualifier",
-        "2.5.4.46" => "DistinguishedNameQualifier",
-        "2.5.4.65" => "Pseudonym",
-        _ => return None,
-    })
+    AWS_ATTRIBUTES
+        .iter()
+        .find(|(o, _)| *o == oid)
+        .map(|(_, name)| *name)
 }
 
 fn name_fields(name: &X509Name<'_>) -> Vec<(String, String)> {
@@ -143,21 +171,70 @@ mod tests {
         assert_eq!(certificate_id(&[]).len(), 64);
     }
 
+    /// A certificate OpenSSL made (see the file's header) with every
+    /// attribute AWS names, so the OIDs are checked against another reader.
+    const OPENSSL_ALL_ATTRIBUTES: &str = include_str!("../testdata/openssl-all-attributes.pem");
+
     #[test]
-    fn attribute_names_table() {
-        let cases = [
-            ("2.5.4.3", Some("CommonName")),
-            ("2.5.4.6", Some("Country")),
-            ("2.5.4.8", Some("State")),
-            ("2.5.4.10", Some("Organization")),
-            ("2.5.4.11", Some("OrganizationalUnit")),
-            ("2.5.4.46", Some("DistinguishedNameQualifier")),
-            ("2.5.4.65", Some("Pseudonym")),
-            ("1.2.840.113549.1.9.1", None), // emailAddress: no AWS variable
+    fn every_aws_attribute_is_read_under_its_aws_name() {
+        let info = parse_certificate_pem(OPENSSL_ALL_ATTRIBUTES).unwrap();
+        let fields: Vec<(&str, &str)> = info
+            .subject_fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        // Certificate order; emailAddress has no AWS variable and is left out.
+        let want = [
+            ("Country", "US"),
+            ("State", "WA"),
+            ("Locality", "Seattle"),
+            ("Organization", "IoT Devices"),
+            ("OrganizationalUnit", "LightBulb"),
+            ("CommonName", "LightBulb Device Cert"),
+            ("Surname", "Multi Color"),
+            ("GivenName", "Bulb"),
+            ("Initials", "ZZ"),
+            ("DistinguishedNameQualifier", "Bulb001"),
+            ("Title", "RGB"),
+            ("Pseudonym", "RGB Device"),
+            ("GenerationQualifier", "4"),
+            ("SerialNumber", "123"),
+            ("CommonName", "second cn"),
         ];
-        for (oid, want) in cases {
-            assert_eq!(aws_attribute_name(oid), want, "{oid}");
+        assert_eq!(fields, want);
+        for (oid, name) in AWS_ATTRIBUTES {
+            assert!(
+                fields.iter().any(|(k, _)| *k == name),
+                "{oid} ({name}) not read from the OpenSSL certificate"
+            );
+            assert_eq!(aws_attribute_name(oid), Some(name));
         }
+        assert_eq!(info.common_name.as_deref(), Some("LightBulb Device Cert"));
+        assert_eq!(aws_attribute_name("1.2.840.113549.1.9.1"), None); // emailAddress
+    }
+
+    #[test]
+    fn policy_variables_cover_subject_issuer_and_serial() {
+        let vars = parse_certificate_pem(OPENSSL_ALL_ATTRIBUTES)
+            .unwrap()
+            .policy_variables();
+        let get = |name: &str| {
+            vars.iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("iot:Certificate.Subject.Pseudonym"), ["RGB Device"]);
+        assert_eq!(get("iot:Certificate.Issuer.Pseudonym"), ["RGB Device"]);
+        assert_eq!(
+            get("iot:Certificate.Subject.CommonName"),
+            ["LightBulb Device Cert", "second cn"]
+        );
+        assert_eq!(get("iot:Certificate.Subject.SerialNumber"), ["123"]);
+        // The DER integer is 00 92 12 ..: the sign byte is not part of the
+        // number (OpenSSL and AWS's own example print 92:12:85:..).
+        assert_eq!(get("iot:Certificate.SerialNumber"), ["921285cbb7a5e086"]);
+        assert_eq!(vars.len(), 2 * 15 + 1);
     }
 
     #[test]

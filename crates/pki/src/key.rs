@@ -242,8 +242,12 @@ fn check_file_stem(name: &str) -> Result<(), PkiError> {
     Ok(())
 }
 
-/// Creates `path` with mode 0600; fails with `AlreadyExists` if it is there.
-pub(crate) fn write_new_private_file(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
+/// Creates `path` with mode 0600 (from the first byte: never readable by
+/// others, whatever the umask), writes and syncs `contents`. Refuses to
+/// replace a file (an `Io` error whose source is `AlreadyExists`): a private
+/// key, once made, is never overwritten. Every private file of the project
+/// (keys, the CA key, bundle keys) is written here.
+pub fn write_new_private_file(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -408,6 +412,25 @@ mod tests {
                 "{bad:?}: {err}"
             );
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_file_is_0600_and_never_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("key.pem");
+        write_new_private_file(&p, b"secret").unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let err = write_new_private_file(&p, b"other").unwrap_err();
+        assert!(
+            matches!(&err, PkiError::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
+            "{err}"
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"secret");
     }
 
     #[cfg(unix)]

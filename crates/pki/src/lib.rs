@@ -16,7 +16,10 @@
 //! - Reading certificates: [`certificate_id`] (the AWS certificateId,
 //!   SHA-256 of the DER), [`parse_certificate_pem`] / [`parse_certificate_der`]
 //!   giving [`CertificateInfo`] (subject fields named as AWS policy
-//!   variables name them), [`csr_public_key_der`].
+//!   variables name them, after the one table [`AWS_ATTRIBUTES`];
+//!   [`CertificateInfo::policy_variables`] for the broker),
+//!   [`csr_public_key_der`].
+//! - Private files: [`write_new_private_file`] (0600, never replaces a file).
 //! - Errors: [`PkiError`], whose messages name what is wrong and what to do.
 //!
 //! Crypto is ring's throughout (through rcgen and x509-parser); it cannot
@@ -38,10 +41,10 @@ pub use ca::{
 };
 pub use cert::{
     certificate_id, csr_public_key_der, parse_certificate_der, parse_certificate_pem,
-    CertificateInfo,
+    CertificateInfo, AWS_ATTRIBUTES,
 };
 pub use error::PkiError;
 pub use key::{
-    create_csr, generate_key, private_key_public_key_der, write_key_and_csr, GeneratedKey,
-    KeyAlgorithm,
+    create_csr, generate_key, private_key_public_key_der, write_key_and_csr,
+    write_new_private_file, GeneratedKey, KeyAlgorithm,
 };

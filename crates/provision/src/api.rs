@@ -57,7 +57,7 @@ pub struct ApiFailure {
     pub status: u16,
     /// The AWS error type, e.g. `ResourceNotFoundException`.
     pub code: String,
-    /// The message.
+    /// The error message the service gave (may be empty).
     pub message: String,
 }
 
@@ -176,55 +176,26 @@ impl IotClient {
             url: base.clone(),
             message,
         };
-        let base_uri: http::Uri = base
-            .parse()
-            .map_err(|e| http_err(format!("not a URL: {e}")))?;
-        let https = match base_uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            other => {
-                return Err(http_err(format!(
-                    "unsupported scheme {other:?}: use http:// or https://"
-                )))
-            }
-        };
-        let host = base_uri
-            .host()
-            .ok_or_else(|| http_err("the URL has no host".into()))?
-            .to_string();
-        let port = base_uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = base_uri
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .unwrap_or_else(|| host.clone());
-        let prefix = base_uri.path().trim_end_matches('/');
-        let mut path_and_query = format!("{prefix}{path}");
-        if !query.is_empty() {
-            let q: Vec<String> = query
-                .iter()
-                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-                .collect();
-            path_and_query = format!("{path_and_query}?{}", q.join("&"));
-        }
-        let body_bytes = match &body {
-            Some(v) => serde_json::to_vec(v).map_err(|e| http_err(e.to_string()))?,
-            None => Vec::new(),
-        };
-        let mut req = Request::builder()
-            .method(method.clone())
-            .uri(path_and_query.as_str())
-            .header("host", authority.as_str());
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        for (k, v) in extra_headers {
-            req = req.header(*k, *v);
-        }
-        let mut req = req
-            .body(Full::new(Bytes::from(body_bytes.clone())))
-            .map_err(|e| http_err(format!("bad request: {e}")))?;
+        let endpoint = Endpoint::parse(base).map_err(http_err)?;
+        let path_and_query = endpoint.path_and_query(path, query);
+        let (mut req, body) =
+            build_request(&endpoint, method, &path_and_query, extra_headers, body)
+                .map_err(http_err)?;
+        self.sign(&mut req, &body, &endpoint, &path_and_query)
+            .map_err(http_err)?;
+        let answer = self.send_to(&endpoint, req).await.map_err(http_err)?;
+        Ok(read_answer(operation, answer))
+    }
 
-        // SigV4 over exactly those headers.
+    /// Adds the SigV4 headers (service `iot`), signing exactly the headers
+    /// and body `req` carries.
+    fn sign(
+        &self,
+        req: &mut Request<Full<Bytes>>,
+        body: &[u8],
+        endpoint: &Endpoint,
+        path_and_query: &str,
+    ) -> Result<(), String> {
         let identity = aws_credential_types::Credentials::new(
             self.target.key.id.clone(),
             self.target.key.secret.clone(),
@@ -240,7 +211,7 @@ impl IotClient {
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
-            .map_err(|e| http_err(format!("cannot sign: {e}")))?
+            .map_err(|e| format!("cannot sign: {e}"))?
             .into();
         let header_pairs: Vec<(String, String)> = req
             .headers()
@@ -248,67 +219,165 @@ impl IotClient {
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
         let full_url = format!(
-            "{}://{authority}{path_and_query}",
-            if https { "https" } else { "http" }
+            "{}://{}{path_and_query}",
+            if endpoint.https { "https" } else { "http" },
+            endpoint.authority
         );
         let signable = SignableRequest::new(
-            method.as_str(),
+            req.method().as_str(),
             full_url,
             header_pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(&body_bytes),
+            SignableBody::Bytes(body),
         )
-        .map_err(|e| http_err(format!("cannot sign: {e}")))?;
+        .map_err(|e| format!("cannot sign: {e}"))?;
         let (instructions, _) = sign(signable, &params)
-            .map_err(|e| http_err(format!("cannot sign: {e}")))?
+            .map_err(|e| format!("cannot sign: {e}"))?
             .into_parts();
-        instructions.apply_to_request_http1x(&mut req);
-
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| {
-                http_err(format!(
-                    "cannot connect to {host}:{port}: {e}{}",
-                    connect_hint(&e, &self.target.source)
-                ))
-            })?;
-        let response = if https {
-            let name = rustls_pki_types::ServerName::try_from(host.clone())
-                .map_err(|e| http_err(format!("bad host name: {e}")))?;
-            let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-                .connect(name, tcp)
-                .await
-                .map_err(|e| http_err(format!("TLS handshake with {host}: {e}")))?;
-            send(TokioIo::new(tls), req).await
-        } else {
-            send(TokioIo::new(tcp), req).await
-        }
-        .map_err(http_err)?;
-        let (status, error_type, bytes) = response;
-        let value: Value = if bytes.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                json!({ "message": String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>() })
-            })
-        };
-        if (200..300).contains(&status) {
-            tracing::debug!(operation, status, "control plane answered");
-            return Ok(Ok(value));
-        }
-        let code = error_code(error_type.as_deref(), &value);
-        let message = value
-            .get("message")
-            .or_else(|| value.get("Message"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        Ok(Err(ApiFailure {
-            operation,
-            status,
-            code,
-            message,
-        }))
+        instructions.apply_to_request_http1x(req);
+        Ok(())
     }
+
+    /// One connection (TLS for `https`), one request, the whole answer.
+    async fn send_to(
+        &self,
+        endpoint: &Endpoint,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Answer, String> {
+        let (host, port) = (endpoint.host.as_str(), endpoint.port);
+        let tcp = TcpStream::connect((host, port)).await.map_err(|e| {
+            format!(
+                "cannot connect to {host}:{port}: {e}{}",
+                connect_hint(&e, &self.target.source)
+            )
+        })?;
+        if !endpoint.https {
+            return send(TokioIo::new(tcp), req).await;
+        }
+        let name = rustls_pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| format!("bad host name: {e}"))?;
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake with {host}: {e}"))?;
+        send(TokioIo::new(tls), req).await
+    }
+}
+
+/// Where the control plane is, from its endpoint URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Endpoint {
+    https: bool,
+    host: String,
+    port: u16,
+    /// `host[:port]` as the URL spells it, for the `Host` header.
+    authority: String,
+    /// The URL's path, without a trailing `/`, put before every request path.
+    prefix: String,
+}
+
+impl Endpoint {
+    fn parse(url: &str) -> Result<Self, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            other => {
+                return Err(format!(
+                    "unsupported scheme {other:?}: use http:// or https://"
+                ))
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| "the URL has no host".to_string())?
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_else(|| host.clone());
+        let prefix = uri.path().trim_end_matches('/').to_string();
+        Ok(Endpoint {
+            https,
+            host,
+            port,
+            authority,
+            prefix,
+        })
+    }
+
+    /// The request target: the prefix, `path` and the encoded `query`.
+    fn path_and_query(&self, path: &str, query: &[(&str, &str)]) -> String {
+        let mut out = format!("{}{path}", self.prefix);
+        if !query.is_empty() {
+            let q: Vec<String> = query
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .collect();
+            out = format!("{out}?{}", q.join("&"));
+        }
+        out
+    }
+}
+
+/// The unsigned request (`Host`, a JSON content type when there is a body,
+/// then `extra_headers`) and its body bytes, to sign.
+fn build_request(
+    endpoint: &Endpoint,
+    method: Method,
+    path_and_query: &str,
+    extra_headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Result<(Request<Full<Bytes>>, Bytes), String> {
+    let body_bytes = Bytes::from(match &body {
+        Some(v) => serde_json::to_vec(v).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    });
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header("host", endpoint.authority.as_str());
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    for (k, v) in extra_headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(body_bytes.clone()))
+        .map_err(|e| format!("bad request: {e}"))?;
+    Ok((req, body_bytes))
+}
+
+/// The answer as JSON on a 2xx, else the AWS error it carries.
+fn read_answer(
+    operation: &'static str,
+    (status, error_type, bytes): Answer,
+) -> Result<Value, ApiFailure> {
+    let value: Value = if bytes.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            json!({ "message": String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>() })
+        })
+    };
+    if (200..300).contains(&status) {
+        tracing::debug!(operation, status, "control plane answered");
+        return Ok(value);
+    }
+    let code = error_code(error_type.as_deref(), &value);
+    let message = value
+        .get("message")
+        .or_else(|| value.get("Message"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    Err(ApiFailure {
+        operation,
+        status,
+        code,
+        message,
+    })
 }
 
 type Answer = (u16, Option<String>, Bytes);
@@ -374,6 +443,34 @@ mod tests {
         ];
         for (h, body, want) in cases {
             assert_eq!(error_code(h, &body), want);
+        }
+    }
+
+    #[test]
+    fn endpoint_urls() {
+        let e = Endpoint::parse("https://iot.eu-west-1.amazonaws.com").unwrap();
+        assert!(e.https);
+        assert_eq!(
+            (e.host.as_str(), e.port),
+            ("iot.eu-west-1.amazonaws.com", 443)
+        );
+        assert_eq!(e.path_and_query("/things/r1", &[]), "/things/r1");
+        let e = Endpoint::parse("http://127.0.0.1:4566/prefix/").unwrap();
+        assert!(!e.https);
+        assert_eq!((e.host.as_str(), e.port), ("127.0.0.1", 4566));
+        assert_eq!(e.authority, "127.0.0.1:4566");
+        assert_eq!(
+            e.path_and_query("/policies", &[("marker", "a/b c")]),
+            "/prefix/policies?marker=a%2Fb%20c"
+        );
+        assert_eq!(Endpoint::parse("http://h").unwrap().port, 80);
+        for (bad, why) in [
+            ("ftp://h", "unsupported scheme"),
+            ("not a url", "not a URL"),
+            ("/just/a/path", "unsupported scheme"),
+        ] {
+            let err = Endpoint::parse(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
         }
     }
 

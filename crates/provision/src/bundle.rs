@@ -1,8 +1,6 @@
 //! The device bundle: the directory a robot (or controller) needs to connect,
 //! `cert.pem`, `key.pem` (0600), `ca.pem` and a ready `robot.toml`.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use gopigo_client::MqttSettings;
@@ -10,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ProvisionError;
 
-/// File names inside a bundle.
+/// The device certificate's file name inside a bundle.
 pub const CERT_FILE: &str = "cert.pem";
 /// The private key (mode 0600, never overwritten).
 pub const KEY_FILE: &str = "key.pem";
@@ -38,7 +36,7 @@ pub struct DeviceConfig {
 /// Paths of the files in a bundle directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BundlePaths {
-    /// The directory.
+    /// The bundle's folder; the files are named inside it.
     pub dir: PathBuf,
 }
 
@@ -139,23 +137,6 @@ pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<Written, Provisi
     Ok(Written::Changed)
 }
 
-/// Creates a new private file (mode 0600); refuses to replace one.
-pub fn write_private_new(path: &Path, contents: &[u8]) -> Result<(), ProvisionError> {
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| ProvisionError::io("create", path, e))?;
-    f.write_all(contents)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| ProvisionError::io("write", path, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn config_round_trips_through_the_agent_shape() {
+    fn rendered_config_loads_in_the_agent() {
         let text = render_config(
             "robot-1",
             "abc-ats.iot.eu-west-1.amazonaws.com",
@@ -188,41 +169,52 @@ mod tests {
         )
         .unwrap();
         assert!(text.starts_with("# Written by"));
-        let cfg: DeviceConfig = toml::from_str(&text).unwrap();
-        assert_eq!(cfg.thing, "robot-1");
-        assert_eq!(cfg.mqtt.client_id, "robot-1");
-        assert_eq!(cfg.mqtt.port, 8883);
-        assert!(!cfg.mqtt.alpn);
-        assert_eq!(cfg.mqtt.key_file, Path::new("/etc/gopigo/key.pem"));
-        assert_eq!(cfg.mqtt.ca_file, Path::new("/etc/gopigo/ca.pem"));
+        // The agent's own parser (unknown keys refused) reads what we wrote.
+        let path = Path::new("/etc/gopigo/robot.toml");
+        let agent = gopigo_agent::AgentConfig::from_toml(&text, path).unwrap();
+        assert_eq!(agent.thing, "robot-1");
+        assert_eq!(agent.mqtt.client_id, "robot-1");
+        assert_eq!(agent.mqtt.host, "abc-ats.iot.eu-west-1.amazonaws.com");
+        assert_eq!(agent.mqtt.port, 8883);
+        assert!(!agent.mqtt.alpn);
+        assert_eq!(agent.mqtt.key_file, Path::new("/etc/gopigo/key.pem"));
+        assert_eq!(agent.mqtt.ca_file, Path::new("/etc/gopigo/ca.pem"));
+        assert_eq!(agent.mqtt.cert_file, Path::new("/etc/gopigo/cert.pem"));
+        // ... and our own reader agrees with it.
+        let ours: DeviceConfig = toml::from_str(&text).unwrap();
+        assert_eq!((&ours.thing, &ours.mqtt), (&agent.thing, &agent.mqtt));
+
         let alpn: DeviceConfig =
             toml::from_str(&render_config("r", "h", 443, false, Path::new("/b")).unwrap()).unwrap();
         assert!(alpn.mqtt.alpn);
         let forced: DeviceConfig =
             toml::from_str(&render_config("r", "h", 4443, true, Path::new("/b")).unwrap()).unwrap();
         assert!(forced.mqtt.alpn && forced.mqtt.port == 4443);
-        // No install dir: names relative to robot.toml, so the bundle can move.
-        let here: DeviceConfig =
-            toml::from_str(&render_config("r", "h", 8883, false, Path::new("")).unwrap()).unwrap();
-        assert_eq!(here.mqtt.cert_file, Path::new("cert.pem"));
-        assert_eq!(here.mqtt.key_file, Path::new("key.pem"));
     }
 
     #[test]
-    fn private_file_is_0600_and_never_replaced() {
+    fn a_bundle_without_install_dir_loads_in_the_agent_wherever_it_is_moved() {
+        let text = render_config("r", "localhost", 8883, false, Path::new("")).unwrap();
+        let here: DeviceConfig = toml::from_str(&text).unwrap();
+        assert_eq!(here.mqtt.cert_file, Path::new("cert.pem"));
+        assert_eq!(here.mqtt.key_file, Path::new("key.pem"));
+        // The agent loads it from a folder it was moved to, with the files
+        // taken beside robot.toml.
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("key.pem");
-        write_private_new(&p, b"secret").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-        }
-        assert!(write_private_new(&p, b"other").is_err());
-        assert_eq!(std::fs::read(&p).unwrap(), b"secret");
+        let moved = dir.path().join("moved");
+        std::fs::create_dir(&moved).unwrap();
+        let path = moved.join(CONFIG_FILE);
+        std::fs::write(&path, &text).unwrap();
+        let overrides = gopigo_agent::Overrides {
+            sim: true,
+            ..Default::default()
+        };
+        let agent = gopigo_agent::AgentConfig::load(&path, &overrides).unwrap();
+        assert_eq!(agent.mqtt.cert_file, moved.join(CERT_FILE));
+        assert_eq!(agent.mqtt.key_file, moved.join(KEY_FILE));
+        assert_eq!(agent.mqtt.ca_file, moved.join(CA_FILE));
+        let ours = read_config(&path).unwrap();
+        assert_eq!(ours.mqtt, agent.mqtt);
     }
 
     #[test]

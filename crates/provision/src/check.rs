@@ -28,9 +28,9 @@ use tokio_rustls::client::TlsStream;
 pub struct StepResult {
     /// Short step name (`dns`, `tcp`, `tls`, ...).
     pub step: &'static str,
-    /// Passed?
+    /// Whether the step passed (a PASS line) or failed (FAIL, with `fix`).
     pub ok: bool,
-    /// What was seen.
+    /// What the step saw, e.g. the address a name resolved to.
     pub detail: String,
     /// The likely fix, on failure.
     pub fix: Option<String>,
@@ -83,6 +83,9 @@ impl Default for CheckTimeouts {
     }
 }
 
+/// A step's value, or its FAIL line with the likely fix.
+type Step<T> = Result<T, StepResult>;
+
 /// Runs every step for `thing` with `settings`, calling `report` after
 /// each; stops at the first failure. Returns whether all passed.
 pub async fn run_check(
@@ -91,17 +94,74 @@ pub async fn run_check(
     timeouts: CheckTimeouts,
     report: &mut dyn FnMut(&StepResult),
 ) -> bool {
-    let mut ok = true;
-    let mut emit = |r: StepResult| {
-        ok &= r.ok;
-        report(&r);
-        r.ok
-    };
-    let files = match load_files(settings) {
-        Ok(f) => f,
-        Err(r) => return emit(r),
-    };
-    if !emit(pass(
+    match check_steps(thing, settings, timeouts, report).await {
+        Ok(()) => true,
+        Err(failure) => {
+            report(&failure);
+            false
+        }
+    }
+}
+
+/// The steps in order: files → validity → dns → tcp → tls → client cert →
+/// connect → subscribe → round trip. Each PASS is reported as it comes;
+/// the first FAIL comes back as the error.
+async fn check_steps(
+    thing: &str,
+    settings: &MqttSettings,
+    timeouts: CheckTimeouts,
+    report: &mut dyn FnMut(&StepResult),
+) -> Step<()> {
+    let files = load_files(settings)?;
+    report(&files_passed(settings, &files));
+    report(&passed(validity(
+        files.not_before,
+        files.not_after,
+        now_unix(),
+    ))?);
+    let addr = resolve(settings, timeouts.step).await?;
+    report(&pass("dns", format!("{} -> {addr}", settings.host)));
+    let tcp = connect_tcp(settings, addr, timeouts.step).await?;
+    report(&pass("tcp", format!("connected to {addr}")));
+    let (mut tls, tls_line) = handshake(settings, &files, tcp, timeouts.step).await?;
+    report(&tls_line);
+
+    let mut conn = Mqtt::new(&mut tls);
+    client_cert_accepted(&mut conn, &files, timeouts.probe).await?;
+    report(&pass(
+        "client cert",
+        format!("certificate {} accepted", files.cert_id),
+    ));
+    mqtt_connect(&mut conn, thing, settings, &files, timeouts.step).await?;
+    report(&pass(
+        "connect",
+        format!("CONNACK accepted, client id {}", settings.client_id),
+    ));
+    // The device's own check topic.
+    let topic = format!("gopigo/{thing}/check");
+    subscribe(&mut conn, &topic, timeouts.step).await?;
+    report(&pass("subscribe", topic.clone()));
+    round_trip(&mut conn, &topic, timeouts.step).await?;
+    report(&pass(
+        "round trip",
+        format!("published and received on {topic}"),
+    ));
+    let _ = conn.send(Packet::Disconnect).await;
+    let _ = tls.shutdown().await;
+    Ok(())
+}
+
+/// A finished step's line as a [`Step`]: `Ok` when it passed.
+fn passed(line: StepResult) -> Step<StepResult> {
+    if line.ok {
+        Ok(line)
+    } else {
+        Err(line)
+    }
+}
+
+fn files_passed(settings: &MqttSettings, files: &Files) -> StepResult {
+    pass(
         "files",
         format!(
             "certificate {} (CN={}) matches key {}; CA {}",
@@ -110,23 +170,16 @@ pub async fn run_check(
             settings.key_file.display(),
             settings.ca_file.display()
         ),
-    )) {
-        return false;
-    }
-    if !emit(validity(files.not_before, files.not_after, now_unix())) {
-        return false;
-    }
+    )
+}
 
-    // DNS
+/// dns: the endpoint's first address.
+async fn resolve(settings: &MqttSettings, wait: Duration) -> Step<SocketAddr> {
+    let lookup = tokio::net::lookup_host((settings.host.as_str(), settings.port));
     let addrs: Vec<SocketAddr> =
-        match tokio::time::timeout(
-            timeouts.step,
-            tokio::net::lookup_host((settings.host.as_str(), settings.port)),
-        )
-        .await
-        {
+        match tokio::time::timeout(wait, lookup).await {
             Ok(Ok(a)) => a.collect(),
-            Ok(Err(e)) => return emit(failed(
+            Ok(Err(e)) => return Err(failed(
                 "dns",
                 format!("cannot resolve {}: {e}", settings.host),
                 "check [mqtt] host: on AWS it is what `aws iot describe-endpoint --endpoint-type \
@@ -134,218 +187,204 @@ pub async fn run_check(
                  (/etc/resolv.conf) and network",
             )),
             Err(_) => {
-                return emit(failed(
+                return Err(failed(
                     "dns",
-                    format!(
-                        "no answer resolving {} within {:?}",
-                        settings.host, timeouts.step
-                    ),
+                    format!("no answer resolving {} within {wait:?}", settings.host),
                     "check the machine's DNS server (/etc/resolv.conf) and network",
                 ))
             }
         };
-    let Some(addr) = addrs.first().copied() else {
-        return emit(failed(
+    addrs.first().copied().ok_or_else(|| {
+        failed(
             "dns",
             format!("{} has no address", settings.host),
             "check [mqtt] host",
-        ));
-    };
-    emit(pass("dns", format!("{} -> {addr}", settings.host)));
+        )
+    })
+}
 
-    // TCP
-    let tcp = match tokio::time::timeout(timeouts.step, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return emit(failed(
-                "tcp",
-                format!("connection to {addr} refused"),
-                format!(
-                    "nothing listens on port {}: wrong port? AWS IoT takes MQTT on 8883 (or 443 \
-                     with alpn = true); the local core prints its MQTT port on start and writes it \
-                     to endpoints.json",
-                    settings.port
-                ),
-            ))
-        }
-        Ok(Err(e)) => {
-            return emit(failed(
-                "tcp",
-                format!("cannot connect to {addr}: {e}"),
-                "check the network route and firewall",
-            ))
-        }
-        Err(_) => {
-            return emit(failed(
-                "tcp",
-                format!("no answer from {addr} within {:?}", timeouts.step),
-                format!(
-                    "a firewall probably drops outbound port {}; try port 443 with alpn = true",
-                    settings.port
-                ),
-            ))
-        }
-    };
-    emit(pass("tcp", format!("connected to {addr}")));
+/// tcp: a connection to the endpoint.
+async fn connect_tcp(settings: &MqttSettings, addr: SocketAddr, wait: Duration) -> Step<TcpStream> {
+    match tokio::time::timeout(wait, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(failed(
+            "tcp",
+            format!("connection to {addr} refused"),
+            format!(
+                "nothing listens on port {}: wrong port? AWS IoT takes MQTT on 8883 (or 443 \
+                 with alpn = true); the local core prints its MQTT port on start and writes it \
+                 to endpoints.json",
+                settings.port
+            ),
+        )),
+        Ok(Err(e)) => Err(failed(
+            "tcp",
+            format!("cannot connect to {addr}: {e}"),
+            "check the network route and firewall",
+        )),
+        Err(_) => Err(failed(
+            "tcp",
+            format!("no answer from {addr} within {wait:?}"),
+            format!(
+                "a firewall probably drops outbound port {}; try port 443 with alpn = true",
+                settings.port
+            ),
+        )),
+    }
+}
 
-    // TLS
+/// tls: the handshake, verified against the CA file; the PASS line names
+/// the version, ALPN and the chain the server sent.
+async fn handshake(
+    settings: &MqttSettings,
+    files: &Files,
+    tcp: TcpStream,
+    wait: Duration,
+) -> Step<(TlsStream<TcpStream>, StepResult)> {
     let seen = Arc::new(Mutex::new(SeenChain::default()));
-    let config = match tls_config(settings, &files, seen.clone()) {
-        Ok(c) => c,
-        Err(r) => return emit(r),
-    };
-    let name = match ServerName::try_from(settings.host.clone()) {
-        Ok(n) => n,
-        Err(e) => {
-            return emit(failed(
-                "tls",
-                format!("{:?} is not a valid TLS server name: {e}", settings.host),
-                "check [mqtt] host",
-            ))
-        }
-    };
-    let handshake = tokio::time::timeout(
-        timeouts.step,
-        tokio_rustls::TlsConnector::from(config).connect(name, tcp),
-    )
-    .await;
+    let config = tls_config(settings, files, seen.clone())?;
+    let name = ServerName::try_from(settings.host.clone()).map_err(|e| {
+        failed(
+            "tls",
+            format!("{:?} is not a valid TLS server name: {e}", settings.host),
+            "check [mqtt] host",
+        )
+    })?;
+    let connect = tokio_rustls::TlsConnector::from(config).connect(name, tcp);
+    let handshake = tokio::time::timeout(wait, connect).await;
     let chain_text = seen.lock().map(|s| s.describe()).unwrap_or_default();
-    let mut tls = match handshake {
+    let tls = match handshake {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            let r = match seen.lock() {
-                Ok(seen) => tls_failure(&e, &seen, settings, &files),
+            return Err(match seen.lock() {
+                Ok(seen) => tls_failure(&e, &seen, settings, files),
                 Err(_) => failed("tls", e.to_string(), "see the error"),
-            };
-            return emit(r);
+            })
         }
         Err(_) => {
-            return emit(failed(
+            return Err(failed(
                 "tls",
-                format!("no TLS handshake within {:?}", timeouts.step),
+                format!("no TLS handshake within {wait:?}"),
                 format!("port {} does not answer TLS: wrong port?", settings.port),
             ))
         }
     };
-    {
-        let (_, conn) = tls.get_ref();
-        let version = conn
-            .protocol_version()
-            .map(|v| match v {
-                rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2".to_string(),
-                rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".to_string(),
-                other => format!("{other:?}"),
-            })
-            .unwrap_or_else(|| "?".into());
-        let alpn = conn
-            .alpn_protocol()
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .unwrap_or_else(|| "none".into());
-        emit(pass(
-            "tls",
-            format!(
-                "{version}, ALPN {alpn}; server chain verifies against {}:\n{chain_text}",
-                settings.ca_file.display()
-            ),
-        ));
-    }
+    let line = tls_passed(&tls, settings, &chain_text);
+    Ok((tls, line))
+}
 
-    // Did the server keep the connection after seeing our certificate?
-    // (TLS 1.3 servers reject a client certificate after the handshake.)
-    let mut conn = Mqtt::new(&mut tls);
-    match conn.probe(timeouts.probe).await {
-        Probe::Open => {}
-        Probe::Closed(why) => return emit(cert_rejected(&why, &files)),
-    }
-    emit(pass(
-        "client cert",
-        format!("certificate {} accepted", files.cert_id),
-    ));
+fn tls_passed(tls: &TlsStream<TcpStream>, settings: &MqttSettings, chain: &str) -> StepResult {
+    let (_, conn) = tls.get_ref();
+    let version = conn
+        .protocol_version()
+        .map(|v| match v {
+            rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2".to_string(),
+            rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".to_string(),
+            other => format!("{other:?}"),
+        })
+        .unwrap_or_else(|| "?".into());
+    let alpn = conn
+        .alpn_protocol()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .unwrap_or_else(|| "none".into());
+    pass(
+        "tls",
+        format!(
+            "{version}, ALPN {alpn}; server chain verifies against {}:\n{chain}",
+            settings.ca_file.display()
+        ),
+    )
+}
 
-    // MQTT CONNECT
+/// client cert: did the server keep the connection after seeing our
+/// certificate? (TLS 1.3 servers reject a client certificate after the
+/// handshake.)
+async fn client_cert_accepted(conn: &mut Mqtt<'_>, files: &Files, wait: Duration) -> Step<()> {
+    match conn.probe(wait).await {
+        Probe::Open => Ok(()),
+        Probe::Closed(why) => Err(cert_rejected(&why, files)),
+    }
+}
+
+/// connect: MQTT CONNECT with the thing's client id, answered by an
+/// accepting CONNACK.
+async fn mqtt_connect(
+    conn: &mut Mqtt<'_>,
+    thing: &str,
+    settings: &MqttSettings,
+    files: &Files,
+    wait: Duration,
+) -> Step<()> {
     let mut connect = Connect::new(settings.client_id.clone());
     connect.keep_alive = 30;
     connect.clean_session = true;
-    if let Err(e) = conn.send(Packet::Connect(connect)).await {
-        return emit(failed(
+    conn.send(Packet::Connect(connect))
+        .await
+        .map_err(|e| failed("connect", format!("cannot send CONNECT: {e}"), "retry"))?;
+    match conn.recv(wait).await {
+        Ok(Some(Packet::ConnAck(ack))) if ack.code == ConnectReturnCode::Success => Ok(()),
+        Ok(Some(Packet::ConnAck(ack))) => Err(failed(
             "connect",
-            format!("cannot send CONNECT: {e}"),
-            "retry",
-        ));
+            format!("CONNACK refused: {:?}", ack.code),
+            "the policy attached to this certificate does not allow iot:Connect for this \
+             client id",
+        )),
+        Ok(other) => Err(failed(
+            "connect",
+            format!("connection closed after CONNECT ({})", describe_end(&other)),
+            format!(
+                "the policy denies iot:Connect on client/{}: the client id must be the thing \
+                 name the certificate is attached to, and the certificate needs the role \
+                 policy (re-run `gopigo provision --thing {thing}`; `aws iot \
+                 list-attached-policies --target <cert arn>`). Less likely: the certificate \
+                 {} is not ACTIVE in this account and region (`aws iot describe-certificate \
+                 --certificate-id {}`), or another client with the same id keeps taking over",
+                settings.client_id, files.cert_id, files.cert_id
+            ),
+        )),
+        Err(e) => Err(failed("connect", e, "retry; check the network")),
     }
-    match conn.recv(timeouts.step).await {
-        Ok(Some(Packet::ConnAck(ack))) if ack.code == ConnectReturnCode::Success => {
-            emit(pass(
-                "connect",
-                format!("CONNACK accepted, client id {}", settings.client_id),
-            ));
-        }
-        Ok(Some(Packet::ConnAck(ack))) => {
-            return emit(failed(
-                "connect",
-                format!("CONNACK refused: {:?}", ack.code),
-                "the policy attached to this certificate does not allow iot:Connect for this \
-                 client id",
-            ))
-        }
-        Ok(other) => {
-            return emit(failed(
-                "connect",
-                format!("connection closed after CONNECT ({})", describe_end(&other)),
-                format!(
-                    "the policy denies iot:Connect on client/{}: the client id must be the thing \
-                     name the certificate is attached to, and the certificate needs the role \
-                     policy (re-run `gopigo provision --thing {thing}`; `aws iot \
-                     list-attached-policies --target <cert arn>`). Less likely: the certificate \
-                     {} is not ACTIVE in this account and region (`aws iot describe-certificate \
-                     --certificate-id {}`), or another client with the same id keeps taking over",
-                    settings.client_id, files.cert_id, files.cert_id
-                ),
-            ))
-        }
-        Err(e) => return emit(failed("connect", e, "retry; check the network")),
-    }
+}
 
-    // Round trip on the device's own check topic.
-    let topic = format!("gopigo/{thing}/check");
-    let mut sub = Subscribe::new(topic.clone(), QoS::AtLeastOnce);
+/// subscribe: a QoS 1 subscription to `topic`, granted.
+async fn subscribe(conn: &mut Mqtt<'_>, topic: &str, wait: Duration) -> Step<()> {
+    let mut sub = Subscribe::new(topic, QoS::AtLeastOnce);
     sub.pkid = 1;
-    if let Err(e) = conn.send(Packet::Subscribe(sub)).await {
-        return emit(failed("subscribe", e, "retry"));
-    }
-    match conn.recv(timeouts.step).await {
+    conn.send(Packet::Subscribe(sub))
+        .await
+        .map_err(|e| failed("subscribe", e, "retry"))?;
+    match conn.recv(wait).await {
         Ok(Some(Packet::SubAck(ack)))
             if ack
                 .return_codes
                 .iter()
                 .all(|c| matches!(c, SubscribeReasonCode::Success(_))) =>
         {
-            emit(pass("subscribe", topic.clone()));
+            Ok(())
         }
-        other => {
-            return emit(failed(
-                "subscribe",
-                format!(
-                    "subscription to {topic} refused ({})",
-                    describe_answer(&other)
-                ),
-                format!("the policy does not allow iot:Subscribe on topicfilter/{topic}"),
-            ))
-        }
+        other => Err(failed(
+            "subscribe",
+            format!(
+                "subscription to {topic} refused ({})",
+                describe_answer(&other)
+            ),
+            format!("the policy does not allow iot:Subscribe on topicfilter/{topic}"),
+        )),
     }
+}
+
+/// round trip: a QoS 1 PUBLISH to `topic`, its PUBACK, and the message
+/// coming back on our own subscription.
+async fn round_trip(conn: &mut Mqtt<'_>, topic: &str, wait: Duration) -> Step<()> {
     let payload = format!("gopigo check {}", now_unix());
-    let mut publish = Publish::new(
-        topic.clone(),
-        QoS::AtLeastOnce,
-        payload.clone().into_bytes(),
-    );
+    let mut publish = Publish::new(topic, QoS::AtLeastOnce, payload.clone().into_bytes());
     publish.pkid = 2;
-    if let Err(e) = conn.send(Packet::Publish(publish)).await {
-        return emit(failed("publish", e, "retry"));
-    }
+    conn.send(Packet::Publish(publish))
+        .await
+        .map_err(|e| failed("publish", e, "retry"))?;
     let mut acked = false;
     let mut received = false;
-    let deadline = tokio::time::Instant::now() + timeouts.step;
+    let deadline = tokio::time::Instant::now() + wait;
     while !(acked && received) {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match conn.recv(left).await {
@@ -360,21 +399,21 @@ pub async fn run_check(
             }
             Ok(Some(_)) => {}
             Ok(None) => {
-                return emit(failed(
+                return Err(failed(
                     "publish",
                     format!("connection closed after PUBLISH to {topic}"),
                     format!("the policy does not allow iot:Publish on topic/{topic}"),
                 ))
             }
             Err(_) if acked => {
-                return emit(failed(
+                return Err(failed(
                     "receive",
                     format!("published to {topic} (PUBACK) but the message never came back"),
                     format!("the policy does not allow iot:Receive on topic/{topic}"),
                 ))
             }
             Err(e) => {
-                return emit(failed(
+                return Err(failed(
                     "publish",
                     format!("no PUBACK: {e}"),
                     "retry; check the network",
@@ -382,13 +421,7 @@ pub async fn run_check(
             }
         }
     }
-    emit(pass(
-        "round trip",
-        format!("published and received on {topic}"),
-    ));
-    let _ = conn.send(Packet::Disconnect).await;
-    let _ = tls.shutdown().await;
-    ok
+    Ok(())
 }
 
 struct Files {

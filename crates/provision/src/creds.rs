@@ -42,7 +42,7 @@ pub struct Target {
     pub endpoint_url: String,
     /// SigV4 region.
     pub region: String,
-    /// Signing key.
+    /// The access key the requests are signed with.
     pub key: AccessKey,
     /// Where the key came from (for messages).
     pub source: String,
@@ -99,81 +99,31 @@ pub fn resolve(
     endpoint_flag: Option<&str>,
 ) -> Result<Target, ProvisionError> {
     let nonempty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-    let profile = nonempty("AWS_PROFILE").unwrap_or_else(|| "default".to_string());
-    let creds = credentials_file.map(parse_ini).unwrap_or_default();
-    let config = config_file.map(parse_ini).unwrap_or_default();
-    let config_section = if profile == "default" {
-        "default".to_string()
-    } else {
-        format!("profile {profile}")
-    };
-    let from_creds = creds.get(&profile);
-    let from_config = config.get(&config_section);
-    let lookup = |key: &str| {
-        from_creds
-            .and_then(|s| s.get(key))
-            .or_else(|| from_config.and_then(|s| s.get(key)))
-            .cloned()
-    };
-
-    let (key, source) =
-        match (
-            nonempty("AWS_ACCESS_KEY_ID"),
-            nonempty("AWS_SECRET_ACCESS_KEY"),
-        ) {
-            (Some(id), Some(secret)) => (
-                AccessKey {
-                    id,
-                    secret,
-                    session_token: nonempty("AWS_SESSION_TOKEN"),
-                },
-                "environment (AWS_ACCESS_KEY_ID)".to_string(),
-            ),
-            (Some(_), None) => return Err(ProvisionError::Credentials(
-                "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both, or unset \
-                 both to use a profile"
-                    .into(),
-            )),
-            _ => match (lookup("aws_access_key_id"), lookup("aws_secret_access_key")) {
-                (Some(id), Some(secret)) => (
-                    AccessKey {
-                        id,
-                        secret,
-                        session_token: lookup("aws_session_token"),
-                    },
-                    format!("profile {profile}"),
-                ),
-                _ => {
-                    return Err(ProvisionError::Credentials(format!(
-                    "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or put \
-                     aws_access_key_id / aws_secret_access_key in profile [{profile}] of \
-                     ~/.aws/credentials (`aws configure`), or choose a profile with AWS_PROFILE \
-                     (SSO and assume-role profiles are not supported: export their temporary \
-                     keys with `aws configure export-credentials --format env`)"
-                )))
-                }
-            },
-        };
-
+    let profile = Profile::read(
+        nonempty("AWS_PROFILE").unwrap_or_else(|| "default".to_string()),
+        credentials_file,
+        config_file,
+    );
+    let (key, source) = access_key(&nonempty, &profile)?;
     let region = region_flag
         .map(str::to_string)
         .or_else(|| nonempty("AWS_REGION"))
         .or_else(|| nonempty("AWS_DEFAULT_REGION"))
-        .or_else(|| from_config.and_then(|s| s.get("region")).cloned())
+        .or_else(|| profile.config("region"))
         .ok_or_else(|| {
             ProvisionError::Credentials(format!(
-                "no AWS region: pass --region, set AWS_REGION, or set region in [{config_section}] \
-                 of ~/.aws/config"
+                "no AWS region: pass --region, set AWS_REGION, or set region in [{}] \
+                 of ~/.aws/config",
+                profile.config_section
             ))
         })?;
-
     let endpoint_url = endpoint_flag
         .map(str::to_string)
         .or_else(|| nonempty("AWS_ENDPOINT_URL_IOT"))
         .or_else(|| nonempty("AWS_ENDPOINT_URL"))
         .unwrap_or_else(|| format!("https://iot.{region}.amazonaws.com"));
     let ca_bundle = nonempty("AWS_CA_BUNDLE")
-        .or_else(|| from_config.and_then(|s| s.get("ca_bundle")).cloned())
+        .or_else(|| profile.config("ca_bundle"))
         .map(PathBuf::from);
     Ok(Target {
         endpoint_url: endpoint_url.trim_end_matches('/').to_string(),
@@ -182,6 +132,101 @@ pub fn resolve(
         source,
         ca_bundle,
     })
+}
+
+/// One profile's sections of the shared credentials and config files.
+struct Profile {
+    name: String,
+    /// `default`, or `profile NAME` (the config file's spelling).
+    config_section: String,
+    credentials: BTreeMap<String, String>,
+    config: BTreeMap<String, String>,
+}
+
+impl Profile {
+    fn read(name: String, credentials_file: Option<&str>, config_file: Option<&str>) -> Self {
+        let config_section = if name == "default" {
+            "default".to_string()
+        } else {
+            format!("profile {name}")
+        };
+        let section = |file: Option<&str>, section: &str| {
+            file.map(parse_ini)
+                .and_then(|mut ini| ini.remove(section))
+                .unwrap_or_default()
+        };
+        Profile {
+            credentials: section(credentials_file, &name),
+            config: section(config_file, &config_section),
+            name,
+            config_section,
+        }
+    }
+
+    /// `key` from the credentials file, else from the config file.
+    fn lookup(&self, key: &str) -> Option<String> {
+        self.credentials
+            .get(key)
+            .or_else(|| self.config.get(key))
+            .cloned()
+    }
+
+    /// `key` from the config file only.
+    fn config(&self, key: &str) -> Option<String> {
+        self.config.get(key).cloned()
+    }
+}
+
+/// The access key and where it came from: the environment's pair, else
+/// the profile's.
+fn access_key(
+    nonempty: &dyn Fn(&str) -> Option<String>,
+    profile: &Profile,
+) -> Result<(AccessKey, String), ProvisionError> {
+    match (
+        nonempty("AWS_ACCESS_KEY_ID"),
+        nonempty("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        (Some(id), Some(secret)) => {
+            let session_token = nonempty("AWS_SESSION_TOKEN");
+            let key = AccessKey {
+                id,
+                secret,
+                session_token,
+            };
+            return Ok((key, "environment (AWS_ACCESS_KEY_ID)".to_string()));
+        }
+        (Some(_), None) => {
+            return Err(ProvisionError::Credentials(
+                "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both, or unset \
+                 both to use a profile"
+                    .into(),
+            ))
+        }
+        _ => {}
+    }
+    match (
+        profile.lookup("aws_access_key_id"),
+        profile.lookup("aws_secret_access_key"),
+    ) {
+        (Some(id), Some(secret)) => {
+            let session_token = profile.lookup("aws_session_token");
+            let key = AccessKey {
+                id,
+                secret,
+                session_token,
+            };
+            Ok((key, format!("profile {}", profile.name)))
+        }
+        _ => Err(ProvisionError::Credentials(format!(
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or put \
+             aws_access_key_id / aws_secret_access_key in profile [{}] of \
+             ~/.aws/credentials (`aws configure`), or choose a profile with AWS_PROFILE \
+             (SSO and assume-role profiles are not supported: export their temporary \
+             keys with `aws configure export-credentials --format env`)",
+            profile.name
+        ))),
+    }
 }
 
 /// The standard chain read from this process's environment and files

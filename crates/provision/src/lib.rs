@@ -7,14 +7,17 @@
 //! - [`plan`]: the pure diff of what should exist against what does
 //!   ([`plan::plan`] for provisioning, [`plan::teardown`] for removal, in
 //!   AWS's required order), which makes re-runs no-ops.
-//! - [`bundle`]: the device bundle (`cert.pem`, `key.pem` 0600, `ca.pem`,
-//!   `robot.toml`) and the embedded Amazon Root CA 1.
+//! - [`bundle`]: the device bundle (`cert.pem`, `key.pem` 0600 through
+//!   `gopigo_pki::write_new_private_file`, `ca.pem`, `robot.toml` in the
+//!   agent's own format) and the embedded Amazon Root CA 1.
 //! - [`creds`]: the AWS credential/region/endpoint chain and the local
 //!   core's data dir.
 //! - [`api`] and [`iot`]: a SigV4-signed REST-JSON client (hyper, rustls
 //!   with the web PKI roots) and the IoT operations used.
 //! - [`provision()`] / [`deprovision()`]: observe, plan, apply, write.
-//! - [`check`]: `gopigo check`, TCP/TLS/MQTT diagnosis with fixes.
+//! - [`check`]: `gopigo check`, one function per step (files → validity →
+//!   dns → tcp → tls → client cert → connect → subscribe → round trip), each
+//!   giving its value or its FAIL line with the fix.
 //!
 //! The private key is generated where this runs and never sent; only the
 //! CSR travels (`CreateCertificateFromCsr`).

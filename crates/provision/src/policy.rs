@@ -61,96 +61,103 @@ impl FromStr for Role {
 /// The policy document for `role`, with ARNs in `region` and `account`.
 pub fn policy_document(role: Role, region: &str, account: &str) -> Value {
     let arn = |resource: &str| format!("arn:aws:iot:{region}:{account}:{resource}");
+    let statements = match role {
+        Role::Robot => robot_statements(&arn),
+        Role::Controller => controller_statements(&arn),
+    };
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// A robot: its own client id, its own topics and shadow, its retained status.
+fn robot_statements(arn: &dyn Fn(&str) -> String) -> Value {
     let me = THING_VAR;
-    match role {
-        Role::Robot => json!({
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ConnectAsOwnThing",
-                    "Effect": "Allow",
-                    "Action": "iot:Connect",
-                    "Resource": arn(&format!("client/{me}"))
-                },
-                {
-                    "Sid": "OwnTopicsAndShadow",
-                    "Effect": "Allow",
-                    "Action": ["iot:Publish", "iot:Receive"],
-                    "Resource": [
-                        arn(&format!("topic/gopigo/{me}/*")),
-                        arn(&format!("topic/$aws/things/{me}/shadow/*"))
-                    ]
-                },
-                {
-                    "Sid": "SubscribeOwnTopicsAndShadow",
-                    "Effect": "Allow",
-                    "Action": "iot:Subscribe",
-                    "Resource": [
-                        arn(&format!("topicfilter/gopigo/{me}/*")),
-                        arn(&format!("topicfilter/$aws/things/{me}/shadow/*"))
-                    ]
-                },
-                {
-                    "Sid": "RetainOwnStatus",
-                    "Effect": "Allow",
-                    "Action": "iot:RetainPublish",
-                    "Resource": arn(&format!("topic/gopigo/{me}/status"))
-                }
+    json!([
+        {
+            "Sid": "ConnectAsOwnThing",
+            "Effect": "Allow",
+            "Action": "iot:Connect",
+            "Resource": arn(&format!("client/{me}"))
+        },
+        {
+            "Sid": "OwnTopicsAndShadow",
+            "Effect": "Allow",
+            "Action": ["iot:Publish", "iot:Receive"],
+            "Resource": [
+                arn(&format!("topic/gopigo/{me}/*")),
+                arn(&format!("topic/$aws/things/{me}/shadow/*"))
             ]
-        }),
-        Role::Controller => json!({
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ConnectAsOwnThing",
-                    "Effect": "Allow",
-                    "Action": "iot:Connect",
-                    "Resource": arn(&format!("client/{me}"))
-                },
-                {
-                    "Sid": "CommandsDetectionsShadowRequests",
-                    "Effect": "Allow",
-                    "Action": "iot:Publish",
-                    "Resource": [
-                        arn("topic/gopigo/*/cmd"),
-                        arn("topic/gopigo/*/detections"),
-                        arn("topic/$aws/things/*/shadow/update"),
-                        arn("topic/$aws/things/*/shadow/get"),
-                        arn(&format!("topic/gopigo/{me}/check"))
-                    ]
-                },
-                {
-                    "Sid": "ReadFleet",
-                    "Effect": "Allow",
-                    "Action": "iot:Receive",
-                    "Resource": [
-                        arn("topic/gopigo/*/telemetry"),
-                        arn("topic/gopigo/*/status"),
-                        arn("topic/gopigo/*/cmd/result"),
-                        arn("topic/gopigo/*/detections"),
-                        arn("topic/$aws/things/*/shadow/*"),
-                        arn("topic/$aws/events/presence/*"),
-                        arn(&format!("topic/gopigo/{me}/check"))
-                    ]
-                },
-                {
-                    "Sid": "SubscribeFleet",
-                    "Effect": "Allow",
-                    "Action": "iot:Subscribe",
-                    "Resource": [
-                        arn("topicfilter/gopigo/*/telemetry"),
-                        arn("topicfilter/gopigo/*/status"),
-                        arn("topicfilter/gopigo/*/cmd/result"),
-                        arn("topicfilter/gopigo/*/detections"),
-                        arn("topicfilter/$aws/things/*/shadow/*"),
-                        arn("topicfilter/$aws/events/presence/connected/*"),
-                        arn("topicfilter/$aws/events/presence/disconnected/*"),
-                        arn(&format!("topicfilter/gopigo/{me}/check"))
-                    ]
-                }
+        },
+        {
+            "Sid": "SubscribeOwnTopicsAndShadow",
+            "Effect": "Allow",
+            "Action": "iot:Subscribe",
+            "Resource": [
+                arn(&format!("topicfilter/gopigo/{me}/*")),
+                arn(&format!("topicfilter/$aws/things/{me}/shadow/*"))
             ]
-        }),
-    }
+        },
+        {
+            "Sid": "RetainOwnStatus",
+            "Effect": "Allow",
+            "Action": "iot:RetainPublish",
+            "Resource": arn(&format!("topic/gopigo/{me}/status"))
+        }
+    ])
+}
+
+/// A controller: commands to, and everything read from, every robot; its
+/// own check topic.
+fn controller_statements(arn: &dyn Fn(&str) -> String) -> Value {
+    let me = THING_VAR;
+    json!([
+        {
+            "Sid": "ConnectAsOwnThing",
+            "Effect": "Allow",
+            "Action": "iot:Connect",
+            "Resource": arn(&format!("client/{me}"))
+        },
+        {
+            "Sid": "CommandsDetectionsShadowRequests",
+            "Effect": "Allow",
+            "Action": "iot:Publish",
+            "Resource": [
+                arn("topic/gopigo/*/cmd"),
+                arn("topic/gopigo/*/detections"),
+                arn("topic/$aws/things/*/shadow/update"),
+                arn("topic/$aws/things/*/shadow/get"),
+                arn(&format!("topic/gopigo/{me}/check"))
+            ]
+        },
+        {
+            "Sid": "ReadFleet",
+            "Effect": "Allow",
+            "Action": "iot:Receive",
+            "Resource": [
+                arn("topic/gopigo/*/telemetry"),
+                arn("topic/gopigo/*/status"),
+                arn("topic/gopigo/*/cmd/result"),
+                arn("topic/gopigo/*/detections"),
+                arn("topic/$aws/things/*/shadow/*"),
+                arn("topic/$aws/events/presence/*"),
+                arn(&format!("topic/gopigo/{me}/check"))
+            ]
+        },
+        {
+            "Sid": "SubscribeFleet",
+            "Effect": "Allow",
+            "Action": "iot:Subscribe",
+            "Resource": [
+                arn("topicfilter/gopigo/*/telemetry"),
+                arn("topicfilter/gopigo/*/status"),
+                arn("topicfilter/gopigo/*/cmd/result"),
+                arn("topicfilter/gopigo/*/detections"),
+                arn("topicfilter/$aws/things/*/shadow/*"),
+                arn("topicfilter/$aws/events/presence/connected/*"),
+                arn("topicfilter/$aws/events/presence/disconnected/*"),
+                arn(&format!("topicfilter/gopigo/{me}/check"))
+            ]
+        }
+    ])
 }
 
 /// Whether two policy documents say the same thing (JSON equality, so

@@ -96,66 +96,148 @@ pub async fn provision(
     check_thing_name(&opts.thing)?;
     let paths = BundlePaths::new(&opts.bundle_dir);
     std::fs::create_dir_all(&paths.dir).map_err(|e| ProvisionError::io("create", &paths.dir, e))?;
-    let policy_name = opts.role.policy_name();
-
-    // Our public key: from the CSR given, or the bundle's key (if any).
-    let csr_text = match &opts.csr_file {
-        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| ProvisionError::io("read", p, e))?),
-        None => None,
-    };
-    let key_text = match std::fs::read_to_string(paths.key()) {
-        Ok(t) if csr_text.is_none() => Some(t),
-        Ok(_) => None,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(ProvisionError::io("read", &paths.key(), e)),
-    };
-    if csr_text.is_none() && key_text.is_none() && paths.cert().exists() {
-        // A bundle made with --csr: its key lives elsewhere. Making a new key
-        // here would silently replace the device's certificate.
-        return Err(ProvisionError::Invalid(format!(
-            "{} exists but {} does not: this bundle was made from a CSR (--csr), whose key is on              the device; pass the same --csr again, or remove cert.pem to start over with a key              made here",
-            paths.cert().display(),
-            paths.key().display()
-        )));
+    let local = LocalKey::read(opts, &paths)?;
+    let certificate = bundle_certificate(client, &paths, local.public_key()?.as_deref()).await?;
+    if let CertState::Unusable { reason } = &certificate {
+        tracing::info!(thing = %opts.thing, "{reason}; a new certificate will be signed");
     }
-    let our_public_key = match (&csr_text, &key_text) {
-        (Some(csr), _) => Some(gopigo_pki::csr_public_key_der(csr)?),
-        (None, Some(key)) => Some(gopigo_pki::private_key_public_key_der(key)?),
-        (None, None) => None,
-    };
+    let (observed, region_account) = observe(client, opts, certificate).await?;
+    let desired_for_plan = region_account
+        .as_ref()
+        .map(|(r, a)| policy_document(opts.role, r, a))
+        .unwrap_or(Value::Null);
+    let steps = plan::plan(&observed, opts.role.policy_name(), &desired_for_plan);
 
-    // The bundle's certificate: reusable if it is ours and ACTIVE.
-    let certificate = match (std::fs::read_to_string(paths.cert()), &our_public_key) {
-        (Ok(pem), Some(pk)) => match gopigo_pki::parse_certificate_pem(&pem) {
-            Ok(info) if &info.public_key_der == pk => {
-                match client.describe_certificate(&info.id).await? {
-                    Some((arn, status)) if status == "ACTIVE" => {
-                        CertState::Active { id: info.id, arn }
-                    }
-                    Some((_, status)) => CertState::Unusable {
-                        reason: format!("certificate {} is {status}", info.id),
-                    },
-                    None => CertState::Unusable {
-                        reason: format!("certificate {} is not registered", info.id),
-                    },
-                }
+    let mut apply = Apply::new(client, opts, &paths, &local, &observed.certificate);
+    apply.region_account = region_account;
+    for step in &steps {
+        apply.step(step).await?;
+    }
+    let endpoint = match &opts.mqtt_host {
+        Some(h) => h.clone(),
+        None => client.describe_endpoint().await?,
+    };
+    let Apply {
+        mut changes,
+        new_cert_pem,
+        mismatch,
+        cert_id,
+        cert_arn,
+        ..
+    } = apply;
+    if let Some(id) = mismatch {
+        return Err(ProvisionError::CertificateMismatch {
+            id,
+            thing: opts.thing.clone(),
+            done: changes,
+        });
+    }
+    write_bundle(
+        opts,
+        &paths,
+        &endpoint,
+        new_cert_pem.as_deref(),
+        &mut changes,
+    )?;
+    Ok(ProvisionReport {
+        changes,
+        certificate_id: cert_id,
+        certificate_arn: cert_arn,
+        endpoint,
+        config_path: paths.config(),
+    })
+}
+
+/// What our public key comes from: the CSR given with `--csr`, else the
+/// bundle's `key.pem`; neither on a first run (a key is made then).
+struct LocalKey {
+    csr: Option<String>,
+    key: Option<String>,
+}
+
+impl LocalKey {
+    fn read(opts: &ProvisionOptions, paths: &BundlePaths) -> Result<Self, ProvisionError> {
+        let csr = match &opts.csr_file {
+            Some(p) => {
+                Some(std::fs::read_to_string(p).map_err(|e| ProvisionError::io("read", p, e))?)
             }
-            Ok(_) => CertState::Unusable {
+            None => None,
+        };
+        let key = match std::fs::read_to_string(paths.key()) {
+            Ok(t) if csr.is_none() => Some(t),
+            Ok(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(ProvisionError::io("read", &paths.key(), e)),
+        };
+        if csr.is_none() && key.is_none() && paths.cert().exists() {
+            // A bundle made with --csr: its key lives elsewhere. Making a new key
+            // here would silently replace the device's certificate.
+            return Err(ProvisionError::Invalid(format!(
+                "{} exists but {} does not: this bundle was made from a CSR (--csr), whose key is on \
+                 the device; pass the same --csr again, or remove cert.pem to start over with a \
+                 key made here",
+                paths.cert().display(),
+                paths.key().display()
+            )));
+        }
+        Ok(LocalKey { csr, key })
+    }
+
+    /// The public key (SubjectPublicKeyInfo DER), when there is a CSR or a key.
+    fn public_key(&self) -> Result<Option<Vec<u8>>, ProvisionError> {
+        Ok(match (&self.csr, &self.key) {
+            (Some(csr), _) => Some(gopigo_pki::csr_public_key_der(csr)?),
+            (None, Some(key)) => Some(gopigo_pki::private_key_public_key_der(key)?),
+            (None, None) => None,
+        })
+    }
+}
+
+/// The bundle's certificate: reusable if it carries our key and is ACTIVE.
+async fn bundle_certificate(
+    client: &IotClient,
+    paths: &BundlePaths,
+    our_public_key: Option<&[u8]>,
+) -> Result<CertState, ProvisionError> {
+    let (Ok(pem), Some(pk)) = (std::fs::read_to_string(paths.cert()), our_public_key) else {
+        return Ok(CertState::Missing);
+    };
+    let info = match gopigo_pki::parse_certificate_pem(&pem) {
+        Ok(info) if info.public_key_der == pk => info,
+        Ok(_) => {
+            return Ok(CertState::Unusable {
                 reason: format!(
                     "{} is not the certificate of this key",
                     paths.cert().display()
                 ),
-            },
-            Err(e) => CertState::Unusable {
+            })
+        }
+        Err(e) => {
+            return Ok(CertState::Unusable {
                 reason: format!("{} is unreadable: {e}", paths.cert().display()),
-            },
-        },
-        _ => CertState::Missing,
+            })
+        }
     };
-    if let CertState::Unusable { reason } = &certificate {
-        tracing::info!(thing = %opts.thing, "{reason}; a new certificate will be signed");
-    }
+    Ok(match client.describe_certificate(&info.id).await? {
+        Some((arn, status)) if status == "ACTIVE" => CertState::Active { id: info.id, arn },
+        Some((_, status)) => CertState::Unusable {
+            reason: format!("certificate {} is {status}", info.id),
+        },
+        None => CertState::Unusable {
+            reason: format!("certificate {} is not registered", info.id),
+        },
+    })
+}
 
+/// What the registry holds for this thing, its certificate and its role's
+/// policy; and the region and account for the policy ARNs, from the
+/// registry's own ARNs first, else from `opts`.
+async fn observe(
+    client: &IotClient,
+    opts: &ProvisionOptions,
+    certificate: CertState,
+) -> Result<(Observed, Option<(String, String)>), ProvisionError> {
+    let policy_name = opts.role.policy_name();
     let thing_exists = client.describe_thing(&opts.thing).await?.is_some();
     let thing_principals = if thing_exists {
         client.list_thing_principals(&opts.thing).await?
@@ -163,103 +245,91 @@ pub async fn provision(
         Vec::new()
     };
     let existing_policy = client.get_policy(policy_name).await?;
-    let observed_policy = match &existing_policy {
+    let policy = match &existing_policy {
         Some(p) => Some(ObservedPolicy {
             document: p.document.clone(),
             versions: client.list_policy_versions(policy_name).await?,
         }),
         None => None,
     };
-    let certificate_policies = match &certificate {
-        CertState::Active { arn, .. } => client.list_attached_policies(arn).await?,
-        _ => Vec::new(),
+    let (certificate_policies, cert_arn_region) = match &certificate {
+        CertState::Active { arn, .. } => (
+            client.list_attached_policies(arn).await?,
+            region_account_of_arn(arn),
+        ),
+        _ => (Vec::new(), None),
     };
-
-    // Region and account for the policy ARNs: the registry's own ARNs first.
-    let mut region_account = match &certificate {
-        CertState::Active { arn, .. } => region_account_of_arn(arn),
-        _ => None,
-    }
-    .or_else(|| {
-        existing_policy
-            .as_ref()
-            .and_then(|p| region_account_of_arn(&p.arn))
-    })
-    .or_else(|| opts.region_account.clone());
-
+    let region_account = cert_arn_region
+        .or_else(|| {
+            existing_policy
+                .as_ref()
+                .and_then(|p| region_account_of_arn(&p.arn))
+        })
+        .or_else(|| opts.region_account.clone());
     let observed = Observed {
         thing_exists,
-        certificate: certificate.clone(),
-        policy: observed_policy,
+        certificate,
+        policy,
         certificate_policies,
         thing_principals,
     };
-    let desired_for_plan = region_account
-        .as_ref()
-        .map(|(r, a)| policy_document(opts.role, r, a))
-        .unwrap_or(Value::Null);
-    let steps = plan::plan(&observed, policy_name, &desired_for_plan);
+    Ok((observed, region_account))
+}
 
-    let mut changes = Vec::new();
-    let mut new_key: Option<String> = None;
-    let mut new_cert_pem: Option<String> = None;
-    let mut mismatch: Option<String> = None;
-    let (mut cert_id, mut cert_arn) = match &certificate {
-        CertState::Active { id, arn } => (id.clone(), arn.clone()),
-        _ => (String::new(), String::new()),
-    };
+/// The plan being applied: what changed so far and the certificate in use.
+struct Apply<'a> {
+    client: &'a IotClient,
+    opts: &'a ProvisionOptions,
+    paths: &'a BundlePaths,
+    local: &'a LocalKey,
+    region_account: Option<(String, String)>,
+    changes: Vec<String>,
+    new_cert_pem: Option<String>,
+    /// The id of a signed certificate that does not carry our key.
+    mismatch: Option<String>,
+    cert_id: String,
+    cert_arn: String,
+}
 
-    for step in &steps {
+impl<'a> Apply<'a> {
+    fn new(
+        client: &'a IotClient,
+        opts: &'a ProvisionOptions,
+        paths: &'a BundlePaths,
+        local: &'a LocalKey,
+        certificate: &CertState,
+    ) -> Self {
+        let (cert_id, cert_arn) = match certificate {
+            CertState::Active { id, arn } => (id.clone(), arn.clone()),
+            _ => (String::new(), String::new()),
+        };
+        Apply {
+            client,
+            opts,
+            paths,
+            local,
+            region_account: None,
+            changes: Vec::new(),
+            new_cert_pem: None,
+            mismatch: None,
+            cert_id,
+            cert_arn,
+        }
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<(), ProvisionError> {
+        let (client, policy_name) = (self.client, self.opts.role.policy_name());
         match step {
-            Step::CreateCertificate => {
-                let csr = match (&csr_text, &key_text) {
-                    (Some(csr), _) => csr.clone(),
-                    (None, Some(key)) => gopigo_pki::create_csr(key, &opts.thing)?,
-                    (None, None) => {
-                        let key = gopigo_pki::generate_key(opts.key_algorithm)?;
-                        // Kept before anything is signed: a key is never lost.
-                        bundle::write_private_new(&paths.key(), key.private_key_pem.as_bytes())?;
-                        changes.push(format!(
-                            "made a new {} private key {} (mode 0600; it never leaves this machine)",
-                            opts.key_algorithm,
-                            paths.key().display()
-                        ));
-                        let csr = gopigo_pki::create_csr(&key.private_key_pem, &opts.thing)?;
-                        new_key = Some(key.private_key_pem);
-                        csr
-                    }
-                };
-                let signed = client.create_certificate_from_csr(&csr).await?;
-                let info = gopigo_pki::parse_certificate_pem(&signed.pem)?;
-                let wanted = match (&csr_text, &new_key, &key_text) {
-                    (Some(csr), _, _) => gopigo_pki::csr_public_key_der(csr)?,
-                    (None, Some(k), _) | (None, None, Some(k)) => {
-                        gopigo_pki::private_key_public_key_der(k)?
-                    }
-                    (None, None, None) => Vec::new(),
-                };
-                if info.public_key_der != wanted {
-                    mismatch = Some(signed.id.clone());
-                }
-                changes.push(format!(
-                    "signed certificate {} (ACTIVE) from the CSR",
-                    signed.id
-                ));
-                if region_account.is_none() {
-                    region_account = region_account_of_arn(&signed.arn);
-                }
-                cert_id = signed.id;
-                cert_arn = signed.arn;
-                new_cert_pem = Some(signed.pem);
-            }
+            Step::CreateCertificate => self.create_certificate().await?,
             Step::CreateThing => {
-                client.create_thing(&opts.thing).await?;
-                changes.push(format!("created thing {}", opts.thing));
+                client.create_thing(&self.opts.thing).await?;
+                self.changes
+                    .push(format!("created thing {}", self.opts.thing));
             }
             Step::CreatePolicy => {
-                let doc = desired(&region_account, opts.role, &cert_arn)?;
+                let doc = desired(&self.region_account, self.opts.role, &self.cert_arn)?;
                 match client.create_policy(policy_name, &doc).await {
-                    Ok(()) => changes.push(format!("created policy {policy_name}")),
+                    Ok(()) => self.changes.push(format!("created policy {policy_name}")),
                     // Another provisioning run (a second robot) made it meanwhile.
                     Err(ProvisionError::Api(f)) if f.code == "ResourceAlreadyExistsException" => {
                         tracing::info!(policy = policy_name, "policy appeared meanwhile; using it");
@@ -269,48 +339,90 @@ pub async fn provision(
             }
             Step::DeletePolicyVersion(v) => {
                 client.delete_policy_version(policy_name, v).await?;
-                changes.push(format!("deleted old version {v} of policy {policy_name}"));
+                self.changes
+                    .push(format!("deleted old version {v} of policy {policy_name}"));
             }
             Step::CreatePolicyVersion => {
-                let doc = desired(&region_account, opts.role, &cert_arn)?;
+                let doc = desired(&self.region_account, self.opts.role, &self.cert_arn)?;
                 let v = client.create_policy_version(policy_name, &doc).await?;
-                changes.push(format!(
+                self.changes.push(format!(
                     "policy {policy_name} differed from the template: made version {v} the default"
                 ));
             }
             Step::AttachPolicy => {
-                client.attach_policy(policy_name, &cert_arn).await?;
-                changes.push(format!(
-                    "attached policy {policy_name} to certificate {cert_id}"
+                client.attach_policy(policy_name, &self.cert_arn).await?;
+                self.changes.push(format!(
+                    "attached policy {policy_name} to certificate {}",
+                    self.cert_id
                 ));
             }
             Step::AttachThingPrincipal => {
                 client
-                    .attach_thing_principal(&opts.thing, &cert_arn)
+                    .attach_thing_principal(&self.opts.thing, &self.cert_arn)
                     .await?;
-                changes.push(format!(
-                    "attached certificate {cert_id} to thing {}",
-                    opts.thing
+                self.changes.push(format!(
+                    "attached certificate {} to thing {}",
+                    self.cert_id, self.opts.thing
                 ));
             }
         }
+        Ok(())
     }
 
-    let endpoint = match &opts.mqtt_host {
-        Some(h) => h.clone(),
-        None => client.describe_endpoint().await?,
-    };
-
-    if let Some(id) = mismatch {
-        return Err(ProvisionError::CertificateMismatch {
-            id,
-            thing: opts.thing.clone(),
-            done: changes,
-        });
+    /// Signs a certificate for our key: from the CSR given, or a CSR made
+    /// from the bundle's key, or from a new key, written (0600) before
+    /// anything is signed so that a key is never lost.
+    async fn create_certificate(&mut self) -> Result<(), ProvisionError> {
+        let (opts, key_path) = (self.opts, self.paths.key());
+        let (csr, public_key) = match (&self.local.csr, &self.local.key) {
+            (Some(csr), _) => (csr.clone(), gopigo_pki::csr_public_key_der(csr)?),
+            (None, Some(key)) => (
+                gopigo_pki::create_csr(key, &opts.thing)?,
+                gopigo_pki::private_key_public_key_der(key)?,
+            ),
+            (None, None) => {
+                let key = gopigo_pki::generate_key(opts.key_algorithm)?;
+                gopigo_pki::write_new_private_file(&key_path, key.private_key_pem.as_bytes())?;
+                self.changes.push(format!(
+                    "made a new {} private key {} (mode 0600; it never leaves this machine)",
+                    opts.key_algorithm,
+                    key_path.display()
+                ));
+                (
+                    gopigo_pki::create_csr(&key.private_key_pem, &opts.thing)?,
+                    gopigo_pki::private_key_public_key_der(&key.private_key_pem)?,
+                )
+            }
+        };
+        let signed = self.client.create_certificate_from_csr(&csr).await?;
+        let info = gopigo_pki::parse_certificate_pem(&signed.pem)?;
+        if info.public_key_der != public_key {
+            self.mismatch = Some(signed.id.clone());
+        }
+        self.changes.push(format!(
+            "signed certificate {} (ACTIVE) from the CSR",
+            signed.id
+        ));
+        if self.region_account.is_none() {
+            self.region_account = region_account_of_arn(&signed.arn);
+        }
+        self.cert_id = signed.id;
+        self.cert_arn = signed.arn;
+        self.new_cert_pem = Some(signed.pem);
+        Ok(())
     }
+}
 
-    // The bundle.
-    if let Some(pem) = &new_cert_pem {
+/// Writes the bundle: the new certificate (if one was signed), `ca.pem` and
+/// `robot.toml` (each only when it changed), noting each in `changes`.
+fn write_bundle(
+    opts: &ProvisionOptions,
+    paths: &BundlePaths,
+    endpoint: &str,
+    new_cert_pem: Option<&str>,
+    changes: &mut Vec<String>,
+) -> Result<(), ProvisionError> {
+    if let Some(pem) = new_cert_pem {
         std::fs::write(paths.cert(), pem)
             .map_err(|e| ProvisionError::io("write", &paths.cert(), e))?;
         changes.push(format!("wrote {}", paths.cert().display()));
@@ -328,23 +440,12 @@ pub async fn provision(
     // which the agent and the controller take relative to the file, so the
     // bundle still works when moved or copied as a whole.
     let files_dir = opts.install_dir.clone().unwrap_or_default();
-    let config = bundle::render_config(
-        &opts.thing,
-        &endpoint,
-        opts.mqtt_port,
-        opts.alpn,
-        &files_dir,
-    )?;
+    let config =
+        bundle::render_config(&opts.thing, endpoint, opts.mqtt_port, opts.alpn, &files_dir)?;
     if bundle::write_if_changed(&paths.config(), config.as_bytes())? == Written::Changed {
         changes.push(format!("wrote {}", paths.config().display()));
     }
-    Ok(ProvisionReport {
-        changes,
-        certificate_id: cert_id,
-        certificate_arn: cert_arn,
-        endpoint,
-        config_path: paths.config(),
-    })
+    Ok(())
 }
 
 fn desired(
