@@ -23,13 +23,13 @@ variable "role" {
 }
 
 variable "create_policy" {
-  description = "Create the fleet policy here. Set false for every thing but one of each role, so the shared policy is managed once (or import it)."
+  description = "Create the fleet policy here. Set false for every thing but one of each role, so the shared policy is managed once (or import it); those modules then take policy_name = module.<the creating one>.policy_name, which makes their attachment wait for the policy."
   type        = bool
   default     = true
 }
 
 variable "policy_name" {
-  description = "Name of the fleet policy to create or attach; default gopigo-robot / gopigo-controller (the names `gopigo provision` uses)."
+  description = "Name of the fleet policy to create or attach; default gopigo-robot / gopigo-controller (the names `gopigo provision` uses). With create_policy = false, pass the creating module's policy_name output here: without that reference Terraform may attach before the policy exists."
   type        = string
   default     = ""
 }

@@ -4,6 +4,7 @@ aws CLI, boto3 and openssl against a core started by the test."""
 import json
 import os
 import stat
+import time
 import urllib.error
 import urllib.request
 
@@ -196,6 +197,13 @@ def test_errors_have_aws_status_and_type(core, tmp_path):
     st, code, _ = err(iot.delete_certificate, certificateId=cid)
     assert (st, code) == (409, "DeleteConflictException")
     iot.detach_policy(policyName="p", target=arn)
+    # detaching is eventual, as on AWS (--detach-delay): the thing still
+    # lists the certificate for a while, and the delete is refused till then
+    st, code, _ = err(iot.delete_certificate, certificateId=cid)
+    assert (st, code) == (409, "DeleteConflictException")
+    deadline = time.monotonic() + 30
+    while iot.list_thing_principals(thingName="r1")["principals"] and time.monotonic() < deadline:
+        time.sleep(0.2)
     iot.delete_certificate(certificateId=cid)
     st, code, _ = err(iot.describe_certificate, certificateId=cid)
     assert (st, code) == (404, "ResourceNotFoundException")
@@ -290,6 +298,12 @@ def test_delete_thing_with_a_principal_attached_is_refused_as_on_aws(core):
     out = core.aws("iot", "delete-thing", "--thing-name", "r9", check=False)
     assert out.returncode != 0 and "still attached to one or more principals" in out.stderr
     iot.detach_thing_principal(thingName="r9", principal=arn)
+    # detaching is eventual (--detach-delay, 2 s by default), as on AWS
+    st, code, msg = err(iot.delete_thing, thingName="r9")
+    assert (st, code) == (400, "InvalidRequestException") and "still attached" in msg
+    deadline = time.monotonic() + 30
+    while iot.list_thing_principals(thingName="r9")["principals"] and time.monotonic() < deadline:
+        time.sleep(0.2)
     iot.delete_thing(thingName="r9")
     st, code, _ = err(iot.describe_thing, thingName="r9")
     assert st == 404

@@ -116,6 +116,18 @@ def moto_server():
     server.stop()
 
 
+@pytest.fixture
+def core(tmp_path):
+    """A core without the detach delay: moto detaches at once, and the
+    script compares error texts, not timing (test_provision.py covers the
+    delay)."""
+    from conftest import Core
+
+    c = Core(tmp_path / "core", extra=["--detach-delay", "0"])
+    yield c
+    c.stop()
+
+
 def test_same_sequence_as_moto(core, moto_server, tmp_path):
     from conftest import run
 

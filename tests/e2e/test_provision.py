@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import types
 from pathlib import Path
 
@@ -175,6 +176,111 @@ def test_deprovision_leaves_nothing(core, tmp_path, fleet):
     assert r.returncode == 0 and "nothing to do" in r.stdout
     # the device's key is not touched by deprovision
     assert (fleet[0] / "key.pem").exists()
+
+
+def test_deprovision_waits_for_an_asynchronous_detach(tmp_path):
+    """AWS detaches a thing's principal asynchronously: it stays listed, and
+    DeleteThing fails with "still attached", for a while. The core emulates
+    this (--detach-delay); a naive detach-then-delete fails against it, and
+    `gopigo deprovision` waits and succeeds."""
+    from conftest import Core
+
+    delay = 8
+    core = Core(tmp_path / "core", extra=["--detach-delay", str(delay)])
+    try:
+        provision(core, tmp_path, "slow")
+        provision(core, tmp_path, "r1")
+        iot = core.client()
+        # the naive order, as a script without waiting would do it
+        [arn] = iot.list_thing_principals(thingName="r1")["principals"]
+        iot.detach_thing_principal(thingName="r1", principal=arn)
+        assert iot.list_thing_principals(thingName="r1")["principals"] == [arn]
+        with pytest.raises(iot.exceptions.InvalidRequestException) as e:
+            iot.delete_thing(thingName="r1")
+        assert e.value.response["Error"]["Message"] == \
+            "Cannot delete. Thing r1 is still attached to one or more principals"
+        # ... and the certificate cannot go either while the thing still lists it
+        cert_id = arn.rsplit("/", 1)[1]
+        iot.update_certificate(certificateId=cert_id, newStatus="INACTIVE")
+        with pytest.raises(iot.exceptions.DeleteConflictException):
+            iot.delete_certificate(certificateId=cert_id, forceDelete=True)
+
+        # deprovision waits it out: polls ListThingPrincipals, retries the deletes
+        started = time.monotonic()
+        r = gopigo("deprovision", "--thing", "slow", "--data-dir", core.data_dir,
+                   "--delete-policies")
+        took = time.monotonic() - started
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "delete the thing" in r.stdout
+        # it could only succeed once the detach had landed
+        assert took >= delay - 0.5, took
+        things = sorted(t["thingName"] for t in iot.list_things()["things"])
+        assert things == ["r1"]
+        # the lingering attachment of r1 is over too
+        assert iot.list_thing_principals(thingName="r1")["principals"] == []
+        iot.delete_thing(thingName="r1")
+    finally:
+        core.stop()
+
+
+def test_detach_delay_zero_detaches_at_once(tmp_path):
+    from conftest import Core
+
+    core = Core(tmp_path / "core", extra=["--detach-delay", "0"])
+    try:
+        provision(core, tmp_path, "r1")
+        iot = core.client()
+        [arn] = iot.list_thing_principals(thingName="r1")["principals"]
+        iot.detach_thing_principal(thingName="r1", principal=arn)
+        assert iot.list_thing_principals(thingName="r1")["principals"] == []
+        iot.delete_thing(thingName="r1")
+        r = gopigo("core", "--detach-delay=-1", "--data-dir", tmp_path / "x")
+        assert r.returncode != 0 and "give seconds from 0 to 3600" in r.stderr, r.stderr
+    finally:
+        core.stop()
+
+
+def test_check_waits_for_a_fresh_policy_to_take_effect(tmp_path):
+    """On AWS a new policy attachment takes minutes to reach the broker; the
+    core emulates it (--policy-delay). `gopigo check` on a fresh bundle says
+    so (WAIT lines) and retries, instead of telling the user to re-provision."""
+    from conftest import Core
+
+    delay = 10
+    core = Core(tmp_path / "core", extra=["--policy-delay", str(delay)])
+    try:
+        early, _ = provision(core, tmp_path, "r2")
+        # without waiting, the connect is refused: the policy is not in force yet
+        r = gopigo("check", "--bundle", early, "--policy-wait", "0")
+        assert r.returncode != 0, r.stdout
+        assert "FAIL connect" in r.stdout, r.stdout
+        assert "WAIT" not in r.stdout
+
+        bundle, _ = provision(core, tmp_path, "r1")
+        started = time.monotonic()
+        r = gopigo("check", "--bundle", bundle, "--policy-wait", "120", "--retry-every", "1")
+        took = time.monotonic() - started
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "all checks passed" in r.stdout
+        waits = [l for l in r.stdout.splitlines() if l.startswith("WAIT")]
+        assert waits, r.stdout
+        assert "up to 8 minutes to put a new policy in force" in waits[0]
+        assert "re-run" not in r.stdout and "FAIL" not in r.stdout, r.stdout
+        # every PASS step is shown once, not once per retry
+        assert r.stdout.count("PASS tcp") == 1, r.stdout
+        assert took < 120
+
+        # a bound: past --policy-wait it fails, and says what to do first
+        iot = core.client()
+        [arn] = iot.list_thing_principals(thingName="r2")["principals"]
+        iot.detach_policy(policyName="gopigo-robot", target=arn)
+        time.sleep(delay + 1)
+        r = gopigo("check", "--bundle", early, "--policy-wait", "3", "--retry-every", "1")
+        assert r.returncode != 0
+        assert "WAIT" in r.stdout and "FAIL connect" in r.stdout, r.stdout
+        assert "run `gopigo check` again in a few minutes before changing anything" in r.stdout
+    finally:
+        core.stop()
 
 
 def test_check_failures_name_their_cause(core, tmp_path, fleet):
@@ -355,9 +461,10 @@ def test_terraform_module_against_moto(tmp_path):
     module = Path(__file__).resolve().parents[2] / "deploy" / "terraform"
     root = tmp_path / "root"
     root.mkdir()
-    assert run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-               "-keyout", str(root / "device.key"), "-out", str(root / "device.csr"),
-               "-subj", "/CN=tf-robot").returncode == 0
+    for name in ("device", "r2", "r3", "ctl"):
+        assert run("openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                   "-keyout", str(root / f"{name}.key"), "-out", str(root / f"{name}.csr"),
+                   "-subj", f"/CN=tf-{name}").returncode == 0
     (root / "main.tf").write_text(f"""
 variable "endpoint" {{ type = string }}
 provider "aws" {{
@@ -376,6 +483,28 @@ module "robot" {{
   source     = "{module}"
   thing_name = "tf-robot"
   csr_path   = "device.csr"
+}}
+# further robots share the policy the first one creates; the reference to its
+# output is what makes their attachments wait for the policy
+module "robot2" {{
+  source        = "{module}"
+  thing_name    = "tf-robot2"
+  csr_path      = "r2.csr"
+  create_policy = false
+  policy_name   = module.robot.policy_name
+}}
+module "robot3" {{
+  source        = "{module}"
+  thing_name    = "tf-robot3"
+  csr_path      = "r3.csr"
+  create_policy = false
+  policy_name   = module.robot.policy_name
+}}
+module "controller" {{
+  source     = "{module}"
+  thing_name = "tf-ctl"
+  csr_path   = "ctl.csr"
+  role       = "controller"
 }}
 output "endpoint_address" {{ value = module.robot.endpoint_address }}
 output "certificate_arn" {{ value = module.robot.certificate_arn }}
@@ -396,17 +525,25 @@ output "certificate_arn" {{ value = module.robot.certificate_arn }}
         tf("init", "-input=false", f"-plugin-dir={TF_PLUGINS}")
         tf("validate")
         out = tf("apply", "-auto-approve", "-input=false", f"-var=endpoint={url}")
-        assert "Resources: 5 added" in out, out
+        assert "Resources: 18 added" in out, out
         iot = boto3.client("iot", endpoint_url=url, region_name="eu-west-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
-        assert [t["thingName"] for t in iot.list_things()["things"]] == ["tf-robot"]
-        cert = iot.list_certificates()["certificates"][0]
-        assert cert["status"] == "ACTIVE"
-        assert [p["policyName"] for p in iot.list_attached_policies(target=cert["certificateArn"])["policies"]] \
-            == ["gopigo-robot"]
-        assert iot.list_thing_principals(thingName="tf-robot")["principals"] == [cert["certificateArn"]]
+        assert sorted(t["thingName"] for t in iot.list_things()["things"]) == \
+            ["tf-ctl", "tf-robot", "tf-robot2", "tf-robot3"]
+        for thing, policy in [("tf-robot", "gopigo-robot"), ("tf-robot2", "gopigo-robot"),
+                              ("tf-robot3", "gopigo-robot"), ("tf-ctl", "gopigo-controller")]:
+            [arn] = iot.list_thing_principals(thingName=thing)["principals"]
+            cert = iot.describe_certificate(certificateId=arn.rsplit("/", 1)[1])["certificateDescription"]
+            assert cert["status"] == "ACTIVE"
+            assert [p["policyName"] for p in iot.list_attached_policies(target=arn)["policies"]] == [policy]
         doc = iot.get_policy(policyName="gopigo-robot")["policyDocument"]
         assert "iot:*" not in doc and "${iot:Connection.Thing.ThingName}" in doc
+        # the controller's policy is provision's too: presence events included
+        ctl_doc = json.loads(iot.get_policy(policyName="gopigo-controller")["policyDocument"])
+        assert "$aws/events/presence" in json.dumps(ctl_doc)
+        r = gopigo("policy", "--role", "controller", "--region", "eu-west-1",
+                   "--account", ctl_doc["Statement"][0]["Resource"].split(":")[4])
+        assert json.loads(r.stdout) == ctl_doc, r.stdout + r.stderr
 
         # the same template as gopigo provision: no new policy version
         genv = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -419,7 +556,7 @@ output "certificate_arn" {{ value = module.robot.certificate_arn }}
         assert r.returncode == 0, r.stderr
 
         out = tf("destroy", "-auto-approve", "-input=false", f"-var=endpoint={url}")
-        assert "Resources: 5 destroyed" in out
+        assert "Resources: 18 destroyed" in out
         assert iot.list_things()["things"] == [] and iot.list_certificates()["certificates"] == []
         assert iot.list_policies()["policies"] == []
     finally:

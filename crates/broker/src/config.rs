@@ -66,12 +66,9 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
-    /// `arn:aws:iot:{region}:{account}:{resource}`.
+    /// `arn:{partition}:iot:{region}:{account}:{resource}`.
     pub fn arn(&self, resource: &str) -> String {
-        format!(
-            "arn:aws:iot:{}:{}:{}",
-            self.region, self.account_id, resource
-        )
+        gopigo_policy::arn(&self.region, &self.account_id, resource)
     }
 
     /// The QoS 0 queue byte cap in force: never below one whole message.

@@ -206,12 +206,9 @@ impl ClientIdentity {
         }
     }
 
-    /// The principal ARN (`arn:aws:iot:{region}:{account}:cert/{id}`).
+    /// The principal ARN (`arn:{partition}:iot:{region}:{account}:cert/{id}`).
     pub fn principal_arn(&self, region: &str, account_id: &str) -> String {
-        format!(
-            "arn:aws:iot:{region}:{account_id}:cert/{}",
-            self.certificate_id
-        )
+        gopigo_policy::arn(region, account_id, &format!("cert/{}", self.certificate_id))
     }
 
     /// The (first) value of a certificate policy variable, if the certificate has it.

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use gopigo_broker::HttpLimits;
 
+/// How long a detached thing principal lingers by default.
+pub const DEFAULT_DETACH_DELAY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How the core is started.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -37,6 +40,12 @@ pub struct CoreConfig {
     pub https_limits: HttpLimits,
     /// Most open connections on each MQTT listener.
     pub mqtt_max_connections: usize,
+    /// How long a detached thing principal stays listed and blocks
+    /// DeleteThing, as on AWS where DetachThingPrincipal is asynchronous.
+    pub detach_delay: std::time::Duration,
+    /// How long policy changes (attach, detach, new default version) take
+    /// to reach the broker; AWS documents up to several minutes. 0 = at once.
+    pub policy_delay: std::time::Duration,
 }
 
 impl CoreConfig {
@@ -56,6 +65,8 @@ impl CoreConfig {
             control_limits: HttpLimits::default(),
             https_limits: HttpLimits::default(),
             mqtt_max_connections: gopigo_broker::BrokerConfig::default().max_connections,
+            detach_delay: DEFAULT_DETACH_DELAY,
+            policy_delay: std::time::Duration::ZERO,
         }
     }
 }

@@ -472,7 +472,7 @@ async fn delete_thing(
                 ));
             }
         }
-        if !state.store.thing_principals(&name)?.is_empty() {
+        if !state.thing_principals(&name)?.is_empty() {
             // AWS refuses (a real account's log: aws-nuke issue 374); the
             // caller detaches first, and waits, since detaching is eventual.
             return Err(ApiError::invalid(format!(
@@ -566,6 +566,7 @@ async fn attach_thing_principal(
     existing_thing(&state, &name)?;
     certificate_of_principal(&state, &principal)?;
     state.store.attach_thing_principal(&name, &principal)?;
+    state.lingering.attached(&name, &principal);
     state.changed();
     empty()
 }
@@ -577,6 +578,13 @@ async fn detach_thing_principal(
 ) -> ApiResult {
     let principal = principal_header(&headers)?;
     existing_thing(&state, &name)?;
+    if state.store.thing_principals(&name)?.contains(&principal) {
+        // Asynchronous on AWS: still listed, still blocking DeleteThing,
+        // for a while.
+        state
+            .lingering
+            .detached(&name, &principal, state.detach_delay);
+    }
     state.store.detach_thing_principal(&name, &principal)?;
     state.changed();
     empty()
@@ -592,7 +600,7 @@ async fn list_thing_principals(
             "Failed to list principals for thing {name} because the thing does not exist in your account"
         )));
     }
-    let all = state.store.thing_principals(&name)?;
+    let all = state.thing_principals(&name)?;
     let (page, next) = paginate(&all, &q, "maxResults", "nextToken", 25)?;
     page_response("principals", json!(page), "nextToken", next)
 }
@@ -603,7 +611,7 @@ async fn list_principal_things(
     q: Q,
 ) -> ApiResult {
     let principal = principal_header(&headers)?;
-    let all = state.store.principal_things(&principal)?;
+    let all = state.principal_things(&principal)?;
     let (page, next) = paginate(&all, &q, "maxResults", "nextToken", 25)?;
     page_response("things", json!(page), "nextToken", next)
 }
@@ -729,10 +737,16 @@ async fn create_policy_version(
     existing_policy(&state, &name)?;
     validate_policy(document)?;
     let set_default = query_bool(&q, "setAsDefault")?;
+    let old = existing_policy(&state, &name)?.document;
     let v = state
         .store
         .add_policy_version(&name, document, set_default)?;
-    state.changed();
+    if set_default {
+        state
+            .policy_pending
+            .new_default(&name, old, state.policy_delay);
+    }
+    state.changed_now_and_after(state.policy_delay);
     ok(json!({
         "policyArn": state.arn(&format!("policy/{name}")),
         "policyDocument": v.document,
@@ -800,8 +814,12 @@ async fn set_default_policy_version(
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult {
     let n = parse_version(&version)?;
+    let old = existing_policy(&state, &name)?.document;
     state.store.set_default_policy_version(&name, n)?;
-    state.changed();
+    state
+        .policy_pending
+        .new_default(&name, old, state.policy_delay);
+    state.changed_now_and_after(state.policy_delay);
     empty()
 }
 
@@ -825,7 +843,12 @@ async fn attach_policy(
         ));
     }
     state.store.attach_policy(&policy, target)?;
-    state.changed();
+    if !attached.contains(&policy) {
+        state
+            .policy_pending
+            .attached(&policy, target, state.policy_delay);
+    }
+    state.changed_now_and_after(state.policy_delay);
     empty()
 }
 
@@ -836,7 +859,7 @@ async fn detach_policy(
 ) -> ApiResult {
     let body = body_object(&body)?;
     let target = required_str(&body, "target")?;
-    existing_policy(&state, &policy)?;
+    let document = existing_policy(&state, &policy)?.document;
     if !state.store.detach_policy(&policy, target)? {
         // ResourceNotFoundException, as moto's tests/test_iot/test_iot.py
         // (test_principal_policy) expects; no AWS log says otherwise.
@@ -844,7 +867,10 @@ async fn detach_policy(
             "The policy {policy} is not attached to {target}"
         )));
     }
-    state.changed();
+    state
+        .policy_pending
+        .detached(&policy, target, document, state.policy_delay);
+    state.changed_now_and_after(state.policy_delay);
     empty()
 }
 
@@ -1071,7 +1097,7 @@ async fn delete_certificate(
         )));
     }
     let arn = state.arn(&format!("cert/{id}"));
-    let things = state.store.principal_things(&arn)?;
+    let things = state.principal_things(&arn)?;
     if !things.is_empty() {
         return Err(ApiError::delete_conflict(format!(
             "Things must be detached before deletion (arn: {arn})"

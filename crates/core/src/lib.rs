@@ -28,6 +28,7 @@
 //! [`Core::bind`] opens the listeners; [`Core::serve`] runs until shutdown.
 
 pub mod config;
+pub mod consistency;
 pub mod control;
 pub mod credentials;
 pub mod data;
@@ -144,18 +145,23 @@ pub struct CoreState {
     broker: OnceLock<gopigo_broker::BrokerHandle>,
     shadow_rate: std::sync::Mutex<gopigo_shadow::RateLimiter>,
     started: std::time::Instant,
+    /// How long a detached thing principal stays visible (AWS: detaching
+    /// is asynchronous).
+    pub detach_delay: std::time::Duration,
+    /// How long policy changes take to reach the broker (0 = at once).
+    pub policy_delay: std::time::Duration,
+    pub(crate) lingering: consistency::Lingering,
+    pub(crate) policy_pending: consistency::PolicyDelay,
 }
 
 /// Delivers a message into the broker: `(topic, payload, qos, retain)`.
 pub type Publisher = Arc<dyn Fn(&str, Vec<u8>, u8, bool) + Send + Sync>;
 
 impl CoreState {
-    /// `arn:aws:iot:{region}:{account}:{resource}`.
+    /// `arn:{partition}:iot:{region}:{account}:{resource}` (the partition
+    /// follows the region: `aws-cn`, `aws-us-gov` or `aws`).
     pub fn arn(&self, resource: &str) -> String {
-        format!(
-            "arn:aws:iot:{}:{}:{}",
-            self.region, self.account_id, resource
-        )
+        gopigo_policy::arn(&self.region, &self.account_id, resource)
     }
 
     /// The certificate id in one of this account's certificate ARNs.
@@ -204,6 +210,34 @@ impl CoreState {
 
     pub(crate) fn changed(&self) {
         let _ = self.events.send(CoreEvent::RegistryChanged);
+    }
+
+    /// Signals a registry change now and again after `delay`, when a
+    /// delayed change lands (the broker's cache then reloads).
+    pub(crate) fn changed_now_and_after(self: &Arc<Self>, delay: std::time::Duration) {
+        self.changed();
+        if !delay.is_zero() {
+            let state = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay + std::time::Duration::from_millis(10)).await;
+                state.changed();
+            });
+        }
+    }
+
+    /// Principals attached to `thing`, as the control plane lists them
+    /// (detached ones linger for [`CoreState::detach_delay`]).
+    pub fn thing_principals(&self, thing: &str) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .lingering
+            .principals_of(thing, self.store.thing_principals(thing)?))
+    }
+
+    /// Things attached to `principal`, as the control plane lists them.
+    pub fn principal_things(&self, principal: &str) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .lingering
+            .things_of(principal, self.store.principal_things(principal)?))
     }
 
     pub(crate) fn certificate_deactivated(&self, id: &str) {
@@ -296,6 +330,10 @@ impl Core {
             broker: OnceLock::new(),
             shadow_rate: std::sync::Mutex::new(gopigo_shadow::RateLimiter::default()),
             started: std::time::Instant::now(),
+            detach_delay: config.detach_delay,
+            policy_delay: config.policy_delay,
+            lingering: Default::default(),
+            policy_pending: Default::default(),
         });
         Ok(Core {
             config,

@@ -65,7 +65,7 @@ impl RegistryAuthority {
                 }
                 Ok(own)
             }) {
-            Ok(docs) => docs,
+            Ok(docs) => self.state.policy_pending.broker_view(principal, docs),
             Err(e) => {
                 tracing::error!(principal, error = %e, "cannot read policies; denying");
                 return (Vec::new(), Vec::new());

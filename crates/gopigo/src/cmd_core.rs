@@ -77,6 +77,24 @@ pub struct CoreArgs {
     /// at once.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..), env = "GOPIGO_CORE_MAX_MQTT_CONNECTIONS")]
     max_mqtt_connections: u64,
+    /// Seconds a detached thing principal stays listed and keeps DeleteThing
+    /// refusing, as on AWS where DetachThingPrincipal is asynchronous; 0 = at
+    /// once.
+    #[arg(long, default_value_t = 2.0, value_parser = parse_delay, env = "GOPIGO_CORE_DETACH_DELAY")]
+    detach_delay: f64,
+    /// Seconds policy changes (attach, detach, new default version) take to
+    /// reach the broker, as AWS's propagation does (up to several minutes);
+    /// 0 = at once.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_delay, env = "GOPIGO_CORE_POLICY_DELAY")]
+    policy_delay: f64,
+}
+
+/// A delay in seconds: 0 to one hour.
+fn parse_delay(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a delay: give seconds from 0 to 3600")),
+    }
 }
 
 /// Arguments of `gopigo env`.
@@ -115,6 +133,8 @@ pub fn run(args: CoreArgs) -> anyhow::Result<()> {
     config.control_limits = http.clone();
     config.https_limits = http;
     config.mqtt_max_connections = args.max_mqtt_connections as usize;
+    config.detach_delay = Duration::from_secs_f64(args.detach_delay);
+    config.policy_delay = Duration::from_secs_f64(args.policy_delay);
     raise_open_file_limit();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {

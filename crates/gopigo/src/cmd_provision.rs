@@ -27,6 +27,36 @@ pub enum Commands {
     /// Check a device's connection step by step (DNS, TCP, TLS, certificate,
     /// MQTT CONNECT, publish/subscribe round trip), with the likely fix.
     Check(CheckArgs),
+    /// Print a role's policy document: with --region and --account the one
+    /// `gopigo provision` attaches, with --template the Terraform template
+    /// deploy/terraform/policies/ROLE.json.tftpl holds.
+    Policy(PolicyArgs),
+}
+
+/// Arguments of `gopigo policy`.
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    /// robot or controller.
+    #[arg(long)]
+    role: Role,
+    /// Region of the ARNs (its partition follows: cn-* is aws-cn, us-gov-* is aws-us-gov).
+    #[arg(
+        long,
+        required_unless_present = "template",
+        conflicts_with = "template"
+    )]
+    region: Option<String>,
+    /// 12-digit account id of the ARNs.
+    #[arg(
+        long,
+        required_unless_present = "template",
+        conflicts_with = "template"
+    )]
+    account: Option<String>,
+    /// Print the Terraform templatefile() template instead
+    /// (${partition}, ${region}, ${account_id}).
+    #[arg(long)]
+    template: bool,
 }
 
 /// Which control plane to talk to.
@@ -101,7 +131,7 @@ pub struct ProvisionArgs {
     #[arg(long)]
     install_dir: Option<PathBuf>,
     /// CA certificate to put in the bundle as ca.pem [default: the local
-    /// core's CA; with --aws the embedded Amazon Root CA 1].
+    /// core's CA; with --aws the embedded Amazon Root CA 1 and Root CA 3].
     #[arg(long)]
     ca_file: Option<PathBuf>,
     /// Sign this CSR (made on the device, e.g. `openssl req -new ...` or
@@ -154,6 +184,15 @@ pub struct CheckArgs {
     /// Seconds to wait for each step.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
+    /// Seconds to keep retrying when a freshly provisioned certificate's
+    /// connect, subscribe or round trip is refused (its policy may not be in
+    /// force yet). Default: 480 for an AWS endpoint (AWS documents 6 to 8
+    /// minutes), 0 otherwise.
+    #[arg(long)]
+    policy_wait: Option<u64>,
+    /// Seconds between those retries.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    retry_every: u64,
 }
 
 /// Runs one of them.
@@ -163,7 +202,24 @@ pub fn run(cmd: Commands) -> anyhow::Result<()> {
         Commands::Provision(args) => rt.block_on(provision(args)),
         Commands::Deprovision(args) => rt.block_on(deprovision(args)),
         Commands::Check(args) => rt.block_on(check(args)),
+        Commands::Policy(args) => print_policy(args),
     }
+}
+
+/// `gopigo policy`.
+fn print_policy(args: PolicyArgs) -> anyhow::Result<()> {
+    match (args.template, args.region, args.account) {
+        (true, _, _) => print!("{}", gopigo_provision::policy::policy_template(args.role)),
+        (false, Some(region), Some(account)) => {
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                bail!("--account {account:?} is not an AWS account id: give its 12 digits");
+            }
+            let text = gopigo_provision::policy::policy_text(args.role, &region, &account);
+            println!("{text}");
+        }
+        _ => bail!("give --region and --account, or --template"),
+    }
+    Ok(())
 }
 
 /// `~/gopigo-bundles` (the docs' and the Ansible playbook's place), else
@@ -196,7 +252,7 @@ async fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
             args.ca_file
                 .clone()
                 .map(CaSource::File)
-                .unwrap_or(CaSource::AmazonRootCa1),
+                .unwrap_or(CaSource::AmazonRoots),
             args.mqtt_port.unwrap_or(8883),
             None,
         ),
@@ -281,8 +337,21 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
             ""
         }
     );
+    let on_aws = [".amazonaws.com", ".amazonaws.com.cn"]
+        .iter()
+        .any(|d| config.mqtt.host.ends_with(d));
+    let policy_wait = args
+        .policy_wait
+        .map(Duration::from_secs)
+        .unwrap_or(if on_aws {
+            gopigo_provision::check::AWS_POLICY_PROPAGATION
+        } else {
+            Duration::ZERO
+        });
     let timeouts = CheckTimeouts {
         step: Duration::from_secs(args.timeout.max(1)),
+        propagation: policy_wait,
+        retry_every: Duration::from_secs(args.retry_every),
         ..CheckTimeouts::default()
     };
     let ok = run_check(&config.thing, &config.mqtt, timeouts, &mut |r| {

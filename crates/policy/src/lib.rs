@@ -54,8 +54,80 @@ pub use document::{evaluate, Decision, PolicyDocument};
 pub use error::{PolicyError, MAX_POLICY_CHARS};
 pub use glob::glob_match;
 
-/// The ARN of an AWS IoT resource: `arn:aws:iot:{region}:{account}:{resource}`,
-/// e.g. `arn("us-east-1", "123456789012", "topic/a/b")`.
+/// The ARN of an AWS IoT resource:
+/// `arn:{partition}:iot:{region}:{account}:{resource}`, e.g.
+/// `arn("us-east-1", "123456789012", "topic/a/b")`; the partition follows
+/// the region ([`partition`]).
 pub fn arn(region: &str, account: &str, resource: &str) -> String {
-    format!("arn:aws:iot:{region}:{account}:{resource}")
+    format!(
+        "arn:{}:iot:{region}:{account}:{resource}",
+        partition(region)
+    )
+}
+
+/// The AWS partition of a region, by the region patterns of botocore's
+/// `endpoints.json`: `cn-*` is `aws-cn`, `us-gov-*` is `aws-us-gov`, the
+/// rest `aws`.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The DNS suffix of a region's endpoints (botocore's `endpoints.json`
+/// `dnsSuffix`): `amazonaws.com.cn` in `aws-cn`, `amazonaws.com` elsewhere
+/// (`aws-us-gov` included).
+pub fn dns_suffix(region: &str) -> &'static str {
+    if partition(region) == "aws-cn" {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    }
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::*;
+
+    #[test]
+    fn arns_and_endpoints_follow_the_partition() {
+        for (region, arn_prefix, suffix) in [
+            ("us-east-1", "arn:aws:iot:us-east-1:", "amazonaws.com"),
+            (
+                "ap-southeast-2",
+                "arn:aws:iot:ap-southeast-2:",
+                "amazonaws.com",
+            ),
+            (
+                "cn-north-1",
+                "arn:aws-cn:iot:cn-north-1:",
+                "amazonaws.com.cn",
+            ),
+            (
+                "cn-northwest-1",
+                "arn:aws-cn:iot:cn-northwest-1:",
+                "amazonaws.com.cn",
+            ),
+            (
+                "us-gov-west-1",
+                "arn:aws-us-gov:iot:us-gov-west-1:",
+                "amazonaws.com",
+            ),
+            (
+                "us-gov-east-1",
+                "arn:aws-us-gov:iot:us-gov-east-1:",
+                "amazonaws.com",
+            ),
+        ] {
+            assert_eq!(
+                arn(region, "123456789012", "client/r1"),
+                format!("{arn_prefix}123456789012:client/r1")
+            );
+            assert_eq!(dns_suffix(region), suffix, "{region}");
+        }
+    }
 }

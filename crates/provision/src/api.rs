@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
 use crate::creds::Target;
+use crate::retry::{is_retryable, RetryPolicy};
 use crate::ProvisionError;
 
 /// Everything but RFC 3986 unreserved characters.
@@ -90,6 +91,7 @@ pub fn error_code(header: Option<&str>, body: &Value) -> String {
 pub struct IotClient {
     target: Target,
     tls: Arc<rustls::ClientConfig>,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for IotClient {
@@ -133,7 +135,14 @@ impl IotClient {
         Ok(IotClient {
             target,
             tls: Arc::new(tls),
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// The same client with another retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// The target this client calls.
@@ -141,8 +150,50 @@ impl IotClient {
         &self.target
     }
 
-    /// Sends one signed request; `path` has its segments already encoded.
+    /// Sends one signed request, `path` with its segments already encoded,
+    /// and retries throttling and server errors as the AWS SDKs' standard
+    /// retry mode does (see [`crate::retry`]).
     pub async fn call(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        extra_headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Result<Value, ApiFailure>, ProvisionError> {
+        let mut retry = 0;
+        loop {
+            let answer = self
+                .call_once(
+                    operation,
+                    method.clone(),
+                    path,
+                    query,
+                    extra_headers,
+                    body.clone(),
+                )
+                .await?;
+            match answer {
+                Err(f) if is_retryable(&f) && retry + 1 < self.retry.max_attempts => {
+                    let delay = self.retry.jittered_backoff(retry);
+                    tracing::warn!(
+                        operation,
+                        status = f.status,
+                        code = %f.code,
+                        delay_ms = delay.as_millis() as u64,
+                        "throttled or server error; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                    retry += 1;
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// One attempt of [`IotClient::call`], bounded by `REQUEST_TIMEOUT`.
+    async fn call_once(
         &self,
         operation: &'static str,
         method: Method,
@@ -481,5 +532,93 @@ mod tests {
             "arn%3Aaws%3Aiot%3Aus-east-1%3A1%3Acert%2Fab"
         );
         assert_eq!(encode("robot-1_a.b~"), "robot-1_a.b~");
+    }
+
+    /// A control plane on loopback that answers each connection with the
+    /// next of `answers` (status, error type) and counts the requests.
+    async fn scripted_server(
+        answers: Vec<(u16, &'static str)>,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            for (status, code) in answers {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 8192];
+                let _ = s.read(&mut buf).await.unwrap();
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = if status == 200 {
+                    r#"{"thingName":"r1"}"#.to_string()
+                } else {
+                    format!(r#"{{"message":"{code}"}}"#)
+                };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                     x-amzn-ErrorType: {code}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                s.write_all(head.as_bytes()).await.unwrap();
+                s.write_all(body.as_bytes()).await.unwrap();
+            }
+        });
+        (url, seen)
+    }
+
+    fn client(url: String) -> IotClient {
+        IotClient::new(Target {
+            endpoint_url: url,
+            region: "us-east-1".into(),
+            key: crate::creds::AccessKey {
+                id: "AKIDEXAMPLE".into(),
+                secret: "secret".into(),
+                session_token: None,
+            },
+            source: "test".into(),
+            ca_bundle: None,
+        })
+        .unwrap()
+        .with_retry(RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
+        })
+    }
+
+    #[tokio::test]
+    async fn throttling_and_server_errors_are_retried_until_an_answer() {
+        let (url, seen) = scripted_server(vec![
+            (429, "TooManyRequestsException"),
+            (503, "ServiceUnavailableException"),
+            (200, ""),
+        ])
+        .await;
+        let thing = client(url).describe_thing("r1").await.unwrap().unwrap();
+        assert_eq!(thing["thingName"], "r1");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn three_attempts_at_most_then_the_error() {
+        let (url, seen) = scripted_server(vec![
+            (400, "ThrottlingException"),
+            (400, "ThrottlingException"),
+            (400, "ThrottlingException"),
+            (200, ""),
+        ])
+        .await;
+        let err = client(url).describe_thing("r1").await.unwrap_err();
+        assert!(err.to_string().contains("ThrottlingException"), "{err}");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_not_retried() {
+        let (url, seen) = scripted_server(vec![(400, "InvalidRequestException"), (200, "")]).await;
+        let err = client(url).describe_thing("r1").await.unwrap_err();
+        assert!(err.to_string().contains("InvalidRequestException"), "{err}");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -23,6 +23,19 @@ pub const CONFIG_FILE: &str = "robot.toml";
 /// (checked by a test), the same certificate as Debian's `Amazon_Root_CA_1.pem`.
 pub const AMAZON_ROOT_CA_1: &str = include_str!("AmazonRootCA1.pem");
 
+/// Amazon Root CA 3 (ECC P-256), the root of the ATS endpoints' ECDSA
+/// chains. Public; SHA-256 fingerprint
+/// `18:CE:6C:FE:7B:F1:4E:60:B2:E3:47:B8:DF:E8:68:CB:31:D0:2E:BB:3A:DA:27:15:69:F5:03:43:B4:6D:B3:A4`
+/// (checked by a test), the same certificate as Debian's `Amazon_Root_CA_3.crt`.
+pub const AMAZON_ROOT_CA_3: &str = include_str!("AmazonRootCA3.pem");
+
+/// The bundle's `ca.pem` for AWS: Amazon Root CA 1 and Root CA 3, as AWS
+/// recommends (its server authentication guide: RSA suites chain to CA 1,
+/// ECDSA suites to CA 3).
+pub fn amazon_roots_pem() -> String {
+    format!("{AMAZON_ROOT_CA_1}{AMAZON_ROOT_CA_3}")
+}
+
 /// The part of `robot.toml` provisioning owns: the thing name and `[mqtt]`.
 /// The agent reads more sections; it ignores none of these.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -152,6 +165,20 @@ mod tests {
         );
         let info = gopigo_pki::parse_certificate_der(&der).unwrap();
         assert_eq!(info.common_name.as_deref(), Some("Amazon Root CA 1"));
+    }
+
+    #[test]
+    fn amazon_root_ca_3_fingerprint_and_the_bundle_holds_both() {
+        let der = rustls_pemfile_free_der(AMAZON_ROOT_CA_3);
+        assert_eq!(
+            hex::encode_upper(Sha256::digest(&der)),
+            "18CE6CFE7BF14E60B2E347B8DFE868CB31D02EBB3ADA271569F50343B46DB3A4"
+        );
+        let info = gopigo_pki::parse_certificate_der(&der).unwrap();
+        assert_eq!(info.common_name.as_deref(), Some("Amazon Root CA 3"));
+        let both = amazon_roots_pem();
+        assert_eq!(both.matches("-----BEGIN CERTIFICATE-----").count(), 2);
+        assert!(both.starts_with(AMAZON_ROOT_CA_1) && both.ends_with(AMAZON_ROOT_CA_3));
     }
 
     fn rustls_pemfile_free_der(pem: &str) -> Vec<u8> {

@@ -38,7 +38,11 @@ pub struct StepResult {
 
 impl fmt::Display for StepResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mark = if self.ok { "PASS" } else { "FAIL" };
+        let mark = match (self.ok, &self.fix) {
+            (true, _) => "PASS",
+            (false, None) => "WAIT",
+            (false, Some(_)) => "FAIL",
+        };
         write!(f, "{mark} {:<12} {}", self.step, self.detail)?;
         if let Some(fix) = &self.fix {
             write!(f, "\n     fix: {fix}")?;
@@ -72,6 +76,11 @@ pub struct CheckTimeouts {
     pub step: Duration,
     /// How long to wait after the handshake for a rejection of the client certificate.
     pub probe: Duration,
+    /// How long to keep retrying when a fresh certificate's policy is not in
+    /// force yet (connect, subscribe or round trip refused); 0 = no retry.
+    pub propagation: Duration,
+    /// The pause between those retries.
+    pub retry_every: Duration,
 }
 
 impl Default for CheckTimeouts {
@@ -79,8 +88,31 @@ impl Default for CheckTimeouts {
         CheckTimeouts {
             step: Duration::from_secs(10),
             probe: Duration::from_millis(700),
+            propagation: Duration::ZERO,
+            retry_every: Duration::from_secs(10),
         }
     }
+}
+
+/// How long AWS may take to put a policy change in force: "anywhere between
+/// 6 and 8 minutes" (AWS IoT Developer Guide, AWS IoT Core policies).
+pub const AWS_POLICY_PROPAGATION: Duration = Duration::from_secs(8 * 60);
+
+/// A certificate file written this recently counts as freshly provisioned.
+const FRESH: Duration = Duration::from_secs(15 * 60);
+
+/// Whether a failure is one a policy not yet in force gives.
+fn policy_failure(f: &StepResult) -> bool {
+    matches!(f.step, "connect" | "subscribe" | "round trip")
+}
+
+/// Whether `cert_file` was written within [`FRESH`] (by `gopigo provision`).
+fn freshly_provisioned(cert_file: &std::path::Path) -> bool {
+    std::fs::metadata(cert_file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < FRESH)
 }
 
 /// A step's value, or its FAIL line with the likely fix.
@@ -88,19 +120,74 @@ type Step<T> = Result<T, StepResult>;
 
 /// Runs every step for `thing` with `settings`, calling `report` after
 /// each; stops at the first failure. Returns whether all passed.
+///
+/// A fresh certificate (written in the last 15 minutes) whose connect,
+/// subscribe or round trip is refused is retried every
+/// `timeouts.retry_every` for up to `timeouts.propagation`, with a WAIT line
+/// each time: its policy may not have reached the broker yet.
 pub async fn run_check(
     thing: &str,
     settings: &MqttSettings,
     timeouts: CheckTimeouts,
     report: &mut dyn FnMut(&StepResult),
 ) -> bool {
-    match check_steps(thing, settings, timeouts, report).await {
-        Ok(()) => true,
-        Err(failure) => {
-            report(&failure);
-            false
+    let started = std::time::Instant::now();
+    let fresh = freshly_provisioned(&settings.cert_file);
+    let mut shown: Vec<&'static str> = Vec::new();
+    loop {
+        let mut once = |r: &StepResult| {
+            if !(r.ok && shown.contains(&r.step)) {
+                shown.push(r.step);
+                report(r);
+            }
+        };
+        let failure = match check_steps(thing, settings, timeouts, &mut once).await {
+            Ok(()) => return true,
+            Err(f) => f,
+        };
+        let waited = started.elapsed();
+        if fresh
+            && policy_failure(&failure)
+            && waited + timeouts.retry_every <= timeouts.propagation
+        {
+            report(&waiting(&failure, waited, timeouts));
+            tokio::time::sleep(timeouts.retry_every).await;
+            continue;
         }
+        report(&gave_up(failure, fresh, waited, timeouts));
+        return false;
     }
+}
+
+/// The WAIT line while a fresh policy may still be on its way.
+fn waiting(f: &StepResult, waited: Duration, t: CheckTimeouts) -> StepResult {
+    StepResult {
+        step: f.step,
+        ok: false,
+        detail: format!(
+            "{}; the certificate is new and AWS IoT takes up to 8 minutes to put a new policy \
+             in force, so this is not a fault yet: retrying in {} s ({} s of {} s waited)",
+            f.detail,
+            t.retry_every.as_secs(),
+            waited.as_secs(),
+            t.propagation.as_secs()
+        ),
+        fix: None,
+    }
+}
+
+/// The final FAIL line; after a wait for propagation it says so first.
+fn gave_up(mut f: StepResult, fresh: bool, waited: Duration, t: CheckTimeouts) -> StepResult {
+    if fresh && policy_failure(&f) && !t.propagation.is_zero() {
+        f.fix = Some(format!(
+            "still refused after {} s of waiting for the policy to take effect; if the \
+             certificate was provisioned less than 8 minutes ago, run `gopigo check` again in a \
+             few minutes before changing anything. Otherwise: {}",
+            waited.as_secs(),
+            f.fix.unwrap_or_default()
+        ));
+    }
+    f
 }
 
 /// The steps in order: files → validity → dns → tcp → tls → client cert →
@@ -703,8 +790,8 @@ fn tls_failure(
                  vouch for; server chain:\n{chain}",
                 s.ca_file.display()
             ),
-            "wrong CA file: for AWS IoT (ATS endpoint) use Amazon Root CA 1 (the ca.pem `gopigo \
-             provision --aws` writes); for the local core use DATA_DIR/ca/ca.pem (the ca.pem \
+            "wrong CA file: for AWS IoT (ATS endpoint) use Amazon Root CA 1 and 3 (the ca.pem \
+             `gopigo provision --aws` writes); for the local core use DATA_DIR/ca/ca.pem (the ca.pem \
              `gopigo provision` writes)",
         ),
         Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForName)) => failed(

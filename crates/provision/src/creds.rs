@@ -121,7 +121,12 @@ pub fn resolve(
         .map(str::to_string)
         .or_else(|| nonempty("AWS_ENDPOINT_URL_IOT"))
         .or_else(|| nonempty("AWS_ENDPOINT_URL"))
-        .unwrap_or_else(|| format!("https://iot.{region}.amazonaws.com"));
+        .unwrap_or_else(|| {
+            format!(
+                "https://iot.{region}.{}",
+                gopigo_policy::dns_suffix(&region)
+            )
+        });
     let ca_bundle = nonempty("AWS_CA_BUNDLE")
         .or_else(|| profile.config("ca_bundle"))
         .map(PathBuf::from);
@@ -376,6 +381,21 @@ iot =
                 "AKIADEFAULT",
                 "us-west-2",
                 "https://iot.us-west-2.amazonaws.com",
+            ),
+            // the China partition has its own DNS suffix; GovCloud does not
+            (
+                vec![],
+                Some("cn-northwest-1"),
+                "AKIADEFAULT",
+                "cn-northwest-1",
+                "https://iot.cn-northwest-1.amazonaws.com.cn",
+            ),
+            (
+                vec![],
+                Some("us-gov-west-1"),
+                "AKIADEFAULT",
+                "us-gov-west-1",
+                "https://iot.us-gov-west-1.amazonaws.com",
             ),
             (
                 vec![("AWS_PROFILE", "work")],

@@ -13,7 +13,8 @@
 //! - [`creds`]: the AWS credential/region/endpoint chain and the local
 //!   core's data dir.
 //! - [`api`] and [`iot`]: a SigV4-signed REST-JSON client (hyper, rustls
-//!   with the web PKI roots) and the IoT operations used.
+//!   with the web PKI roots) and the IoT operations used; [`retry`]: the
+//!   AWS SDKs' standard retry mode for throttling and server errors.
 //! - [`provision()`] / [`deprovision()`]: observe, plan, apply, write.
 //! - [`check`]: `gopigo check`, one function per step (files → validity →
 //!   dns → tcp → tls → client cert → connect → subscribe → round trip), each
@@ -35,6 +36,7 @@ pub mod plan;
 pub mod policy;
 mod provision;
 pub mod update;
+pub mod retry;
 
 pub use error::ProvisionError;
 pub use policy::Role;

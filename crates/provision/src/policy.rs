@@ -58,9 +58,11 @@ impl FromStr for Role {
     }
 }
 
-/// The policy document for `role`, with ARNs in `region` and `account`.
+/// The policy document for `role`, with ARNs in `region` and `account`
+/// (and the region's partition: `arn:aws-cn:` in China, `arn:aws-us-gov:`
+/// in GovCloud).
 pub fn policy_document(role: Role, region: &str, account: &str) -> Value {
-    let arn = |resource: &str| format!("arn:aws:iot:{region}:{account}:{resource}");
+    let arn = |resource: &str| gopigo_policy::arn(region, account, resource);
     let statements = match role {
         Role::Robot => robot_statements(&arn),
         Role::Controller => controller_statements(&arn),
@@ -170,6 +172,26 @@ fn controller_statements(arn: &dyn Fn(&str) -> String) -> Value {
     ])
 }
 
+/// [`policy_document`] as indented JSON text.
+pub fn policy_text(role: Role, region: &str, account: &str) -> String {
+    serde_json::to_string_pretty(&policy_document(role, region, account)).unwrap_or_default()
+}
+
+/// The policy document for `role` as a Terraform `templatefile` template:
+/// ARNs read `arn:${partition}:iot:${region}:${account_id}:...` and the
+/// policy variable is escaped as `$${iot:Connection.Thing.ThingName}`.
+/// `deploy/terraform/policies/ROLE.json.tftpl` are this, checked in.
+pub fn policy_template(role: Role) -> String {
+    const REGION: &str = "us-east-1";
+    const ACCOUNT: &str = "000000000000";
+    let text = policy_text(role, REGION, ACCOUNT).replace("${", "$${");
+    let prefix = format!("arn:aws:iot:{REGION}:{ACCOUNT}:");
+    format!(
+        "{}\n",
+        text.replace(&prefix, "arn:${partition}:iot:${region}:${account_id}:")
+    )
+}
+
 /// Whether two policy documents say the same thing (JSON equality, so
 /// whitespace and key order do not count as a change).
 pub fn same_document(a: &str, b: &Value) -> bool {
@@ -216,6 +238,102 @@ mod tests {
     fn allowed(d: &PolicyDocument, thing: &str, action: &str, resource: &str) -> bool {
         let arn = format!("arn:aws:iot:{REGION}:{ACCOUNT}:{resource}");
         d.evaluate(action, &arn, &ctx(thing)).is_allowed()
+    }
+
+    /// AWS counts a policy's length without whitespace.
+    fn aws_length(v: &Value) -> usize {
+        v.to_string().chars().filter(|c| !c.is_whitespace()).count()
+    }
+
+    #[test]
+    fn every_policy_fits_aws_limit_in_the_longest_region_of_each_partition() {
+        // The longest region names in botocore 1.43.11's endpoints.json:
+        // us-isof-south-1 (15 characters, all partitions) and the longest of
+        // the partitions we name: cn-northwest-1, us-gov-west-1; and
+        // us-gov-xxxxxx-1, a made-up 15-character GovCloud name, for the
+        // longest ARN prefix with the longest region.
+        let mut worst = (0, "", Role::Robot);
+        for region in [
+            "us-isof-south-1",
+            "ap-southeast-5",
+            "cn-northwest-1",
+            "us-gov-west-1",
+            "us-gov-xxxxxx-1",
+        ] {
+            for role in [Role::Robot, Role::Controller] {
+                let v = policy_document(role, region, "999999999999");
+                let n = aws_length(&v);
+                assert!(
+                    n <= gopigo_policy::MAX_POLICY_CHARS,
+                    "{role} in {region}: {n} characters"
+                );
+                // AWS's parser (ours) accepts it too
+                PolicyDocument::parse(&v.to_string()).unwrap();
+                if n > worst.0 {
+                    worst = (n, region, role);
+                }
+            }
+        }
+        println!(
+            "longest policy: {} characters ({} in {})",
+            worst.0, worst.2, worst.1
+        );
+    }
+
+    #[test]
+    fn arns_follow_the_partition_of_the_region() {
+        for (region, prefix) in [
+            ("cn-north-1", "arn:aws-cn:iot:cn-north-1:123456789012:"),
+            (
+                "us-gov-west-1",
+                "arn:aws-us-gov:iot:us-gov-west-1:123456789012:",
+            ),
+            ("eu-west-1", "arn:aws:iot:eu-west-1:123456789012:"),
+        ] {
+            for role in [Role::Robot, Role::Controller] {
+                let v = policy_document(role, region, ACCOUNT);
+                let text = v.to_string();
+                let arns = text.matches("arn:").count();
+                assert!(arns > 3);
+                assert_eq!(
+                    text.matches(prefix).count(),
+                    arns,
+                    "{role} {region}: {text}"
+                );
+                // and the broker's ARNs in that partition match them
+                let d = PolicyDocument::parse(&text).unwrap();
+                let client = gopigo_policy::arn(region, ACCOUNT, "client/r1");
+                assert!(d.evaluate("iot:Connect", &client, &ctx("r1")).is_allowed());
+            }
+        }
+    }
+
+    #[test]
+    fn terraform_uses_the_same_policies() {
+        // deploy/terraform reads these files through templatefile(); they
+        // must be what `gopigo policy --role R --template` prints.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/terraform/policies");
+        for role in [Role::Robot, Role::Controller] {
+            let path = dir.join(format!("{role}.json.tftpl"));
+            let checked_in = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(
+                checked_in,
+                policy_template(role),
+                "{} differs from `gopigo policy --role {role} --template`; regenerate it",
+                path.display()
+            );
+            // Filled in as Terraform does, it is the document provision writes.
+            let filled = checked_in
+                .replace("${partition}", "aws-us-gov")
+                .replace("${region}", "us-gov-west-1")
+                .replace("${account_id}", ACCOUNT)
+                .replace("$${", "${");
+            assert!(same_document(
+                &filled,
+                &policy_document(role, "us-gov-west-1", ACCOUNT)
+            ));
+        }
     }
 
     #[test]

@@ -20,8 +20,8 @@ use crate::ProvisionError;
 pub enum CaSource {
     /// Copy this file (the local core's CA, or one you chose).
     File(PathBuf),
-    /// The embedded Amazon Root CA 1 (AWS ATS endpoints).
-    AmazonRootCa1,
+    /// The embedded Amazon Root CA 1 and Root CA 3 (AWS ATS endpoints).
+    AmazonRoots,
 }
 
 /// What to provision.
@@ -423,7 +423,7 @@ fn write_bundle(
         changes.push(format!("wrote {}", paths.cert().display()));
     }
     let ca_pem = match &opts.ca {
-        CaSource::AmazonRootCa1 => bundle::AMAZON_ROOT_CA_1.as_bytes().to_vec(),
+        CaSource::AmazonRoots => bundle::amazon_roots_pem().into_bytes(),
         CaSource::File(p) => {
             std::fs::read(p).map_err(|e| ProvisionError::io("read CA file", p, e))?
         }

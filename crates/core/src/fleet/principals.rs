@@ -83,7 +83,12 @@ async fn attach(
         ));
     }
     state.store.attach_policy(&policy, &principal)?;
-    state.changed();
+    if !attached.contains(&policy) {
+        state
+            .policy_pending
+            .attached(&policy, &principal, state.policy_delay);
+    }
+    state.changed_now_and_after(state.policy_delay);
     empty()
 }
 
@@ -93,13 +98,16 @@ async fn detach(
     headers: HeaderMap,
 ) -> ApiResult {
     let principal = header(&headers, "x-amzn-iot-principal", "principal")?;
-    existing_policy(&state, &policy)?;
+    let document = existing_policy(&state, &policy)?.document;
     if !state.store.detach_policy(&policy, &principal)? {
         return Err(ApiError::not_found(format!(
             "The policy {policy} is not attached to {principal}"
         )));
     }
-    state.changed();
+    state
+        .policy_pending
+        .detached(&policy, &principal, document, state.policy_delay);
+    state.changed_now_and_after(state.policy_delay);
     empty()
 }
 
@@ -152,7 +160,7 @@ async fn list_thing_principals_v2(
         )))
         }
     }
-    let all = state.store.thing_principals(&name)?;
+    let all = state.thing_principals(&name)?;
     let (page, next) = paginate(&all, &q, "maxResults", "nextToken", 25)?;
     let items: Vec<Value> = page
         .iter()
