@@ -45,7 +45,6 @@ impl DisconnectReason {
     }
 }
 
-
 /// Facts about one connection for its lifecycle events.
 #[derive(Debug, Clone)]
 pub struct Presence<'a> {

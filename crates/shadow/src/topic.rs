@@ -42,7 +42,7 @@ pub struct ShadowTopic<'a> {
     pub thing: &'a str,
     /// `None` for the classic shadow, `Some(name)` for a named shadow.
     pub shadow_name: Option<&'a str>,
-    /// Which request.
+    /// The topic's last segment: get, update or delete.
     pub op: ShadowOp,
 }
 

@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS job_templates (
 );
 "#;
 
-/// A job.
+/// A row of the jobs table: an IoT job and the things it targets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     /// `jobId`.
