@@ -38,7 +38,7 @@ impl ShadowOp {
 /// A parsed shadow request topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShadowTopic<'a> {
-    /// The thing name.
+    /// The `{thing}` segment of `$aws/things/{thing}/shadow/...`.
     pub thing: &'a str,
     /// `None` for the classic shadow, `Some(name)` for a named shadow.
     pub shadow_name: Option<&'a str>,

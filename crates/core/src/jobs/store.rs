@@ -86,7 +86,7 @@ pub struct Job {
 pub struct Execution {
     /// `jobId`.
     pub job_id: String,
-    /// Thing name.
+    /// The thing this execution runs on (one execution per job and thing).
     pub thing: String,
     /// `executionNumber`, increasing per thing.
     pub number: i64,
