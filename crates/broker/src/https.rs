@@ -30,8 +30,7 @@ pub struct PublishRequest {
     pub topic: String,
     /// 0 or 1.
     pub qos: u8,
-    /// `retain=true` in the query: the broker keeps the message for later
-    /// subscribers.
+    /// `retain=true` in the query: the broker keeps the message for later subscribers.
     pub retain: bool,
 }
 
