@@ -40,7 +40,7 @@ pub enum StopCause {
 /// One stop as the executor receives it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StopRequest {
-    /// Why.
+    /// What triggered the stop: a `stop` command, a lost broker link or a panicked task.
     pub cause: StopCause,
     /// Motion commands that were waiting in the queue and will never run.
     pub cancelled: Vec<Command>,

@@ -140,7 +140,8 @@ pub fn parse_document(doc: &Value, max_bytes: u64) -> Result<Option<UpdateDocume
 /// What the pending-update file says.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Pending {
-    /// The job.
+    /// The IoT job that started the update; its status is reported
+    /// against this id once the update settles.
     pub job_id: String,
     /// The version the job installs.
     pub version: String,

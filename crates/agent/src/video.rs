@@ -141,7 +141,7 @@ impl Default for Fitter {
 /// A frame ready to publish: JPEG and its size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fitted {
-    /// The JPEG.
+    /// The encoded frame, small enough to fit the message byte budget.
     pub jpeg: Vec<u8>,
     /// Width in pixels.
     pub width: u32,

@@ -30,14 +30,14 @@ pub struct PublishRequest {
     pub topic: String,
     /// 0 or 1.
     pub qos: u8,
-    /// Whether to retain.
+    /// `retain=true` in the query: the broker keeps the message for later subscribers.
     pub retain: bool,
 }
 
 /// Why a request was refused, with the HTTP status to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpError {
-    /// Status code.
+    /// HTTP status to answer with (400, 403, 413, ...).
     pub status: u16,
     /// `message` of the JSON body.
     pub message: String,

@@ -119,9 +119,9 @@ pub struct BrokerHandle {
 /// A retained message, as iot-data's GetRetainedMessage reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetainedMessage {
-    /// Its topic.
+    /// The topic it was published on (exact, no wildcards).
     pub topic: String,
-    /// Its payload.
+    /// The payload bytes as published.
     pub payload: Bytes,
     /// The QoS it was published with.
     pub qos: u8,

@@ -8,6 +8,7 @@ use crate::mjpeg::multipart::MultipartError;
 /// reading camera frames. Each message names the file, device, program or
 /// URL at fault and says what to do.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum CameraError {
     /// A file or directory could not be read.
     #[error("cannot read {path}: {source}")]
@@ -39,14 +40,10 @@ pub enum CameraError {
     },
     /// A folder given as a frame source holds no usable images.
     #[error("no .jpg, .jpeg or .png images in {dir}: put some there or point the image folder source elsewhere")]
-    NoImages {
-        /// The folder.
-        dir: PathBuf,
-    },
+    NoImages { dir: PathBuf },
     /// A helper program (ffmpeg, rpicam-vid) could not be started.
     #[error("cannot start `{program}`: {source}; is it installed and on PATH? ({hint})")]
     Spawn {
-        /// The program name.
         program: String,
         /// Why the start failed.
         source: std::io::Error,
@@ -66,7 +63,6 @@ pub enum CameraError {
     CorruptStream {
         /// The source (program or device).
         source_name: String,
-        /// What was wrong.
         reason: String,
     },
     /// A camera device failed (V4L2).
@@ -87,16 +83,10 @@ pub enum CameraError {
     },
     /// Talking HTTP to an MJPEG server failed.
     #[error("MJPEG stream {url}: {reason}")]
-    Http {
-        /// The URL.
-        url: String,
-        /// What failed.
-        reason: String,
-    },
+    Http { url: String, reason: String },
     /// The server wants an access token, or refused the one sent (401).
     #[error("MJPEG stream {url} answered 401 Unauthorized: {reason}")]
     Unauthorized {
-        /// The URL.
         url: String,
         /// Whether a token was sent, and what to do.
         reason: String,
@@ -104,19 +94,13 @@ pub enum CameraError {
     /// The server answered, but not with a multipart/x-mixed-replace stream.
     #[error("{url} is not an MJPEG stream: Content-Type is {content_type:?}, expected multipart/x-mixed-replace; boundary=...; check the URL's path (Motion serves the stream on / of port 8081)")]
     NotMultipart {
-        /// The URL.
         url: String,
         /// The Content-Type the server sent.
         content_type: String,
     },
     /// The multipart body of an MJPEG stream was malformed.
     #[error("MJPEG stream {url}: {source}")]
-    Multipart {
-        /// The URL.
-        url: String,
-        /// The parse error.
-        source: MultipartError,
-    },
+    Multipart { url: String, source: MultipartError },
     /// Capture settings are invalid.
     #[error("invalid camera setting {field}: {reason}")]
     Config {

@@ -59,7 +59,7 @@ impl ImageFolder {
         &self.files
     }
 
-    /// The folder.
+    /// The folder the images were listed from, as given (for messages).
     pub fn dir(&self) -> &Path {
         &self.dir
     }

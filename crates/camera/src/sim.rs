@@ -38,7 +38,7 @@ pub struct Pose {
 pub struct Texture {
     /// The file stem ("dog"), used in probes and logs.
     pub name: String,
-    /// The pixels.
+    /// The photo's pixels, sampled as it is drawn on a wall.
     pub image: RgbImage,
 }
 
@@ -85,24 +85,24 @@ pub enum Probe {
     Photo(String),
     /// Bare wall, by wall index.
     Wall(usize),
-    /// The floor.
+    /// Floor: below the horizon with no wall hit, or under a wall's foot.
     Floor,
-    /// The ceiling.
+    /// Ceiling: above the horizon with no wall hit, or over a wall's top.
     Ceiling,
 }
 
 /// The room: walls with photos, floor and ceiling colours.
 #[derive(Debug, Clone)]
 pub struct Scene {
-    /// The walls.
+    /// Every wall, in any order; [`Probe::Wall`] indexes into this list.
     pub walls: Vec<Wall>,
     /// Photos, referenced by [`Photo::texture`].
     pub textures: Vec<Texture>,
     /// Wall height in mm.
     pub wall_height_mm: f64,
-    /// Floor colour.
+    /// RGB of every [`Probe::Floor`] pixel (the floor is flat, untextured).
     pub floor_color: [u8; 3],
-    /// Ceiling colour.
+    /// RGB of every [`Probe::Ceiling`] pixel.
     pub ceiling_color: [u8; 3],
 }
 
@@ -260,7 +260,7 @@ pub fn load_texture(path: &Path) -> Result<Texture, CameraError> {
 
 /// The simulated camera.
 pub struct SimCamera {
-    /// The room.
+    /// What the camera films; rays are cast against its walls each frame.
     pub scene: Scene,
     /// Where the robot is now (called once per frame).
     pub pose: Arc<dyn Fn() -> Pose + Send + Sync>,

@@ -30,6 +30,7 @@ pub const ALPN_MQTT_CA: &[u8] = b"x-amzn-mqtt-ca";
 
 /// Errors loading the identity files or building the TLS configuration.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum ClientError {
     /// A file cannot be read.
     #[error("cannot read {what} file {path}: {source} (check [mqtt] {key} in the config, or re-run `gopigo provision`)")]
@@ -38,9 +39,7 @@ pub enum ClientError {
         what: &'static str,
         /// Config key naming it.
         key: &'static str,
-        /// The path.
         path: PathBuf,
-        /// The I/O error.
         source: std::io::Error,
     },
     /// A file holds no usable PEM of the expected kind.
@@ -48,7 +47,6 @@ pub enum ClientError {
     NoPem {
         /// Which file.
         what: &'static str,
-        /// The path.
         path: PathBuf,
         /// Expected PEM label.
         label: &'static str,

@@ -29,19 +29,17 @@ use serde::{Deserialize, Serialize};
 
 /// Errors reading the configuration.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum ConfigError {
     /// The file cannot be read.
     #[error("cannot read controller config {path}: {source} (make an identity with `gopigo provision --thing NAME --role controller --out DIR` and pass `--config DIR/robot.toml`, or set GOPIGO_CONTROLLER_CONFIG=DIR/robot.toml; `gopigo demo` makes the demo's)")]
     Read {
-        /// The file.
         path: PathBuf,
-        /// Why.
         source: std::io::Error,
     },
     /// The file is not valid.
     #[error("controller config {path} is invalid: {reason}")]
     Parse {
-        /// The file.
         path: PathBuf,
         /// The TOML error (names the key).
         reason: String,
@@ -53,7 +51,8 @@ pub enum ConfigError {
 pub struct ControllerConfig {
     /// Broker connection and identity.
     pub mqtt: MqttSettings,
-    /// Dashboard settings.
+    /// `[dashboard]`: listen address, detection note, robots listed
+    /// before they are seen; defaults when the table is absent.
     #[serde(default)]
     pub dashboard: DashboardSettings,
 }

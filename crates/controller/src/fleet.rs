@@ -66,7 +66,7 @@ pub enum Incoming {
     Presence {
         /// The MQTT client id (a robot's is its thing name).
         client_id: String,
-        /// Connected or disconnected.
+        /// True for a `connected` event, false for `disconnected`.
         connected: bool,
         /// The broker's timestamp, Unix ms.
         timestamp_ms: u64,

@@ -53,26 +53,26 @@ pub enum ServerMsg {
         robots: Vec<RobotView>,
         /// The broker connection.
         broker: BrokerView,
-        /// Detection availability.
+        /// Whether boxes will come, or the note to show instead.
         detection: DetectionView,
         /// The dashboard's clock, Unix ms.
         server_time_ms: u64,
     },
     /// The broker connection changed.
     Broker {
-        /// Its state.
+        /// The new state: connected or not, the endpoint, the last error.
         broker: BrokerView,
     },
     /// A fleet-list entry changed.
     Robot {
-        /// The entry.
+        /// The entry as it is now; replaces the page's entry of the same thing.
         robot: RobotView,
     },
     /// A telemetry sample, as the robot published it.
     Telemetry {
         /// Which robot's plot it extends.
         thing: String,
-        /// The sample.
+        /// Battery, encoders, wheel speeds, distance and motion, as published.
         telemetry: Telemetry,
     },
     /// Detections on a robot's video, for the overlay.

@@ -46,6 +46,7 @@ pub use hub::Hub;
 
 /// Why the dashboard could not run.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum DashboardError {
     /// The identity files or TLS set-up.
     #[error(transparent)]
@@ -55,9 +56,7 @@ pub enum DashboardError {
         "cannot listen on {addr}: {source} (is another dashboard running? choose another --port)"
     )]
     Listen {
-        /// The address.
         addr: SocketAddr,
-        /// Why.
         source: std::io::Error,
     },
     /// Plain HTTP was asked for on an address beyond loopback.
@@ -96,9 +95,9 @@ pub enum TlsChoice {
     },
     /// HTTPS with these PEM files.
     Files {
-        /// Certificate chain.
+        /// PEM certificate chain, leaf first (`--tls-cert`).
         cert: PathBuf,
-        /// Private key.
+        /// PEM private key matching the leaf (`--tls-key`).
         key: PathBuf,
     },
     /// Plain HTTP (refused beyond loopback).

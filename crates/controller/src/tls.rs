@@ -18,25 +18,19 @@ use sha2::{Digest, Sha256};
 
 /// Why the TLS identity could not be set up.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum TlsError {
     /// A file could not be read or written.
     #[error("{what} {path}: {source}")]
     Io {
         /// What was being done.
         what: &'static str,
-        /// The file.
         path: PathBuf,
-        /// Why.
         source: std::io::Error,
     },
     /// A PEM file holds no usable certificate or key.
     #[error("{path}: {detail}")]
-    Pem {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        detail: String,
-    },
+    Pem { path: PathBuf, detail: String },
     /// The local CA or certificate issuance failed.
     #[error("cannot make the dashboard's TLS certificate: {0}")]
     Pki(#[from] gopigo_pki::PkiError),

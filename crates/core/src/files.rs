@@ -25,6 +25,7 @@ pub const OTHER_SECRETS: [&str; 2] = ["ca/ca.key", "aws/credentials"];
 
 /// Why the data dir cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum FilesError {
     /// Other users can read (or write) a path that holds secrets.
     #[error(
@@ -33,7 +34,6 @@ pub enum FilesError {
         path = .path.display()
     )]
     TooOpen {
-        /// The path.
         path: PathBuf,
         /// Its mode bits.
         mode: u32,
@@ -42,12 +42,7 @@ pub enum FilesError {
     },
     /// The path cannot be created or inspected.
     #[error("cannot prepare {path}: {source}", path = .path.display())]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
-    },
+    Io { path: PathBuf, source: io::Error },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FilesError + '_ {

@@ -67,13 +67,12 @@ pub enum CoreEvent {
 
 /// Errors starting the core.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum CoreError {
     /// The data dir cannot be created or written.
     #[error("cannot use data dir {path}: {source} (pass --data-dir to choose another)")]
     DataDir {
-        /// The path.
         path: PathBuf,
-        /// The I/O error.
         source: std::io::Error,
     },
     /// The data dir or a secret in it is readable by others.
@@ -87,23 +86,18 @@ pub enum CoreError {
     Pki {
         /// The CA directory.
         path: PathBuf,
-        /// What went wrong.
         source: gopigo_pki::PkiError,
     },
     /// A port cannot be bound.
     #[error("cannot listen on {addr} for the {what}: {source} (is another core running? choose another port with its flag, or 0 for any free port)")]
     Bind {
-        /// Which listener.
         what: &'static str,
-        /// The address.
         addr: SocketAddr,
-        /// The I/O error.
         source: std::io::Error,
     },
     /// The data dir was made with another account id than the one asked for.
     #[error("data dir {path} belongs to account {stored}, not {wanted}: start without --account-id, or choose a new --data-dir")]
     AccountId {
-        /// The data dir.
         path: PathBuf,
         /// The account id asked for.
         wanted: String,
@@ -119,16 +113,15 @@ pub enum CoreError {
     /// A server failed while running.
     #[error("{what} failed: {source}")]
     Serve {
-        /// Which server.
         what: &'static str,
-        /// The I/O error.
         source: std::io::Error,
     },
 }
 
 /// Shared state of a running core, handed to every request handler.
 pub struct CoreState {
-    /// The registry.
+    /// The registry in `core.db`: things, certificates, policies and
+    /// their attachments.
     pub store: store::Store,
     /// The CA that signs device certificates.
     pub ca: gopigo_pki::CertificateAuthority,

@@ -35,11 +35,11 @@ pub enum Query {
         /// The value, with `*` and `?` wildcards.
         pattern: String,
     },
-    /// Both.
+    /// `a AND b`, or two terms side by side: a thing must match both.
     And(Box<Query>, Box<Query>),
-    /// Either.
+    /// `a OR b`: a thing must match at least one.
     Or(Box<Query>, Box<Query>),
-    /// Not.
+    /// `NOT a` or `-a`: a thing must not match.
     Not(Box<Query>),
 }
 

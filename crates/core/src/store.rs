@@ -74,7 +74,7 @@ pub struct Certificate {
 /// A policy with its default version's document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    /// Policy name.
+    /// Unique within the account; what `AttachPolicy` and ARNs name it by.
     pub name: String,
     /// Document of the default version, as the user wrote it.
     pub document: String,

@@ -20,9 +20,9 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Which side, for blinkers and eyes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Side {
-    /// Left.
+    /// The robot's left, seen from behind (left eye, left blinker).
     Left,
-    /// Right.
+    /// The robot's right, seen from behind.
     Right,
 }
 
@@ -44,7 +44,7 @@ impl MotorFlags {
 /// One motor's status in degrees.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MotorStatus {
-    /// Status flags.
+    /// Low-voltage and overload bits the board reports for this motor.
     pub flags: MotorFlags,
     /// PWM power in percent (−100..100).
     pub power: i8,

@@ -154,6 +154,7 @@ impl fmt::Display for MessageType {
 
 /// A reply that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum FrameError {
     /// `rx[3]` was not 0xA5: the board did not answer.
     #[error(
@@ -169,11 +170,8 @@ pub enum FrameError {
     /// The reply is shorter than the message needs.
     #[error("reply to {message} is {len} bytes, expected at least {needed}")]
     TooShort {
-        /// The request.
         message: MessageType,
-        /// Bytes received.
         len: usize,
-        /// Bytes needed.
         needed: usize,
     },
 }

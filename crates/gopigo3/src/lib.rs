@@ -39,6 +39,7 @@ pub use frames::{LedMask, MessageType, MotorPort, ServoPort};
 
 /// An I/O failure on the SPI or I2C bus.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum BusError {
     /// The transfer itself failed (device missing, permissions, ioctl error).
     #[error("transfer on {device} failed: {reason}")]
@@ -58,12 +59,7 @@ pub enum BusError {
     },
     /// The sensor did not produce a reading.
     #[error("sensor {device} gave no reading: {reason}")]
-    Sensor {
-        /// The sensor.
-        device: String,
-        /// Why.
-        reason: String,
-    },
+    Sensor { device: String, reason: String },
 }
 
 /// One full-duplex SPI transfer per message.
@@ -184,6 +180,7 @@ impl Geometry {
 
 /// Everything the driver can fail with.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum Gopigo3Error {
     /// The bus failed.
     #[error(transparent)]
@@ -220,7 +217,6 @@ pub enum Gopigo3Error {
     InvalidArgument {
         /// The parameter at fault.
         what: &'static str,
-        /// Why.
         reason: String,
     },
     /// A blocking move did not reach its target in time; the motors were
@@ -231,17 +227,15 @@ pub enum Gopigo3Error {
          the robot may be blocked or the battery flat; motors now float"
     )]
     MoveTimeout {
-        /// The move.
+        /// Which call started the move (`drive_cm`, `turn_degrees`, ...).
         what: &'static str,
         /// Time allowed.
         timeout_s: f64,
         /// Left encoder at the end.
         left_deg: f64,
-        /// Left target.
         left_target_deg: f64,
         /// Right encoder at the end.
         right_deg: f64,
-        /// Right target.
         right_target_deg: f64,
     },
 }
@@ -286,7 +280,7 @@ impl<B: SpiBus> LoggingBus<B> {
         &mut self.inner
     }
 
-    /// Unwrap.
+    /// Stops logging and hands back the wrapped bus.
     pub fn into_inner(self) -> B {
         self.inner
     }

@@ -112,7 +112,7 @@ impl ConnectionCap {
         self.max - self.permits.available_permits()
     }
 
-    /// The cap.
+    /// Connections allowed open at once; one more is refused.
     pub fn max(&self) -> usize {
         self.max
     }

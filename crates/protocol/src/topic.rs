@@ -199,6 +199,7 @@ pub enum Topic<'a> {
 
 /// Why a string is not one of the product's topics.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum TopicError {
     /// `+` or `#`: a filter, not a topic.
     #[error("{0:?} holds a wildcard ('+' or '#'): a topic names one thing; wildcards belong in subscription filters")]
@@ -208,7 +209,6 @@ pub enum TopicError {
         "{topic:?}: {thing:?} is not a thing name (1 to 128 letters, digits, ':', '_' or '-')"
     )]
     ThingName {
-        /// The topic.
         topic: String,
         /// The segment in the thing's place.
         thing: String,
@@ -218,7 +218,6 @@ pub enum TopicError {
         "{topic:?}: {name:?} is not a shadow name (1 to 64 letters, digits, '$', ':', '_' or '-')"
     )]
     ShadowName {
-        /// The topic.
         topic: String,
         /// The segment in the shadow name's place.
         name: String,

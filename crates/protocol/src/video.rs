@@ -37,7 +37,7 @@ pub struct VideoFrame<'a> {
     pub width: u16,
     /// Height in pixels.
     pub height: u16,
-    /// The JPEG file.
+    /// The frame as a complete JPEG file, `width` x `height`.
     pub jpeg: &'a [u8],
 }
 

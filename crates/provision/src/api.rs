@@ -54,7 +54,7 @@ pub fn encode(s: &str) -> String {
 pub struct ApiFailure {
     /// The operation, e.g. `CreateThing`.
     pub operation: &'static str,
-    /// HTTP status.
+    /// The HTTP status the control plane answered with.
     pub status: u16,
     /// The AWS error type, e.g. `ResourceNotFoundException`.
     pub code: String,

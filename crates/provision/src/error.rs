@@ -6,6 +6,7 @@ use crate::api::ApiFailure;
 
 /// Why provisioning failed; each message says what to do.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum ProvisionError {
     /// A bad argument or file content.
     #[error("{0}")]
@@ -15,12 +16,7 @@ pub enum ProvisionError {
     Credentials(String),
     /// The control plane could not be reached.
     #[error("control plane {url}: {message}")]
-    Http {
-        /// The endpoint URL.
-        url: String,
-        /// What went wrong.
-        message: String,
-    },
+    Http { url: String, message: String },
     /// The control plane refused a request.
     #[error("{0}{hint}", hint = api_hint(.0))]
     Api(ApiFailure),
@@ -29,9 +25,7 @@ pub enum ProvisionError {
     Io {
         /// What we tried.
         action: &'static str,
-        /// The file.
         path: PathBuf,
-        /// The I/O error.
         source: std::io::Error,
     },
     /// Keys, CSRs, certificates.
@@ -47,7 +41,6 @@ pub enum ProvisionError {
     CertificateMismatch {
         /// certificateId returned.
         id: String,
-        /// The thing.
         thing: String,
         /// What had been done already.
         done: Vec<String>,

@@ -11,18 +11,18 @@ use crate::ProvisionError;
 /// A certificate signed by the control plane.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedCertificate {
-    /// certificateId.
+    /// `certificateId`: 64 hex digits, the SHA-256 of the DER.
     pub id: String,
-    /// certificateArn.
+    /// `certificateArn`: what policies and things attach to.
     pub arn: String,
-    /// certificatePem.
+    /// `certificatePem`: the certificate the bundle stores as `cert.pem`.
     pub pem: String,
 }
 
 /// A policy as `GetPolicy` returns it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
-    /// policyArn.
+    /// `policyArn`, `arn:aws:iot:REGION:ACCOUNT:policy/NAME`.
     pub arn: String,
     /// The default version's document.
     pub document: String,

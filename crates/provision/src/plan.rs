@@ -18,9 +18,9 @@ pub enum CertState {
     Missing,
     /// The bundle's certificate matches its key and is registered and ACTIVE.
     Active {
-        /// certificateId.
+        /// `certificateId`: 64 hex digits, the SHA-256 of the DER.
         id: String,
-        /// certificateArn.
+        /// `certificateArn`: what policies and things attach to.
         arn: String,
     },
     /// There is a certificate, but it cannot be used; a new one is needed.
@@ -153,7 +153,7 @@ pub fn plan(observed: &Observed, policy_name: &str, desired_policy: &Value) -> V
 /// A certificate attached to a thing being removed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedPrincipal {
-    /// certificateArn.
+    /// `certificateArn`: the principal attached to the thing.
     pub arn: String,
     /// certificateId (last part of the ARN).
     pub id: String,
@@ -181,12 +181,12 @@ pub enum TeardownStep {
     },
     /// `UpdateCertificate?newStatus=INACTIVE` (AWS refuses to delete an ACTIVE one).
     Deactivate {
-        /// certificateId.
+        /// `certificateId`: 64 hex digits, the SHA-256 of the DER.
         id: String,
     },
     /// `DeleteCertificate`.
     DeleteCertificate {
-        /// certificateId.
+        /// `certificateId`: 64 hex digits, the SHA-256 of the DER.
         id: String,
     },
     /// `DeleteThing` (only once no principal is attached).

@@ -30,7 +30,7 @@ pub const MAX_BINARY: u64 = 256 * 1024 * 1024;
 /// A binary to roll out, read and measured.
 #[derive(Debug, Clone)]
 pub struct Build {
-    /// Its bytes.
+    /// The whole binary, as staged for the core to serve.
     pub bytes: Vec<u8>,
     /// Lowercase hex SHA-256.
     pub sha256: String,

@@ -38,11 +38,11 @@ impl ShadowOp {
 /// A parsed shadow request topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShadowTopic<'a> {
-    /// The thing name.
+    /// The `{thing}` segment of `$aws/things/{thing}/shadow/...`.
     pub thing: &'a str,
     /// `None` for the classic shadow, `Some(name)` for a named shadow.
     pub shadow_name: Option<&'a str>,
-    /// Which request.
+    /// The topic's last segment: get, update or delete.
     pub op: ShadowOp,
 }
 

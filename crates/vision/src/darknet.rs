@@ -22,13 +22,12 @@ pub const META_KEY: &str = "gopigo.yolo";
 
 /// What can go wrong reading a Darknet model.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum DarknetError {
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
-        /// The file.
         path: PathBuf,
-        /// The cause.
         source: std::io::Error,
     },
     /// The cfg text is malformed or uses something we do not support.
@@ -36,7 +35,6 @@ pub enum DarknetError {
     Cfg {
         /// 1-based line in the cfg file (0: the file as a whole).
         line: usize,
-        /// What is wrong.
         message: String,
     },
     /// The weights do not fit the cfg.
@@ -172,11 +170,11 @@ pub fn parse_cfg(text: &str) -> Result<Vec<CfgSection>, DarknetError> {
 /// Activation functions we translate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
-    /// Identity.
+    /// `x` unchanged (`activation=linear`).
     Linear,
     /// `x < 0 ? 0.1 x : x`.
     Leaky,
-    /// Sigmoid.
+    /// `1 / (1 + e^-x)` (`activation=logistic`).
     Logistic,
     /// `max(0, x)`.
     Relu,
@@ -214,25 +212,26 @@ pub enum Layer {
     Conv {
         /// Output channels.
         filters: usize,
-        /// Kernel size.
+        /// Kernel side, in pixels (square kernel; cfg `size`, default 1).
         size: usize,
-        /// Stride.
+        /// Step between kernel positions, in pixels (cfg `stride`, default 1).
         stride: usize,
         /// Padding on each side.
         pad: usize,
-        /// Groups.
+        /// Channel groups (cfg `groups`, default 1); input channels and
+        /// `filters` are both divisible by it.
         groups: usize,
         /// Whether batch-norm parameters precede the kernel in the weights.
         batch_normalize: bool,
-        /// Activation.
+        /// Applied to the convolution's output (cfg `activation`).
         activation: Activation,
     },
     /// `[maxpool]`; darknet pads `padding` (default `size-1`) in total,
     /// `padding/2` before and the rest after.
     MaxPool {
-        /// Window.
+        /// Side of the square window, in pixels (cfg `size`, default `stride`).
         size: usize,
-        /// Stride.
+        /// Step between windows, in pixels (cfg `stride`, default 1).
         stride: usize,
         /// Total padding per axis.
         padding: usize,
@@ -535,11 +534,12 @@ fn yolo_layer(sec: &CfgSection, (c, h, w): Shape) -> Result<(Layer, Shape), Dark
 /// The weights file header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WeightsHeader {
-    /// Major version.
+    /// Format version, major part; `major*10 + minor >= 2` means `seen`
+    /// is stored as u64, else as u32.
     pub major: i32,
-    /// Minor version.
+    /// Format version, minor part.
     pub minor: i32,
-    /// Revision.
+    /// Revision; read but not used to choose the layout.
     pub revision: i32,
     /// Images seen in training.
     pub seen: u64,

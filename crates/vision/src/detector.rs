@@ -55,7 +55,7 @@ impl Default for DetectorConfig {
 pub struct RawOutput {
     /// Graph output name.
     pub name: String,
-    /// Shape.
+    /// Dimensions as the model reports them, e.g. `[1, 84, 8400]`.
     pub shape: Vec<i64>,
     /// Values, row-major.
     pub data: Vec<f32>,

@@ -56,9 +56,9 @@ pub struct BBox {
     pub x: f32,
     /// Top edge.
     pub y: f32,
-    /// Width.
+    /// Width in pixels, rightward from `x`.
     pub w: f32,
-    /// Height.
+    /// Height in pixels, downward from `y`.
     pub h: f32,
 }
 

@@ -38,7 +38,8 @@ pub struct DarknetDet {
     /// Centre-form box relative to the network input (0..1), or to the
     /// source after [`Letterbox::to_source`].
     pub bbox: CenterBox,
-    /// Objectness.
+    /// Probability that the box holds any object (logistic of the
+    /// head's output, 0..1); 0 once NMS has suppressed the box.
     pub objectness: f32,
     /// `objectness * class prob`, zeroed where not above the threshold.
     pub prob: Vec<f32>,
@@ -51,15 +52,15 @@ fn logistic(x: f32) -> f32 {
 /// Parameters of one YOLO head.
 #[derive(Debug, Clone, Copy)]
 pub struct HeadParams<'a> {
-    /// Grid height.
+    /// Rows of the head's output feature map (cells down the image).
     pub grid_h: usize,
-    /// Grid width.
+    /// Columns of the head's output feature map (cells across the image).
     pub grid_w: usize,
     /// Anchor indices of this head.
     pub mask: &'a [usize],
     /// All anchors `[w, h]` in input pixels.
     pub anchors: &'a [[f32; 2]],
-    /// Classes.
+    /// Number of classes the head predicts (`5 + classes` values per anchor).
     pub classes: usize,
     /// `scale_x_y` (1 for YOLOv3).
     pub scale_x_y: f32,
@@ -200,9 +201,10 @@ pub fn to_pixels(b: &CenterBox, src_w: u32, src_h: u32) -> BBox {
 pub struct Candidate {
     /// Centre-form box in input pixels.
     pub bbox: CenterBox,
-    /// Class index.
+    /// Index into the model's class-name list.
     pub class_id: usize,
-    /// Score.
+    /// Confidence, 0..1: the best class's score (YOLOv8) or
+    /// `objectness * class score` (YOLOv5); above the threshold.
     pub score: f32,
 }
 

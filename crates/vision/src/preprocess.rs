@@ -14,9 +14,9 @@ use gopigo_camera::jpeg::RgbImage;
 /// arithmetic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Letterbox {
-    /// Source width.
+    /// Width of the image before scaling, in pixels.
     pub src_w: u32,
-    /// Source height.
+    /// Height of the image before scaling, in pixels.
     pub src_h: u32,
     /// Network input width.
     pub net_w: u32,
@@ -31,13 +31,13 @@ pub struct Letterbox {
 /// A box by centre and size, in whatever unit the context says.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CenterBox {
-    /// Centre x.
+    /// Horizontal centre, rightward from the left edge.
     pub x: f32,
-    /// Centre y.
+    /// Vertical centre, downward from the top edge.
     pub y: f32,
-    /// Width.
+    /// Width, same unit as `x`.
     pub w: f32,
-    /// Height.
+    /// Height, same unit as `y`.
     pub h: f32,
 }
 

@@ -59,7 +59,7 @@ pub struct DetectionRecord<'a> {
     pub source: &'a str,
     /// Frame number within the source (0 for single images).
     pub frame: u64,
-    /// Detections.
+    /// What the detector found in that frame, after NMS (may be empty).
     pub detections: &'a [Detection],
 }
 

@@ -40,7 +40,7 @@ pub enum TokenError {
     /// A given secret is too short or has characters a URL would mangle.
     #[error("a camera token needs at least {MIN_TOKEN_CHARS} characters from A-Z a-z 0-9 - . _ ~ (got {len} characters{bad})")]
     Unusable {
-        /// Its length.
+        /// The given secret's length, in characters.
         len: usize,
         /// A note on a character outside the alphabet, if any.
         bad: String,
@@ -162,6 +162,7 @@ pub struct StreamParams {
 /// A query parameter the stream cannot use; its message names the
 /// parameter, the value and what is allowed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum ParamError {
     /// `fps` is not a number.
     #[error("fps={value:?} is not a number: use a frame rate from {MIN_VIEWER_FPS} to {MAX_VIEWER_FPS}, e.g. ?fps=5")]
@@ -177,10 +178,7 @@ pub enum ParamError {
     },
     /// A parameter given more than once.
     #[error("{name} is given more than once: give it once")]
-    Repeated {
-        /// The parameter.
-        name: &'static str,
-    },
+    Repeated { name: &'static str },
 }
 
 /// At most this many characters of a bad value are echoed back.

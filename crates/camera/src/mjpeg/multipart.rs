@@ -45,6 +45,7 @@ pub const MAX_BOUNDARY_SCAN: usize = 256 * 1024;
 
 /// What can be wrong with a multipart stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // fields named by the variant's message
 pub enum MultipartError {
     /// The Content-Type had no usable boundary parameter.
     #[error("Content-Type {content_type:?} has no boundary parameter")]
@@ -87,7 +88,6 @@ pub enum MultipartError {
     PartTooLarge {
         /// 1-based part number.
         part: u64,
-        /// The limit.
         limit: usize,
     },
     /// The stream ended inside a part.
@@ -107,7 +107,8 @@ pub enum MultipartError {
 pub struct Part {
     /// Header names (as sent) and values.
     pub headers: Vec<(String, String)>,
-    /// The body.
+    /// The bytes between the headers and the next boundary (a JPEG, in an
+    /// MJPEG stream); `Content-Length` bytes when the part declared one.
     pub body: Bytes,
 }
 

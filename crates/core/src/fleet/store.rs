@@ -132,7 +132,7 @@ pub struct Group {
 /// A role alias.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoleAlias {
-    /// Alias name.
+    /// `roleAlias`: 1 to 128 of letters, digits and `_=,@-`; unique.
     pub name: String,
     /// The IAM role it stands for.
     pub role_arn: String,

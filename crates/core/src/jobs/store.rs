@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS job_templates (
 );
 "#;
 
-/// A job.
+/// A row of the jobs table: an IoT job and the things it targets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     /// `jobId`.
@@ -86,7 +86,7 @@ pub struct Job {
 pub struct Execution {
     /// `jobId`.
     pub job_id: String,
-    /// Thing name.
+    /// The thing this execution runs on (one execution per job and thing).
     pub thing: String,
     /// `executionNumber`, increasing per thing.
     pub number: i64,
