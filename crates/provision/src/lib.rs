@@ -35,8 +35,8 @@ pub mod iot;
 pub mod plan;
 pub mod policy;
 mod provision;
-pub mod update;
 pub mod retry;
+pub mod update;
 
 pub use error::ProvisionError;
 pub use policy::Role;
