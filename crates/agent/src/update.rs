@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use gopigo_protocol::{JobsFilter, JobsMsg, JobsRequest, ShadowMsg, Topic};
 use rumqttc::{AsyncClient, QoS};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -239,7 +240,6 @@ pub fn roll_back(exe: &Path, pending: &Pending, reason: &str) -> std::io::Result
 /// The job side of the MQTT session.
 pub struct Updater {
     thing: String,
-    prefix: String,
     client: AsyncClient,
     exe: PathBuf,
     limits: Limits,
@@ -262,7 +262,6 @@ impl Updater {
         }
         Updater {
             thing: thing.to_string(),
-            prefix: gopigo_protocol::topics::jobs(thing),
             client,
             exe,
             limits,
@@ -274,11 +273,14 @@ impl Updater {
         }
     }
 
+    /// The one filter of this thing's jobs topics, `$aws/things/{thing}/jobs/#`.
+    fn filter(&self) -> JobsFilter<'_> {
+        JobsFilter::of(&self.thing)
+    }
+
     /// Whether `topic` is one of this thing's jobs topics.
     pub fn handles(&self, topic: &str) -> bool {
-        topic
-            .strip_prefix(&self.prefix)
-            .is_some_and(|r| r.starts_with('/'))
+        Topic::parse(topic).is_ok_and(|t| self.filter().matches(&t))
     }
 
     /// After each CONNACK: report the version, subscribe to the jobs topics
@@ -293,8 +295,10 @@ impl Updater {
         if self.jobs_denied {
             return;
         }
-        let filter = format!("{}/#", self.prefix);
-        match self.client.try_subscribe(filter, QoS::AtLeastOnce) {
+        match self
+            .client
+            .try_subscribe(self.filter().to_string(), QoS::AtLeastOnce)
+        {
             Ok(()) => self.awaiting_grant = true,
             Err(e) => tracing::warn!(error = %e, "cannot subscribe to the jobs topics"),
         }
@@ -314,7 +318,13 @@ impl Updater {
         if let Some(p) = self.pending.take() {
             self.settle(&p);
         }
-        self.publish(&format!("{}/start-next", self.prefix), json!({}));
+        self.start_next();
+    }
+
+    /// Asks the service for the next pending execution (and starts it).
+    fn start_next(&self) {
+        let topic = Topic::jobs(&self.thing, JobsMsg::Request(JobsRequest::StartNext));
+        self.publish(&topic.to_string(), json!({}));
     }
 
     /// The connection closed: if the jobs SUBACK was still outstanding, the
@@ -330,8 +340,8 @@ impl Updater {
         self.jobs_denied = true;
         tracing::warn!(
             thing = %self.thing,
-            "the broker refused the robot's jobs topics ($aws/things/{}/jobs/#): its policy predates over-the-air updates, which are off until the agent restarts; run `gopigo provision` again to update the fleet policy",
-            self.thing
+            "the broker refused the robot's jobs topics ({}): its policy predates over-the-air updates, which are off until the agent restarts; run `gopigo provision` again to update the fleet policy",
+            self.filter()
         );
     }
 
@@ -375,7 +385,7 @@ impl Updater {
     }
 
     fn report(&self, job: &str, status: &str, details: &[(&str, &str)]) {
-        report(&self.client, &self.prefix, job, status, details);
+        report(&self.client, &self.thing, job, status, details);
     }
 
     fn report_shadow(&self, update: Option<Value>) {
@@ -384,18 +394,21 @@ impl Updater {
 
     /// Handles a message on a jobs topic.
     pub fn on_message(&mut self, topic: &str, payload: &[u8]) {
-        let rest = topic.strip_prefix(&self.prefix).unwrap_or_default();
+        let Ok(Topic::Jobs { thing, msg: kind }) = Topic::parse(topic) else {
+            return;
+        };
+        if thing != self.thing {
+            return;
+        }
         let msg: Value = serde_json::from_slice(payload).unwrap_or_default();
-        match rest {
-            "/notify-next" if msg.get("execution").is_some() => {
-                self.publish(&format!("{}/start-next", self.prefix), json!({}));
-            }
-            "/start-next/accepted" => {
+        match kind {
+            JobsMsg::NotifyNext if msg.get("execution").is_some() => self.start_next(),
+            JobsMsg::Accepted(JobsRequest::StartNext) => {
                 if let Some(exec) = msg.get("execution") {
                     self.take(exec);
                 }
             }
-            r if r.ends_with("/rejected") => {
+            JobsMsg::Rejected(_) => {
                 tracing::warn!(topic, answer = %msg, "the jobs service refused a request");
             }
             _ => {}
@@ -443,7 +456,6 @@ impl Updater {
             job,
             doc: d,
             client: self.client.clone(),
-            prefix: self.prefix.clone(),
             thing: self.thing.clone(),
             exe: self.exe.clone(),
             limits: self.limits.clone(),
@@ -453,7 +465,7 @@ impl Updater {
     }
 }
 
-fn report(client: &AsyncClient, prefix: &str, job: &str, status: &str, details: &[(&str, &str)]) {
+fn report(client: &AsyncClient, thing: &str, job: &str, status: &str, details: &[(&str, &str)]) {
     let details: serde_json::Map<String, Value> = details
         .iter()
         .filter(|(_, v)| !v.is_empty())
@@ -465,7 +477,7 @@ fn report(client: &AsyncClient, prefix: &str, job: &str, status: &str, details: 
         })
         .collect();
     let body = json!({ "status": status, "statusDetails": details });
-    let topic = format!("{prefix}/{job}/update");
+    let topic = Topic::jobs(thing, JobsMsg::Request(JobsRequest::Update(job))).to_string();
     if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, body.to_string()) {
         tracing::warn!(job, error = %e, "job status dropped");
     }
@@ -477,7 +489,7 @@ fn report_shadow(client: &AsyncClient, thing: &str, update: Option<Value>) {
         agent["update"] = u;
     }
     let body = json!({ "state": { "reported": { "agent": agent } } });
-    let topic = format!("{}/update", gopigo_protocol::topics::shadow(thing));
+    let topic = Topic::shadow(thing, ShadowMsg::Update).to_string();
     if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, body.to_string()) {
         tracing::warn!(error = %e, "shadow report dropped");
     }
@@ -506,7 +518,6 @@ struct Run {
     job: String,
     doc: UpdateDocument,
     client: AsyncClient,
-    prefix: String,
     thing: String,
     exe: PathBuf,
     limits: Limits,
@@ -518,7 +529,7 @@ impl Run {
         let step = |s: &str| {
             report(
                 &self.client,
-                &self.prefix,
+                &self.thing,
                 &self.job,
                 "IN_PROGRESS",
                 &[("step", s), ("version", &self.doc.version)],
@@ -585,7 +596,7 @@ impl Run {
         crate::agent::announce(format!("update      {} FAILED: {reason}", self.job));
         report(
             &self.client,
-            &self.prefix,
+            &self.thing,
             &self.job,
             "FAILED",
             &[("reason", reason), ("version", &version())],
@@ -618,6 +629,31 @@ mod tests {
 
     fn doc(v: Value) -> Result<Option<UpdateDocument>, String> {
         parse_document(&v, 1000)
+    }
+
+    #[test]
+    fn the_updater_takes_its_own_jobs_topics_only() {
+        let (client, _eventloop) =
+            AsyncClient::new(rumqttc::MqttOptions::new("r1", "127.0.0.1", 1883), 10);
+        let u = Updater::new("r1", client);
+        assert_eq!(u.filter().to_string(), "$aws/things/r1/jobs/#");
+        for topic in [
+            "$aws/things/r1/jobs/notify-next",
+            "$aws/things/r1/jobs/start-next/accepted",
+            "$aws/things/r1/jobs/j1/update/rejected",
+            "$aws/things/r1/jobs/$next/get/accepted",
+        ] {
+            assert!(u.handles(topic), "{topic}");
+        }
+        for topic in [
+            "$aws/things/r2/jobs/notify-next",
+            "$aws/things/r1/shadow/update/delta",
+            "$aws/things/r1/jobsx/notify-next",
+            "$aws/things/r1/jobs/j.1/update/accepted",
+            "gopigo/r1/cmd",
+        ] {
+            assert!(!u.handles(topic), "{topic}");
+        }
     }
 
     #[test]

@@ -123,7 +123,9 @@ pub fn classify(topic: &str, payload: &[u8]) -> Result<Incoming, MessageError> {
             name: None,
             msg,
         } => shadow_message(topic, thing, msg, payload),
-        Topic::Shadow { name: Some(_), .. } => Err(MessageError::UnknownTopic(topic.to_string())),
+        Topic::Shadow { name: Some(_), .. } | Topic::Jobs { .. } => {
+            Err(MessageError::UnknownTopic(topic.to_string()))
+        }
     }
 }
 
@@ -597,6 +599,11 @@ mod tests {
             ("gopigo/r1/telemetry", b"{}", "ts_ms"),
             ("gopigo/r1/status", b"not json", "gopigo/r1/status"),
             ("gopigo/r1/cmd", b"stop", "not one the controller reads"),
+            (
+                "$aws/things/r1/jobs/notify-next",
+                b"{}",
+                "not one the controller reads",
+            ),
             ("other/topic", b"{}", "other/topic"),
             ("$aws/events/presence/connected/r1", b"[", "presence"),
         ];

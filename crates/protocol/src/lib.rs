@@ -29,8 +29,8 @@ pub mod video;
 
 pub use name::{valid_shadow_name, valid_thing_name, MAX_SHADOW_NAME_BYTES, MAX_THING_NAME_BYTES};
 pub use topic::{
-    robot_subscriptions, Filter, PresenceEvent, RobotTopic, ShadowMsg, Topic, TopicError,
-    FLEET_FILTERS, PRESENCE_FILTERS,
+    robot_subscriptions, valid_job_id, Filter, JobsFilter, JobsMsg, JobsRequest, PresenceEvent,
+    RobotTopic, ShadowMsg, Topic, TopicError, FLEET_FILTERS, PRESENCE_FILTERS,
 };
 
 /// Milliseconds since the Unix epoch: the clock of `ts_ms`, `since` and
@@ -71,10 +71,6 @@ pub mod topics {
     /// `/get`, `/update`, ...; or use [`Topic::shadow`]).
     pub fn shadow(thing: &str) -> String {
         format!("$aws/things/{thing}/shadow")
-    }
-    /// Prefix of a thing's AWS IoT Jobs topics (`/notify-next`, `/start-next`, ...).
-    pub fn jobs(thing: &str) -> String {
-        format!("$aws/things/{thing}/jobs")
     }
     /// The thing name in a `gopigo/{thing}/...` topic.
     pub fn thing_of(topic: &str) -> Option<&str> {

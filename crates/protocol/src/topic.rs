@@ -7,11 +7,13 @@
 //! | --- | --- |
 //! | `gopigo/{thing}/cmd`, `cmd/result`, `telemetry`, `status`, `detections`, `check`, `video`, `video/request` | [`Topic::Robot`] with a [`RobotTopic`] |
 //! | `$aws/things/{thing}/shadow[/name/{shadow}]/{get,update,delete}[/...]` | [`Topic::Shadow`] with a [`ShadowMsg`] |
+//! | `$aws/things/{thing}/jobs/{notify,notify-next}`, `jobs/{get,start-next,{jobId}/get,{jobId}/update}[/accepted,/rejected]` | [`Topic::Jobs`] with a [`JobsMsg`] |
 //! | `$aws/events/presence/{connected,disconnected}/{clientId}` | [`Topic::Presence`] |
 //!
 //! Parsing refuses wildcards, empty segments (they fail the name rules or
 //! the suffix match) and names that break [`crate::valid_thing_name`] /
-//! [`crate::valid_shadow_name`], so a parsed topic names exactly one thing.
+//! [`crate::valid_shadow_name`] / [`valid_job_id`], so a parsed topic
+//! names exactly one thing.
 
 use std::fmt;
 
@@ -148,6 +150,75 @@ impl ShadowMsg {
     }
 }
 
+/// A request of the AWS IoT Jobs device API ("Jobs device MQTT API").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobsRequest<'a> {
+    /// `get`: GetPendingJobExecutions.
+    GetPending,
+    /// `start-next`: StartNextPendingJobExecution.
+    StartNext,
+    /// `{jobId}/get`: DescribeJobExecution; the id may be `$next`.
+    Describe(&'a str),
+    /// `{jobId}/update`: UpdateJobExecution.
+    Update(&'a str),
+}
+
+impl JobsRequest<'_> {
+    /// Whether the id in `{jobId}/...` may be `$next` (only for `get`).
+    fn allows_next(self) -> bool {
+        matches!(self, JobsRequest::Describe(_))
+    }
+}
+
+impl fmt::Display for JobsRequest<'_> {
+    /// The segments after `jobs/`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobsRequest::GetPending => f.write_str("get"),
+            JobsRequest::StartNext => f.write_str("start-next"),
+            JobsRequest::Describe(id) => write!(f, "{id}/get"),
+            JobsRequest::Update(id) => write!(f, "{id}/update"),
+        }
+    }
+}
+
+/// A message on a thing's `jobs/` topics: a device's request, the
+/// service's answer to one, or a notification of pending executions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobsMsg<'a> {
+    /// `notify`: the pending list changed.
+    Notify,
+    /// `notify-next`: the next pending execution changed.
+    NotifyNext,
+    /// The request itself (device → service).
+    Request(JobsRequest<'a>),
+    /// `{request}/accepted`.
+    Accepted(JobsRequest<'a>),
+    /// `{request}/rejected`.
+    Rejected(JobsRequest<'a>),
+}
+
+impl fmt::Display for JobsMsg<'_> {
+    /// The segments after `jobs/`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobsMsg::Notify => f.write_str("notify"),
+            JobsMsg::NotifyNext => f.write_str("notify-next"),
+            JobsMsg::Request(r) => write!(f, "{r}"),
+            JobsMsg::Accepted(r) => write!(f, "{r}/accepted"),
+            JobsMsg::Rejected(r) => write!(f, "{r}/rejected"),
+        }
+    }
+}
+
+/// AWS's job-id rule: 1 to 64 of `a-z A-Z 0-9 _ -`.
+pub fn valid_job_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// The two lifecycle events the broker publishes for every client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PresenceEvent {
@@ -187,6 +258,13 @@ pub enum Topic<'a> {
         /// Request or answer.
         msg: ShadowMsg,
     },
+    /// `$aws/things/{thing}/jobs/{msg}`: AWS IoT Jobs' device API.
+    Jobs {
+        /// A valid thing name.
+        thing: &'a str,
+        /// Request, answer or notification.
+        msg: JobsMsg<'a>,
+    },
     /// `$aws/events/presence/{event}/{client_id}`, published by the broker.
     Presence {
         /// Connected or disconnected.
@@ -222,8 +300,16 @@ pub enum TopicError {
         /// The segment in the shadow name's place.
         name: String,
     },
+    /// The job-id segment breaks AWS's job-id rule.
+    #[error("{topic:?}: {id:?} is not a job id (1 to 64 letters, digits, '_' or '-'; '$next' only before 'get')")]
+    JobId {
+        /// The topic.
+        topic: String,
+        /// The segment in the job id's place.
+        id: String,
+    },
     /// None of the shapes in the module docs.
-    #[error("{0:?} is not a gopigo topic (gopigo/{{thing}}/cmd|cmd/result|telemetry|status|detections|check|video|video/request, $aws/things/{{thing}}/shadow/..., $aws/events/presence/connected|disconnected/{{client id}})")]
+    #[error("{0:?} is not a gopigo topic (gopigo/{{thing}}/cmd|cmd/result|telemetry|status|detections|check|video|video/request, $aws/things/{{thing}}/shadow/..., $aws/things/{{thing}}/jobs/..., $aws/events/presence/connected|disconnected/{{client id}})")]
     Unknown(String),
 }
 
@@ -242,6 +328,11 @@ impl<'a> Topic<'a> {
         }
     }
 
+    /// A topic of the thing's Jobs device API.
+    pub fn jobs(thing: &'a str, msg: JobsMsg<'a>) -> Self {
+        Topic::Jobs { thing, msg }
+    }
+
     /// Reads a topic (see the module docs for what is refused).
     pub fn parse(topic: &'a str) -> Result<Self, TopicError> {
         if topic.contains(['+', '#']) {
@@ -257,7 +348,7 @@ impl<'a> Topic<'a> {
             });
         }
         if let Some(rest) = topic.strip_prefix(SHADOW_PREFIX) {
-            return parse_shadow(topic, rest);
+            return parse_thing_service(topic, rest);
         }
         if let Some(rest) = topic.strip_prefix(PRESENCE_PREFIX) {
             let (event, client_id) = rest.split_once('/').ok_or_else(unknown)?;
@@ -278,7 +369,9 @@ impl<'a> Topic<'a> {
     /// presence event (a robot's client id is its thing name).
     pub fn subject(&self) -> &'a str {
         match *self {
-            Topic::Robot { thing, .. } | Topic::Shadow { thing, .. } => thing,
+            Topic::Robot { thing, .. }
+            | Topic::Shadow { thing, .. }
+            | Topic::Jobs { thing, .. } => thing,
             Topic::Presence { client_id, .. } => client_id,
         }
     }
@@ -295,11 +388,59 @@ fn check_thing<'a>(topic: &str, thing: &'a str) -> Result<&'a str, TopicError> {
     }
 }
 
-/// `rest` is what follows `$aws/things/`: `{thing}/shadow[/name/{name}]/{msg}`.
-fn parse_shadow<'a>(topic: &str, rest: &'a str) -> Result<Topic<'a>, TopicError> {
+/// `rest` is what follows `$aws/things/`: `{thing}/shadow/...` or `{thing}/jobs/...`.
+fn parse_thing_service<'a>(topic: &str, rest: &'a str) -> Result<Topic<'a>, TopicError> {
     let unknown = || TopicError::Unknown(topic.to_string());
     let (thing, rest) = rest.split_once('/').ok_or_else(unknown)?;
-    let rest = rest.strip_prefix("shadow/").ok_or_else(unknown)?;
+    if let Some(rest) = rest.strip_prefix("shadow/") {
+        return parse_shadow(topic, thing, rest);
+    }
+    let rest = rest.strip_prefix("jobs/").ok_or_else(unknown)?;
+    let msg = parse_jobs(topic, rest)?;
+    Ok(Topic::Jobs {
+        thing: check_thing(topic, thing)?,
+        msg,
+    })
+}
+
+/// `rest` is what follows `jobs/`.
+fn parse_jobs<'a>(topic: &str, rest: &'a str) -> Result<JobsMsg<'a>, TopicError> {
+    match rest {
+        "notify" => return Ok(JobsMsg::Notify),
+        "notify-next" => return Ok(JobsMsg::NotifyNext),
+        _ => {}
+    }
+    if let Some(req) = rest.strip_suffix("/accepted") {
+        return parse_jobs_request(topic, req).map(JobsMsg::Accepted);
+    }
+    if let Some(req) = rest.strip_suffix("/rejected") {
+        return parse_jobs_request(topic, req).map(JobsMsg::Rejected);
+    }
+    parse_jobs_request(topic, rest).map(JobsMsg::Request)
+}
+
+/// `get`, `start-next`, `{jobId}/get` or `{jobId}/update`.
+fn parse_jobs_request<'a>(topic: &str, s: &'a str) -> Result<JobsRequest<'a>, TopicError> {
+    let (id, request) = match s.split_once('/') {
+        None if s == "get" => return Ok(JobsRequest::GetPending),
+        None if s == "start-next" => return Ok(JobsRequest::StartNext),
+        Some((id, "get")) => (id, JobsRequest::Describe(id)),
+        Some((id, "update")) => (id, JobsRequest::Update(id)),
+        _ => return Err(TopicError::Unknown(topic.to_string())),
+    };
+    if valid_job_id(id) || (id == "$next" && request.allows_next()) {
+        Ok(request)
+    } else {
+        Err(TopicError::JobId {
+            topic: topic.to_string(),
+            id: id.to_string(),
+        })
+    }
+}
+
+/// `rest` is what follows `{thing}/shadow/`: `[name/{name}/]{msg}`.
+fn parse_shadow<'a>(topic: &str, thing: &'a str, rest: &'a str) -> Result<Topic<'a>, TopicError> {
+    let unknown = || TopicError::Unknown(topic.to_string());
     let (name, suffix) = match rest.strip_prefix("name/") {
         Some(named) => {
             let (name, suffix) = named.split_once('/').ok_or_else(unknown)?;
@@ -339,6 +480,7 @@ impl fmt::Display for Topic<'_> {
                 "{SHADOW_PREFIX}{thing}/shadow/name/{name}/{}",
                 msg.as_str()
             ),
+            Topic::Jobs { thing, msg } => write!(f, "{SHADOW_PREFIX}{thing}/jobs/{msg}"),
             Topic::Presence { event, client_id } => {
                 write!(f, "{PRESENCE_PREFIX}{}/{client_id}", event.as_str())
             }
@@ -390,6 +532,39 @@ impl Filter {
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.topic_of("+"), f)
+    }
+}
+
+/// Every Jobs topic of one thing, `$aws/things/{thing}/jobs/#` (what a
+/// robot subscribes to, as one filter so that its SUBACK says whether its
+/// policy allows jobs), or of every thing (`+`, the local core's service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JobsFilter<'a> {
+    /// `None` for every thing.
+    pub thing: Option<&'a str>,
+}
+
+impl<'a> JobsFilter<'a> {
+    /// The jobs topics of `thing`.
+    pub fn of(thing: &'a str) -> Self {
+        JobsFilter { thing: Some(thing) }
+    }
+
+    /// The jobs topics of every thing.
+    pub const EVERY_THING: JobsFilter<'static> = JobsFilter { thing: None };
+
+    /// Whether a message on `topic` reaches this subscription.
+    pub fn matches(self, topic: &Topic<'_>) -> bool {
+        match *topic {
+            Topic::Jobs { thing, .. } => self.thing.is_none_or(|t| t == thing),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for JobsFilter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{SHADOW_PREFIX}{}/jobs/#", self.thing.unwrap_or("+"))
     }
 }
 
@@ -452,6 +627,12 @@ mod tests {
                 format!("$aws/things/r1/shadow/name/$package/{}", msg.as_str()),
             ));
         }
+        for (msg, suffix) in every_jobs_msg("j-1_a", "j-1_a") {
+            all.push((
+                Topic::jobs("r1", msg),
+                format!("$aws/things/r1/jobs/{suffix}"),
+            ));
+        }
         for event in [PresenceEvent::Connected, PresenceEvent::Disconnected] {
             all.push((
                 Topic::Presence {
@@ -464,10 +645,34 @@ mod tests {
         all
     }
 
+    /// Every Jobs message with the suffix AWS spells it with: the
+    /// notifications, and each request with its two answers.
+    fn every_jobs_msg<'a>(id: &'a str, describe_id: &'a str) -> Vec<(JobsMsg<'a>, String)> {
+        let mut all = vec![
+            (JobsMsg::Notify, "notify".to_string()),
+            (JobsMsg::NotifyNext, "notify-next".to_string()),
+        ];
+        let requests = [
+            (JobsRequest::GetPending, "get".to_string()),
+            (JobsRequest::StartNext, "start-next".to_string()),
+            (
+                JobsRequest::Describe(describe_id),
+                format!("{describe_id}/get"),
+            ),
+            (JobsRequest::Update(id), format!("{id}/update")),
+        ];
+        for (r, text) in requests {
+            all.push((JobsMsg::Request(r), text.clone()));
+            all.push((JobsMsg::Accepted(r), format!("{text}/accepted")));
+            all.push((JobsMsg::Rejected(r), format!("{text}/rejected")));
+        }
+        all
+    }
+
     #[test]
     fn every_topic_prints_as_aws_spells_it_and_parses_back() {
         let all = every_topic();
-        assert_eq!(all.len(), 8 + 2 * 11 + 2);
+        assert_eq!(all.len(), 8 + 2 * 11 + 2 + 4 * 3 + 2);
         for (topic, text) in all {
             assert_eq!(topic.to_string(), text);
             assert_eq!(Topic::parse(&text), Ok(topic), "{text}");
@@ -480,6 +685,48 @@ mod tests {
         assert_eq!(
             Topic::shadow("r1", ShadowMsg::UpdateDelta).to_string(),
             "$aws/things/r1/shadow/update/delta"
+        );
+        assert_eq!(
+            Topic::jobs("r1", JobsMsg::Accepted(JobsRequest::StartNext)).to_string(),
+            "$aws/things/r1/jobs/start-next/accepted"
+        );
+        assert_eq!(
+            Topic::jobs("r1", JobsMsg::Request(JobsRequest::Update("j1"))).to_string(),
+            "$aws/things/r1/jobs/j1/update"
+        );
+    }
+
+    #[test]
+    fn jobs_describe_may_ask_for_next_and_nothing_else_may() {
+        for suffix in ["", "/accepted", "/rejected"] {
+            let text = format!("$aws/things/r1/jobs/$next/get{suffix}");
+            let t = Topic::parse(&text).unwrap();
+            assert_eq!(t.to_string(), text);
+            let next = JobsRequest::Describe("$next");
+            let want = match suffix {
+                "" => JobsMsg::Request(next),
+                "/accepted" => JobsMsg::Accepted(next),
+                _ => JobsMsg::Rejected(next),
+            };
+            assert_eq!(t, Topic::jobs("r1", want));
+            let update = format!("$aws/things/r1/jobs/$next/update{suffix}");
+            let e = Topic::parse(&update).unwrap_err().to_string();
+            assert!(e.contains("not a job id"), "{update}: {e}");
+        }
+        // ids that spell a request are still ids
+        assert_eq!(
+            Topic::parse("$aws/things/r1/jobs/get/get"),
+            Ok(Topic::jobs(
+                "r1",
+                JobsMsg::Request(JobsRequest::Describe("get"))
+            ))
+        );
+        assert_eq!(
+            Topic::parse("$aws/things/r1/jobs/notify-next/update/accepted"),
+            Ok(Topic::jobs(
+                "r1",
+                JobsMsg::Accepted(JobsRequest::Update("notify-next"))
+            ))
         );
     }
 
@@ -515,7 +762,38 @@ mod tests {
             ("$aws/things/r1/shadow/get/delta", "not a gopigo topic"),
             ("$aws/things/r1/shadow/get/", "not a gopigo topic"),
             ("$aws/things//shadow/get", "not a thing name"),
-            ("$aws/things/r1/jobs/get", "not a gopigo topic"),
+            ("$aws/things/r1/jobs", "not a gopigo topic"),
+            ("$aws/things/r1/jobs/", "not a gopigo topic"),
+            ("$aws/things/r1/jobs/list", "not a gopigo topic"),
+            ("$aws/things/r1/jobs/get/", "not a gopigo topic"),
+            ("$aws/things/r1/jobs/notify/accepted", "not a gopigo topic"),
+            (
+                "$aws/things/r1/jobs/notify-next/rejected",
+                "not a gopigo topic",
+            ),
+            (
+                "$aws/things/r1/jobs/get/accepted/accepted",
+                "not a gopigo topic",
+            ),
+            ("$aws/things/r1/jobs/j1/get/delta", "not a gopigo topic"),
+            ("$aws/things/r1/jobs/j1/delete", "not a gopigo topic"),
+            ("$aws/things/r1/jobs/j1/j2/get", "not a gopigo topic"),
+            (
+                "$aws/things/r1/jobs/start-next/update/x",
+                "not a gopigo topic",
+            ),
+            ("$aws/things/r1/jobs//get", "not a job id"),
+            ("$aws/things/r1/jobs/j.1/update", "not a job id"),
+            ("$aws/things/r1/jobs/$j1/get", "not a job id"),
+            ("$aws/things/r1/jobs/$next/update", "not a job id"),
+            (
+                &format!("$aws/things/r1/jobs/{}/get/accepted", "j".repeat(65)),
+                "not a job id",
+            ),
+            ("$aws/things//jobs/get", "not a thing name"),
+            ("$aws/things/r 1/jobs/notify-next", "not a thing name"),
+            ("$aws/things/r1/jobs/#", "wildcard"),
+            ("$aws/things/+/jobs/get", "wildcard"),
             ("aws/things/r1/shadow/get", "not a gopigo topic"),
             ("$aws/things/r1/shadow/name/get", "not a gopigo topic"),
             ("$aws/things/r1/shadow/name//get", "not a shadow name"),
@@ -594,6 +872,34 @@ mod tests {
     }
 
     #[test]
+    fn the_jobs_filters_match_exactly_what_mqtt_delivers_to_them() {
+        let mut topics = every_topic();
+        for (msg, suffix) in every_jobs_msg("j2", "$next") {
+            topics.push((
+                Topic::jobs("r2", msg),
+                format!("$aws/things/r2/jobs/{suffix}"),
+            ));
+        }
+        for (filter, want) in [
+            (JobsFilter::of("r1"), 14),
+            (JobsFilter::of("r2"), 14),
+            (JobsFilter::of("r3"), 0),
+            (JobsFilter::EVERY_THING, 28),
+        ] {
+            let mut hits = 0;
+            for (topic, text) in &topics {
+                let by_mqtt = mqtt_matches(&filter.to_string(), text);
+                assert_eq!(filter.matches(topic), by_mqtt, "{filter} vs {text}");
+                hits += usize::from(by_mqtt);
+            }
+            assert_eq!(hits, want, "{filter}");
+        }
+        // the robot's one subscription and the local core's, as before
+        assert_eq!(JobsFilter::of("r1").to_string(), "$aws/things/r1/jobs/#");
+        assert_eq!(JobsFilter::EVERY_THING.to_string(), "$aws/things/+/jobs/#");
+    }
+
+    #[test]
     fn the_subscription_lists_are_spelled_as_before() {
         let fleet: Vec<String> = FLEET_FILTERS.iter().map(Filter::to_string).collect();
         assert_eq!(
@@ -632,7 +938,12 @@ mod tests {
         );
     }
 
-    fn any_topic(thing: String, shadow: Option<String>, client: String) -> Vec<String> {
+    fn any_topic(
+        thing: String,
+        shadow: Option<String>,
+        client: String,
+        job: String,
+    ) -> Vec<String> {
         let mut texts: Vec<String> = RobotTopic::ALL
             .iter()
             .map(|&k| Topic::robot(&thing, k).to_string())
@@ -644,6 +955,11 @@ mod tests {
                 msg,
             };
             texts.push(t.to_string());
+        }
+        for describe in [job.as_str(), "$next"] {
+            for (msg, _) in every_jobs_msg(&job, describe) {
+                texts.push(Topic::jobs(&thing, msg).to_string());
+            }
         }
         for event in [PresenceEvent::Connected, PresenceEvent::Disconnected] {
             texts.push(
@@ -678,6 +994,14 @@ mod tests {
         "accepted",
         "connected",
         "disconnected",
+        "jobs",
+        "notify",
+        "notify-next",
+        "start-next",
+        "rejected",
+        "$next",
+        "j1",
+        "j.1",
         "",
         "+",
         "#",
@@ -691,8 +1015,9 @@ mod tests {
             thing in "[a-zA-Z0-9:_-]{1,128}",
             shadow in proptest::option::of("[$a-zA-Z0-9:_-]{1,64}"),
             client in "[^/+#]{1,64}",
+            job in "[a-zA-Z0-9_-]{1,64}",
         ) {
-            for text in any_topic(thing, shadow, client) {
+            for text in any_topic(thing, shadow, client, job) {
                 let parsed = Topic::parse(&text);
                 prop_assert!(parsed.is_ok(), "{text}: {parsed:?}");
                 prop_assert_eq!(parsed.unwrap().to_string(), text);

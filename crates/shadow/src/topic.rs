@@ -67,32 +67,65 @@ pub fn parse_request_topic(topic: &str) -> Option<ShadowTopic<'_>> {
     })
 }
 
-/// The topic prefix: `$aws/things/{thing}/shadow[/name/{shadow}]`.
-pub fn topic_prefix(thing: &str, shadow_name: Option<&str>) -> String {
-    match shadow_name {
-        Some(name) => format!("$aws/things/{thing}/shadow/name/{name}"),
-        None => format!("$aws/things/{thing}/shadow"),
+impl ShadowOp {
+    /// The request's message in the typed topic.
+    pub fn request(self) -> ShadowMsg {
+        match self {
+            ShadowOp::Get => ShadowMsg::Get,
+            ShadowOp::Update => ShadowMsg::Update,
+            ShadowOp::Delete => ShadowMsg::Delete,
+        }
     }
+
+    /// The service's answer on `{op}/{suffix}`, if AWS has that topic
+    /// (`accepted` and `rejected` for all three, `delta` and `documents`
+    /// for `update`); an empty suffix is the request itself.
+    pub fn answer(self, suffix: &str) -> Option<ShadowMsg> {
+        Some(match (self, suffix) {
+            (_, "") => self.request(),
+            (ShadowOp::Get, "accepted") => ShadowMsg::GetAccepted,
+            (ShadowOp::Get, "rejected") => ShadowMsg::GetRejected,
+            (ShadowOp::Update, "accepted") => ShadowMsg::UpdateAccepted,
+            (ShadowOp::Update, "rejected") => ShadowMsg::UpdateRejected,
+            (ShadowOp::Update, "delta") => ShadowMsg::UpdateDelta,
+            (ShadowOp::Update, "documents") => ShadowMsg::UpdateDocuments,
+            (ShadowOp::Delete, "accepted") => ShadowMsg::DeleteAccepted,
+            (ShadowOp::Delete, "rejected") => ShadowMsg::DeleteRejected,
+            _ => return None,
+        })
+    }
+}
+
+/// The topic prefix: `$aws/things/{thing}/shadow[/name/{shadow}]`, as
+/// [`Topic::Shadow`] prints it (its `get` topic without the `/get`).
+pub fn topic_prefix(thing: &str, shadow_name: Option<&str>) -> String {
+    let mut get = request_topic(thing, shadow_name, ShadowOp::Get);
+    get.truncate(get.len() - "/get".len());
+    get
 }
 
 /// The request topic for `op`, e.g. `$aws/things/bot/shadow/update`.
 pub fn request_topic(thing: &str, shadow_name: Option<&str>, op: ShadowOp) -> String {
-    format!("{}/{}", topic_prefix(thing, shadow_name), op.as_str())
+    shadow_topic(thing, shadow_name, op.request())
+}
+
+fn shadow_topic(thing: &str, name: Option<&str>, msg: ShadowMsg) -> String {
+    Topic::Shadow { thing, name, msg }.to_string()
 }
 
 /// A response topic: `{prefix}/{op}/{suffix}` where suffix is `accepted`,
-/// `rejected`, `delta` or `documents` (an empty suffix gives the request topic).
+/// `rejected`, `delta` or `documents` (an empty suffix gives the request
+/// topic). A pair AWS does not use (`get/delta`) is spelled the same way,
+/// though no one subscribes to it.
 pub fn response_topic(
     thing: &str,
     shadow_name: Option<&str>,
     op: ShadowOp,
     suffix: &str,
 ) -> String {
-    let base = request_topic(thing, shadow_name, op);
-    if suffix.is_empty() {
-        base
-    } else {
-        format!("{base}/{suffix}")
+    match op.answer(suffix) {
+        Some(msg) => shadow_topic(thing, shadow_name, msg),
+        None => format!("{}/{suffix}", request_topic(thing, shadow_name, op)),
     }
 }
 
@@ -100,6 +133,32 @@ pub fn response_topic(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn built_topics_are_spelled_as_aws_spells_them() {
+        assert_eq!(topic_prefix("bot1", None), "$aws/things/bot1/shadow");
+        assert_eq!(
+            topic_prefix("bot1", Some("cfg")),
+            "$aws/things/bot1/shadow/name/cfg"
+        );
+        for op in [ShadowOp::Get, ShadowOp::Update, ShadowOp::Delete] {
+            for name in [None, Some("cfg")] {
+                let prefix = topic_prefix("bot1", name);
+                let request = request_topic("bot1", name, op);
+                assert_eq!(request, format!("{prefix}/{}", op.as_str()));
+                assert_eq!(response_topic("bot1", name, op, ""), request);
+                for suffix in ["accepted", "rejected", "delta", "documents"] {
+                    let t = response_topic("bot1", name, op, suffix);
+                    assert_eq!(t, format!("{request}/{suffix}"));
+                    // the pairs AWS uses are the typed topic's, and parse back
+                    let typed = op.answer(suffix).is_some();
+                    let aws = op == ShadowOp::Update || !matches!(suffix, "delta" | "documents");
+                    assert_eq!(typed, aws, "{t}");
+                    assert_eq!(Topic::parse(&t).is_ok(), aws, "{t}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn request_topics_from_device_shadow_mqtt_topics_page() {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gopigo_broker::BrokerHandle;
+use gopigo_protocol::{JobsFilter, JobsMsg, Topic};
 use serde_json::{json, Map, Value};
 
 use super::state::{self, DeviceOp, Reject};
@@ -75,7 +76,7 @@ pub(crate) fn announce(state: &CoreState, before: Before) {
         }
         publish(
             state,
-            &format!("$aws/things/{thing}/jobs/notify"),
+            &Topic::jobs(&thing, JobsMsg::Notify).to_string(),
             json!({ "timestamp": now, "jobs": jobs }),
         );
         if new.first() != old.first() {
@@ -83,7 +84,11 @@ pub(crate) fn announce(state: &CoreState, before: Before) {
             if let Some(next) = state::next_pending(&execs) {
                 msg["execution"] = device_execution(state, next, true);
             }
-            publish(state, &format!("$aws/things/{thing}/jobs/notify-next"), msg);
+            publish(
+                state,
+                &Topic::jobs(&thing, JobsMsg::NotifyNext).to_string(),
+                msg,
+            );
         }
     }
 }
@@ -167,21 +172,15 @@ type Reply = Result<Value, Reject>;
 
 /// Answers one device request and publishes the reply (and notifications).
 pub fn handle(state: &CoreState, thing: &str, op: &DeviceOp, payload: &[u8]) {
-    let base = match op {
-        DeviceOp::GetPending => format!("$aws/things/{thing}/jobs/get"),
-        DeviceOp::StartNext => format!("$aws/things/{thing}/jobs/start-next"),
-        DeviceOp::Describe(id) => format!("$aws/things/{thing}/jobs/{id}/get"),
-        DeviceOp::Update(id) => format!("$aws/things/{thing}/jobs/{id}/update"),
-    };
     let req = parse_request(payload);
     let token = req.as_ref().ok().and_then(|r| r.token.clone());
     let before = pending_before(state, &[thing.to_string()]);
     let reply = req.and_then(|r| answer(state, thing, op, &r));
     let now = secs(now_secs());
-    let (topic, mut body) = match reply {
-        Ok(v) => (format!("{base}/accepted"), v),
+    let (msg, mut body) = match reply {
+        Ok(v) => (JobsMsg::Accepted(op.request()), v),
         Err(r) => (
-            format!("{base}/rejected"),
+            JobsMsg::Rejected(op.request()),
             json!({ "code": r.code, "message": r.message }),
         ),
     };
@@ -189,7 +188,7 @@ pub fn handle(state: &CoreState, thing: &str, op: &DeviceOp, payload: &[u8]) {
     if let Some(t) = token {
         body["clientToken"] = json!(t);
     }
-    publish(state, &topic, body);
+    publish(state, &Topic::jobs(thing, msg).to_string(), body);
     if let Ok(b) = before {
         announce(state, b);
     }
@@ -437,7 +436,7 @@ pub fn time_out_expired(state: &CoreState) -> Result<usize, ApiError> {
 /// Serves the device API until the broker stops: requests in order, one at
 /// a time (as the shadow service), and the timeout sweep every second.
 pub async fn service(state: Arc<CoreState>, broker: BrokerHandle) {
-    let mut requests = broker.subscribe_internal("$aws/things/+/jobs/#");
+    let mut requests = broker.subscribe_internal(&JobsFilter::EVERY_THING.to_string());
     let mut sweep = tokio::time::interval(SWEEP);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {

@@ -2,6 +2,7 @@
 //! device may make with an execution, which execution is next, the counts
 //! of a job, and the device topics (`$aws/things/{thing}/jobs/...`).
 
+use gopigo_protocol::{valid_job_id, JobsMsg, JobsRequest, Topic};
 use serde_json::{json, Map, Value};
 
 use super::store::Execution;
@@ -111,11 +112,7 @@ pub fn process_details(execs: &[Execution]) -> Value {
 
 /// `jobId` and `jobTemplateId`: 1 to 64 of `[a-zA-Z0-9_-]`.
 pub fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
-    let ok = (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+    if valid_job_id(id) {
         Ok(())
     } else {
         Err(ApiError::invalid(format!(
@@ -197,21 +194,34 @@ pub enum DeviceOp {
     Update(String),
 }
 
-/// The thing and request of a device topic; `None` for the service's own
-/// responses and notifications (`.../accepted`, `notify-next`, ...).
-pub fn parse_device_topic(topic: &str) -> Option<(&str, DeviceOp)> {
-    let rest = topic.strip_prefix("$aws/things/")?;
-    let (thing, rest) = rest.split_once("/jobs/")?;
-    if thing.is_empty() || thing.contains('/') {
-        return None;
+impl DeviceOp {
+    /// The request as the typed topic spells it.
+    pub fn request(&self) -> JobsRequest<'_> {
+        match self {
+            DeviceOp::GetPending => JobsRequest::GetPending,
+            DeviceOp::StartNext => JobsRequest::StartNext,
+            DeviceOp::Describe(id) => JobsRequest::Describe(id),
+            DeviceOp::Update(id) => JobsRequest::Update(id),
+        }
     }
-    let parts: Vec<&str> = rest.split('/').collect();
-    let op = match parts.as_slice() {
-        ["get"] => DeviceOp::GetPending,
-        ["start-next"] => DeviceOp::StartNext,
-        [id, "get"] if !id.is_empty() => DeviceOp::Describe(id.to_string()),
-        [id, "update"] if !id.is_empty() => DeviceOp::Update(id.to_string()),
-        _ => return None,
+}
+
+/// The thing and request of a device topic; `None` for the service's own
+/// responses and notifications (`.../accepted`, `notify-next`, ...) and for
+/// what [`Topic::parse`] refuses (a bad thing name or job id).
+pub fn parse_device_topic(topic: &str) -> Option<(&str, DeviceOp)> {
+    let Ok(Topic::Jobs {
+        thing,
+        msg: JobsMsg::Request(request),
+    }) = Topic::parse(topic)
+    else {
+        return None;
+    };
+    let op = match request {
+        JobsRequest::GetPending => DeviceOp::GetPending,
+        JobsRequest::StartNext => DeviceOp::StartNext,
+        JobsRequest::Describe(id) => DeviceOp::Describe(id.to_string()),
+        JobsRequest::Update(id) => DeviceOp::Update(id.to_string()),
     };
     Some((thing, op))
 }
@@ -298,6 +308,8 @@ mod tests {
             ("$aws/things/r1/jobs/get/accepted", None),
             ("$aws/things/r1/jobs/j1/update/rejected", None),
             ("$aws/things/r1/jobs/notify-next", None),
+            ("$aws/things/r1/jobs/j.1/update", None),
+            ("$aws/things/r 1/jobs/get", None),
             ("$aws/things/r1/shadow/get", None),
         ];
         for (topic, want) in table {
