@@ -519,7 +519,12 @@ mod tests {
             ("ctl", "iot:Receive", "topic/gopigo/r1/cmd", false),
             ("ctl", "iot:Receive", "topic/gopigo/r1/video/request", false),
             ("ctl", "iot:Subscribe", "topicfilter/#", false),
-            ("ctl", "iot:Subscribe", "topicfilter/$aws/things/r1/jobs/#", false),
+            (
+                "ctl",
+                "iot:Subscribe",
+                "topicfilter/$aws/things/r1/jobs/#",
+                false,
+            ),
             ("ctl", "iot:Receive", "topic/gopigo/r1/telemetry", true),
             (
                 "ctl",
