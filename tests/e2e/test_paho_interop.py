@@ -67,6 +67,12 @@ def test_paho_interoperability_failures_are_the_documented_aws_deviations(core, 
     failed, log = run_suite(core, ident, *extra)
     documented = documented_failures()[variant]
     assert documented, "docs/core.md has no Paho table"
+    if failed != documented:
+        # The suite paces itself with sleeps and shares client ids and
+        # retained topics between its tests; on a loaded machine one of its
+        # tests (seen: offline queueing, unsubscribe) can fail once. A real
+        # deviation fails again: run the suite once more, whole, and judge that.
+        failed, log = run_suite(core, ident, *extra)
     assert failed == documented, (
-        f"{variant}: failing {sorted(failed)}, documented {sorted(documented)}\n{log[-6000:]}"
+        f"{variant}: failing {sorted(failed)}, documented {sorted(documented)}\n{log[-20000:]}"
     )
