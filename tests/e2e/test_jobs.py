@@ -109,9 +109,18 @@ def test_job_control_plane_follows_botocore(core):
         iot.create_job(jobId="j2", targets=targets, document="not json")
     assert "JSON" in str(e.value)
     group = targets[0].replace("thing/r1", "thinggroup/g1")
-    with pytest.raises(iot.exceptions.InvalidRequestException) as e:
+    with pytest.raises(iot.exceptions.ResourceNotFoundException) as e:
         iot.create_job(jobId="j2", targets=[group], document=doc)
-    assert "thinggroup/g1" in str(e.value)
+    assert "g1" in str(e.value)
+
+    # A thing-group target reaches the things of the group's child groups.
+    iot.create_thing_group(thingGroupName="g1")
+    iot.create_thing_group(thingGroupName="g1-lab", parentGroupName="g1")
+    iot.add_thing_to_thing_group(thingGroupName="g1-lab", thingName="r1")
+    iot.create_job(jobId="jg", targets=[group], document=doc)
+    execs = iot.list_job_executions_for_job(jobId="jg")["executionSummaries"]
+    assert [e["thingArn"].rsplit("/", 1)[1] for e in execs] == ["r1"], execs
+    iot.cancel_job(jobId="jg", force=True)
 
     # Templates, and a job made from one.
     t = iot.create_job_template(jobTemplateId="t1", description="tmpl", document=doc)

@@ -172,6 +172,17 @@ pub fn descendants(groups: &HashMap<String, Group>, name: &str) -> Vec<String> {
     out
 }
 
+/// The things in thing group `name` and in all its descendants, in name
+/// order (a job that targets the group reaches these); a missing group is
+/// ResourceNotFoundException.
+pub fn things_in_tree(state: &CoreState, name: &str) -> Result<Vec<String>, ApiError> {
+    let groups = all_groups(state)?;
+    if !groups.contains_key(name) {
+        return Err(super::store::group_not_found(KIND, name));
+    }
+    state.store.group_members(KIND, &descendants(&groups, name))
+}
+
 fn all_groups(state: &CoreState) -> Result<HashMap<String, Group>, ApiError> {
     Ok(state
         .store

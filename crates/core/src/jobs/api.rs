@@ -243,13 +243,10 @@ fn execution_json(state: &CoreState, e: &Execution) -> Value {
 
 // ------------------------------------------------------------------- jobs
 
-/// The things behind a thing-group target. Thing groups live in another
-/// part of the core; until they are wired in here, a group target is
-/// refused with words that say so.
-fn group_things(_state: &CoreState, group: &str) -> Result<Vec<String>, ApiError> {
-    Err(ApiError::invalid(format!(
-        "thing group targets are not supported by this local core yet (thinggroup/{group}): target the group's things by their thing ARNs"
-    )))
+/// The things behind a thing-group target: the group's things and those of
+/// its child groups, as AWS sends a job for a parent group to its children.
+fn group_things(state: &CoreState, group: &str) -> Result<Vec<String>, ApiError> {
+    crate::fleet::thing_groups::things_in_tree(state, group)
 }
 
 /// Queues `thing` on every IN_PROGRESS CONTINUOUS job that targets
