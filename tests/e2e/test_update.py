@@ -27,8 +27,14 @@ def gopigo(*args, timeout=300):
 
 
 def relabel(src, dst, version):
-    """A copy of the binary whose marked version is `version`."""
-    data = bytearray(open(src, "rb").read())
+    """A copy of the binary whose marked version is `version`, without its
+    debug sections (a debug build is over the agent's 256 MiB download cap;
+    a release build, what robots get, is far under it)."""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    stripped = str(dst) + ".stripped"
+    subprocess.run(["objcopy", "--strip-debug", str(src), stripped], check=True)
+    data = bytearray(open(stripped, "rb").read())
+    os.unlink(stripped)
     assert data.count(MARK) == 1, "the version mark must be in the binary exactly once"
     at = data.index(MARK) + len(MARK)
     field = version.encode().ljust(MARK_LEN - len(MARK), b"\0")
