@@ -151,6 +151,20 @@ async fn auth(State(state): State<Arc<CoreState>>, req: Request, next: Next) -> 
 }
 
 /// `{list_key: items, token_key?: next}`: the shape of every AWS list response.
+/// A page of policy names as AWS lists them (`policies` with names and
+/// ARNs, `nextMarker`).
+pub(crate) fn policies_page(
+    state: &CoreState,
+    names: &[String],
+    next: Option<String>,
+) -> ApiResult {
+    let policies: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"policyName": n, "policyArn": state.arn(&format!("policy/{n}"))}))
+        .collect();
+    page_response("policies", json!(policies), "nextMarker", next)
+}
+
 pub(crate) fn page_response(
     list_key: &str,
     items: Value,
@@ -713,11 +727,7 @@ async fn list_policies(State(state): State<Arc<CoreState>>, q: Q) -> ApiResult {
     } else {
         None
     };
-    let policies: Vec<Value> = names
-        .iter()
-        .map(|n| json!({"policyName": n, "policyArn": state.arn(&format!("policy/{n}"))}))
-        .collect();
-    page_response("policies", json!(policies), "nextMarker", next)
+    policies_page(&state, &names, next)
 }
 
 fn parse_version(v: &str) -> Result<i64, ApiError> {
@@ -881,11 +891,7 @@ async fn list_attached_policies(
 ) -> ApiResult {
     let all = state.store.policies_for_target(&target)?;
     let (page, next) = paginate(&all, &q, "pageSize", "marker", 25)?;
-    let policies: Vec<Value> = page
-        .iter()
-        .map(|n| json!({"policyName": n, "policyArn": state.arn(&format!("policy/{n}"))}))
-        .collect();
-    page_response("policies", json!(policies), "nextMarker", next)
+    policies_page(&state, &page, next)
 }
 
 async fn list_targets_for_policy(

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::control::{
     certificate_of_principal, decode_token, empty, encode_token, existing_policy, page_response,
-    page_size, paginate, ApiResult, Q,
+    page_size, paginate, policies_page, ApiResult, Q,
 };
 use crate::error::ApiError;
 use crate::CoreState;
@@ -119,11 +119,7 @@ async fn list_principal_policies(
     let principal = header(&headers, "x-amzn-iot-principal", "principal")?;
     certificate_of_principal(&state, &principal)?;
     let (page, next) = page_in_order(state.store.policies_for_target(&principal)?, &q)?;
-    let policies: Vec<Value> = page
-        .iter()
-        .map(|n| json!({"policyName": n, "policyArn": state.arn(&format!("policy/{n}"))}))
-        .collect();
-    page_response("policies", json!(policies), "nextMarker", next)
+    policies_page(&state, &page, next)
 }
 
 async fn list_policy_principals(

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::state::{self, Target};
 use super::store::{self as js, Execution, Job, Template};
-use crate::control::body_object;
+use crate::control::{body_object, page_response};
 use crate::error::ApiError;
 use crate::store::now_secs;
 use crate::CoreState;
@@ -501,11 +501,7 @@ async fn list_jobs(State(state): State<Arc<CoreState>>, q: Q) -> ApiResult {
         .collect();
     let (page, next) = page(wanted, &q, |j| j.id.clone())?;
     let jobs: Vec<Value> = page.iter().map(|j| job_summary(&state, j)).collect();
-    let mut v = json!({ "jobs": jobs });
-    if let Some(n) = next {
-        v["nextToken"] = json!(n);
-    }
-    ok(v)
+    page_response("jobs", json!(jobs), "nextToken", next)
 }
 
 async fn update_job(
@@ -681,11 +677,7 @@ async fn list_executions_for_job(
             })
         })
         .collect();
-    let mut v = json!({ "executionSummaries": list });
-    if let Some(n) = next {
-        v["nextToken"] = json!(n);
-    }
-    ok(v)
+    page_response("executionSummaries", json!(list), "nextToken", next)
 }
 
 async fn list_executions_for_thing(
@@ -705,11 +697,7 @@ async fn list_executions_for_thing(
         .iter()
         .map(|e| json!({ "jobId": e.job_id, "jobExecutionSummary": execution_summary(e) }))
         .collect();
-    let mut v = json!({ "executionSummaries": list });
-    if let Some(n) = next {
-        v["nextToken"] = json!(n);
-    }
-    ok(v)
+    page_response("executionSummaries", json!(list), "nextToken", next)
 }
 
 async fn cancel_execution(
@@ -858,11 +846,7 @@ async fn list_templates(State(state): State<Arc<CoreState>>, q: Q) -> ApiResult 
             })
         })
         .collect();
-    let mut v = json!({ "jobTemplates": list });
-    if let Some(n) = next {
-        v["nextToken"] = json!(n);
-    }
-    ok(v)
+    page_response("jobTemplates", json!(list), "nextToken", next)
 }
 
 async fn delete_template(State(state): State<Arc<CoreState>>, Path(id): Path<String>) -> ApiResult {
