@@ -14,7 +14,8 @@
 //!   (RegisterCACertificate, RegisterCertificate, ...), trusted by the broker.
 //! - [`rules`]: topic rules, stored and listed; an enabled `SELECT *` rule
 //!   runs its republish actions.
-//! - [`search`]: fleet indexing's SearchIndex over the things.
+//! - [`search`]: fleet indexing: SearchIndex over the things and thing groups,
+//!   its query language, and Get/UpdateIndexingConfiguration.
 //! - [`shadow`]: the Device Shadow service shared by MQTT and HTTP.
 //! - [`mqtt`]: the broker (crate `gopigo-broker`) wired to the registry:
 //!   authorization source, shadow topics, certificate deactivation.

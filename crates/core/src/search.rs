@@ -1,378 +1,423 @@
-//! Fleet indexing's SearchIndex over the registry (index `AWS_Things`),
-//! with the query syntax's common subset: `thingName:`, `attributes.<key>:`,
-//! `thingTypeName:`, `connectivity.connected:` terms with `*` and `?`
-//! wildcards, a bare term (things whose name contains it), `*` (all), and
-//! `AND` (or juxtaposition), `OR`, `NOT`, `-term` and parentheses.
+//! Fleet indexing: SearchIndex over the things (index `AWS_Things`) and,
+//! when thing group indexing is ON, the thing groups (`AWS_ThingGroups`),
+//! and Get/UpdateIndexingConfiguration.
 //!
-//! Parsing is pure ([`parse`]); evaluation reads each thing once.
+//! The query language is [`query`] (pure), a thing's searchable fields and
+//! their evaluation [`document`] (pure), the configuration [`config`] (pure);
+//! this file reads the registry, shadows, groups and the broker's live
+//! connections, and pages the answer.
+
+pub mod config;
+pub mod document;
+pub mod query;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
-use serde_json::{json, Value};
+use gopigo_shadow::StoredShadow;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Map, Value};
 
 use crate::control::{body_object, ok, ApiResult};
 use crate::error::ApiError;
-use crate::store::Thing;
+use crate::fleet::store::{Group, GroupKind};
+use crate::store::{Store, Thing};
 use crate::CoreState;
+use config::IndexingConfig;
+use document::{Doc, Val};
 
-/// The SearchIndex route.
+/// The most results one page holds (AWS's API reference: "This maximum
+/// number cannot exceed 100"); also the default.
+pub const MAX_RESULTS: usize = 100;
+
+const CONFIG_KEY: &str = "indexing_configuration";
+const THINGS: &str = "AWS_Things";
+const GROUPS: &str = "AWS_ThingGroups";
+
+/// The fleet indexing routes.
 pub fn router() -> Router<Arc<CoreState>> {
-    Router::new().route("/indices/search", post(search_index))
+    Router::new()
+        .route("/indices/search", post(search_index))
+        .route(
+            "/indexing/config",
+            get(get_indexing_configuration).post(update_indexing_configuration),
+        )
 }
 
-/// A parsed query.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Query {
-    /// `field:pattern`, or a bare pattern when `field` is `None`.
-    Term {
-        /// The field, e.g. `thingName` or `attributes.color`.
-        field: Option<String>,
-        /// The value, with `*` and `?` wildcards.
-        pattern: String,
-    },
-    /// `a AND b`, or two terms side by side: a thing must match both.
-    And(Box<Query>, Box<Query>),
-    /// `a OR b`: a thing must match at least one.
-    Or(Box<Query>, Box<Query>),
-    /// `NOT a` or `-a`: a thing must not match.
-    Not(Box<Query>),
+/// The stored indexing configuration (the local default until an update).
+pub fn load_config(store: &Store) -> Result<IndexingConfig, ApiError> {
+    store.tx(|tx| {
+        let text: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key=?1", [CONFIG_KEY], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(text
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .map(|v| IndexingConfig::from_json(&v))
+            .unwrap_or_default())
+    })
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Open,
-    Close,
-    And,
-    Or,
-    Not,
-    Minus,
-    Word(String),
+fn save_config(store: &Store, c: &IndexingConfig) -> Result<(), ApiError> {
+    store.tx(|tx| {
+        tx.execute(
+            "INSERT INTO meta(key,value) VALUES(?1,?2)
+             ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            params![CONFIG_KEY, c.to_json().to_string()],
+        )?;
+        Ok(())
+    })
 }
 
-fn tokenize(s: &str) -> Vec<Tok> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut Vec<Tok>| {
-        if !word.is_empty() {
-            out.push(match word.as_str() {
-                "AND" => Tok::And,
-                "OR" => Tok::Or,
-                "NOT" => Tok::Not,
-                _ => Tok::Word(std::mem::take(word)),
-            });
-            word.clear();
-        }
-    };
-    for c in s.chars() {
-        match c {
-            '(' | ')' => {
-                flush(&mut word, &mut out);
-                out.push(if c == '(' { Tok::Open } else { Tok::Close });
-            }
-            '-' if word.is_empty() => out.push(Tok::Minus),
-            c if c.is_whitespace() => flush(&mut word, &mut out),
-            c => word.push(c),
-        }
-    }
-    flush(&mut word, &mut out);
-    out
+async fn get_indexing_configuration(State(state): State<Arc<CoreState>>) -> ApiResult {
+    ok(load_config(&state.store)?.to_json())
 }
 
-struct Parser {
-    toks: Vec<Tok>,
-    pos: usize,
+async fn update_indexing_configuration(
+    State(state): State<Arc<CoreState>>,
+    body: Bytes,
+) -> ApiResult {
+    let body = body_object(&body)?;
+    let mut c = load_config(&state.store)?;
+    c.update(&body).map_err(ApiError::invalid)?;
+    save_config(&state.store, &c)?;
+    ok(json!({}))
 }
 
-impl Parser {
-    fn peek(&self) -> Option<&Tok> {
-        self.toks.get(self.pos)
-    }
+/// A SearchIndex request, validated.
+struct SearchRequest {
+    index: String,
+    query: String,
+    max: usize,
+    after: Option<String>,
+}
 
-    fn next(&mut self) -> Option<Tok> {
-        let t = self.toks.get(self.pos).cloned();
-        self.pos += 1;
-        t
-    }
-
-    fn or(&mut self) -> Result<Query, String> {
-        let mut q = self.and()?;
-        while self.peek() == Some(&Tok::Or) {
-            self.pos += 1;
-            q = Query::Or(Box::new(q), Box::new(self.and()?));
-        }
-        Ok(q)
-    }
-
-    fn and(&mut self) -> Result<Query, String> {
-        let mut q = self.unary()?;
-        loop {
-            match self.peek() {
-                Some(Tok::And) => {
-                    self.pos += 1;
-                }
-                Some(Tok::Open | Tok::Not | Tok::Minus | Tok::Word(_)) => {}
-                _ => return Ok(q),
-            }
-            q = Query::And(Box::new(q), Box::new(self.unary()?));
-        }
-    }
-
-    fn unary(&mut self) -> Result<Query, String> {
-        match self.next() {
-            Some(Tok::Not | Tok::Minus) => Ok(Query::Not(Box::new(self.unary()?))),
-            Some(Tok::Open) => {
-                let q = self.or()?;
-                match self.next() {
-                    Some(Tok::Close) => Ok(q),
-                    _ => Err("a '(' is not closed".into()),
-                }
-            }
-            Some(Tok::Word(w)) => Ok(match w.split_once(':') {
-                Some((field, value)) => Query::Term {
-                    field: Some(field.to_string()),
-                    pattern: value.to_string(),
-                },
-                None => Query::Term {
-                    field: None,
-                    pattern: w,
-                },
-            }),
-            Some(t) => Err(format!("unexpected {t:?} where a term should be")),
-            None => Err("the query ends where a term should be".into()),
-        }
+impl SearchRequest {
+    fn from_body(body: &Map<String, Value>) -> Result<Self, ApiError> {
+        let index = body
+            .get("indexName")
+            .and_then(Value::as_str)
+            .unwrap_or(THINGS)
+            .to_string();
+        let query = body
+            .get("queryString")
+            .and_then(Value::as_str)
+            .filter(|q| !q.is_empty())
+            .ok_or_else(|| ApiError::invalid("queryString is required"))?
+            .to_string();
+        let max = match body.get("maxResults") {
+            None | Some(Value::Null) => MAX_RESULTS,
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= 1 => (n as usize).min(MAX_RESULTS),
+                _ => return Err(ApiError::invalid("maxResults must be a number from 1")),
+            },
+        };
+        let after = match body.get("nextToken").and_then(Value::as_str) {
+            None | Some("") => None,
+            Some(t) => Some(decode_token(t)?),
+        };
+        Ok(SearchRequest {
+            index,
+            query,
+            max,
+            after,
+        })
     }
 }
 
-/// Parses a query string; `Ok(None)` for an empty one.
-pub fn parse(s: &str) -> Result<Option<Query>, String> {
-    let toks = tokenize(s);
-    if toks.is_empty() {
-        return Ok(None);
-    }
-    let mut p = Parser { toks, pos: 0 };
-    let q = p.or()?;
-    match p.peek() {
-        None => Ok(Some(q)),
-        Some(t) => Err(format!("unexpected {t:?} after a complete query")),
-    }
+/// The token names the last result given (opaque to clients).
+fn encode_token(last: &str) -> String {
+    format!("n1.{}", hex::encode(last))
 }
 
-/// `*` any run, `?` one character, the rest literal (pure).
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
+fn decode_token(t: &str) -> Result<String, ApiError> {
+    t.strip_prefix("n1.")
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "nextToken {t:?} is not one this core gave; pass the nextToken of the previous page"
+            ))
+        })
 }
 
-/// Whether `thing` (connected or not) matches `q` (pure).
-pub fn matches(q: &Query, thing: &Thing, connected: bool) -> bool {
-    match q {
-        Query::And(a, b) => matches(a, thing, connected) && matches(b, thing, connected),
-        Query::Or(a, b) => matches(a, thing, connected) || matches(b, thing, connected),
-        Query::Not(a) => !matches(a, thing, connected),
-        Query::Term {
-            field: None,
-            pattern,
-        } => pattern == "*" || thing.name.contains(pattern.as_str()),
-        Query::Term {
-            field: Some(f),
-            pattern,
-        } => {
-            if pattern.is_empty() {
-                return false;
-            }
-            let value = match f.as_str() {
-                "thingName" => Some(thing.name.clone()),
-                "thingId" => Some(thing.id.clone()),
-                "thingTypeName" => thing.type_name.clone(),
-                "connectivity.connected" => Some(connected.to_string()),
-                _ => f
-                    .strip_prefix("attributes.")
-                    .and_then(|k| thing.attributes.get(k))
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-            };
-            value.is_some_and(|v| glob(pattern, &v))
-        }
-    }
-}
-
-fn thing_document(t: &Thing, connected: bool) -> Value {
-    let mut v = json!({
-        "thingName": t.name,
-        "thingId": t.id,
-        "attributes": t.attributes,
-        "connectivity": { "connected": connected },
-    });
-    if let Some(tt) = &t.type_name {
-        v["thingTypeName"] = json!(tt);
-    }
-    v
+fn no_index(name: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "Index {name} does not exist: turn it on with UpdateIndexingConfiguration \
+         (thingIndexingMode REGISTRY or REGISTRY_AND_SHADOW for {THINGS}, \
+         thingGroupIndexingMode ON for {GROUPS})"
+    ))
 }
 
 async fn search_index(State(state): State<Arc<CoreState>>, body: Bytes) -> ApiResult {
-    let body = body_object(&body)?;
-    match body.get("indexName").and_then(Value::as_str) {
-        None | Some("AWS_Things") => {}
-        Some(other) => {
-            return Err(ApiError::not_found(format!(
-                "Index {other} does not exist: the local core indexes things only (AWS_Things)"
-            )))
-        }
+    let req = SearchRequest::from_body(&body_object(&body)?)?;
+    let cfg = load_config(&state.store)?;
+    let on = match req.index.as_str() {
+        THINGS => cfg.things_on(),
+        GROUPS => cfg.groups_on(),
+        _ => false,
+    };
+    if !on {
+        return Err(no_index(&req.index));
     }
-    let query = body
-        .get("queryString")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid("queryString is required"))?;
-    let parsed = parse(query).map_err(|e| {
+    let q = query::parse(&req.query).map_err(|e| {
         ApiError::new(
             400,
             "InvalidQueryException",
-            format!("Syntax error in query string '{query}': {e}"),
+            format!("Syntax error in query string '{}': {e}", req.query),
         )
     })?;
-    let max = body
-        .get("maxResults")
-        .and_then(Value::as_u64)
-        .unwrap_or(500)
-        .clamp(1, 500) as usize;
-    let connected: HashSet<String> = state
-        .broker()
-        .map(|b| b.connected_client_ids().into_iter().collect())
-        .unwrap_or_default();
-    let mut things = Vec::new();
-    if let Some(q) = parsed {
-        let mut cursor: Option<String> = None;
-        loop {
-            let batch = state.store.list_things(cursor.as_deref(), 500)?;
-            let Some(last) = batch.last() else { break };
-            cursor = Some(last.name.clone());
-            for t in &batch {
-                let on = connected.contains(&t.name);
-                if things.len() < max && matches(&q, t, on) {
-                    things.push(thing_document(t, on));
-                }
+    let Some(q) = q else {
+        return ok(json!({ "things": [], "thingGroups": [] }));
+    };
+    let (found, token) = if req.index == THINGS {
+        search_things(&state, &cfg, &q, &req)?
+    } else {
+        search_groups(&state.store, &q, &req)?
+    };
+    let key = if req.index == THINGS {
+        "things"
+    } else {
+        "thingGroups"
+    };
+    let mut out = json!({ "things": [], "thingGroups": [] });
+    out[key] = Value::Array(found);
+    if let Some(t) = token {
+        out["nextToken"] = json!(t);
+    }
+    ok(out)
+}
+
+/// A page of matches: at most `max`, and the token when more follow.
+struct Page {
+    max: usize,
+    found: Vec<(String, Value)>,
+}
+
+impl Page {
+    /// Adds a match; false once the page is full and one more was seen.
+    fn offer(&mut self, name: &str, v: impl FnOnce() -> Value) -> bool {
+        if self.found.len() > self.max {
+            return false;
+        }
+        self.found.push((name.to_string(), v()));
+        self.found.len() <= self.max
+    }
+
+    fn finish(mut self) -> (Vec<Value>, Option<String>) {
+        let more = self.found.len() > self.max;
+        self.found.truncate(self.max);
+        let token = more
+            .then(|| self.found.last().map(|(n, _)| encode_token(n)))
+            .flatten();
+        (self.found.into_iter().map(|(_, v)| v).collect(), token)
+    }
+}
+
+fn search_things(
+    state: &CoreState,
+    cfg: &IndexingConfig,
+    q: &query::Query,
+    req: &SearchRequest,
+) -> Result<(Vec<Value>, Option<String>), ApiError> {
+    let connected: Option<HashSet<String>> = cfg.connectivity_on().then(|| {
+        state
+            .broker()
+            .map(|b| b.connected_client_ids().into_iter().collect())
+            .unwrap_or_default()
+    });
+    let mut page = Page {
+        max: req.max,
+        found: Vec::new(),
+    };
+    let mut cursor = req.after.clone();
+    loop {
+        let batch = state.store.list_things(cursor.as_deref(), 200)?;
+        let Some(last) = batch.last() else { break };
+        cursor = Some(last.name.clone());
+        let entries = state.store.tx(|tx| {
+            batch
+                .iter()
+                .map(|t| thing_entry(tx, cfg, t, connected.as_ref()))
+                .collect::<Result<Vec<_>, ApiError>>()
+        })?;
+        for (t, (doc, response)) in batch.iter().zip(entries) {
+            if doc.matches(q) && !page.offer(&t.name, || response) {
+                return Ok(page.finish());
             }
         }
     }
-    ok(json!({ "things": things, "thingGroups": [] }))
+    Ok(page.finish())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Groups and billing groups a thing is directly in, in the order it joined
+/// them (thing groups first).
+fn group_names(tx: &Connection, thing: &str) -> Result<Vec<String>, ApiError> {
+    let mut stmt =
+        tx.prepare("SELECT grp FROM fleet_group_members WHERE thing=?1 ORDER BY kind DESC, rowid")?;
+    let rows = stmt.query_map([thing], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<String>, _>>()?)
+}
 
-    fn thing(name: &str, ty: Option<&str>, attrs: &[(&str, &str)]) -> Thing {
-        Thing {
-            name: name.into(),
-            id: format!("id-{name}"),
-            type_name: ty.map(str::to_string),
-            attributes: attrs
-                .iter()
-                .map(|(k, v)| (k.to_string(), json!(v)))
-                .collect(),
-            version: 1,
-        }
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob("ab*", "abcefg"));
-        assert!(glob("ab?", "abc"));
-        assert!(!glob("ab?", "abcefg"));
-        assert!(glob("*", ""));
-        assert!(glob("a*c*e", "abcde"));
-        assert!(!glob("abc", "abd"));
-    }
-
-    #[test]
-    fn evaluates_the_common_subset() {
-        let things = [
-            thing(
-                "thing1",
-                Some("type1"),
-                &[("attr1", "val1"), ("attr2", "val2")],
-            ),
-            thing(
-                "thing2",
-                Some("type2"),
-                &[("attr1", "val1"), ("attr2", "val3")],
-            ),
-            thing(
-                "thing3",
-                Some("type1"),
-                &[("attr1", "val4"), ("attr2", "val2")],
-            ),
-        ];
-        let table = [
-            ("thingTypeName:type1 AND attributes.attr2:val2", "13"),
-            ("thingTypeName:type1 attributes.attr2:val2", "13"),
-            ("thingTypeName:type2 OR attributes.attr1:val4", "23"),
-            ("NOT thingTypeName:type2", "13"),
-            ("-thingName:thing1", "23"),
-            (
-                "((thingTypeName:type1 OR thingTypeName:type2) AND -attributes.attr2:val2) AND attributes.attr1:val1",
-                "2",
-            ),
-            ("* AND *", "123"),
-            ("thing", "123"),
-            ("thingName:thing?", "123"),
-            ("connectivity.connected:true", "1"),
-            ("attributes.attr1:", ""),
-            ("attributes.attr1", ""),
-        ];
-        for (query, want) in table {
-            let q = parse(query).unwrap().unwrap();
-            let got: String = things
-                .iter()
-                .filter(|t| matches(&q, t, t.name == "thing1"))
-                .map(|t| t.name.trim_start_matches("thing").to_string())
-                .collect();
-            assert_eq!(got, want, "{query}");
-        }
-    }
-
-    #[test]
-    fn refuses_broken_queries() {
-        for bad in [
-            "thingName:thing1 AND",
-            "thingName:thing1 OR",
-            "NOT",
-            "(thingName:thing1",
-            "thingName:thing1)",
-            "AND thingName:thing1",
-            "OR thingName:thing1",
-            "thingName:thing1 AND OR thingName:thing2",
-            "NOT AND thingName:thing2",
-            "thingName:thing1 OR NOT",
-            ")thingName:thing1",
-            "(thingName:thing1 thingName:thing2",
-            "()",
+/// A live shadow as the index holds it: `desired`, `reported`, `delta`,
+/// `metadata`, `hasDelta`, `version`.
+fn shadow_json(tx: &Connection, thing: &str, name: &str) -> Result<Option<Value>, ApiError> {
+    let stored = crate::store::get_shadow(tx, thing, name)?
+        .and_then(|s| serde_json::from_str::<StoredShadow>(&s).ok())
+        .filter(StoredShadow::exists);
+    Ok(stored.map(|s| {
+        let delta = s.delta();
+        let mut v = json!({ "hasDelta": delta.is_some(), "version": s.version });
+        let mut metadata = Map::new();
+        for (key, section, meta) in [
+            ("desired", &s.desired, &s.metadata_desired),
+            ("reported", &s.reported, &s.metadata_reported),
         ] {
-            assert!(parse(bad).is_err(), "{bad}");
+            if let Some(sec) = section {
+                v[key] = Value::Object(sec.clone());
+            }
+            if let Some(m) = meta {
+                metadata.insert(key.into(), Value::Object(m.clone()));
+            }
         }
-        assert_eq!(parse("   ").unwrap(), None);
+        if let Some(d) = delta {
+            v["delta"] = Value::Object(d);
+        }
+        v["metadata"] = Value::Object(metadata);
+        v
+    }))
+}
+
+/// The searchable fields of a thing and its SearchIndex document.
+fn thing_entry(
+    tx: &Connection,
+    cfg: &IndexingConfig,
+    t: &Thing,
+    connected: Option<&HashSet<String>>,
+) -> Result<(Doc, Value), ApiError> {
+    let mut doc = Doc::default();
+    let mut out = json!({ "thingName": t.name, "thingId": t.id, "attributes": t.attributes });
+    doc.push("thingName", Val::Str(t.name.clone()));
+    doc.push("thingId", Val::Str(t.id.clone()));
+    if let Some(tt) = &t.type_name {
+        doc.push("thingTypeName", Val::Str(tt.clone()));
+        out["thingTypeName"] = json!(tt);
     }
+    let groups = group_names(tx, &t.name)?;
+    for g in &groups {
+        doc.push("thingGroupNames", Val::Str(g.clone()));
+    }
+    if !groups.is_empty() {
+        out["thingGroupNames"] = json!(groups);
+    }
+    for (k, v) in &t.attributes {
+        doc.push_json(&format!("attributes.{k}"), v);
+    }
+    if cfg.shadow_on() {
+        if let Some(shadow) = thing_shadows(tx, cfg, &t.name, &mut doc)? {
+            out["shadow"] = json!(shadow.to_string());
+        }
+    }
+    if let Some(live) = connected {
+        let on = live.contains(&t.name);
+        doc.push("connectivity.connected", Val::Bool(on));
+        out["connectivity"] = json!({ "connected": on });
+    }
+    Ok((doc, out))
+}
+
+/// The classic shadow and the configured named shadows (`name.<shadow>`),
+/// added to `doc` without their versions (AWS: not searchable).
+fn thing_shadows(
+    tx: &Connection,
+    cfg: &IndexingConfig,
+    thing: &str,
+    doc: &mut Doc,
+) -> Result<Option<Value>, ApiError> {
+    let searchable = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("version");
+        }
+        v
+    };
+    let mut all = shadow_json(tx, thing, "")?.unwrap_or_else(|| json!({}));
+    doc.push_json("shadow", &searchable(&all));
+    let mut named = Map::new();
+    for n in cfg.named_shadows() {
+        if let Some(s) = shadow_json(tx, thing, &n)? {
+            doc.push_json(&format!("shadow.name.{n}"), &searchable(&s));
+            named.insert(n, s);
+        }
+    }
+    if !named.is_empty() {
+        all["name"] = Value::Object(named);
+    }
+    Ok((all.as_object().is_some_and(|m| !m.is_empty())).then_some(all))
+}
+
+fn search_groups(
+    store: &Store,
+    q: &query::Query,
+    req: &SearchRequest,
+) -> Result<(Vec<Value>, Option<String>), ApiError> {
+    let mut groups = store.groups(GroupKind::Thing)?;
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut page = Page {
+        max: req.max,
+        found: Vec::new(),
+    };
+    let after = req.after.as_deref().unwrap_or("");
+    for g in groups.iter().filter(|g| g.name.as_str() > after) {
+        let (doc, response) = group_entry(g, &groups);
+        if doc.matches(q) && !page.offer(&g.name, || response) {
+            break;
+        }
+    }
+    Ok(page.finish())
+}
+
+/// A thing group's searchable fields and its document; `parentGroupNames`
+/// runs from the root down to the direct parent.
+fn group_entry(g: &Group, all: &[Group]) -> (Doc, Value) {
+    let mut parents = Vec::new();
+    let mut next = g.parent.clone();
+    while let Some(p) = next.filter(|p| !parents.contains(p) && parents.len() < all.len()) {
+        next = all
+            .iter()
+            .find(|x| x.name == p)
+            .and_then(|x| x.parent.clone());
+        parents.insert(0, p);
+    }
+    let attrs = g
+        .properties
+        .get("attributePayload")
+        .and_then(|a| a.get("attributes"))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let mut doc = Doc::default();
+    doc.push("thingGroupName", Val::Str(g.name.clone()));
+    doc.push("thingGroupId", Val::Str(g.id.clone()));
+    parents
+        .iter()
+        .for_each(|p| doc.push("parentGroupNames", Val::Str(p.clone())));
+    doc.push_json("attributes", &attrs);
+    let mut out = json!({
+        "thingGroupName": g.name, "thingGroupId": g.id,
+        "attributes": attrs, "parentGroupNames": parents,
+    });
+    if let Some(d) = g
+        .properties
+        .get("thingGroupDescription")
+        .and_then(Value::as_str)
+    {
+        doc.push("thingGroupDescription", Val::Str(d.into()));
+        out["thingGroupDescription"] = json!(d);
+    }
+    (doc, out)
 }
