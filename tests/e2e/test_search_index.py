@@ -1,7 +1,8 @@
-"""Fleet indexing's SearchIndex over the core's things, with the query
-syntax's common subset, driven by the aws CLI and boto3; connectivity comes
-from a real MQTT connection."""
+"""Fleet indexing: SearchIndex over the core's things and thing groups with
+AWS's query syntax, and Get/UpdateIndexingConfiguration, driven by the aws
+CLI and boto3; connectivity comes from a real MQTT connection."""
 
+import json
 import subprocess
 import time
 
@@ -58,3 +59,107 @@ def test_search_refuses_a_broken_query(core):
     with pytest.raises(ClientError) as e:
         iot.search_index(indexName="AWS_ThingGroups", queryString="*")
     assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_indexing_configuration_decides_what_is_indexed(core):
+    """Get/UpdateIndexingConfiguration: the local core starts with registry,
+    classic shadow and connectivity indexed; OFF removes the index (as AWS),
+    REGISTRY drops the shadow, named shadows need their names in the filter,
+    and the configuration outlives a restart."""
+    iot, data = core.client(), core.client("iot-data")
+    iot.create_thing(thingName="robot1")
+    data.update_thing_shadow(thingName="robot1", payload=json.dumps(
+        {"state": {"reported": {"battery": 80, "mode": "eco"}, "desired": {"mode": "sport"}}}))
+    data.update_thing_shadow(thingName="robot1", shadowName="arm", payload=json.dumps(
+        {"state": {"reported": {"grip": "open"}}}))
+
+    cfg = iot.get_indexing_configuration()["thingIndexingConfiguration"]
+    assert cfg["thingIndexingMode"] == "REGISTRY_AND_SHADOW"
+    assert cfg["thingConnectivityIndexingMode"] == "STATUS"
+    assert names(iot.search_index(queryString="shadow.reported.battery:[50 TO 100]")) == ["robot1"]
+    assert names(iot.search_index(queryString="shadow.hasDelta:true AND shadow.delta.mode:sport")) == ["robot1"]
+    doc = iot.search_index(queryString="thingName:robot1")["things"][0]
+    shadow = json.loads(doc["shadow"])
+    assert shadow["reported"] == {"battery": 80, "mode": "eco"} and shadow["hasDelta"] is True
+    assert "name" not in shadow, "a named shadow is indexed only when configured"
+    assert names(iot.search_index(queryString="shadow.name.arm.reported.grip:open")) == []
+
+    iot.update_indexing_configuration(thingIndexingConfiguration={
+        "thingIndexingMode": "REGISTRY_AND_SHADOW", "namedShadowIndexingMode": "ON",
+        "filter": {"namedShadowNames": ["arm"]}})
+    assert names(iot.search_index(queryString="shadow.name.arm.reported.grip:open")) == ["robot1"]
+    doc = iot.search_index(queryString="thingName:robot1")["things"][0]
+    assert json.loads(doc["shadow"])["name"]["arm"]["reported"] == {"grip": "open"}
+    assert "connectivity" not in doc, "connectivity is indexed only with STATUS"
+
+    iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})
+    assert names(iot.search_index(queryString="shadow.reported.battery:80")) == []
+    assert "shadow" not in iot.search_index(queryString="robot1")["things"][0]
+
+    iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "OFF"})
+    core.restart()
+    iot = core.client()
+    assert iot.get_indexing_configuration()["thingIndexingConfiguration"]["thingIndexingMode"] == "OFF"
+    with pytest.raises(ClientError) as e:
+        iot.search_index(queryString="*")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert "UpdateIndexingConfiguration" in e.value.response["Error"]["Message"]
+
+    with pytest.raises(ClientError) as e:
+        iot.update_indexing_configuration(thingIndexingConfiguration={
+            "thingIndexingMode": "OFF", "thingConnectivityIndexingMode": "STATUS"})
+    assert e.value.response["Error"]["Code"] == "InvalidRequestException"
+    assert "REGISTRY" in e.value.response["Error"]["Message"]
+
+
+def test_search_pages_ranges_and_groups(core):
+    """maxResults and nextToken page through every match once; ranges,
+    field groups, phrases and thingGroupNames (thing and billing groups)."""
+    iot = core.client()
+    iot.create_thing_group(thingGroupName="lab", thingGroupProperties={
+        "thingGroupDescription": "the lab robots", "attributePayload": {"attributes": {"floor": "2"}}})
+    iot.create_thing_group(thingGroupName="bench", parentGroupName="lab")
+    iot.create_billing_group(billingGroupName="team-a")
+    for i in range(7):
+        iot.create_thing(thingName=f"robot{i}", attributePayload={"attributes": {"speed": str(i * 10),
+                                                                                  "owner": "Ada Lovelace"}})
+    iot.add_thing_to_thing_group(thingGroupName="bench", thingName="robot1")
+    iot.add_thing_to_billing_group(billingGroupName="team-a", thingName="robot1")
+
+    seen, token, pages = [], None, 0
+    while True:
+        kw = {"nextToken": token} if token else {}
+        resp = iot.search_index(queryString="thingName:robot*", maxResults=3, **kw)
+        assert len(resp["things"]) <= 3
+        seen += [t["thingName"] for t in resp["things"]]
+        pages += 1
+        token = resp.get("nextToken")
+        if not token:
+            break
+    assert seen == [f"robot{i}" for i in range(7)] and pages == 3
+
+    assert names(iot.search_index(queryString="attributes.speed:[20 TO 40}")) == ["robot2", "robot3"]
+    assert names(iot.search_index(queryString="attributes.speed:{50 TO *]")) == ["robot6"]
+    assert names(iot.search_index(queryString="thingName:(robot1 OR robot2) -thingName:robot2")) == ["robot1"]
+    assert names(iot.search_index(queryString='attributes.owner:"ada lovelace" thingName:robot0')) == ["robot0"]
+    doc = iot.search_index(queryString="thingGroupNames:team-a")["things"][0]
+    assert doc["thingName"] == "robot1" and doc["thingGroupNames"] == ["bench", "team-a"]
+
+    with pytest.raises(ClientError) as e:
+        iot.search_index(queryString="*", nextToken="forged")
+    assert e.value.response["Error"]["Code"] == "InvalidRequestException"
+    with pytest.raises(ClientError) as e:
+        iot.search_index(queryString="thingName:*a OR thingName:*b")
+    assert e.value.response["Error"]["Code"] == "InvalidQueryException"
+    assert "wildcard" in e.value.response["Error"]["Message"]
+
+    # Thing groups are searchable once their index is ON.
+    with pytest.raises(ClientError) as e:
+        iot.search_index(indexName="AWS_ThingGroups", queryString="*")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    iot.update_indexing_configuration(thingGroupIndexingConfiguration={"thingGroupIndexingMode": "ON"})
+    resp = iot.search_index(indexName="AWS_ThingGroups", queryString="parentGroupNames:lab")
+    assert [g["thingGroupName"] for g in resp["thingGroups"]] == ["bench"] and resp["things"] == []
+    resp = iot.search_index(indexName="AWS_ThingGroups", queryString="attributes.floor:2")
+    assert [(g["thingGroupName"], g["thingGroupDescription"]) for g in resp["thingGroups"]] \
+        == [("lab", "the lab robots")]
