@@ -163,3 +163,21 @@ def test_search_pages_ranges_and_groups(core):
     resp = iot.search_index(indexName="AWS_ThingGroups", queryString="attributes.floor:2")
     assert [(g["thingGroupName"], g["thingGroupDescription"]) for g in resp["thingGroups"]] \
         == [("lab", "the lab robots")]
+
+
+def test_search_survives_hostile_queries(core):
+    """Attacks on the query parser and matcher over the signed API: a
+    request-sized nest of parentheses or negations is refused, not a crash,
+    and a megabyte wildcard pattern answers at once; the core still serves."""
+    iot = core.client()
+    iot.create_thing(thingName="robot1", attributePayload={"attributes": {"color": "red", "long": "a" * 800}})
+    for hostile in ["(" * 500_000 + "a" + ")" * 500_000, "NOT " * 200_000 + "a", "-" * 900_000 + "a"]:
+        with pytest.raises(ClientError) as e:
+            iot.search_index(queryString=hostile)
+        assert e.value.response["Error"]["Code"] == "InvalidQueryException"
+        assert "deep" in e.value.response["Error"]["Message"]
+        assert len(e.value.response["Error"]["Message"]) < 1000, "the error does not echo a megabyte"
+    # Backtracking 400,000 stars over 800 characters is hundreds of millions of
+    # steps; a pattern needing more characters than the value has fails at once.
+    assert names(iot.search_index(queryString="attributes.long:" + "a*" * 400_000 + "b")) == []
+    assert names(iot.search_index(queryString="attributes.color:r*")) == ["robot1"]

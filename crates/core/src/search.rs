@@ -166,10 +166,16 @@ async fn search_index(State(state): State<Arc<CoreState>>, body: Bytes) -> ApiRe
         return Err(no_index(&req.index));
     }
     let q = query::parse(&req.query).map_err(|e| {
+        let shown: String = req.query.chars().take(120).collect();
+        let cut = if shown.len() < req.query.len() {
+            "..."
+        } else {
+            ""
+        };
         ApiError::new(
             400,
             "InvalidQueryException",
-            format!("Syntax error in query string '{}': {e}", req.query),
+            format!("Syntax error in query string '{shown}{cut}': {e}"),
         )
     })?;
     let Some(q) = q else {

@@ -13,6 +13,9 @@
 pub const MAX_LEADING_WILDCARD_QUERY: usize = 100;
 /// The most terms in one query (AWS: twelve).
 pub const MAX_TERMS: usize = 12;
+/// The deepest nesting of parentheses and negations: the parser and the
+/// evaluation recurse, so a megabyte of `(` must not exhaust the stack.
+pub const MAX_DEPTH: usize = 32;
 
 /// One piece of a pattern.
 #[derive(Debug, Clone, PartialEq)]
@@ -280,6 +283,7 @@ fn plain(p: &[Piece]) -> Option<String> {
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -315,6 +319,18 @@ impl Parser {
     }
 
     fn unary(&mut self, field: Option<&str>) -> Result<Query, QueryError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return err(format!(
+                "the query nests parentheses and negations more than {MAX_DEPTH} deep"
+            ));
+        }
+        let q = self.unary_inner(field);
+        self.depth -= 1;
+        q
+    }
+
+    fn unary_inner(&mut self, field: Option<&str>) -> Result<Query, QueryError> {
         match self.next() {
             Some(Tok::Not | Tok::Minus) => Ok(Query::Not(Box::new(self.unary(field)?))),
             Some(Tok::Open) => self.group(field),
@@ -368,7 +384,11 @@ pub fn parse(s: &str) -> Result<Option<Query>, QueryError> {
         return Ok(None);
     }
     check_limits(s, &toks)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let q = p.or(None)?;
     match p.peek() {
         None => Ok(Some(q)),
@@ -411,16 +431,29 @@ fn check_limits(s: &str, toks: &[Tok]) -> Result<(), QueryError> {
 }
 
 /// Whether `text` matches `pattern`, ignoring case (AWS: "Search is case
-/// insensitive").
+/// insensitive"). Runs of `*` count as one, and a pattern that needs more
+/// characters than `text` has fails at once, so a long pattern costs at most
+/// about the square of the text's length.
 pub fn glob(pattern: &[Piece], text: &str) -> bool {
     let t: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
-    let p: Vec<Piece> = pattern
-        .iter()
-        .flat_map(|p| match p {
-            Piece::Lit(c) => c.to_lowercase().map(Piece::Lit).collect::<Vec<_>>(),
-            other => vec![other.clone()],
-        })
-        .collect();
+    let (mut p, mut needed) = (Vec::new(), 0);
+    for piece in pattern {
+        match piece {
+            Piece::Lit(c) => c.to_lowercase().for_each(|c| {
+                p.push(Piece::Lit(c));
+                needed += 1;
+            }),
+            Piece::Any if p.last() == Some(&Piece::Any) => {}
+            Piece::Any => p.push(Piece::Any),
+            Piece::One => {
+                p.push(Piece::One);
+                needed += 1;
+            }
+        }
+        if needed > t.len() {
+            return false;
+        }
+    }
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
         match p.get(pi) {
@@ -482,9 +515,15 @@ mod tests {
             ("abc", "abd", false),
             ("ABC", "abc", true),
             ("ba.", "bar", false),
+            ("a**b", "ab", true),
+            ("abcd", "abc", false),
         ] {
             assert_eq!(glob(&pat(p), t), want, "{p} ~ {t}");
         }
+        // A megabyte of pattern against a short value answers at once.
+        let long = pat(&"*a".repeat(1 << 19));
+        assert!(!glob(&long, "aaaa"));
+        assert!(glob(&[], ""));
     }
 
     #[test]
@@ -582,6 +621,20 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert_eq!(parse("   ").unwrap(), None);
+        // A megabyte of nesting is refused, not a stack overflow.
+        for deep in [
+            format!("{}a{}", "(".repeat(1 << 20), ")".repeat(1 << 20)),
+            format!("{}a", "NOT ".repeat(1 << 18)),
+            format!("{}a", "-".repeat(1 << 20)),
+        ] {
+            assert!(parse(&deep).unwrap_err().0.contains("deep"));
+        }
+        let ok = format!(
+            "{}a{}",
+            "(".repeat(MAX_DEPTH - 1),
+            ")".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse(&ok).is_ok());
         let long = format!("thingName:*x OR thingName:{}", "y".repeat(100));
         assert!(parse(&long).unwrap_err().0.contains("100"));
     }
