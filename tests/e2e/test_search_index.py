@@ -76,6 +76,9 @@ def test_indexing_configuration_decides_what_is_indexed(core):
     cfg = iot.get_indexing_configuration()["thingIndexingConfiguration"]
     assert cfg["thingIndexingMode"] == "REGISTRY_AND_SHADOW"
     assert cfg["thingConnectivityIndexingMode"] == "STATUS"
+    assert iot.list_indices()["indexNames"] == ["AWS_Things"]
+    index = iot.describe_index(indexName="AWS_Things")
+    assert (index["indexStatus"], index["schema"]) == ("ACTIVE", "REGISTRY_AND_SHADOW_AND_CONNECTIVITY_STATUS")
     assert names(iot.search_index(queryString="shadow.reported.battery:[50 TO 100]")) == ["robot1"]
     assert names(iot.search_index(queryString="shadow.hasDelta:true AND shadow.delta.mode:sport")) == ["robot1"]
     doc = iot.search_index(queryString="thingName:robot1")["things"][0]
@@ -92,7 +95,10 @@ def test_indexing_configuration_decides_what_is_indexed(core):
     assert json.loads(doc["shadow"])["name"]["arm"]["reported"] == {"grip": "open"}
     assert "connectivity" not in doc, "connectivity is indexed only with STATUS"
 
+    assert iot.describe_index(indexName="AWS_Things")["schema"] == "MULTI_INDEXING_MODE"
+
     iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})
+    assert iot.describe_index(indexName="AWS_Things")["schema"] == "REGISTRY"
     assert names(iot.search_index(queryString="shadow.reported.battery:80")) == []
     assert "shadow" not in iot.search_index(queryString="robot1")["things"][0]
 
@@ -104,6 +110,10 @@ def test_indexing_configuration_decides_what_is_indexed(core):
         iot.search_index(queryString="*")
     assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
     assert "UpdateIndexingConfiguration" in e.value.response["Error"]["Message"]
+    assert iot.list_indices()["indexNames"] == []
+    with pytest.raises(ClientError) as e:
+        iot.describe_index(indexName="AWS_Things")
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
     with pytest.raises(ClientError) as e:
         iot.update_indexing_configuration(thingIndexingConfiguration={
@@ -158,6 +168,7 @@ def test_search_pages_ranges_and_groups(core):
         iot.search_index(indexName="AWS_ThingGroups", queryString="*")
     assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
     iot.update_indexing_configuration(thingGroupIndexingConfiguration={"thingGroupIndexingMode": "ON"})
+    assert iot.list_indices()["indexNames"] == ["AWS_Things", "AWS_ThingGroups"]
     resp = iot.search_index(indexName="AWS_ThingGroups", queryString="parentGroupNames:lab")
     assert [g["thingGroupName"] for g in resp["thingGroups"]] == ["bench"] and resp["things"] == []
     resp = iot.search_index(indexName="AWS_ThingGroups", queryString="attributes.floor:2")

@@ -1,6 +1,6 @@
 //! Fleet indexing: SearchIndex over the things (index `AWS_Things`) and,
 //! when thing group indexing is ON, the thing groups (`AWS_ThingGroups`),
-//! and Get/UpdateIndexingConfiguration.
+//! Get/UpdateIndexingConfiguration, and ListIndices/DescribeIndex.
 //!
 //! The query language is [`query`] (pure), a thing's searchable fields and
 //! their evaluation [`document`] (pure), the configuration [`config`] (pure);
@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Router;
 use gopigo_shadow::StoredShadow;
@@ -41,7 +41,9 @@ const GROUPS: &str = "AWS_ThingGroups";
 /// The fleet indexing routes.
 pub fn router() -> Router<Arc<CoreState>> {
     Router::new()
+        .route("/indices", get(list_indices))
         .route("/indices/search", post(search_index))
+        .route("/indices/{name}", get(describe_index))
         .route(
             "/indexing/config",
             get(get_indexing_configuration).post(update_indexing_configuration),
@@ -87,6 +89,35 @@ async fn update_indexing_configuration(
     c.update(&body).map_err(ApiError::invalid)?;
     save_config(&state.store, &c)?;
     ok(json!({}))
+}
+
+/// The indexes that exist, as their configuration says.
+fn indices(cfg: &IndexingConfig) -> Vec<&'static str> {
+    [(THINGS, cfg.things_on()), (GROUPS, cfg.groups_on())]
+        .into_iter()
+        .filter_map(|(n, on)| on.then_some(n))
+        .collect()
+}
+
+async fn list_indices(State(state): State<Arc<CoreState>>) -> ApiResult {
+    ok(json!({ "indexNames": indices(&load_config(&state.store)?) }))
+}
+
+/// Always ACTIVE: the local index is the registry itself, never building.
+async fn describe_index(
+    State(state): State<Arc<CoreState>>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let cfg = load_config(&state.store)?;
+    if !indices(&cfg).contains(&name.as_str()) {
+        return Err(no_index(&name));
+    }
+    let schema = if name == THINGS {
+        cfg.thing_schema()
+    } else {
+        "REGISTRY"
+    };
+    ok(json!({ "indexName": name, "indexStatus": "ACTIVE", "schema": schema }))
 }
 
 /// A SearchIndex request, validated.

@@ -88,6 +88,20 @@ impl IndexingConfig {
             == Some("ON")
     }
 
+    /// DescribeIndex's `schema` for `AWS_Things` (botocore's IndexSchema):
+    /// named shadows or Device Defender make it MULTI_INDEXING_MODE.
+    pub fn thing_schema(&self) -> &'static str {
+        let multi = self.mode("namedShadowIndexingMode") == "ON"
+            || self.mode("deviceDefenderIndexingMode") == "VIOLATIONS";
+        match (multi, self.shadow_on(), self.connectivity_on()) {
+            (true, _, _) => "MULTI_INDEXING_MODE",
+            (false, false, false) => "REGISTRY",
+            (false, true, false) => "REGISTRY_AND_SHADOW",
+            (false, false, true) => "REGISTRY_AND_CONNECTIVITY_STATUS",
+            (false, true, true) => "REGISTRY_AND_SHADOW_AND_CONNECTIVITY_STATUS",
+        }
+    }
+
     /// The GetIndexingConfiguration response.
     pub fn to_json(&self) -> Value {
         json!({
@@ -259,6 +273,10 @@ mod tests {
         assert!(c.things_on() && c.shadow_on() && c.connectivity_on());
         assert!(!c.groups_on());
         assert!(c.named_shadows().is_empty());
+        assert_eq!(
+            c.thing_schema(),
+            "REGISTRY_AND_SHADOW_AND_CONNECTIVITY_STATUS"
+        );
     }
 
     #[test]
@@ -270,6 +288,7 @@ mod tests {
         )
         .unwrap();
         assert!(c.things_on() && !c.shadow_on() && !c.connectivity_on());
+        assert_eq!(c.thing_schema(), "REGISTRY");
         assert_eq!(c.thing["namedShadowIndexingMode"], "OFF");
         assert!(!c.groups_on(), "the group configuration stays");
         update(
@@ -282,6 +301,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.named_shadows(), ["lights"]);
+        assert_eq!(c.thing_schema(), "MULTI_INDEXING_MODE");
         assert!(c.groups_on());
         let back = IndexingConfig::from_json(&c.to_json());
         assert_eq!(back, c);
