@@ -130,6 +130,61 @@ pub fn release(state: &CoreState, tokens: &[String]) -> Result<usize, ApiError> 
 mod tests {
     use super::*;
 
+    fn job(id: &str, status: &str, document: String) -> js::Job {
+        js::Job {
+            id: id.into(),
+            status: status.into(),
+            document,
+            description: None,
+            targets: Vec::new(),
+            target_selection: "SNAPSHOT".into(),
+            created: 0.0,
+            updated: 0.0,
+            completed: None,
+            force_canceled: false,
+            reason_code: None,
+            comment: None,
+            config: serde_json::Map::new(),
+        }
+    }
+
+    #[test]
+    fn sweep_removes_files_of_ended_jobs_and_old_orphans_only() {
+        let t = tempfile::tempdir().unwrap();
+        let core = crate::Core::open(crate::CoreConfig::new(t.path().join("core"))).unwrap();
+        let state = core.state();
+        std::fs::create_dir_all(&state.files_dir).unwrap();
+        let [live, shared, ended, orphan] = ["aa", "bb", "cc", "dd"].map(|h| h.repeat(32));
+        for tok in [&live, &shared, &ended, &orphan] {
+            std::fs::write(state.files_dir.join(tok), b"x").unwrap();
+        }
+        std::fs::write(state.files_dir.join("notes.txt"), b"kept").unwrap();
+        let doc = |toks: &[&String]| {
+            let urls: Vec<String> = toks.iter().map(|t| format!("http://h/files/{t}")).collect();
+            serde_json::json!({ "urls": urls }).to_string()
+        };
+        state
+            .store
+            .tx(|tx| {
+                js::put_job(tx, &job("live", "IN_PROGRESS", doc(&[&live, &shared])))?;
+                js::put_job(tx, &job("done", "COMPLETED", doc(&[&shared, &ended])))?;
+                js::put_job(tx, &job("gone", "CANCELED", doc(&[&ended])))
+            })
+            .unwrap();
+        let exists = |tok: &String| state.files_dir.join(tok).exists();
+        // A young orphan may belong to a job being created: it stays.
+        assert_eq!(sweep(&state, ORPHAN_AGE).unwrap(), 1);
+        assert!(exists(&live) && exists(&shared) && exists(&orphan) && !exists(&ended));
+        assert_eq!(sweep(&state, Duration::ZERO).unwrap(), 1);
+        assert!(exists(&live) && exists(&shared) && !exists(&orphan));
+        assert!(state.files_dir.join("notes.txt").exists());
+        // A deleted job's files go, unless a live job still names them.
+        assert_eq!(release(&state, std::slice::from_ref(&live)).unwrap(), 0);
+        state.store.tx(|tx| js::delete_job(tx, "live")).unwrap();
+        assert_eq!(release(&state, &[live.clone(), shared.clone()]).unwrap(), 2);
+        assert!(!exists(&live) && !exists(&shared));
+    }
+
     #[test]
     fn tokens_are_found_in_urls_only_when_well_formed() {
         let a = "ab".repeat(32);
