@@ -90,10 +90,6 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert "failed=0" in r.stdout
 
-    # binary
-    binary = rootfs / "usr/local/bin/gopigo"
-    assert stat.S_IMODE(binary.stat().st_mode) == 0o755
-    assert binary.stat().st_size == Path(GOPIGO).stat().st_size
     # user and groups, as the chroot's own files say
     user = passwd_entry(rootfs, "gopigo")
     assert user is not None and user[6] == "/usr/sbin/nologin", user
@@ -102,6 +98,17 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
         assert "gopigo" in group_members(rootfs, g), g
     uid = int(user[2])
     gid = int(passwd_entry(rootfs, "gopigo", "etc/group")[2])
+    # binary: the service user's, in a folder it may write, so that an
+    # over-the-air update can swap it; the PATH's gopigo links to it
+    binary = rootfs / "var/lib/gopigo/bin/gopigo"
+    st = binary.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o755, uid, gid)
+    assert st.st_size == Path(GOPIGO).stat().st_size
+    for d in ("var/lib/gopigo", "var/lib/gopigo/bin"):
+        st = (rootfs / d).stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o755, uid, gid), d
+    link = rootfs / "usr/local/bin/gopigo"
+    assert link.is_symlink() and os.readlink(link) == "/var/lib/gopigo/bin/gopigo"
     # config dir and bundle, owners and modes
     conf = rootfs / "etc/gopigo"
     st = conf.stat()
@@ -132,6 +139,11 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
     assert 'KERNEL=="spidev0.1", TAG+="systemd"' in rules and 'KERNEL=="i2c-1", TAG+="systemd"' in rules
     unit_text = unit.read_text()
     assert "After=dev-spidev0.1.device dev-i2c\\x2d1.device" in unit_text
+    # the unit runs that binary, from a path it may write under
+    # ProtectSystem=strict (its StateDirectory), not the read-only /usr
+    assert "ExecStart=/var/lib/gopigo/bin/gopigo agent " in unit_text
+    assert "ProtectSystem=strict" in unit_text and "StateDirectory=gopigo" in unit_text
+    assert "ReadWritePaths=-/var/lib/gopigo/bin" in unit_text
     # DeviceAllow names the drivers as /proc/devices does (spidev is "spi")
     assert "DeviceAllow=char-spi rw" in unit_text and "char-spidev" not in unit_text
     if shutil.which("systemd-analyze"):

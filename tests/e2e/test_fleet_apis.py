@@ -444,6 +444,20 @@ def test_legacy_calls_with_aws_cli(core, tmp_path):
 # ----------------------------------------------------------------- role aliases
 
 
+def test_list_things_refuses_a_type_and_an_attribute_together(core):
+    iot = core.client()
+    iot.create_thing_type(thingTypeName="robot")
+    iot.create_thing(thingName="r1", thingTypeName="robot", attributePayload={"attributes": {"lab": "a"}})
+    assert [t["thingName"] for t in iot.list_things(thingTypeName="robot")["things"]] == ["r1"]
+    assert [t["thingName"] for t in iot.list_things(attributeName="lab", attributeValue="a")["things"]] == ["r1"]
+    # AWS's own answer (quoted in aws/aws-sdk-js issue 4237)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        iot.list_things(thingTypeName="robot", attributeName="lab", attributeValue="a")
+    assert code(e) == "InvalidRequestException"
+    assert e.value.response["Error"]["Message"] == (
+        "Listing things by the combination of attribute and thing type is not supported")
+
+
 def test_role_aliases(core):
     iot = core.client()
     role = "arn:aws:iam::123456789012:role/robot"
@@ -460,7 +474,11 @@ def test_role_aliases(core):
     iot.update_role_alias(roleAlias="robot-creds", credentialDurationSeconds=7200)
     assert iot.describe_role_alias(roleAlias="robot-creds")["roleAliasDescription"]["credentialDurationSeconds"] == 7200
     iot.create_role_alias(roleAlias="another", roleArn=role)
-    assert iot.list_role_aliases()["roleAliases"] == ["another", "robot-creds"]
+    # ascendingOrder asks for ascending alphabetical order; without it (or
+    # false) the order is descending
+    assert iot.list_role_aliases()["roleAliases"] == ["robot-creds", "another"]
+    assert iot.list_role_aliases(ascendingOrder=False)["roleAliases"] == ["robot-creds", "another"]
+    assert iot.list_role_aliases(ascendingOrder=True)["roleAliases"] == ["another", "robot-creds"]
     iot.delete_role_alias(roleAlias="robot-creds")
     with pytest.raises(botocore.exceptions.ClientError) as e:
         iot.describe_role_alias(roleAlias="robot-creds")

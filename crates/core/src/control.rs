@@ -503,6 +503,12 @@ async fn list_things(State(state): State<Arc<CoreState>>, q: Q) -> ApiResult {
     let after = decode_token(&q, "nextToken")?;
     let attr_filter = q.get("attributeName").zip(q.get("attributeValue"));
     let type_filter = q.get("thingTypeName");
+    if attr_filter.is_some() && type_filter.is_some() {
+        // AWS's own text (aws/aws-sdk-js issue 4237 quotes it).
+        return Err(ApiError::invalid(
+            "Listing things by the combination of attribute and thing type is not supported",
+        ));
+    }
     let prefix = query_bool(&q, "usePrefixAttributeValue")?;
     let mut out = Vec::new();
     let mut cursor = after.clone();

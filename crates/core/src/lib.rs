@@ -146,6 +146,8 @@ pub struct CoreState {
     pub policy_delay: std::time::Duration,
     pub(crate) lingering: consistency::Lingering,
     pub(crate) policy_pending: consistency::PolicyDelay,
+    /// Where staged files (over-the-air agent builds) live.
+    pub files_dir: std::path::PathBuf,
 }
 
 /// Delivers a message into the broker: `(topic, payload, qos, retain)`.
@@ -328,6 +330,7 @@ impl Core {
             policy_delay: config.policy_delay,
             lingering: Default::default(),
             policy_pending: Default::default(),
+            files_dir: dir.join(jobs::files::FILES_DIR),
         });
         Ok(Core {
             config,

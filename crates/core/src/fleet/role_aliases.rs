@@ -143,14 +143,42 @@ async fn delete(State(state): State<Arc<CoreState>>, Path(name): Path<String>) -
     empty()
 }
 
-async fn list(State(state): State<Arc<CoreState>>, q: Q) -> ApiResult {
-    let (page, next) = page_in_order(state.store.role_aliases()?, &q)?;
+/// Role aliases in the order ListRoleAliases gives them (pure): AWS's
+/// `ascendingOrder` is "Return the list of role aliases in ascending
+/// alphabetical order", so without it (or false) the order is descending.
+fn alias_order(mut names: Vec<String>, ascending: bool) -> Vec<String> {
+    names.sort();
+    if !ascending {
+        names.reverse();
+    }
+    names
+}
+
+async fn list(State(state): State<Arc<CoreState>>, mut q: Q) -> ApiResult {
+    let ascending = match q.remove("isAscendingOrder").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(ApiError::invalid(format!(
+                "isAscendingOrder '{v}' is not valid: use true or false"
+            )))
+        }
+    };
+    let names = alias_order(state.store.role_aliases()?, ascending);
+    let (page, next) = page_in_order(names, &q)?;
     page_response("roleAliases", json!(page), "nextMarker", next)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aliases_list_descending_unless_ascending_is_asked() {
+        let names = || vec!["b".to_string(), "a".to_string(), "c".to_string()];
+        assert_eq!(alias_order(names(), false), ["c", "b", "a"]);
+        assert_eq!(alias_order(names(), true), ["a", "b", "c"]);
+    }
 
     #[test]
     fn aliases_and_durations_are_checked() {

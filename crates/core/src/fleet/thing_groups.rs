@@ -470,8 +470,30 @@ pub fn check_join(
 
 fn add(state: &CoreState, group: &str, thing: &str) -> Result<(), ApiError> {
     let current = state.store.groups_of_thing(KIND, thing)?;
-    check_join(&all_groups(state)?, &current, group, thing)?;
-    state.store.add_group_member(KIND, group, thing)
+    let groups = all_groups(state)?;
+    check_join(&groups, &current, group, thing)?;
+    state.store.add_group_member(KIND, group, thing)?;
+    joined(state, &groups, group, thing)
+}
+
+/// A thing joined `group`: it gets the running CONTINUOUS jobs that target
+/// the group or any group above it, as on AWS (a job for a parent group
+/// reaches its children's things).
+fn joined(
+    state: &CoreState,
+    groups: &HashMap<String, Group>,
+    group: &str,
+    thing: &str,
+) -> Result<(), ApiError> {
+    let mut chain = ancestors(groups, group);
+    chain.push(group.to_string());
+    for g in chain {
+        let n = crate::jobs::api::thing_joined_group(state, thing, &arn(state, &g))?;
+        if n > 0 {
+            tracing::info!(thing, group = %g, jobs = n, "thing joined a group with continuous jobs");
+        }
+    }
+    Ok(())
 }
 
 async fn add_thing(State(state): State<Arc<CoreState>>, body: Bytes) -> ApiResult {
@@ -533,6 +555,7 @@ async fn update_for_thing(State(state): State<Arc<CoreState>>, body: Bytes) -> A
     }
     for g in &to_add {
         state.store.add_group_member(KIND, g, &thing)?;
+        joined(&state, &groups, g, &thing)?;
     }
     state.changed();
     empty()

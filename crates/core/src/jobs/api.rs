@@ -462,6 +462,9 @@ async fn create_job(
     })?;
     tracing::info!(job = %id, things = things.len(), "job created");
     super::device::announce(&state, before);
+    if let Err(e) = super::staged::sweep(&state, super::staged::ORPHAN_AGE) {
+        tracing::warn!(job = %id, error = %e, "cannot sweep staged files");
+    }
     let mut out = json!({ "jobArn": job_arn(&state, &id), "jobId": id });
     if let Some(d) = &job.description {
         out["description"] = json!(d);
@@ -593,6 +596,9 @@ async fn cancel_job(
         Ok(j)
     })?;
     super::device::announce(&state, before);
+    if let Err(e) = super::staged::sweep(&state, super::staged::ORPHAN_AGE) {
+        tracing::warn!(job = %id, error = %e, "cannot sweep staged files");
+    }
     let mut out = json!({ "jobArn": job_arn(&state, &id), "jobId": id });
     if let Some(d) = job.description {
         out["description"] = json!(d);
@@ -613,17 +619,21 @@ async fn delete_job(
             .collect())
     })?;
     let before = super::device::pending_before(&state, &things)?;
-    state.store.tx(|tx| {
+    let document = state.store.tx(|tx| {
         let j = existing_job(tx, &id)?;
         if j.status == "IN_PROGRESS" && !force {
             return Err(invalid_transition(format!(
                 "Job {id} is IN_PROGRESS: cancel it first, or delete it with --force"
             )));
         }
-        js::delete_job(tx, &id)
+        js::delete_job(tx, &id)?;
+        Ok(j.document)
     })?;
     tracing::info!(job = %id, force, "job deleted");
     super::device::announce(&state, before);
+    if let Err(e) = super::staged::release(&state, &super::staged::tokens_in(&document)) {
+        tracing::warn!(job = %id, error = %e, "cannot release staged files");
+    }
     empty()
 }
 

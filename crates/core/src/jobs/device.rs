@@ -433,12 +433,27 @@ pub fn time_out_expired(state: &CoreState) -> Result<usize, ApiError> {
     Ok(expired.len())
 }
 
+/// Ticks of [`SWEEP`] between two sweeps of staged files.
+const FILES_SWEEP_TICKS: u64 = 10;
+
+/// One tick of the sweep: timeouts every time, staged files (those whose
+/// jobs ended, and old orphans) every [`FILES_SWEEP_TICKS`], first on the
+/// first tick.
+fn sweep_once(state: &CoreState, ticks: u64) -> Result<(), ApiError> {
+    time_out_expired(state)?;
+    if ticks % FILES_SWEEP_TICKS == 1 {
+        super::staged::sweep(state, super::staged::ORPHAN_AGE)?;
+    }
+    Ok(())
+}
+
 /// Serves the device API until the broker stops: requests in order, one at
 /// a time (as the shadow service), and the timeout sweep every second.
 pub async fn service(state: Arc<CoreState>, broker: BrokerHandle) {
     let mut requests = broker.subscribe_internal(&JobsFilter::EVERY_THING.to_string());
     let mut sweep = tokio::time::interval(SWEEP);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             msg = requests.recv() => {
@@ -452,11 +467,12 @@ pub async fn service(state: Arc<CoreState>, broker: BrokerHandle) {
                 }
             }
             _ = sweep.tick() => {
+                ticks = ticks.wrapping_add(1);
                 let st = state.clone();
-                match tokio::task::spawn_blocking(move || time_out_expired(&st)).await {
-                    Ok(Err(e)) => tracing::error!(error = %e, "job timeout sweep failed"),
-                    Err(e) => tracing::error!(error = %e, "job timeout sweep task failed"),
-                    Ok(Ok(_)) => {}
+                match tokio::task::spawn_blocking(move || sweep_once(&st, ticks)).await {
+                    Ok(Err(e)) => tracing::error!(error = %e, "job sweep failed"),
+                    Err(e) => tracing::error!(error = %e, "job sweep task failed"),
+                    Ok(Ok(())) => {}
                 }
             }
         }

@@ -7,10 +7,12 @@
 //! - [`api`]: the REST-JSON routes, as botocore's `iot` model defines them.
 //! - [`device`]: `$aws/things/{thing}/jobs/...` over the broker.
 //! - [`files`]: `GET /files/{token}`, read-only, outside SigV4.
+//! - [`staged`]: removes staged files once no job needs them.
 
 pub mod api;
 pub mod device;
 pub mod files;
+pub mod staged;
 pub mod state;
 pub mod store;
 
