@@ -155,10 +155,11 @@ async fn run_sim(
         clock: ClockMode::RealTime,
         ..gopigo3::sim::SimConfig::default()
     })?;
-    announce(format!(
-        "board       simulated GoPiGo3 with {}-tick motors ({why})",
-        cfg.sim.motor_ticks
-    ));
+    announce(format!("board       simulated GoPiGo3 ({why})"));
+    tracing::info!(
+        motor_ticks = cfg.sim.motor_ticks,
+        "simulated motors ([sim] motor_ticks)"
+    );
     let mut g = kit.gopigo;
     g.set_geometry(cfg.board.geometry())?;
     resolve_ticks(&cfg, &mut g)?;
