@@ -192,8 +192,21 @@ async fn run_hardware(
     let mut g = gopigo3::linux::open_gopigo3(&spi, cfg.board.geometry())?;
     announce(format!("board       GoPiGo3 on /dev/spidev0.1 ({why})"));
     resolve_ticks(&cfg, &mut g)?;
-    let sensor = gopigo3::linux::Vl53l0xSensor::open_default()
-        .map(|s| Box::new(s) as Box<dyn DistanceSensor + Send>);
+    // Read on its own thread: the executor (which also applies stops) never
+    // waits on the I2C bus; a reading older than 200 ms counts as failed.
+    let sensor = gopigo3::linux::Vl53l0xSensor::open_default().and_then(|s| {
+        gopigo3::SensorThread::spawn(
+            s,
+            "distance-sensor",
+            Duration::from_millis(5),
+            Duration::from_millis(200),
+        )
+        .map(|t| Box::new(t) as Box<dyn DistanceSensor + Send>)
+        .map_err(|e| BusError::Open {
+            device: "/dev/i2c-1".into(),
+            reason: format!("cannot start the sensor thread: {e}"),
+        })
+    });
     let distance = require_distance_sensor(&cfg, sensor)?;
     let button = power_button(&cfg, || {
         gopigo3::linux::Gpio22Button::open().map(|b| Box::new(b) as Box<dyn PowerButton + Send>)

@@ -10,7 +10,8 @@
 //!   (`forward`, `drive_cm`, `turn_degrees`, `steer`, `stop`, ...).
 //! - [`Geometry`]: wheel diameter, wheel base, encoder ticks (6 or 16), gear ratio.
 //! - [`DistanceSensor`] and [`EasyDistance`], the vendor-style filter
-//!   (retries, moving average of 3, clamp at 3000 mm).
+//!   (retries, moving average of 3, clamp at 3000 mm); [`SensorThread`]
+//!   reads a sensor on its own thread so that callers never wait on the bus.
 //! - [`vl53l0x`]: the distance sensor's long-range mode, register for
 //!   register as the vendor's DI_Sensors sets it.
 //! - [`ticks`]: 6- or 16-tick motors, decided as the vendor's driver does
@@ -33,6 +34,7 @@ mod easy_distance;
 pub mod frames;
 #[cfg(feature = "hardware")]
 pub mod linux;
+mod sensor_thread;
 pub mod sim;
 pub mod ticks;
 pub mod vl53l0x;
@@ -43,6 +45,7 @@ pub use driver::{
 };
 pub use easy_distance::{EasyDistance, NOTHING_IN_RANGE_MM};
 pub use frames::{LedMask, MessageType, MotorPort, ServoPort};
+pub use sensor_thread::SensorThread;
 
 /// An I/O failure on the SPI or I2C bus.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
