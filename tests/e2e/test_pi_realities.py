@@ -199,3 +199,19 @@ def test_a_failing_shutdown_command_is_an_error_after_the_wheels_stopped(fleet, 
         assert any(l.startswith("sim final") for l in agent.lines)
     finally:
         agent.stop()
+
+
+def test_the_simulated_board_runs_no_shutdown_command_unless_one_is_set(fleet, tmp_path):
+    # The simulated button can be pressed by any local user (debug endpoint):
+    # the default `systemctl poweroff` belongs to the real board only.
+    core, robot, ctrl = fleet
+    agent = Agent(write_robot_toml(tmp_path / "robot.toml", core, robot))
+    try:
+        assert any("nothing is run" in l for l in agent.lines if l.startswith("power")), agent.lines
+        http_json(agent.debug + "/power_button", {"pressed": True})
+        assert agent.proc.wait(20) == 0, "".join(agent.err[-20:])
+        agent._out.join(5)
+        assert any("no shutdown_command on the simulated board" in l for l in agent.lines), agent.lines
+        assert not any("running" in l for l in agent.lines if l.startswith("power")), agent.lines
+    finally:
+        agent.stop()

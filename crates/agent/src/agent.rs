@@ -128,10 +128,10 @@ fn power_button(
     }
     match open() {
         Ok(b) => {
-            announce(format!(
-                "power       button on GPIO22 runs {:?} after stopping the wheels",
-                cfg.board.shutdown_command
-            ));
+            announce(match cfg.board.shutdown_command() {
+                Some(c) => format!("power       button on GPIO22 runs {c:?} after stopping the wheels"),
+                None => "power       button on GPIO22 stops the wheels (simulated board: no [board] shutdown_command set, nothing is run)".to_string(),
+            });
             Some(b)
         }
         Err(e) => {
@@ -371,7 +371,12 @@ async fn run_with<B: SpiBus + Send + 'static>(
     }
     result?;
     if pressed.is_cancelled() {
-        run_shutdown_command(&cfg.board.shutdown_command).await?;
+        match cfg.board.shutdown_command() {
+            Some(command) => run_shutdown_command(&command).await?,
+            None => announce(
+                "power       button pressed, wheels stopped; no shutdown_command on the simulated board".to_string(),
+            ),
+        }
     }
     Ok(())
 }

@@ -258,8 +258,11 @@ pub struct BoardConfig {
     /// (GPIO22), as the vendor's service does.
     pub hold_power_line: bool,
     /// Run when the power button asks for a shutdown, after the wheels are
-    /// stopped and floated: program and arguments, no shell.
-    pub shutdown_command: Vec<String>,
+    /// stopped and floated: program and arguments, no shell. Unset: `systemctl
+    /// poweroff` on the real board, nothing on the simulated one (whose
+    /// button any local user can press through the debug endpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_command: Option<Vec<String>>,
     /// Why `kind` is what it is (set by [`AgentConfig::apply`]).
     #[serde(skip)]
     pub choice: BoardChoice,
@@ -276,7 +279,7 @@ impl Default for BoardConfig {
             wheel_base_mm: g.wheel_base_mm,
             speed_dps: gopigo_protocol::DEFAULT_SPEED_DPS,
             hold_power_line: true,
-            shutdown_command: vec!["systemctl".into(), "poweroff".into()],
+            shutdown_command: None,
             choice: BoardChoice::File,
         }
     }
@@ -312,6 +315,17 @@ impl BoardConfig {
                 TicksSetting::Auto => Geometry::default().encoder_ticks_per_rotation,
             },
             ..Geometry::default()
+        }
+    }
+
+    /// What a power-button press runs once the wheels are stopped: the
+    /// configured command, else `systemctl poweroff` on the real board and
+    /// nothing on the simulated one.
+    pub fn shutdown_command(&self) -> Option<Vec<String>> {
+        match (&self.shutdown_command, self.kind()) {
+            (Some(c), _) => Some(c.clone()),
+            (None, BoardKind::Hardware) => Some(vec!["systemctl".into(), "poweroff".into()]),
+            (None, BoardKind::Sim) => None,
         }
     }
 
@@ -735,9 +749,11 @@ impl BoardConfig {
             "6, 16 on robots built from 2021, or \"auto\" (decided from the board's serial number as the vendor does)",
         )?;
         check.ensure(
-            self.shutdown_command.first().is_some_and(|p| !p.is_empty()),
+            self.shutdown_command
+                .as_ref()
+                .is_none_or(|c| c.first().is_some_and(|p| !p.is_empty())),
             ("board", "shutdown_command"),
-            format!("{:?}", self.shutdown_command),
+            format!("{:?}", self.shutdown_command.as_deref().unwrap_or_default()),
             "a program and its arguments, e.g. [\"systemctl\", \"poweroff\"]",
         )?;
         check.ensure(
@@ -857,6 +873,18 @@ key_file = "device.key"
             .board
             .vendor_config_path()
             .ends_with(".gpg3_config.json"));
+        // the power button's command: systemctl poweroff only on the real board
+        let hw = c("[board]\nkind = \"hardware\"\n");
+        assert_eq!(
+            hw.board.shutdown_command(),
+            Some(vec!["systemctl".to_string(), "poweroff".to_string()])
+        );
+        assert_eq!(
+            c("[board]\nkind = \"sim\"\n").board.shutdown_command(),
+            None
+        );
+        let set = c("[board]\nkind = \"sim\"\nshutdown_command = [\"true\"]\n");
+        assert_eq!(set.board.shutdown_command(), Some(vec!["true".to_string()]));
         // what the agent writes back (e.g. `gopigo config`) reads again
         let back = toml::to_string(&c("[board]\nticks = 16\n")).unwrap();
         assert_eq!(
