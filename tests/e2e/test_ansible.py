@@ -86,6 +86,14 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
         "ansible_python_interpreter=/usr/bin/python3\n")
     # the documented form: an absolute gopigo_binary, the default bundle dir
     args = ("-e", f"gopigo_binary={Path(GOPIGO).resolve()}", "-e", "gopigo_start=false")
+    # what the vendor's installer leaves in the pi user's home: its robot
+    # constants and its list of 16-tick serial numbers
+    vendor_home = rootfs / "home/pi"
+    vendor_home.mkdir(parents=True, exist_ok=True)
+    (vendor_home / ".gpg3_config.json").write_text(
+        '{"wheel-diameter": 66.5, "wheel-base-width": 117, "ticks": 16, "motor_gear_ratio": 120}')
+    (vendor_home / ".gpg3_list_of_serial_numbers.pkl").write_text(
+        "(lp0\nS'00A513C35152415447202020FF192B1C'\np1\na.")
     r = playbook(inventory, *args, home=home)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert "failed=0" in r.stdout
@@ -150,9 +158,26 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
         v = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
         bad = [ln for ln in (v.stdout + v.stderr).splitlines() if "is not executable" not in ln]
         assert not bad, bad
-    # no vendor power service: the agent holds GPIO23 itself
+    # no vendor power service: the agent holds GPIO23 itself, answers the
+    # power button, and polkit lets its user power the Pi off
     board = tomllib.loads(toml)["board"]
     assert board.get("hold_power_line", True) is True, board
+    rule = rootfs / "etc/polkit-1/rules.d/50-gopigo-poweroff.rules"
+    rule_text = rule.read_text()
+    assert 'subject.user == "gopigo"' in rule_text, rule_text
+    assert '"org.freedesktop.login1.power-off"' in rule_text, rule_text
+    assert stat.S_IMODE(rule.stat().st_mode) == 0o644
+    # the open-file limit the agent raises its soft limit to
+    assert "LimitNOFILE=4096" in unit_text.splitlines()
+    # the vendor's motor files are where the sandboxed agent can read them,
+    # and ticks = "auto" (the default) is pointed at them
+    for f in (".gpg3_config.json", ".gpg3_list_of_serial_numbers.pkl"):
+        copied = conf / f
+        assert copied.read_bytes() == (vendor_home / f).read_bytes(), f
+        st = copied.stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, gid), f
+    assert board["vendor_config"] == "/etc/gopigo/.gpg3_config.json", board
+    assert "ticks" not in board or board["ticks"] == "auto", board
 
     # a second run changes nothing
     r = playbook(inventory, *args, home=home)
@@ -188,6 +213,8 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
     assert r.returncode == 0, r.stdout[-3000:]
     shared = tomllib.loads((conf / "robot.toml").read_text())
     assert shared["board"]["hold_power_line"] is False and shared["board"]["kind"] == "hardware"
+    # the vendor's service shuts the Pi down on the button: no rule for the agent
+    assert not rule.exists()
     vendor_unit.unlink()
 
     # CSR flow: the key was made on the robot; the playbook leaves its content

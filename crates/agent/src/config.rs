@@ -234,8 +234,17 @@ pub struct BoardConfig {
     /// simulate unless told to).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<BoardKind>,
-    /// Encoder ticks per motor turn: 6, or 16 on robots built from 2021.
-    pub ticks: u32,
+    /// Encoder ticks per motor turn: 6, 16 (robots built from 2021), or
+    /// `"auto"`: decided at start as the vendor's driver does (its config
+    /// file's `ticks`, else 16 when the board's serial number is in its
+    /// list of 16-tick robots, else 6); see [`gopigo3::ticks`].
+    pub ticks: TicksSetting,
+    /// The vendor's robot-constants file that `ticks = "auto"` reads
+    /// (`.gpg3_config.json`; its 16-tick serial list
+    /// `.gpg3_list_of_serial_numbers.pkl` sits beside it). Unset:
+    /// `$HOME/.gpg3_config.json`, as the vendor's driver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor_config: Option<PathBuf>,
     /// Wheel diameter (mm).
     pub wheel_diameter_mm: f64,
     /// Distance between the wheels (mm).
@@ -244,8 +253,16 @@ pub struct BoardConfig {
     pub speed_dps: u32,
     /// Hardware only: hold GPIO23 high (the board's "Pi is on" line) while
     /// the agent runs. Set false when the vendor's `gopigo3_power` service
-    /// already holds it (the line can only be requested once).
+    /// already holds it (the line can only be requested once). While the
+    /// agent holds the power line it also watches the power button
+    /// (GPIO22), as the vendor's service does.
     pub hold_power_line: bool,
+    /// Run when the power button asks for a shutdown, after the wheels are
+    /// stopped and floated: program and arguments, no shell. Unset: `systemctl
+    /// poweroff` on the real board, nothing on the simulated one (whose
+    /// button any local user can press through the debug endpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_command: Option<Vec<String>>,
     /// Why `kind` is what it is (set by [`AgentConfig::apply`]).
     #[serde(skip)]
     pub choice: BoardChoice,
@@ -256,11 +273,13 @@ impl Default for BoardConfig {
         let g = Geometry::default();
         Self {
             kind: None,
-            ticks: g.encoder_ticks_per_rotation,
+            ticks: TicksSetting::Auto,
+            vendor_config: None,
             wheel_diameter_mm: g.wheel_diameter_mm,
             wheel_base_mm: g.wheel_base_mm,
             speed_dps: gopigo_protocol::DEFAULT_SPEED_DPS,
             hold_power_line: true,
+            shutdown_command: None,
             choice: BoardChoice::File,
         }
     }
@@ -285,24 +304,112 @@ impl BoardConfig {
         }
     }
 
-    /// The driver's geometry.
+    /// The driver's geometry (with `ticks = "auto"`, 6 ticks until the
+    /// agent has read the board's serial number).
     pub fn geometry(&self) -> Geometry {
         Geometry {
             wheel_diameter_mm: self.wheel_diameter_mm,
             wheel_base_mm: self.wheel_base_mm,
-            encoder_ticks_per_rotation: self.ticks,
+            encoder_ticks_per_rotation: match self.ticks {
+                TicksSetting::Fixed(t) => t,
+                TicksSetting::Auto => Geometry::default().encoder_ticks_per_rotation,
+            },
             ..Geometry::default()
+        }
+    }
+
+    /// What a power-button press runs once the wheels are stopped: the
+    /// configured command, else `systemctl poweroff` on the real board and
+    /// nothing on the simulated one.
+    pub fn shutdown_command(&self) -> Option<Vec<String>> {
+        match (&self.shutdown_command, self.kind()) {
+            (Some(c), _) => Some(c.clone()),
+            (None, BoardKind::Hardware) => Some(vec!["systemctl".into(), "poweroff".into()]),
+            (None, BoardKind::Sim) => None,
+        }
+    }
+
+    /// The vendor's config file that `ticks = "auto"` reads.
+    pub fn vendor_config_path(&self) -> PathBuf {
+        match &self.vendor_config {
+            Some(p) => p.clone(),
+            None => std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default()
+                .join(gopigo3::ticks::VENDOR_CONFIG_FILE),
+        }
+    }
+}
+
+/// `[board] ticks`: a number of encoder ticks per motor turn, or `"auto"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TicksSetting {
+    /// Decide at start as the vendor's driver does.
+    #[default]
+    Auto,
+    /// This many (6 or 16).
+    Fixed(u32),
+}
+
+impl std::fmt::Display for TicksSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("\"auto\""),
+            Self::Fixed(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+impl Serialize for TicksSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::Fixed(t) => s.serialize_u32(*t),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TicksSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u32),
+            Word(String),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Number(t)) => Ok(Self::Fixed(t)),
+            Ok(Raw::Word(w)) if w == "auto" => Ok(Self::Auto),
+            _ => Err(serde::de::Error::custom(
+                "ticks must be 6, 16 (robots built from 2021) or \"auto\"",
+            )),
         }
     }
 }
 
 /// `[sim]`: simulation only.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimConfig {
     /// Port of the simulation-only debug endpoint (`GET /sim`,
     /// `POST /sim/obstacle`) on 127.0.0.1; absent = off, 0 = any free port.
     pub debug_port: Option<u16>,
+    /// The simulated robot's motors: 6 or 16 encoder ticks per turn (what
+    /// `[board] ticks` must match, or detect, for distances to come out right).
+    pub motor_ticks: u32,
+    /// Whether the simulated robot has a distance sensor (false: as a robot
+    /// without one, which `[safety] obstacle_mm` > 0 refuses).
+    pub distance_sensor: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            debug_port: None,
+            motor_ticks: Geometry::default().encoder_ticks_per_rotation,
+            distance_sensor: true,
+        }
+    }
 }
 
 /// Values from flags and environment variables, applied over the file.
@@ -470,6 +577,12 @@ impl AgentConfig {
             "allowed 1..=50 (half of AWS's 100 publishes/s per connection)",
         )?;
         self.board.check(&check)?;
+        check.ensure(
+            matches!(self.sim.motor_ticks, 6 | 16),
+            ("sim", "motor_ticks"),
+            self.sim.motor_ticks,
+            "6 or 16",
+        )?;
         if self.board.kind.is_none() && !HARDWARE_BUILT {
             return Err(ConfigError::BoardKindUnset {
                 path: path.to_path_buf(),
@@ -630,10 +743,18 @@ impl CameraConfig {
 impl BoardConfig {
     fn check(&self, check: &Check<'_>) -> Result<(), ConfigError> {
         check.ensure(
-            self.ticks == 6 || self.ticks == 16,
+            matches!(self.ticks, TicksSetting::Auto | TicksSetting::Fixed(6 | 16)),
             ("board", "ticks"),
             self.ticks,
-            "6, or 16 on robots built from 2021",
+            "6, 16 on robots built from 2021, or \"auto\" (decided from the board's serial number as the vendor does)",
+        )?;
+        check.ensure(
+            self.shutdown_command
+                .as_ref()
+                .is_none_or(|c| c.first().is_some_and(|p| !p.is_empty())),
+            ("board", "shutdown_command"),
+            format!("{:?}", self.shutdown_command.as_deref().unwrap_or_default()),
+            "a program and its arguments, e.g. [\"systemctl\", \"poweroff\"]",
         )?;
         check.ensure(
             self.wheel_diameter_mm.is_finite() && (10.0..=500.0).contains(&self.wheel_diameter_mm),
@@ -701,7 +822,7 @@ key_file = "device.key"
         assert_eq!(c.telemetry.hz, 5.0);
         assert_eq!(c.camera.port, 8081);
         assert_eq!(c.camera.max_viewers, 8);
-        assert_eq!(c.board.ticks, 6);
+        assert_eq!(c.board.ticks, TicksSetting::Auto);
         assert_eq!(c.command_topic(), "gopigo/robot1/cmd");
         assert_eq!(c.report_topic(), "gopigo/robot1/cmd/result");
     }
@@ -726,6 +847,53 @@ key_file = "device.key"
     }
 
     #[test]
+    fn ticks_take_a_number_or_auto() {
+        let c = |extra: &str| AgentConfig::from_toml(&format!("{MINIMAL}\n{extra}"), &p()).unwrap();
+        assert_eq!(
+            c("[board]\nticks = 16\n").board.ticks,
+            TicksSetting::Fixed(16)
+        );
+        assert_eq!(
+            c("[board]\nticks = 16\n")
+                .board
+                .geometry()
+                .encoder_ticks_per_rotation,
+            16
+        );
+        assert_eq!(
+            c("[board]\nticks = \"auto\"\n").board.ticks,
+            TicksSetting::Auto
+        );
+        let vendor = c("[board]\nvendor_config = \"/etc/gopigo/.gpg3_config.json\"\n");
+        assert_eq!(
+            vendor.board.vendor_config_path(),
+            Path::new("/etc/gopigo/.gpg3_config.json")
+        );
+        assert!(c("")
+            .board
+            .vendor_config_path()
+            .ends_with(".gpg3_config.json"));
+        // the power button's command: systemctl poweroff only on the real board
+        let hw = c("[board]\nkind = \"hardware\"\n");
+        assert_eq!(
+            hw.board.shutdown_command(),
+            Some(vec!["systemctl".to_string(), "poweroff".to_string()])
+        );
+        assert_eq!(
+            c("[board]\nkind = \"sim\"\n").board.shutdown_command(),
+            None
+        );
+        let set = c("[board]\nkind = \"sim\"\nshutdown_command = [\"true\"]\n");
+        assert_eq!(set.board.shutdown_command(), Some(vec!["true".to_string()]));
+        // what the agent writes back (e.g. `gopigo config`) reads again
+        let back = toml::to_string(&c("[board]\nticks = 16\n")).unwrap();
+        assert_eq!(
+            AgentConfig::from_toml(&back, &p()).unwrap().board.ticks,
+            TicksSetting::Fixed(16)
+        );
+    }
+
+    #[test]
     fn broken_files_name_the_file_and_key() {
         let cases: &[(&str, &[&str])] = &[
             (
@@ -746,7 +914,19 @@ key_file = "device.key"
             ),
             (
                 &format!("{MINIMAL}\n[board]\nticks = 7\n"),
-                &["robot.toml", "[board] ticks", "16"],
+                &["robot.toml", "[board] ticks", "16", "auto"],
+            ),
+            (
+                &format!("{MINIMAL}\n[board]\nticks = \"many\"\n"),
+                &["robot.toml", "ticks", "\"auto\""],
+            ),
+            (
+                &format!("{MINIMAL}\n[board]\nshutdown_command = []\n"),
+                &["[board] shutdown_command", "systemctl"],
+            ),
+            (
+                &format!("{MINIMAL}\n[sim]\nmotor_ticks = 8\n"),
+                &["[sim] motor_ticks", "6 or 16"],
             ),
             (
                 &format!("{MINIMAL}\n[telemetry]\nhz = 500.0\n"),

@@ -9,6 +9,10 @@
 //! - `POST /sim/obstacle` `{x_mm, y_mm, w_mm, h_mm}`: a box with its lower
 //!   left corner at (x, y) in room coordinates (mm, origin at a corner).
 //! - `DELETE /sim/obstacles`: remove them all.
+//! - `POST /sim/distance_sensor` `{"failing": bool}`: every distance reading
+//!   fails (as an unplugged sensor) or reads again.
+//! - `POST /sim/power_button` `{"pressed": bool}`: the power button on
+//!   GPIO22 (pressed = the board asks the Pi to shut down).
 //! - `POST /sim/panic`: panics a task of the agent on purpose, so tests can
 //!   check that a panic outside the executor stops the wheels with a
 //!   reported reason (issue 10). Answers `{"panicked": true}`.
@@ -130,6 +134,8 @@ pub fn router(sim: SimHandle, frames: FrameLog) -> Router {
         .route("/sim", get(state))
         .route("/sim/obstacle", post(add_obstacle))
         .route("/sim/obstacles", delete(clear_obstacles))
+        .route("/sim/distance_sensor", post(set_sensor))
+        .route("/sim/power_button", post(set_button))
         .route("/sim/panic", post(inject_panic))
         .with_state(AppState { sim, frames })
 }
@@ -177,6 +183,38 @@ async fn add_obstacle(State(s): State<AppState>, Json(b): Json<ObstacleBox>) -> 
 async fn clear_obstacles(State(s): State<AppState>) -> Json<serde_json::Value> {
     s.sim.clear_obstacles();
     Json(json!({"ok": true}))
+}
+
+/// `POST /sim/distance_sensor`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorState {
+    /// Every reading fails while true.
+    pub failing: bool,
+}
+
+async fn set_sensor(
+    State(s): State<AppState>,
+    Json(b): Json<SensorState>,
+) -> Json<serde_json::Value> {
+    s.sim.set_distance_sensor_failing(b.failing);
+    Json(json!({"ok": true, "failing": b.failing}))
+}
+
+/// `POST /sim/power_button`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonState {
+    /// True while the button asks for a shutdown.
+    pub pressed: bool,
+}
+
+async fn set_button(
+    State(s): State<AppState>,
+    Json(b): Json<ButtonState>,
+) -> Json<serde_json::Value> {
+    s.sim.set_power_button(b.pressed);
+    Json(json!({"ok": true, "pressed": b.pressed}))
 }
 
 async fn inject_panic() -> Json<serde_json::Value> {

@@ -116,6 +116,19 @@ enum Motion {
     },
 }
 
+/// One distance reading as the obstacle stop sees it.
+#[derive(Debug, Clone, PartialEq)]
+enum Reading {
+    /// The robot has no sensor (only with `obstacle_mm = 0`, see the agent's start).
+    NoSensor,
+    /// Nothing in range.
+    Clear,
+    /// Something at this distance (mm).
+    At(u32),
+    /// The read failed, with why.
+    Failed(String),
+}
+
 /// Adds to each telemetry sample what only the board in use knows: the
 /// simulated board sets `sim_pose` (its true pose) through one; the real
 /// board has none. Set with [`Executor::with_telemetry_extras`].
@@ -133,6 +146,8 @@ pub struct Executor<B: SpiBus> {
     last_command_at: Option<Instant>,
     next_telemetry: Option<Instant>,
     last_distance_mm: Option<u32>,
+    /// Why the last distance reading failed, until one succeeds.
+    distance_error: Option<String>,
     made_ids: u64,
     id_prefix: String,
 }
@@ -179,6 +194,7 @@ impl<B: SpiBus> Executor<B> {
             last_command_at: None,
             next_telemetry: None,
             last_distance_mm: None,
+            distance_error: None,
             made_ids: 0,
             id_prefix: format!("r{}", unix_ms() % 1_000_000),
         })
@@ -277,6 +293,7 @@ impl<B: SpiBus> Executor<B> {
             }
             StopCause::LinkLost(why) => (format!("link to the broker lost ({why})"), None),
             StopCause::Panic(what) => (format!("stopped for safety: {what}"), None),
+            StopCause::PowerButton => ("power button: the Pi is shutting down".to_string(), None),
         };
         let was_moving = self.is_moving();
         if stop_id.is_none() && was_moving {
@@ -377,37 +394,53 @@ impl<B: SpiBus> Executor<B> {
         out
     }
 
-    /// A raw distance reading in mm, `None` when out of range or failing.
-    fn read_distance(&mut self) -> Option<u32> {
-        let d = self.distance.as_mut()?;
+    /// One raw distance reading; remembers it (or why it failed) for telemetry.
+    fn read_distance(&mut self) -> Reading {
+        let Some(d) = self.distance.as_mut() else {
+            return Reading::NoSensor;
+        };
         match d.read_mm() {
-            Ok(mm) if (5..OUT_OF_RANGE_MM).contains(&mm) => {
-                self.last_distance_mm = Some(u32::from(mm));
-                Some(u32::from(mm))
-            }
-            Ok(_) => {
-                self.last_distance_mm = Some(u32::from(gopigo3::NOTHING_IN_RANGE_MM));
-                None
+            Ok(mm) => {
+                self.distance_error = None;
+                if mm < OUT_OF_RANGE_MM {
+                    self.last_distance_mm = Some(u32::from(mm));
+                    Reading::At(u32::from(mm))
+                } else {
+                    self.last_distance_mm = Some(u32::from(gopigo3::NOTHING_IN_RANGE_MM));
+                    Reading::Clear
+                }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "distance sensor read failed");
-                None
+                let why = e.to_string();
+                if self.distance_error.as_deref() != Some(why.as_str()) {
+                    tracing::warn!(error = %e, "distance sensor read failed");
+                }
+                self.last_distance_mm = None;
+                self.distance_error = Some(why.clone());
+                Reading::Failed(why)
             }
         }
     }
 
-    /// `Some(reason)` when an obstacle is too close to move forward.
+    /// `Some(reason)` when the robot must not move forward: an obstacle
+    /// closer than `obstacle_mm`, or a distance reading that failed (fail
+    /// safe: a sensor that cannot see cannot clear the way). Each forward
+    /// command reads the sensor again, so forward moves are taken again as
+    /// soon as a reading succeeds; a stopped move does not resume by itself.
     fn obstacle_ahead(&mut self) -> Option<String> {
         if self.limits.obstacle_mm == 0 {
             return None;
         }
-        let mm = self.read_distance()?;
-        (mm < self.limits.obstacle_mm).then(|| {
-            format!(
+        match self.read_distance() {
+            Reading::At(mm) if mm < self.limits.obstacle_mm => Some(format!(
                 "obstacle at {mm} mm ahead (closer than obstacle_mm = {})",
                 self.limits.obstacle_mm
-            )
-        })
+            )),
+            Reading::Failed(why) => Some(format!(
+                "distance sensor read failed ({why}); forward moves stop until it reads again"
+            )),
+            Reading::At(_) | Reading::Clear | Reading::NoSensor => None,
+        }
     }
 
     fn command(&mut self, cmd: Command, now: Instant) -> Vec<Output> {
@@ -744,7 +777,9 @@ impl<B: SpiBus> Executor<B> {
         let (battery_v, (l, r), sl, sr) = {
             let mut bot = self.bot();
             (
-                bot.battery_pack_voltage()?,
+                // What the vendor's get_voltage_battery() reads (VCC, after
+                // the input diode), so figures match the vendor's tools.
+                bot.battery_voltage()?,
                 bot.read_encoders()?,
                 bot.get_motor_status(MotorPort::Left)?,
                 bot.get_motor_status(MotorPort::Right)?,
@@ -771,6 +806,7 @@ impl<B: SpiBus> Executor<B> {
             distance_mm: self
                 .last_distance_mm
                 .map(|d| d.min(u32::from(gopigo3::NOTHING_IN_RANGE_MM))),
+            distance_error: self.distance_error.clone(),
             motion: motion.to_string(),
             command_id,
             sim_pose: None,
@@ -1174,6 +1210,88 @@ mod tests {
         r.send(r#"{"id":"b","action":"drive","direction":"backward","duration_ms":300}"#);
         r.run_for(Duration::from_millis(400));
         assert!(r.x() < x - 30.0);
+    }
+
+    #[test]
+    fn a_failed_distance_read_while_driving_forward_stops_at_once_and_says_why() {
+        let mut r = rig(Limits::default());
+        r.send(r#"{"id":"f","action":"drive","direction":"forward","duration_ms":5000}"#);
+        r.run_for(Duration::from_millis(200));
+        assert!(r.exec.is_moving());
+        r.sim.set_distance_sensor_failing(true);
+        // the very next tick reads the sensor, fails, and stops
+        r.run_for(TICK);
+        assert!(!r.exec.is_moving());
+        let res = r.results();
+        let reason = res[1].2.as_deref().unwrap();
+        assert_eq!((res[1].0.as_str(), res[1].1), ("f", CommandStatus::Done));
+        assert!(
+            reason.starts_with("distance sensor read failed")
+                && reason.contains("until it reads again"),
+            "{reason}"
+        );
+        r.run_for(Duration::from_millis(300));
+        assert_eq!(r.wheels(), (0.0, 0.0));
+        // telemetry says why, and shows no stale distance
+        let t = r.exec.telemetry(true).unwrap();
+        assert!(
+            t.distance_error
+                .as_deref()
+                .unwrap()
+                .contains("simulated VL53L0X"),
+            "{t:?}"
+        );
+        assert_eq!(t.distance_mm, None);
+        // while it fails, forward moves are refused; backward ones run
+        let x = r.x();
+        r.send(r#"{"id":"g","action":"drive_cm","cm":10}"#);
+        r.run_for(Duration::from_millis(300));
+        assert_eq!(r.results()[2].1, CommandStatus::Rejected);
+        assert!((r.x() - x).abs() < 0.5);
+        r.send(r#"{"id":"b","action":"drive","direction":"backward","duration_ms":300}"#);
+        r.run_for(Duration::from_millis(400));
+        assert!(r.x() < x - 30.0);
+        // recovery is explicit: nothing resumes by itself; the next forward
+        // command after a good reading runs
+        r.sim.set_distance_sensor_failing(false);
+        r.run_for(Duration::from_millis(500));
+        assert_eq!(r.wheels(), (0.0, 0.0));
+        r.send(r#"{"id":"h","action":"drive","direction":"forward","duration_ms":300}"#);
+        assert_eq!(r.results().last().unwrap(), &accepted("h"));
+        r.run_for(Duration::from_millis(100));
+        assert!(r.exec.is_moving());
+        assert_eq!(r.exec.telemetry(true).unwrap().distance_error, None);
+    }
+
+    #[test]
+    fn without_the_obstacle_stop_a_failing_sensor_does_not_stop_the_robot() {
+        let mut r = rig(Limits {
+            obstacle_mm: 0,
+            ..Limits::default()
+        });
+        r.sim.set_distance_sensor_failing(true);
+        r.send(r#"{"id":"f","action":"drive","direction":"forward","duration_ms":1000}"#);
+        r.run_for(Duration::from_millis(500));
+        assert!(
+            r.exec.is_moving(),
+            "obstacle_mm = 0 means drive without the sensor"
+        );
+    }
+
+    #[test]
+    fn battery_is_the_vendors_get_voltage_battery_reading() {
+        let mut r = rig(Limits::default());
+        r.sim.set_pack_voltage(9.6);
+        let t = r.exec.telemetry(false).unwrap();
+        // The board measures VCC behind its 0.7 V input diode; the vendor's
+        // get_voltage_battery() returns that reading (mV / 1000) unchanged.
+        let vendor = r.sim.with_world(|w| (w.vcc() * 1000.0).round() / 1000.0);
+        assert!(
+            (t.battery_v - vendor).abs() < 0.005,
+            "{} vs {vendor}",
+            t.battery_v
+        );
+        assert!((t.battery_v - 8.9).abs() < 0.005, "{}", t.battery_v);
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum StopCause {
     LinkLost(String),
     /// A task other than the executor panicked.
     Panic(String),
+    /// The power button asked the Pi to shut down.
+    PowerButton,
 }
 
 /// One stop as the executor receives it.

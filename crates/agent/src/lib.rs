@@ -87,6 +87,31 @@ pub enum AgentError {
     /// stopped the motors and reported the reason on `cmd/result`).
     #[error("the command executor ended unexpectedly (see the panic message above); the motors were stopped")]
     ExecutorEnded,
+    /// `[safety] obstacle_mm` asks for the obstacle stop but no distance
+    /// sensor answered: the agent will not drive blind unless told to.
+    #[error(
+        "{config}[safety] obstacle_mm = {obstacle_mm} needs the distance sensor, but {reason}. \
+         Plug the Distance Sensor into an I2C port and check that /dev/i2c-1 exists (I2C on, \
+         i2c-dev loaded: docs/set-up-a-pi.md), or set [safety] obstacle_mm = 0 to drive \
+         without the obstacle stop"
+    )]
+    NoDistanceSensor {
+        /// `"FILE: "` for the config file in use, or empty.
+        config: String,
+        /// The distance asked for (mm).
+        obstacle_mm: u32,
+        /// Why no sensor could be used.
+        reason: String,
+    },
+    /// The power button's shutdown command could not run or failed; the
+    /// wheels were stopped first.
+    #[error("the power button asked for a shutdown, but [board] shutdown_command {command:?} {outcome}; the wheels are stopped; shut the Pi down by hand")]
+    ShutdownCommand {
+        /// The command as configured.
+        command: Vec<String>,
+        /// What happened (could not start, exit status).
+        outcome: String,
+    },
     /// `[board] kind = "hardware"` in a build without the feature.
     #[error("[board] kind = \"hardware\", but this gopigo was built without the real-board support: install a build with `--features hardware` (scripts/build-pi.sh, docs/set-up-a-pi.md), or pass --sim to simulate")]
     HardwareNotBuilt,

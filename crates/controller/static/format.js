@@ -15,8 +15,11 @@ export function battery(volts) {
   return volts != null ? `${volts.toFixed(2)} V` : "– V";
 }
 
-/** The distance sensor reads up to 3 m; beyond that it says so. */
-export function distance(mm) {
+/** The distance sensor reads up to 3 m; beyond that it says so. A failed
+ *  reading (telemetry's distance_error) says so too: the robot then refuses
+ *  to drive forward until the sensor reads again. */
+export function distance(mm, error = null) {
+  if (error) return "sensor error";
   if (mm == null) return "–";
   return mm >= 3000 ? "> 3 m" : `${mm} mm`;
 }

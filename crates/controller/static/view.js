@@ -123,7 +123,8 @@ export function renderTelemetry(fleet) {
   const card = $("telemetry");
   if (t) {
     $("t-battery").textContent = fmt.battery(t.battery_v);
-    $("t-distance").textContent = fmt.distance(t.distance_mm);
+    $("t-distance").textContent = fmt.distance(t.distance_mm, t.distance_error);
+    $("t-distance").title = t.distance_error ?? "";
     $("t-wheels").textContent = fmt.wheels(t.wheel_dps);
     $("t-motion").textContent = t.motion;
     // The odometer, for scripts and tests: it grows with every wheel turn.

@@ -117,6 +117,14 @@ impl<B: SpiBus> GoPiGo3<B> {
         self.geometry
     }
 
+    /// Use `geometry` from now on (e.g. once the motors' tick count is
+    /// known from the board's serial number); checked like [`Self::new`]'s.
+    pub fn set_geometry(&mut self, geometry: Geometry) -> Result<(), Gopigo3Error> {
+        geometry.validate()?;
+        self.geometry = geometry;
+        Ok(())
+    }
+
     fn t(&self) -> f64 {
         self.geometry.ticks_per_degree()
     }

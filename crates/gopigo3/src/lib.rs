@@ -10,13 +10,19 @@
 //!   (`forward`, `drive_cm`, `turn_degrees`, `steer`, `stop`, ...).
 //! - [`Geometry`]: wheel diameter, wheel base, encoder ticks (6 or 16), gear ratio.
 //! - [`DistanceSensor`] and [`EasyDistance`], the vendor-style filter
-//!   (retries, moving average of 3, clamp at 3000 mm).
+//!   (retries, moving average of 3, clamp at 3000 mm); [`SensorThread`]
+//!   reads a sensor on its own thread so that callers never wait on the bus.
+//! - [`vl53l0x`]: the distance sensor's long-range mode, register for
+//!   register as the vendor's DI_Sensors sets it.
+//! - [`ticks`]: 6- or 16-tick motors, decided as the vendor's driver does
+//!   (its config file, then its list of 16-tick serial numbers).
+//! - [`PowerButton`]: the power button's shutdown request on GPIO22.
 //! - [`sim`]: a simulated board that decodes the same frames as the firmware,
 //!   integrates wheel motion in time, moves a differential-drive robot in a
 //!   2-D room with walls and obstacles, and feeds a simulated distance sensor.
 //! - [`LoggingBus`] and [`FrameRecord`]: timestamped log of every SPI frame.
 //! - `linux` (cargo feature `hardware`): spidev on `/dev/spidev0.1`, GPIO23
-//!   held high, VL53L0X on `/dev/i2c-1`.
+//!   held high, GPIO22 read, VL53L0X on `/dev/i2c-1` in long-range mode.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -28,7 +34,10 @@ mod easy_distance;
 pub mod frames;
 #[cfg(feature = "hardware")]
 pub mod linux;
+mod sensor_thread;
 pub mod sim;
+pub mod ticks;
+pub mod vl53l0x;
 
 pub use driver::{
     servo_pulse_for_angle, GoPiGo3, MotorFlags, MotorStatus, Side, DEFAULT_SPEED_DPS, DIODE_DROP_V,
@@ -36,6 +45,7 @@ pub use driver::{
 };
 pub use easy_distance::{EasyDistance, NOTHING_IN_RANGE_MM};
 pub use frames::{LedMask, MessageType, MotorPort, ServoPort};
+pub use sensor_thread::SensorThread;
 
 /// An I/O failure on the SPI or I2C bus.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,6 +104,20 @@ pub trait DistanceSensor {
 impl<S: DistanceSensor + ?Sized> DistanceSensor for Box<S> {
     fn read_mm(&mut self) -> Result<u16, BusError> {
         (**self).read_mm()
+    }
+}
+
+/// The power button's shutdown request: GPIO22, pulled down, high while the
+/// button asks the Pi to shut down (the vendor's `gopigo3_power` polls it
+/// every 100 ms and runs `shutdown now -h`).
+pub trait PowerButton {
+    /// True while the button asks for a shutdown.
+    fn pressed(&mut self) -> Result<bool, BusError>;
+}
+
+impl<P: PowerButton + ?Sized> PowerButton for Box<P> {
+    fn pressed(&mut self) -> Result<bool, BusError> {
+        (**self).pressed()
     }
 }
 

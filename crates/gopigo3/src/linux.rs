@@ -1,5 +1,6 @@
 //! Linux backend (cargo feature `hardware`): the board on spidev with GPIO23
-//! held high, and the VL53L0X distance sensor on an I2C bus.
+//! held high, the power button on GPIO22, and the VL53L0X distance sensor
+//! on an I2C bus in the vendor's long-range mode.
 //!
 //! Only builds on Linux-like targets; logic is tested with mocks and the
 //! simulated board, not here.
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use spidev::{SpiModeFlags, Spidev, SpidevOptions, SpidevTransfer};
 
-use crate::{BusError, DistanceSensor, SpiBus};
+use crate::{BusError, DistanceSensor, PowerButton, SpiBus};
 
 /// Where the board is and how to keep it powered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,10 +161,9 @@ impl Vl53l0xSensor {
             })?;
             match vl53l0x::VL53L0x::with_address(i2c, addr) {
                 Ok(dev) => {
-                    return Ok(Self {
-                        dev,
-                        device: format!("{device}@0x{addr:02X}"),
-                    })
+                    let device = format!("{device}@0x{addr:02X}");
+                    set_long_range(i2c_path, addr, &device)?;
+                    return Ok(Self { dev, device });
                 }
                 Err(e) => reasons.push(format!("0x{addr:02X}: {e:?}")),
             }
@@ -175,6 +175,115 @@ impl Vl53l0xSensor {
                 reasons.join(", ")
             ),
         })
+    }
+}
+
+/// The sensor's registers through a second handle on the same bus (the
+/// `vl53l0x` crate keeps its own and has no long-range call).
+struct I2cRegisters {
+    dev: linux_embedded_hal::I2cdev,
+    addr: u8,
+    device: String,
+}
+
+impl I2cRegisters {
+    fn err(&self, e: impl std::fmt::Debug) -> BusError {
+        BusError::Transfer {
+            device: self.device.clone(),
+            reason: format!("{e:?}"),
+        }
+    }
+}
+
+impl crate::vl53l0x::Registers for I2cRegisters {
+    fn read_u8(&mut self, reg: u8) -> Result<u8, BusError> {
+        use embedded_hal::i2c::I2c;
+        let mut b = [0u8; 1];
+        let r = self.dev.write_read(self.addr, &[reg], &mut b);
+        r.map_err(|e| self.err(e))?;
+        Ok(b[0])
+    }
+
+    fn read_u16(&mut self, reg: u8) -> Result<u16, BusError> {
+        use embedded_hal::i2c::I2c;
+        let mut b = [0u8; 2];
+        let r = self.dev.write_read(self.addr, &[reg], &mut b);
+        r.map_err(|e| self.err(e))?;
+        Ok(u16::from_be_bytes(b))
+    }
+
+    fn write(&mut self, reg: u8, bytes: &[u8]) -> Result<(), BusError> {
+        use embedded_hal::i2c::I2c;
+        let mut buf = Vec::with_capacity(bytes.len() + 1);
+        buf.push(reg);
+        buf.extend_from_slice(bytes);
+        let r = self.dev.write(self.addr, &buf);
+        r.map_err(|e| self.err(e))
+    }
+}
+
+/// Long range as DI_Sensors sets it, right after the sensor's init.
+fn set_long_range(i2c_path: &Path, addr: u8, device: &str) -> Result<(), BusError> {
+    let dev = linux_embedded_hal::I2cdev::new(i2c_path).map_err(|e| BusError::Open {
+        device: device.to_string(),
+        reason: format!("{e}; enable I2C (raspi-config) and check permissions"),
+    })?;
+    let mut regs = I2cRegisters {
+        dev,
+        addr,
+        device: device.to_string(),
+    };
+    crate::vl53l0x::configure_long_range(&mut regs)
+}
+
+/// The power button: GPIO22 as an input with the pull-down the vendor's
+/// `gopigo3_power` sets; high = shutdown requested.
+pub struct Gpio22Button {
+    line: gpiocdev::Request,
+    offset: u32,
+    device: String,
+}
+
+impl Gpio22Button {
+    /// Request the line named `GPIO22` (or offset 22 on `/dev/gpiochip0`).
+    /// Fails while another program (the vendor's `gopigo3_power`) holds it.
+    pub fn open() -> Result<Self, BusError> {
+        let (chip, offset) = match gpiocdev::find_named_line("GPIO22") {
+            Some(found) => (found.chip, found.info.offset),
+            None => (PathBuf::from("/dev/gpiochip0"), 22),
+        };
+        let device = format!("{} line {offset} (GPIO22)", chip.display());
+        let line = gpiocdev::Request::builder()
+            .on_chip(chip.as_path())
+            .with_consumer("gopigo3-power-button")
+            .with_line(offset)
+            .as_input()
+            .with_bias(gpiocdev::line::Bias::PullDown)
+            .request()
+            .map_err(|e| BusError::Open {
+                device: device.clone(),
+                reason: format!(
+                    "{e}; if the vendor's gopigo3_power service runs, it owns the button: \
+                     set [board] hold_power_line = false"
+                ),
+            })?;
+        Ok(Self {
+            line,
+            offset,
+            device,
+        })
+    }
+}
+
+impl PowerButton for Gpio22Button {
+    fn pressed(&mut self) -> Result<bool, BusError> {
+        self.line
+            .value(self.offset)
+            .map(|v| v == gpiocdev::line::Value::Active)
+            .map_err(|e| BusError::Transfer {
+                device: self.device.clone(),
+                reason: e.to_string(),
+            })
     }
 }
 

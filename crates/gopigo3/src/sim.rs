@@ -438,6 +438,10 @@ pub struct SimWorld {
     pub pack_voltage: f64,
     /// When false the board answers nothing (all-zero replies).
     pub responding: bool,
+    /// When true every distance reading fails as an unplugged sensor does.
+    pub sensor_failing: bool,
+    /// The power button (GPIO22): true while pressed.
+    pub power_button: bool,
     /// Frames handled so far.
     pub frame_count: u64,
     frame_log: Option<Sender<FrameRecord>>,
@@ -463,6 +467,8 @@ impl SimWorld {
             servos: [0, 0],
             pack_voltage: config.pack_voltage,
             responding: true,
+            sensor_failing: false,
+            power_button: false,
             frame_count: 0,
             frame_log: None,
             last_instant: match config.clock {
@@ -855,6 +861,17 @@ impl SimHandle {
         self.with_world(|w| w.responding = on);
     }
 
+    /// Make every distance reading fail (`true`) as an unplugged or broken
+    /// sensor does, or read again (`false`).
+    pub fn set_distance_sensor_failing(&self, failing: bool) {
+        self.with_world(|w| w.sensor_failing = failing);
+    }
+
+    /// Press (`true`) or release the power button on GPIO22.
+    pub fn set_power_button(&self, pressed: bool) {
+        self.with_world(|w| w.power_button = pressed);
+    }
+
     /// Add an obstacle edge.
     pub fn add_obstacle(&self, s: Segment) {
         self.with_world(|w| w.room.add_obstacle(s));
@@ -1002,14 +1019,139 @@ impl SimDistanceSensor {
 
 impl DistanceSensor for SimDistanceSensor {
     fn read_mm(&mut self) -> Result<u16, BusError> {
-        let (d, max) = self.handle.with_world(|w| {
+        let (d, max, failing) = self.handle.with_world(|w| {
             let sensor = w.robot.pose.ahead(w.config.sensor_offset_mm);
-            (w.room.ray_distance(&sensor), w.config.sensor_max_range_mm)
+            (
+                w.room.ray_distance(&sensor),
+                w.config.sensor_max_range_mm,
+                w.sensor_failing,
+            )
         });
+        if failing {
+            return Err(BusError::Transfer {
+                device: "simulated VL53L0X".into(),
+                reason: "no acknowledgement (sensor unplugged?)".into(),
+            });
+        }
         Ok(match d {
             Some(d) if d <= max => d.max(0.0).round() as u16,
             _ => OUT_OF_RANGE_MM,
         })
+    }
+}
+
+/// The power button on GPIO22 of the simulated robot.
+#[derive(Debug, Clone)]
+pub struct SimPowerButton {
+    handle: SimHandle,
+}
+
+impl SimPowerButton {
+    /// The button of `handle`'s robot.
+    pub fn new(handle: SimHandle) -> Self {
+        Self { handle }
+    }
+}
+
+impl crate::PowerButton for SimPowerButton {
+    fn pressed(&mut self) -> Result<bool, BusError> {
+        Ok(self.handle.with_world(|w| w.power_button))
+    }
+}
+
+/// A VL53L0X's register file as the sensor's init leaves it (the ST default
+/// tuning, sequence config 0xE8), recording every write: the I2C side of the
+/// distance sensor, for register-level tests such as the long-range set-up.
+/// Reference calibrations complete at once (`RESULT_INTERRUPT_STATUS` reads 0x07).
+#[derive(Debug, Clone)]
+pub struct SimVl53l0x {
+    regs: [u8; 256],
+    writes: Vec<(u8, Vec<u8>)>,
+    failing: bool,
+}
+
+impl SimVl53l0x {
+    /// The registers after init.
+    pub fn after_init() -> Self {
+        let mut regs = [0u8; 256];
+        for (r, v) in [
+            (0x01, 0xE8), // SYSTEM_SEQUENCE_CONFIG
+            (0x44, 0x00), // final range signal rate limit: 0.25 MCPS
+            (0x45, 0x20),
+            (0x46, 0x25), // MSRC timeout
+            (0x50, 0x06), // pre-range VCSEL period: 14 PCLKs
+            (0x51, 0x00), // pre-range timeout
+            (0x52, 0x96),
+            (0x70, 0x04), // final-range VCSEL period: 10 PCLKs
+            (0x71, 0x01), // final-range timeout
+            (0x72, 0xFE),
+            (0xC0, 0xEE), // IDENTIFICATION_MODEL_ID
+        ] {
+            regs[r] = v;
+        }
+        Self {
+            regs,
+            writes: Vec::new(),
+            failing: false,
+        }
+    }
+
+    /// Every write so far: register and the bytes written from it on.
+    pub fn writes(&self) -> &[(u8, Vec<u8>)] {
+        &self.writes
+    }
+
+    /// One register's value now.
+    pub fn register(&self, reg: u8) -> u8 {
+        self.regs[usize::from(reg)]
+    }
+
+    /// Set a register without recording a write.
+    pub fn set_register(&mut self, reg: u8, v: u8) {
+        self.regs[usize::from(reg)] = v;
+    }
+
+    /// Make every transaction fail (`true`), as a sensor gone from the bus.
+    pub fn set_failing(&mut self, failing: bool) {
+        self.failing = failing;
+    }
+
+    fn check(&self) -> Result<(), BusError> {
+        if self.failing {
+            return Err(BusError::Transfer {
+                device: "simulated VL53L0X".into(),
+                reason: "no acknowledgement".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl crate::vl53l0x::Registers for SimVl53l0x {
+    fn read_u8(&mut self, reg: u8) -> Result<u8, BusError> {
+        self.check()?;
+        Ok(if reg == 0x13 {
+            0x07
+        } else {
+            self.register(reg)
+        })
+    }
+
+    fn read_u16(&mut self, reg: u8) -> Result<u16, BusError> {
+        self.check()?;
+        Ok(u16::from_be_bytes([
+            self.register(reg),
+            self.register(reg.wrapping_add(1)),
+        ]))
+    }
+
+    fn write(&mut self, reg: u8, bytes: &[u8]) -> Result<(), BusError> {
+        self.check()?;
+        for (i, b) in bytes.iter().enumerate() {
+            self.regs[usize::from(reg.wrapping_add(i as u8))] = *b;
+        }
+        self.writes.push((reg, bytes.to_vec()));
+        Ok(())
     }
 }
 

@@ -450,15 +450,24 @@ pub struct Wheels {
 pub struct Telemetry {
     /// When the sample was read, Unix ms ([`unix_ms`]).
     pub ts_ms: u64,
-    /// Battery pack voltage, rounded to 10 mV.
+    /// The battery reading in volts, rounded to 10 mV: the same quantity as
+    /// the vendor's `get_voltage_battery()` (and `volt()`), the board's VCC
+    /// measurement, which is taken after the input diode and so reads about
+    /// 0.7 V below the pack's terminals. Compare it with what the vendor's
+    /// tools show, not with a meter on the pack.
     pub battery_v: f64,
     /// Encoder positions, wheel degrees.
     pub encoders_deg: Wheels,
     /// Wheel speeds, degrees per second.
     pub wheel_dps: Wheels,
-    /// Distance sensor reading, mm (3000 = nothing in range).
+    /// Distance sensor reading, mm (3000 = nothing in range); absent when
+    /// the robot has no sensor or the last read failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distance_mm: Option<u32>,
+    /// Why the last distance reading failed, while it does; forward moves
+    /// are stopped and refused until the sensor reads again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_error: Option<String>,
     /// `stopped`, `driving`, `turning`, ...
     pub motion: String,
     /// The command running, if any.

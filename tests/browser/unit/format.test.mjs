@@ -21,6 +21,8 @@ describe("format", () => {
     assert.equal(fmt.distance(null), "–");
     assert.equal(fmt.distance(420), "420 mm");
     assert.equal(fmt.distance(3000), "> 3 m", "the sensor's range ends at 3 m");
+    assert.equal(fmt.distance(null, "transfer on /dev/i2c-1 failed"), "sensor error");
+    assert.equal(fmt.distance(420, null), "420 mm");
     assert.equal(fmt.wheels({ left: 299.6, right: -12.2 }), "300 / -12 dps");
   });
 
