@@ -45,6 +45,10 @@ pub struct SwarmArgs {
     /// Telemetry rate of every robot ([telemetry] hz).
     #[arg(long)]
     telemetry_hz: Option<f64>,
+    /// Connect the robots to this MQTT port instead of the bundles' (a
+    /// reference broker trusting the core's CA, for benchmarks).
+    #[arg(long)]
+    port: Option<u16>,
 }
 
 impl SwarmArgs {
@@ -109,12 +113,12 @@ async fn provision_all(args: &SwarmArgs) -> anyhow::Result<Vec<AgentConfig>> {
             ..template.clone()
         };
         let client = client.clone();
-        let hz = args.telemetry_hz;
+        let (hz, port) = (args.telemetry_hz, args.port);
         jobs.spawn(async move {
             gopigo_provision::provision(&client, &opts)
                 .await
                 .with_context(|| format!("cannot provision {thing}"))?;
-            agent_config(&opts.bundle_dir, hz)
+            agent_config(&opts.bundle_dir, hz, port)
         });
     }
     while let Some(done) = jobs.join_next().await {
@@ -134,11 +138,13 @@ fn joined(
 fn agent_config(
     bundle: &std::path::Path,
     telemetry_hz: Option<f64>,
+    port: Option<u16>,
 ) -> anyhow::Result<AgentConfig> {
     let overrides = Overrides {
         sim: true,
         no_camera: true,
         telemetry_hz,
+        port,
         ..Overrides::default()
     };
     let path = BundlePaths::new(bundle).config();
