@@ -135,16 +135,22 @@ def dashboard_config(bundle, robots, port, path):
 
 
 class Observer:
-    """mosquitto_sub on the presence `disconnected` events."""
+    """mosquitto_sub (a controller identity) on `topic`."""
 
-    def __init__(self, bundle, port, log):
+    def __init__(self, bundle, port, log, topic):
+        self.topic = topic.split("+")[0]
         self.proc = Proc(["mosquitto_sub", "-h", "localhost", "-p", str(port), "-i", bundle.name,
                           "--cafile", str(bundle / "ca.pem"), "--cert", str(bundle / "cert.pem"),
-                          "--key", str(bundle / "key.pem"), "-t", "$aws/events/presence/disconnected/+",
-                          "-v"], log)
+                          "--key", str(bundle / "key.pem"), "-t", topic, "-v"], log)
 
-    def disconnects(self):
-        return [l for l in self.proc.lines if l.startswith("$aws/events/presence/disconnected/")]
+    def count(self):
+        return sum(1 for l in self.proc.lines if l.startswith(self.topic))
+
+
+def discarded(lines, field, keep=lambda line: True):
+    """The broker's count of publishes its quotas discarded, from its log
+    (each line names the connection's client id in its span)."""
+    return sum(int(m.group(1)) for l in lines if keep(l) for m in [re.search(rf"{field}\D*(\d+)", l)] if m)
 
 
 def wait_online(dash_url, n, timeout):
@@ -180,7 +186,7 @@ def measure(stack, seconds, n):
     selected = sum(1 for m in msgs if m["type"] == "telemetry" and m["thing"] == "swarm-1")
     others = sum(1 for m in msgs if m["type"] == "telemetry" and m["thing"] != "swarm-1")
     return {
-        "n": n, "selected_hz": selected / took, "others": others, "page_msgs": len(msgs) / took,
+        "n": n, "took": took, "selected_hz": selected / took, "others": others, "page_msgs": len(msgs) / took,
         "cpu": cpu, "rss": rss,
     }
 
@@ -250,20 +256,32 @@ def bench_n(n, seconds, limits, work):
     rows = {}
     try:
         ctl = controller(core_dir, "bench-dashboard", d / "ctl")
-        obs = Observer(controller(core_dir, "bench-observer", d / "obs"), core.mqtt_port, d / "observer.log")
+        obs = Observer(controller(core_dir, "bench-observer", d / "obs"), core.mqtt_port, d / "observer.log",
+                       "$aws/events/presence/disconnected/+")
+        # what the dashboard's old subscription (every robot's telemetry) would get
+        wild = Observer(controller(core_dir, "bench-wildcard", d / "wild"), core.mqtt_port, d / "wild.log",
+                        "gopigo/+/telemetry")
         time.sleep(1)
         base_rss = rss_mib(core.proc.pid)
         ours = one_stack("core", core, core.mqtt_port, core_dir, d / "bundles", ctl, robots, d)
         try:
+            log0, wild0 = len(core.lines), wild.count()
             r = measure(ours, seconds, n)
+            took = r.pop("took")
+            log = core.lines[log0:]
             r.update(online=ours["online"], provision_s=ours["provision_s"], base_rss=base_rss,
-                     disconnects=len(obs.disconnects()),
-                     limit_lines=sum(1 for l in core.lines if re.search(r"throttl|limit exceeded|quota|discard", l, re.I)))
+                     disconnects=obs.count(), wild_hz=(wild.count() - wild0) / took,
+                     discarded_in=discarded(log, "publishes_in_discarded"),
+                     discarded_out=discarded(log, "deliveries_discarded",
+                                             lambda l: "client_id=bench-wildcard" not in l),
+                     wild_discarded=discarded(log, "deliveries_discarded",
+                                              lambda l: "client_id=bench-wildcard" in l))
             rows["core"] = r
         finally:
             ours["dash"].stop()
             ours["swarm"].stop()
             obs.proc.stop()
+            wild.proc.stop()
         mosq = start_mosquitto(core_dir, d / "mosquitto")
         try:
             base = rss_mib(mosq.proc.pid)
@@ -271,6 +289,7 @@ def bench_n(n, seconds, limits, work):
                                swarm_port=mosq.mqtt_port)
             try:
                 r = measure(theirs, seconds, n)
+                r.pop("took")
                 r.update(online=theirs["online"], base_rss=base)
                 rows["mosquitto"] = r
             finally:
@@ -287,17 +306,18 @@ def table(results):
     print()
     print(f"telemetry {TELEMETRY_HZ:g} Hz per robot; one dashboard, one page showing swarm-1")
     print()
-    print("| N | online | throttling disconnects | swarm-1 telemetry at the dashboard (Hz) | other robots' telemetry | page msgs/s "
+    print("| N | online | throttling disconnects | publishes discarded (robots in / to the dashboard) | swarm-1 telemetry at the dashboard (Hz) "
+          "| other robots' telemetry | page msgs/s | all-telemetry subscriber msgs/s (of N × 5; discarded) "
           "| core CPU % | core RSS MiB | core CPU %/robot | core RSS KiB/robot | swarm CPU %/robot | swarm RSS MiB/robot "
           "| mosquitto CPU % | mosquitto RSS MiB | CPU core/mosquitto | RSS core/mosquitto |")
-    print("|" + " --- |" * 16)
+    print("|" + " --- |" * 18)
     for n, rows in results:
         c, m = rows["core"], rows.get("mosquitto")
         ccpu, crss = c["cpu"]["broker"], c["rss"]["broker"]
         mcpu = m["cpu"]["broker"] if m else float("nan")
         mrss = m["rss"]["broker"] if m else float("nan")
-        print(f"| {n} | {c['online']} | {c['disconnects']} (log lines: {c['limit_lines']}) | {c['selected_hz']:.2f} "
-              f"| {c['others']} | {c['page_msgs']:.1f} | {ccpu:.1f} | {crss:.1f} | {ccpu / n:.2f} "
+        print(f"| {n} | {c['online']} | {c['disconnects']} | {c['discarded_in']} / {c['discarded_out']} | {c['selected_hz']:.2f} "
+              f"| {c['others']} | {c['page_msgs']:.1f} | {c['wild_hz']:.0f} ({c['wild_discarded']}) | {ccpu:.1f} | {crss:.1f} | {ccpu / n:.2f} "
               f"| {(crss - c['base_rss']) * 1024 / n:.0f} | {c['cpu']['swarm'] / n:.2f} | {c['rss']['swarm'] / n:.2f} "
               f"| {mcpu:.1f} | {mrss:.1f} | {ccpu / mcpu if mcpu else float('nan'):.1f} | {crss / mrss if mrss else float('nan'):.1f} |")
     print()
