@@ -256,16 +256,17 @@ def bench_n(n, seconds, limits, work):
     rows = {}
     try:
         ctl = controller(core_dir, "bench-dashboard", d / "ctl")
-        obs = Observer(controller(core_dir, "bench-observer", d / "obs"), core.mqtt_port, d / "observer.log",
+        obs = Observer(controller(core_dir, "bench-observer", d / "bench-observer"), core.mqtt_port, d / "observer.log",
                        "$aws/events/presence/disconnected/+")
         # what the dashboard's old subscription (every robot's telemetry) would get
-        wild = Observer(controller(core_dir, "bench-wildcard", d / "wild"), core.mqtt_port, d / "wild.log",
+        wild = Observer(controller(core_dir, "bench-wildcard", d / "bench-wildcard"), core.mqtt_port, d / "wild.log",
                         "gopigo/+/telemetry")
         time.sleep(1)
         base_rss = rss_mib(core.proc.pid)
+        log0 = len(core.lines)   # discards count from the dashboard's start
         ours = one_stack("core", core, core.mqtt_port, core_dir, d / "bundles", ctl, robots, d)
         try:
-            log0, wild0 = len(core.lines), wild.count()
+            wild0 = wild.count()
             r = measure(ours, seconds, n)
             took = r.pop("took")
             log = core.lines[log0:]

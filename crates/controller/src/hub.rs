@@ -190,13 +190,14 @@ pub enum Outgoing {
         /// The topic given to `Subscribe`.
         filter: String,
     },
-    /// Read a topic's retained message once (a robot's status). AWS IoT
-    /// (and the local core) send retained messages only to subscriptions
-    /// that name the topic exactly; the link subscribes for a moment, a
-    /// few topics at a time, and again after a reconnect.
-    ReadRetained {
-        /// The exact topic.
-        topic: String,
+    /// Read a robot's retained status once and ask for its shadow. AWS
+    /// IoT (and the local core) send retained messages only to
+    /// subscriptions that name the topic exactly; the link subscribes for
+    /// a moment, a few robots at a time and at a pace, and again after a
+    /// reconnect (see [`crate::link`]).
+    Follow {
+        /// The robot's thing name.
+        thing: String,
     },
 }
 
@@ -422,12 +423,8 @@ impl Hub {
     }
 
     fn follow(&self, thing: &str) {
-        let _ = self.publish.try_send(Outgoing::ReadRetained {
-            topic: Topic::robot(thing, RobotTopic::Status).to_string(),
-        });
-        let _ = self.publish.try_send(Outgoing::Publish {
-            topic: Topic::shadow(thing, ShadowMsg::Get).to_string(),
-            payload: b"{}".to_vec(),
+        self.send_to_link(Outgoing::Follow {
+            thing: thing.to_string(),
         });
     }
 
@@ -700,16 +697,10 @@ mod tests {
         let msg: Value = serde_json::from_str(&page.recv().await.unwrap()).unwrap();
         assert_eq!(msg["type"], "robot");
         assert_eq!(msg["robot"]["has_camera"], false);
-        // ... so its exact status topic is subscribed for the retained status,
-        // and its shadow is asked for.
+        // ... so it is followed: its retained status read, its shadow asked for.
         assert_eq!(
             rx.try_recv().unwrap(),
-            Outgoing::ReadRetained {
-                topic: "gopigo/r1/status".into()
-            }
-        );
-        assert!(
-            matches!(rx.try_recv().unwrap(), Outgoing::Publish { topic, .. } if topic == "$aws/things/r1/shadow/get")
+            Outgoing::Follow { thing: "r1".into() }
         );
         let _telemetry = page.recv().await.unwrap();
         hub.ingest(
@@ -796,9 +787,7 @@ mod tests {
         assert!(!robots[0].online && !robots[0].status_known);
         assert_eq!(
             rx.try_recv().unwrap(),
-            Outgoing::ReadRetained {
-                topic: "gopigo/r2/status".into()
-            }
+            Outgoing::Follow { thing: "r2".into() }
         );
     }
 }

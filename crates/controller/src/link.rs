@@ -10,13 +10,18 @@
 //!   topics of the robots on screen, a watched robot's video) until it
 //!   lets them go ([`Outgoing::Unsubscribe`]), again after a reconnect;
 //! - each known robot's `gopigo/{thing}/status` for a moment
-//!   ([`Outgoing::ReadRetained`]): retained messages reach only
+//!   ([`Outgoing::Follow`]): retained messages reach only
 //!   subscriptions that name their topic exactly (AWS IoT's rule, which
 //!   the local core follows), so the link subscribes to at most
 //!   [`RETAINED_WINDOW`] of them at a time and unsubscribes each once its
 //!   retained status came or [`RETAINED_WAIT`] passed; after a reconnect
 //!   it reads them all again. Later status changes come through the
-//!   wildcard filter.
+//!   wildcard filter. With each read it asks for the robot's shadow. The
+//!   reads start at most one per [`READ_EVERY`]: each brings up to two
+//!   messages (the status, the shadow), so a dashboard starting with a
+//!   hundred robots stays at 20 a second instead of a burst that AWS's
+//!   100 publishes a second per connection would cut (and the local core
+//!   with `--limits aws` does: the statuses were lost).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
@@ -25,7 +30,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use gopigo_protocol::{FLEET_FILTERS, PRESENCE_FILTERS};
+use gopigo_protocol::{RobotTopic, ShadowMsg, Topic, FLEET_FILTERS, PRESENCE_FILTERS};
 use rumqttc::{
     AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, SubAck, SubscribeFilter,
     SubscribeReasonCode,
@@ -55,6 +60,8 @@ pub const MAX_FILTERS_PER_SUBSCRIBE: usize = 8;
 /// How long an exact status subscription waits for a retained status (a
 /// robot that never connected has none).
 pub const RETAINED_WAIT: Duration = Duration::from_secs(5);
+/// The pace of the retained reads: at most ten robots a second.
+pub const READ_EVERY: Duration = Duration::from_millis(100);
 
 /// The one-shot reads of robots' retained status (see the module docs):
 /// pure bookkeeping, the link does the I/O.
@@ -66,6 +73,8 @@ pub struct RetainedReads {
     queue: VecDeque<String>,
     /// Subscribed now, with the time each gives up.
     active: Vec<(String, Instant)>,
+    /// No read starts before this (the pace, [`READ_EVERY`]).
+    next_start: Option<Instant>,
 }
 
 impl RetainedReads {
@@ -81,6 +90,7 @@ impl RetainedReads {
     /// A new connection: every topic is read again (nothing is subscribed).
     pub fn restart(&mut self) {
         self.active.clear();
+        self.next_start = None;
         self.queue = self.all.iter().cloned().collect();
     }
 
@@ -89,17 +99,15 @@ impl RetainedReads {
         self.active.clear();
     }
 
-    /// Topics to subscribe now, filling the window.
-    pub fn start(&mut self, now: Instant) -> Vec<String> {
-        let mut out = Vec::new();
-        while self.active.len() < RETAINED_WINDOW {
-            let Some(t) = self.queue.pop_front() else {
-                break;
-            };
-            self.active.push((t.clone(), now + RETAINED_WAIT));
-            out.push(t);
+    /// The topic to subscribe now, if the window has room and the pace allows.
+    pub fn start(&mut self, now: Instant) -> Option<String> {
+        if self.active.len() >= RETAINED_WINDOW || self.next_start.is_some_and(|t| now < t) {
+            return None;
         }
-        out
+        let t = self.queue.pop_front()?;
+        self.active.push((t.clone(), now + RETAINED_WAIT));
+        self.next_start = Some(now + READ_EVERY);
+        Some(t)
     }
 
     /// A message came on `topic`: true when it was a read in progress
@@ -205,11 +213,30 @@ impl Link {
         }
     }
 
-    /// Starts the retained reads the window has room for.
+    /// Starts the next retained read when the window and the pace allow,
+    /// and asks for that robot's shadow.
     fn read_retained(&mut self) {
-        if self.connected {
-            let next = self.retained.start(Instant::now());
-            self.subscribe_now(&next);
+        if !self.connected {
+            return;
+        }
+        let Some(topic) = self.retained.start(Instant::now()) else {
+            return;
+        };
+        self.subscribe_now(std::slice::from_ref(&topic));
+        if let Ok(Topic::Robot { thing, .. }) = Topic::parse(&topic) {
+            self.publish(
+                Topic::shadow(thing, ShadowMsg::Get).to_string(),
+                b"{}".to_vec(),
+            );
+        }
+    }
+
+    fn publish(&self, topic: String, payload: Vec<u8>) {
+        if let Err(e) = self
+            .client
+            .try_publish(topic.clone(), QoS::AtLeastOnce, false, payload)
+        {
+            tracing::warn!(topic = %topic, error = %e, "publish not queued");
         }
     }
 
@@ -223,7 +250,8 @@ impl Link {
         self.hub.ingest(topic, payload);
     }
 
-    /// Once a second: retained reads that waited in vain are dropped.
+    /// Every [`READ_EVERY`]: retained reads that waited in vain are
+    /// dropped, and the next one starts.
     fn on_tick(&mut self) {
         for topic in self.retained.expired(Instant::now()) {
             self.unsubscribe_now(topic);
@@ -235,14 +263,7 @@ impl Link {
     /// or a retained status to read.
     fn on_outgoing(&mut self, out: Outgoing) {
         match out {
-            Outgoing::Publish { topic, payload } => {
-                if let Err(e) =
-                    self.client
-                        .try_publish(topic.clone(), QoS::AtLeastOnce, false, payload)
-                {
-                    tracing::warn!(topic = %topic, error = %e, "publish not queued");
-                }
-            }
+            Outgoing::Publish { topic, payload } => self.publish(topic, payload),
             Outgoing::Subscribe { filter } => {
                 if self.exact.insert(filter.clone()) {
                     self.subscribe_now(&[filter]);
@@ -253,8 +274,11 @@ impl Link {
                     self.unsubscribe_now(filter);
                 }
             }
-            Outgoing::ReadRetained { topic } => {
-                if self.retained.want(topic) {
+            Outgoing::Follow { thing } => {
+                if self
+                    .retained
+                    .want(Topic::robot(&thing, RobotTopic::Status).to_string())
+                {
                     self.read_retained();
                 }
             }
@@ -268,11 +292,11 @@ impl Link {
         self.connected = true;
         self.sub = Subscribing::default();
         self.retained.restart();
-        let mut all: Vec<String> = self.filters.iter().chain(&self.exact).cloned().collect();
-        all.extend(self.retained.start(Instant::now()));
+        let all: Vec<String> = self.filters.iter().chain(&self.exact).cloned().collect();
         if let Err(e) = subscribe(&self.client, &all, &mut self.sub) {
             self.hub.set_broker(false, Some(e));
         }
+        self.read_retained();
     }
 
     /// A SUBACK (they come back in the order the SUBSCRIBEs went out): note
@@ -365,7 +389,7 @@ pub async fn run(
     // Nagle off: a `stop` right after a heartbeat must not wait for a delayed ACK.
     let (client, mut events) = gopigo_client::new_client(options, 256);
     let mut link = Link::new(client, hub);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(READ_EVERY);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -398,32 +422,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retained_reads_hold_a_window_and_free_it_on_arrival_or_timeout() {
+    fn retained_reads_hold_a_window_at_a_pace_and_free_it_on_arrival_or_timeout() {
         let mut r = RetainedReads::default();
         for i in 0..RETAINED_WINDOW + 3 {
             assert!(r.want(format!("gopigo/r{i}/status")));
         }
         assert!(!r.want("gopigo/r0/status".into()), "asked once");
         let t0 = Instant::now();
-        let first = r.start(t0);
-        assert_eq!(first.len(), RETAINED_WINDOW);
-        assert!(r.start(t0).is_empty(), "the window is full");
+        let at = |n: u32| t0 + READ_EVERY * n;
+        assert_eq!(r.start(t0).as_deref(), Some("gopigo/r0/status"));
+        assert_eq!(r.start(t0), None, "one per READ_EVERY");
+        for n in 1..RETAINED_WINDOW as u32 {
+            assert!(r.start(at(n)).is_some());
+        }
+        assert_eq!(r.active(), RETAINED_WINDOW);
+        assert_eq!(r.start(at(20)), None, "the window is full");
         // a status came: that slot is free for the next
         assert!(r.arrived("gopigo/r0/status"));
         assert!(!r.arrived("gopigo/r0/status"), "once");
         assert!(!r.arrived("gopigo/r99/status"));
-        assert_eq!(
-            r.start(t0),
-            vec![format!("gopigo/r{RETAINED_WINDOW}/status")]
-        );
+        let next = format!("gopigo/r{RETAINED_WINDOW}/status");
+        assert_eq!(r.start(at(20)), Some(next));
         // the others give up after RETAINED_WAIT
-        assert!(r.expired(t0 + RETAINED_WAIT / 2).is_empty());
-        let gone = r.expired(t0 + RETAINED_WAIT);
+        assert!(r.expired(t0 + RETAINED_WAIT / 4).is_empty());
+        let gone = r.expired(at(20) + RETAINED_WAIT);
         assert_eq!(gone.len(), RETAINED_WINDOW);
-        assert_eq!(r.start(t0 + RETAINED_WAIT).len(), 2);
-        // a reconnect reads every robot again, a window at a time
+        assert!(r.start(at(80)).is_some());
+        assert!(r.start(at(81)).is_some());
+        assert_eq!(r.start(at(82)), None, "all read");
+        // a reconnect reads every robot again
         r.restart();
         assert_eq!(r.active(), 0);
-        assert_eq!(r.start(t0).len(), RETAINED_WINDOW);
+        assert!(r.start(t0).is_some());
     }
 }
