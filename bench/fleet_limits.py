@@ -237,6 +237,11 @@ def one_stack(name, broker, broker_port, core_dir, bundles, ctl, robots, d, swar
                   "--data-dir", str(core_dir), "--telemetry-hz", str(TELEMETRY_HZ), *extra],
                  d / f"swarm-{name}.log", wait_for=r"simulated robots running", timeout=600)
     provisioned = re.search(r"provisioned in ([\d.]+) s", swarm.text())
+    # The dashboard starts on a running fleet, as it would in the field: a
+    # hundred robots connecting in the same second as the dashboard bring it
+    # their status, presence and shadow reports at once, past 100/s
+    # (docs/dashboard.md: a reconnect storm).
+    time.sleep(max(3.0, len(robots) / 10))
     cfg = dashboard_config(ctl, robots, broker_port, d / f"dashboard-{name}.toml")
     dash = Proc([GOPIGO, "dashboard", "--config", str(cfg), "--port", "0", "--token", TOKEN, "--no-tls"],
                 d / f"dashboard-{name}.log", wait_for=r"^Stop with")
