@@ -165,6 +165,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn at_most_max_video_robots_are_relayed_at_once() {
+        let relay = Arc::new(Relay::default());
+        let (tx, _rx) = tokio::sync::mpsc::channel(256);
+        let max = crate::onscreen::MAX_VIDEO_ROBOTS;
+        let viewers: Vec<Viewer> = (0..max)
+            .map(|i| relay.watch(&format!("r{i}"), &tx).unwrap())
+            .collect();
+        let e = relay.watch("one-more", &tx).err().unwrap();
+        assert!(e.contains("close another robot's video"), "{e}");
+        // a robot already relayed takes another viewer; one leaving frees a slot
+        let again = relay.watch("r0", &tx).unwrap();
+        drop(viewers);
+        assert!(relay.watched("r0"));
+        assert!(relay.watch("one-more", &tx).is_ok());
+        drop(again);
+    }
+
+    #[tokio::test]
     async fn frames_reach_viewers_and_the_request_stops_with_the_last_one() {
         let relay = Arc::new(Relay::default());
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
