@@ -87,6 +87,32 @@ describe("dashboard against gopigo demo", { timeout: 600000 }, () => {
     await shot(page, "fleet-1280x720");
   });
 
+  it("follows only the selected robot at full rate, and none while the tab is hidden", async () => {
+    // What the dashboard's broker connection is subscribed to at full rate,
+    // as its own API says (docs/dashboard.md, "What is subscribed when").
+    const fullRate = async () => (await page.evaluate(async () => (await fetch("/api/fleet")).json())).on_screen.full_rate.join(",");
+    const setHidden = (hidden) => page.evaluate((h) => {
+      Object.defineProperty(document, "hidden", { configurable: true, get: () => h });
+      document.dispatchEvent(new Event("visibilitychange"));
+    }, hidden);
+    const reading = /\d+\.\d\d V/;
+    const row = (thing) => page.locator(`li[data-thing="${thing}"]`).innerText();
+    await until("robot1 followed", async () => (await fullRate()) === "robot1", 10000);
+    // robot2 is online in the list, from its status, but none of its
+    // telemetry (the battery) has reached the dashboard
+    assert.doesNotMatch(await row("robot2"), reading);
+    await page.locator('li[data-thing="robot2"] button').click();
+    await until("the subscription to move to robot2", async () => (await fullRate()) === "robot2", 10000);
+    await until("robot2's telemetry", async () => reading.test(await row("robot2")), 10000);
+    await setHidden(true);
+    await until("nothing followed while hidden", async () => (await fullRate()) === "", 10000);
+    await setHidden(false);
+    await until("robot2 followed again", async () => (await fullRate()) === "robot2", 10000);
+    assert.ok(await page.locator("#full-rate").isHidden(), "no 'waiting for a full-rate slot' note");
+    await page.locator('li[data-thing="robot1"] button').click();
+    await until("back on robot1", async () => (await fullRate()) === "robot1", 10000);
+  });
+
   it("draws video frames with their FPS and age", async () => {
     await until("frames to be drawn", async () => (await framesDrawn(page)) > 5, 30000);
     assert.ok(await page.locator("#video-state").isHidden(), "no 'video unavailable' over live video");

@@ -81,12 +81,12 @@ def alive(pid):
 
 
 class Demo:
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, extra=()):
         self.data_dir = Path(data_dir)
         self.proc = subprocess.Popen(
             # detectors off: nothing here reads detections, and on a small
             # machine they would compete with the robots for the CPU
-            [GOPIGO, "demo", "--data-dir", str(self.data_dir), "--port", "0", "--no-detect"],
+            [GOPIGO, "demo", "--data-dir", str(self.data_dir), "--port", "0", "--no-detect", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines = []

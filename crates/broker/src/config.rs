@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::quota::Limits;
+
 /// Settings of the broker; [`Default`] gives AWS IoT Core's values.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -41,6 +43,9 @@ pub struct BrokerConfig {
     pub policy_refresh: Duration,
     /// Whether to publish `$aws/events/presence/...` lifecycle events.
     pub lifecycle_events: bool,
+    /// Per-connection quotas (publish rates, throughput, subscriptions):
+    /// AWS IoT Core's by default, [`Limits::off`] for none.
+    pub limits: Limits,
 }
 
 impl Default for BrokerConfig {
@@ -61,6 +66,7 @@ impl Default for BrokerConfig {
             max_connections: 4096,
             policy_refresh: Duration::from_secs(1),
             lifecycle_events: true,
+            limits: Limits::aws(),
         }
     }
 }

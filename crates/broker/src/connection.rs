@@ -24,6 +24,7 @@ use tracing::Instrument;
 use crate::authz::ConnectionAuthz;
 use crate::events::{self, DisconnectReason, Presence};
 use crate::outbox::Outbox;
+use crate::quota::ConnectionQuota;
 use crate::router::{Delivery, Kick, Live};
 use crate::tls::{client_identity, ClientIdentity};
 use crate::topic::{self, MAX_CLIENT_ID_BYTES, MAX_FILTERS_PER_SUBSCRIBE};
@@ -213,6 +214,7 @@ impl Handshake {
             session_present = attached.session_present,
             "connected"
         );
+        let quota = ConnectionQuota::new(&shared.config.limits, Instant::now().into_std());
         Session {
             max_packet: max_packet(&shared),
             presence: PresenceFacts {
@@ -235,6 +237,10 @@ impl Handshake {
             authz: self.authz,
             congested: false,
             routed: false,
+            quota,
+            read_resume: None,
+            write_resume: None,
+            next_report: Instant::now(),
         }
     }
 }
@@ -467,6 +473,14 @@ struct Session {
     congested: bool,
     /// A PUBLISH was routed since the last read.
     routed: bool,
+    /// The per-connection quotas' buckets.
+    quota: ConnectionQuota,
+    /// Reading waits until then: the client sent faster than its quota.
+    read_resume: Option<Instant>,
+    /// Writing deliveries waits until then: they came faster than the quota.
+    write_resume: Option<Instant>,
+    /// When throttling may next be logged (at most once a second).
+    next_report: Instant,
 }
 
 impl Session {
@@ -495,28 +509,44 @@ impl Session {
             if self.conn.flush().await.is_err() {
                 return DisconnectReason::ConnectionLost;
             }
+            self.report_throttling();
             // Unbiased: neither a flood of input nor of deliveries starves the other.
+            // A side over its byte quota sits out until its bucket refills.
+            let far = Instant::now() + self.deadline;
             tokio::select! {
                 _ = self.kick.notify.notified() => {
                     return self.kick.reason().unwrap_or(DisconnectReason::ServerInitiated);
                 }
                 _ = shutdown.changed() => return DisconnectReason::ServerInitiated,
-                r = self.rd.read_buf(&mut self.buf) => {
+                r = self.rd.read_buf(&mut self.buf), if self.read_resume.is_none() => {
                     match r {
                         Ok(0) | Err(_) => return DisconnectReason::ConnectionLost,
-                        Ok(_) => {
+                        Ok(n) => {
                             last_recv = Instant::now();
+                            self.read_resume =
+                                self.quota.read(n, last_recv.into_std()).map(|w| last_recv + w);
                             if let Err(reason) = self.after_read().await {
                                 return reason;
                             }
                         }
                     }
                 }
-                _ = self.outbox.ready() => {
+                _ = self.outbox.ready(), if self.write_resume.is_none() => {
                     self.outbox.take(WRITE_BATCH_BYTES, WRITE_BATCH, &mut batch);
+                    let now = Instant::now();
+                    let mut bytes = 0;
                     for d in batch.drain(..) {
-                        self.write_delivery(d);
+                        bytes += self.write_delivery(d, now);
                     }
+                    self.write_resume = self.quota.wrote(bytes, now.into_std()).map(|w| now + w);
+                }
+                _ = sleep_until(self.read_resume.unwrap_or(far)), if self.read_resume.is_some() => {
+                    // Time spent held back is not the client's silence.
+                    last_recv = Instant::now();
+                    self.read_resume = None;
+                }
+                _ = sleep_until(self.write_resume.unwrap_or(far)), if self.write_resume.is_some() => {
+                    self.write_resume = None;
                 }
                 _ = sleep_until(last_recv + self.deadline) => return DisconnectReason::KeepAliveTimeout,
             }
@@ -578,15 +608,26 @@ impl Session {
         self.presence.publish(&self.shared, Some(reason));
     }
 
-    fn write_delivery(&mut self, d: Delivery) {
-        if !self.authz.receive(&d.topic) {
+    /// Writes one delivery the policy lets the client receive and its
+    /// outbound publish quota lets through; returns the bytes it queued.
+    /// One that may not go is dropped (a QoS 1 one freed from the window).
+    fn write_delivery(&mut self, d: Delivery, now: Instant) -> usize {
+        let allowed = self.authz.receive(&d.topic);
+        if !allowed || !self.quota.publish_out(now.into_std()) {
+            if allowed {
+                self.shared
+                    .throttled
+                    .publishes_out
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             if d.qos == 1 {
                 self.shared
                     .router
                     .acked(&self.client_key, self.conn_id, d.pkid);
             }
-            return;
+            return 0;
         }
+        let bytes = d.topic.len() + d.payload.len();
         let publish = Publish {
             dup: d.dup,
             qos: qos_of(d.qos),
@@ -598,6 +639,27 @@ impl Session {
         self.conn.queue(Packet::Publish(publish));
         tracing::trace!(target: "latency", topic = %d.topic, "broker delivery out");
         self.shared.messages_out.fetch_add(1, Ordering::Relaxed);
+        bytes
+    }
+
+    /// Logs what the quotas discarded since the last report, at most once
+    /// a second.
+    fn report_throttling(&mut self) {
+        let q = &mut self.quota;
+        if q.dropped_in == 0 && q.dropped_out == 0 {
+            return;
+        }
+        let now = Instant::now();
+        if now < self.next_report {
+            return;
+        }
+        tracing::warn!(
+            publishes_in_discarded = q.dropped_in,
+            deliveries_discarded = q.dropped_out,
+            "over AWS IoT's 100 publishes/s per connection; the excess was discarded, as AWS does"
+        );
+        (q.dropped_in, q.dropped_out) = (0, 0);
+        self.next_report = now + Duration::from_secs(1);
     }
 
     /// Handles every whole packet in the read buffer.
@@ -668,6 +730,15 @@ impl Session {
         if !self.authz.publish(&p.topic, p.retain) {
             return Err(DisconnectReason::AuthError);
         }
+        if !self.quota.publish_in(std::time::Instant::now()) {
+            // Discarded, as AWS IoT does; no PUBACK (MQTT 3.1.1 has no
+            // failure code for one, and a PUBACK would say it was taken).
+            self.shared
+                .throttled
+                .publishes_in
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         self.shared.messages_in.fetch_add(1, Ordering::Relaxed);
         let qos = qos_u8(p.qos);
         self.congested |= self
@@ -681,8 +752,9 @@ impl Session {
         Ok(())
     }
 
-    /// Checks each filter (count, QoS, syntax, policy), queues the SUBACK,
-    /// then subscribes: retained messages follow the SUBACK.
+    /// Checks each filter (count, QoS, syntax, policy), subscribes those
+    /// within the subscriptions quota and queues the SUBACK (0x80 for the
+    /// others): retained messages follow the SUBACK.
     fn on_subscribe(&mut self, s: Subscribe) -> Result<(), DisconnectReason> {
         if s.filters.len() > MAX_FILTERS_PER_SUBSCRIBE {
             tracing::info!(
@@ -706,14 +778,33 @@ impl Session {
             }
             granted.push((f.path.clone(), qos_u8(f.qos)));
         }
+        let admitted = self.shared.router.subscribe(
+            &self.client_key,
+            self.conn_id,
+            &granted,
+            self.shared.config.limits.subscriptions_per_connection,
+        );
         let codes = granted
             .iter()
-            .map(|(_, q)| SubscribeReasonCode::Success(qos_of(*q)))
+            .zip(admitted)
+            .map(|((f, q), ok)| {
+                if ok {
+                    return SubscribeReasonCode::Success(qos_of(*q));
+                }
+                tracing::warn!(
+                    filter = %f,
+                    "over AWS IoT's 50 subscriptions per connection; refused (SUBACK 0x80)"
+                );
+                self.shared
+                    .throttled
+                    .subscriptions
+                    .fetch_add(1, Ordering::Relaxed);
+                SubscribeReasonCode::Failure
+            })
             .collect();
+        // Queued after the router took the filters, still written before
+        // their retained messages: the outbox is written after this buffer.
         self.conn.queue(Packet::SubAck(SubAck::new(s.pkid, codes)));
-        self.shared
-            .router
-            .subscribe(&self.client_key, self.conn_id, &granted);
         Ok(())
     }
 }

@@ -22,6 +22,9 @@
 //! - [`https`]: the HTTPS publish endpoint (`POST /topics/{topic}`).
 //! - `outbox`: the bounded queue between the router and one connection (QoS
 //!   0 capped in bytes and count, oldest dropped first).
+//! - [`quota`]: AWS IoT Core's per-connection quotas ([`Limits`]: publish
+//!   rates, throughput, subscriptions) and the token buckets that meter
+//!   them (pure).
 //! - [`limits`]: the stop drain and HTTP/1.1 timeouts (shared with the
 //!   core's control plane); the connection cap is `gopigo-listen`'s.
 //!
@@ -39,6 +42,7 @@ pub mod events;
 pub mod https;
 pub mod limits;
 mod outbox;
+pub mod quota;
 mod router;
 mod store;
 pub mod tls;
@@ -65,6 +69,7 @@ pub use error::BrokerError;
 pub use events::DisconnectReason;
 pub use https::{serve_https_publish, serve_https_publish_with};
 pub use limits::HttpLimits;
+pub use quota::Limits;
 pub use tls::{certificate_id, client_identity, server_tls_config, ClientIdentity, ALPN_MQTT_CA};
 
 use router::Router;
@@ -101,7 +106,16 @@ pub(crate) struct Shared {
     pub next_conn_id: AtomicU64,
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
+    pub throttled: ThrottleCounters,
     pub outbox: Arc<outbox::OutboxCounters>,
+}
+
+/// What the per-connection [`Limits`] refused, all connections together.
+#[derive(Default)]
+pub(crate) struct ThrottleCounters {
+    pub publishes_in: AtomicU64,
+    pub publishes_out: AtomicU64,
+    pub subscriptions: AtomicU64,
 }
 
 /// The MQTT broker. Cheap to share by reference; clone a [`BrokerHandle`]
@@ -156,6 +170,13 @@ pub struct Stats {
     pub dropped_qos0: u64,
     /// Payload bytes of QoS 1 messages queued beyond the in-flight windows.
     pub queued_qos1_bytes: usize,
+    /// Client PUBLISHes discarded for passing the inbound publish rate.
+    pub throttled_in: u64,
+    /// Deliveries discarded for passing a client's outbound publish rate.
+    pub throttled_out: u64,
+    /// Topic filters refused (SUBACK 0x80) for passing the subscriptions
+    /// per connection.
+    pub subscriptions_refused: u64,
 }
 
 impl Broker {
@@ -181,6 +202,7 @@ impl Broker {
                 next_conn_id: AtomicU64::new(1),
                 messages_in: AtomicU64::new(0),
                 messages_out: AtomicU64::new(0),
+                throttled: ThrottleCounters::default(),
                 outbox: Arc::default(),
             }),
         })
@@ -315,6 +337,7 @@ impl BrokerHandle {
     /// The counters now (each read on its own: not one consistent snapshot).
     pub fn stats(&self) -> Stats {
         let c = self.shared.router.counts();
+        let t = &self.shared.throttled;
         Stats {
             connections: self.shared.connections.load(Ordering::Relaxed),
             sessions: c.sessions,
@@ -327,6 +350,9 @@ impl BrokerHandle {
             peak_queued_qos0_bytes: self.shared.outbox.peak_qos0_bytes.load(Ordering::Relaxed),
             dropped_qos0: self.shared.outbox.dropped.load(Ordering::Relaxed),
             queued_qos1_bytes: c.queued_qos1_bytes,
+            throttled_in: t.publishes_in.load(Ordering::Relaxed),
+            throttled_out: t.publishes_out.load(Ordering::Relaxed),
+            subscriptions_refused: t.subscriptions.load(Ordering::Relaxed),
         }
     }
 

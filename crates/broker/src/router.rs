@@ -515,18 +515,38 @@ impl Router {
         congested
     }
 
-    /// Adds subscriptions (already authorized) and sends the retained
-    /// message of each filter that names a topic exactly.
-    pub fn subscribe(&self, client_id: &Arc<str>, conn_id: u64, filters: &[(String, u8)]) {
+    /// Adds subscriptions (already authorized) while the session holds at
+    /// most `max`, and sends the retained message of each added filter
+    /// that names a topic exactly. Returns which filters were admitted
+    /// (all of them when the connection has already been replaced).
+    pub fn subscribe(
+        &self,
+        client_id: &Arc<str>,
+        conn_id: u64,
+        filters: &[(String, u8)],
+        max: Option<usize>,
+    ) -> Vec<bool> {
         let mut state = self.lock();
         let state = &mut *state;
+        let all = vec![true; filters.len()];
         let Some(session) = state.sessions.get_mut(client_id) else {
-            return;
+            return all;
         };
         if session.live.as_ref().map(|l| l.conn_id) != Some(conn_id) {
-            return;
+            return all;
         }
-        for (filter, qos) in filters {
+        let admitted = crate::quota::admit_subscriptions(
+            filters.iter().map(|(f, _)| f.as_str()),
+            session.subscriptions.len(),
+            |f| session.subscriptions.contains_key(f),
+            max,
+        );
+        let filters: Vec<&(String, u8)> = filters
+            .iter()
+            .zip(&admitted)
+            .filter_map(|(f, ok)| ok.then_some(f))
+            .collect();
+        for (filter, qos) in filters.iter().copied() {
             state
                 .tree
                 .insert(filter, SubKey::Client(client_id.clone()), *qos);
@@ -545,6 +565,7 @@ impl Router {
                 self.deliver(session, client_id, &topic, &payload, eff, true);
             }
         }
+        admitted
     }
 
     /// Removes subscriptions.

@@ -796,6 +796,9 @@ async fn fast_qos1_publisher_is_slowed_not_dropped() {
     let config = gopigo_broker::BrokerConfig {
         max_inflight: 5,
         max_queued: 100,
+        // This floods on purpose to test the broker's backpressure; AWS's
+        // quotas would discard most of it (tests/quotas.rs attacks those).
+        limits: gopigo_broker::Limits::off(),
         ..Setup::config()
     };
     let b = setup.start(config, None).await;

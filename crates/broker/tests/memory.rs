@@ -58,6 +58,8 @@ async fn a_subscriber_that_never_reads_holds_at_most_the_byte_cap_and_loses_the_
     let setup = Setup::new();
     let config = BrokerConfig {
         max_queued_qos0_bytes: cap,
+        // A flood far past AWS's quotas, to test the queue's byte cap.
+        limits: gopigo_broker::Limits::off(),
         ..Setup::config()
     };
     let b = setup.start(config, None).await;

@@ -65,6 +65,7 @@ pub const STATIC_FILES: &[(&str, &str)] = &[
     ("view.js", include_str!("../static/view.js")),
     ("format.js", include_str!("../static/format.js")),
     ("jobs.js", include_str!("../static/jobs.js")),
+    ("onscreen.js", include_str!("../static/onscreen.js")),
     ("teleop.js", include_str!("../static/teleop.js")),
     ("plot.js", include_str!("../static/plot.js")),
     ("multipart.js", include_str!("../static/multipart.js")),
@@ -347,7 +348,15 @@ async fn send_text(socket: &mut WebSocket, text: &str) -> bool {
     socket.send(Message::Text(text.into())).await.is_ok()
 }
 
-async fn page_session(mut socket: WebSocket, st: AppState, _permit: OwnedSemaphorePermit) {
+/// One page's WebSocket; when it ends, the robots it showed are let go
+/// (see [`crate::onscreen`]).
+async fn page_session(socket: WebSocket, st: AppState, _permit: OwnedSemaphorePermit) {
+    let page = st.hub.open_page();
+    page_loop(socket, &st, page).await;
+    st.hub.close_page(page);
+}
+
+async fn page_loop(mut socket: WebSocket, st: &AppState, page: u64) {
     let mut feed = st.hub.subscribe();
     if !send_text(&mut socket, &st.hub.hello_text()).await {
         return;
@@ -384,7 +393,7 @@ async fn page_session(mut socket: WebSocket, st: AppState, _permit: OwnedSemapho
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Text(t))) => {
                     heard = tokio::time::Instant::now();
-                    let reply = st.hub.handle_page_text(t.as_str());
+                    let reply = st.hub.handle_page_text(page, t.as_str());
                     if !send_text(&mut socket, &to_text(&reply)).await {
                         break;
                     }

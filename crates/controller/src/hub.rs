@@ -8,11 +8,20 @@
 //!
 //! # WebSocket messages (JSON, tagged by `type`)
 //! Server → page: `hello` (the whole state: `robots`, `broker`,
-//! `detection`), `broker`, `robot`, `telemetry`, `detections`, `result`,
-//! `sent` (a command left for the robot), `error` (refused, with `message`).
+//! `detection`, `on_screen`), `broker`, `robot`, `telemetry`, `detections`,
+//! `result`, `sent` (a command left for the robot), `on_screen` (which
+//! robots are followed at full rate and which wait), `error` (refused, with
+//! `message`).
 //! Page → server: `{"type":"command","thing":T,"command":{...}}`,
-//! `{"type":"shadow","thing":T,"desired":{...}}`.
+//! `{"type":"shadow","thing":T,"desired":{...}}`,
+//! `{"type":"view","things":[T,...]}` (the robots the page shows: its
+//! selected robot, or none while the tab is hidden).
+//!
+//! Telemetry and detections come only for the robots on screen (see
+//! [`crate::onscreen`]): the hub turns the pages' views into exact
+//! subscriptions ([`Outgoing::Subscribe`] / [`Outgoing::Unsubscribe`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gopigo_protocol::{
@@ -24,6 +33,18 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::actions::{self, ActionError};
 use crate::fleet::{classify, Fleet, RobotView, Update};
+use crate::onscreen::{self, OnScreen};
+
+/// Which robots are followed at full rate (telemetry, detections).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OnScreenView {
+    /// Followed at full rate, in the order they were first shown.
+    pub full_rate: Vec<String>,
+    /// On some page's screen, waiting for a slot.
+    pub waiting: Vec<String>,
+    /// How many robots can be followed at full rate at once.
+    pub limit: usize,
+}
 
 /// The broker connection as the page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,6 +78,13 @@ pub enum ServerMsg {
         detection: DetectionView,
         /// The dashboard's clock, Unix ms.
         server_time_ms: u64,
+        /// Which robots are followed at full rate.
+        on_screen: OnScreenView,
+    },
+    /// The robots followed at full rate changed.
+    OnScreen {
+        /// As it is now.
+        on_screen: OnScreenView,
     },
     /// The broker connection changed.
     Broker {
@@ -132,6 +160,12 @@ pub enum PageMsg {
         /// Keys of [`gopigo_protocol::RobotSettings`].
         desired: Map<String, Value>,
     },
+    /// The robots the page shows (empty while its tab is hidden).
+    View {
+        /// Thing names of listed robots; at most
+        /// [`onscreen::FULL_RATE_ROBOTS`] are taken.
+        things: Vec<String>,
+    },
 }
 
 /// A request for the broker link.
@@ -144,13 +178,26 @@ pub enum Outgoing {
         /// JSON, already validated.
         payload: Vec<u8>,
     },
-    /// Subscribe to one exact topic, now and after every reconnect. AWS IoT
-    /// (and the local core) send retained messages only to subscriptions
-    /// that name the topic exactly, so each robot's retained status needs
-    /// its own subscription.
+    /// Subscribe to one exact topic, now and after every reconnect, until
+    /// [`Outgoing::Unsubscribe`]: a robot on screen's full-rate topics, a
+    /// watched robot's video.
     Subscribe {
         /// The exact topic (no wildcard).
         filter: String,
+    },
+    /// Let a [`Outgoing::Subscribe`]d topic go.
+    Unsubscribe {
+        /// The topic given to `Subscribe`.
+        filter: String,
+    },
+    /// Read a robot's retained status once and ask for its shadow. AWS
+    /// IoT (and the local core) send retained messages only to
+    /// subscriptions that name the topic exactly; the link subscribes for
+    /// a moment, a few robots at a time and at a pace, and again after a
+    /// reconnect (see [`crate::link`]).
+    Follow {
+        /// The robot's thing name.
+        thing: String,
     },
 }
 
@@ -182,6 +229,10 @@ pub struct Hub {
     publish: mpsc::Sender<Outgoing>,
     /// MQTT video of the robots on screen.
     video: Arc<crate::mqtt_video::Relay>,
+    /// The robots on the pages' screens.
+    screens: Mutex<OnScreen>,
+    /// The id the next page gets.
+    next_page: AtomicU64,
 }
 
 fn encode(msg: &ServerMsg) -> Arc<str> {
@@ -211,7 +262,79 @@ impl Hub {
             events,
             publish,
             video: Default::default(),
+            screens: Mutex::default(),
+            next_page: AtomicU64::new(1),
         })
+    }
+
+    fn screens(&self) -> std::sync::MutexGuard<'_, OnScreen> {
+        self.screens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Which robots are followed at full rate now.
+    pub fn on_screen(&self) -> OnScreenView {
+        let s = self.screens();
+        OnScreenView {
+            full_rate: s.full_rate().to_vec(),
+            waiting: s.waiting().to_vec(),
+            limit: onscreen::FULL_RATE_ROBOTS,
+        }
+    }
+
+    /// A page opened: its id for [`Hub::handle_page_text`] and [`Hub::close_page`].
+    pub fn open_page(&self) -> u64 {
+        self.next_page.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A page closed: the robots it showed are let go unless another shows them.
+    pub fn close_page(&self, page: u64) {
+        let change = self.screens().leave(page);
+        self.apply_screens(change);
+    }
+
+    /// Subscribes and unsubscribes as the robots on screen changed, and
+    /// tells every page.
+    fn apply_screens(&self, change: onscreen::Change) {
+        if change.is_empty() {
+            return;
+        }
+        for thing in &change.stop {
+            for filter in onscreen::full_rate_topics(thing) {
+                self.send_to_link(Outgoing::Unsubscribe { filter });
+            }
+        }
+        for thing in &change.start {
+            for filter in onscreen::full_rate_topics(thing) {
+                self.send_to_link(Outgoing::Subscribe { filter });
+            }
+        }
+        self.broadcast(&ServerMsg::OnScreen {
+            on_screen: self.on_screen(),
+        });
+    }
+
+    fn send_to_link(&self, out: Outgoing) {
+        if let Err(e) = self.publish.try_send(out) {
+            tracing::warn!(error = %e, "the broker link is backed up; a subscription change is lost");
+        }
+    }
+
+    /// A page's `view`: the robots it shows, each a listed robot.
+    fn set_view(&self, page: u64, things: Vec<String>) -> ServerMsg {
+        let known = self.robots();
+        for thing in &things {
+            if let Err(e) = actions::check_thing(thing) {
+                return view_error(thing, e.to_string());
+            }
+            if !known.iter().any(|r| &r.thing == thing) {
+                return view_error(thing, format!("no robot named {thing:?} in this fleet"));
+            }
+        }
+        let change = self.screens().set(page, things);
+        self.apply_screens(change);
+        ServerMsg::OnScreen {
+            on_screen: self.on_screen(),
+        }
     }
 
     fn fleet(&self) -> std::sync::MutexGuard<'_, Fleet> {
@@ -238,6 +361,7 @@ impl Hub {
             broker: self.broker_view().clone(),
             detection: self.detection.clone(),
             server_time_ms: gopigo_protocol::unix_ms(),
+            on_screen: self.on_screen(),
         }
     }
 
@@ -295,16 +419,12 @@ impl Hub {
         if !self.robots().iter().any(|r| r.thing == thing) {
             return Err(format!("no robot named {thing:?} in this fleet"));
         }
-        Ok(self.video.watch(thing, &self.publish))
+        self.video.watch(thing, &self.publish)
     }
 
     fn follow(&self, thing: &str) {
-        let _ = self.publish.try_send(Outgoing::Subscribe {
-            filter: Topic::robot(thing, RobotTopic::Status).to_string(),
-        });
-        let _ = self.publish.try_send(Outgoing::Publish {
-            topic: Topic::shadow(thing, ShadowMsg::Get).to_string(),
-            payload: b"{}".to_vec(),
+        self.send_to_link(Outgoing::Follow {
+            thing: thing.to_string(),
         });
     }
 
@@ -376,6 +496,7 @@ impl Hub {
                     .map(str::to_string),
             ),
             PageMsg::Shadow { thing, .. } => (thing.clone(), None),
+            PageMsg::View { .. } => (String::new(), None),
         };
         let error = |message: String| ServerMsg::Error {
             thing: Some(thing.clone()),
@@ -420,6 +541,8 @@ impl Hub {
                     },
                 )
             }
+            // answered above; a view never reaches the broker as such
+            PageMsg::View { .. } => return error("a view is not sent to a robot".into()),
         };
         match self.publish.try_send(outgoing) {
             Ok(()) => reply,
@@ -432,9 +555,10 @@ impl Hub {
         }
     }
 
-    /// Parses and handles one WebSocket text frame from a page.
-    pub fn handle_page_text(&self, text: &str) -> ServerMsg {
+    /// Parses and handles one WebSocket text frame from page `page`.
+    pub fn handle_page_text(&self, page: u64, text: &str) -> ServerMsg {
         match serde_json::from_str::<PageMsg>(text) {
+            Ok(PageMsg::View { things }) => self.set_view(page, things),
             Ok(msg) => self.handle_page(msg),
             Err(e) => ServerMsg::Error {
                 thing: None,
@@ -442,6 +566,14 @@ impl Hub {
                 message: format!("bad request from the page: {e}"),
             },
         }
+    }
+}
+
+fn view_error(thing: &str, message: String) -> ServerMsg {
+    ServerMsg::Error {
+        thing: Some(thing.to_string()),
+        id: None,
+        message: format!("cannot show {thing}: {message}"),
     }
 }
 
@@ -474,8 +606,10 @@ mod tests {
     #[test]
     fn commands_are_refused_while_the_broker_is_unreachable() {
         let (hub, mut rx) = hub();
-        let reply =
-            hub.handle_page_text(r#"{"type":"command","thing":"r1","command":{"action":"stop"}}"#);
+        let reply = hub.handle_page_text(
+            0,
+            r#"{"type":"command","thing":"r1","command":{"action":"stop"}}"#,
+        );
         let v = serde_json::to_value(&reply).unwrap();
         assert_eq!(v["type"], "error");
         assert!(
@@ -490,6 +624,7 @@ mod tests {
         let (hub, mut rx) = hub();
         hub.set_broker(true, None);
         let reply = hub.handle_page_text(
+            0,
             r#"{"type":"command","thing":"r1","command":{"action":"drive","direction":"forward","duration_ms":400}}"#,
         );
         let v = serde_json::to_value(&reply).unwrap();
@@ -522,7 +657,7 @@ mod tests {
             ),
             (r#"{"type":"dance"}"#, "bad request"),
         ] {
-            let v = serde_json::to_value(hub.handle_page_text(text)).unwrap();
+            let v = serde_json::to_value(hub.handle_page_text(0, text)).unwrap();
             assert_eq!(v["type"], "error", "{text}");
             assert!(
                 v["message"].as_str().unwrap().contains(needle),
@@ -536,9 +671,10 @@ mod tests {
     fn shadow_changes_go_to_the_update_topic_as_desired() {
         let (hub, mut rx) = hub();
         hub.set_broker(true, None);
-        let v = serde_json::to_value(
-            hub.handle_page_text(r#"{"type":"shadow","thing":"r1","desired":{"led":[0,255,0]}}"#),
-        )
+        let v = serde_json::to_value(hub.handle_page_text(
+            0,
+            r#"{"type":"shadow","thing":"r1","desired":{"led":[0,255,0]}}"#,
+        ))
         .unwrap();
         assert_eq!(v["type"], "shadow_sent");
         let Outgoing::Publish { topic, payload } = rx.try_recv().unwrap() else {
@@ -561,16 +697,10 @@ mod tests {
         let msg: Value = serde_json::from_str(&page.recv().await.unwrap()).unwrap();
         assert_eq!(msg["type"], "robot");
         assert_eq!(msg["robot"]["has_camera"], false);
-        // ... so its exact status topic is subscribed for the retained status,
-        // and its shadow is asked for.
+        // ... so it is followed: its retained status read, its shadow asked for.
         assert_eq!(
             rx.try_recv().unwrap(),
-            Outgoing::Subscribe {
-                filter: "gopigo/r1/status".into()
-            }
-        );
-        assert!(
-            matches!(rx.try_recv().unwrap(), Outgoing::Publish { topic, .. } if topic == "$aws/things/r1/shadow/get")
+            Outgoing::Follow { thing: "r1".into() }
         );
         let _telemetry = page.recv().await.unwrap();
         hub.ingest(
@@ -593,6 +723,61 @@ mod tests {
         assert_eq!(hello["broker"]["connected"], false);
     }
 
+    fn drain(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<Outgoing> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn only_robots_on_screen_are_followed_at_full_rate() {
+        let (hub, mut rx) = hub();
+        hub.add_robots(&["r1".into(), "r2".into()]);
+        drain(&mut rx);
+        let page = hub.open_page();
+        let v =
+            serde_json::to_value(hub.handle_page_text(page, r#"{"type":"view","things":["r1"]}"#))
+                .unwrap();
+        assert_eq!(v["type"], "on_screen", "{v}");
+        assert_eq!(v["on_screen"]["full_rate"], json!(["r1"]));
+        let sub = |f: &str| Outgoing::Subscribe { filter: f.into() };
+        let unsub = |f: &str| Outgoing::Unsubscribe { filter: f.into() };
+        assert_eq!(
+            drain(&mut rx),
+            [sub("gopigo/r1/telemetry"), sub("gopigo/r1/detections")]
+        );
+        // selecting r2 moves the subscription
+        hub.handle_page_text(page, r#"{"type":"view","things":["r2"]}"#);
+        assert_eq!(
+            drain(&mut rx),
+            [
+                unsub("gopigo/r1/telemetry"),
+                unsub("gopigo/r1/detections"),
+                sub("gopigo/r2/telemetry"),
+                sub("gopigo/r2/detections")
+            ]
+        );
+        // an unknown or malformed robot is refused, and nothing changes
+        for bad in ["ghost", "r/1"] {
+            let text = format!(r#"{{"type":"view","things":["{bad}"]}}"#);
+            let v = serde_json::to_value(hub.handle_page_text(page, &text)).unwrap();
+            assert_eq!(v["type"], "error", "{v}");
+            assert!(
+                v["message"].as_str().unwrap().contains("cannot show"),
+                "{v}"
+            );
+        }
+        assert!(drain(&mut rx).is_empty());
+        assert_eq!(
+            serde_json::to_value(hub.hello()).unwrap()["on_screen"]["full_rate"],
+            json!(["r2"])
+        );
+        // the page goes away: so does the subscription
+        hub.close_page(page);
+        assert_eq!(
+            drain(&mut rx),
+            [unsub("gopigo/r2/telemetry"), unsub("gopigo/r2/detections")]
+        );
+    }
+
     #[test]
     fn configured_robots_are_listed_offline_and_followed() {
         let (hub, mut rx) = hub();
@@ -602,9 +787,7 @@ mod tests {
         assert!(!robots[0].online && !robots[0].status_known);
         assert_eq!(
             rx.try_recv().unwrap(),
-            Outgoing::Subscribe {
-                filter: "gopigo/r2/status".into()
-            }
+            Outgoing::Follow { thing: "r2".into() }
         );
     }
 }

@@ -11,6 +11,8 @@
 //! - [`hub`]: the dashboard state between the broker link and the pages,
 //!   and the WebSocket protocol.
 //! - [`link`]: the dashboard's MQTT session (subscribe, reconnect, publish).
+//! - [`onscreen`]: which robots are followed at full rate (the pages'
+//!   views) and the subscription arithmetic against AWS's quotas.
 //! - [`dashboard`]: the HTTP routes (`fn app(hub, guard, camera) -> Router`):
 //!   embedded page, WebSocket, fleet JSON, camera proxy, behind the sign-in gate.
 //! - [`security`]: the dashboard's guards as pure functions (token and
@@ -32,6 +34,7 @@ pub mod fleet;
 pub mod hub;
 pub mod link;
 pub mod mqtt_video;
+pub mod onscreen;
 pub mod security;
 pub mod server;
 pub mod tls;

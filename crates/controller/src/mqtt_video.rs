@@ -3,8 +3,10 @@
 //! the direct camera proxy. While at least one page watches a robot, the
 //! dashboard renews that robot's `video/request` every [`RENEW_EVERY`]
 //! (TTL [`REQUEST_TTL_MS`]); when the last one leaves, it stops asking and
-//! the robot stops publishing within the TTL. So the controller's one
-//! connection carries video only for the robots on screen.
+//! the robot stops publishing within the TTL and the dashboard unsubscribes
+//! from its video topic. So the controller's one connection carries video
+//! only for the robots on screen, at most
+//! [`crate::onscreen::MAX_VIDEO_ROBOTS`] of them (each is a subscription).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,7 @@ pub struct Relay {
 /// One page watching one robot; leaving is dropping it.
 pub struct Viewer {
     relay: Arc<Relay>,
+    link: tokio::sync::mpsc::Sender<Outgoing>,
     thing: String,
     /// The robot's frames as they arrive.
     pub frames: watch::Receiver<Option<Arc<Frame>>>,
@@ -46,6 +49,9 @@ impl Drop for Viewer {
             *n -= 1;
             if *n == 0 {
                 s.remove(&self.thing);
+                let _ = self.link.try_send(Outgoing::Unsubscribe {
+                    filter: Topic::robot(&self.thing, RobotTopic::Video).to_string(),
+                });
             }
         }
     }
@@ -91,14 +97,22 @@ impl Relay {
     }
 
     /// Starts watching `thing`: the first viewer subscribes to its video
-    /// topic and starts renewing its request through `link`.
+    /// topic and starts renewing its request through `link`. Refused when
+    /// [`crate::onscreen::MAX_VIDEO_ROBOTS`] other robots are watched.
     pub fn watch(
         self: &Arc<Self>,
         thing: &str,
         link: &tokio::sync::mpsc::Sender<Outgoing>,
-    ) -> Viewer {
+    ) -> Result<Viewer, String> {
         let (rx, first) = {
             let mut s = self.lock();
+            let max = crate::onscreen::MAX_VIDEO_ROBOTS;
+            if !s.contains_key(thing) && s.len() >= max {
+                return Err(format!(
+                    "{max} robots' video is relayed already (the dashboard's MQTT \
+                     connection has room for no more); close another robot's video"
+                ));
+            }
             let (tx, n) = s
                 .entry(thing.to_string())
                 .or_insert_with(|| (watch::channel(None).0, 0));
@@ -111,11 +125,12 @@ impl Relay {
             });
             tokio::spawn(renew(self.clone(), thing.to_string(), link.clone()));
         }
-        Viewer {
+        Ok(Viewer {
             relay: self.clone(),
+            link: link.clone(),
             thing: thing.to_string(),
             frames: rx,
-        }
+        })
     }
 }
 
@@ -133,6 +148,7 @@ async fn renew(relay: Arc<Relay>, thing: String, link: tokio::sync::mpsc::Sender
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use gopigo_protocol::video::{encode_frame, VideoFrame};
@@ -149,10 +165,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn at_most_max_video_robots_are_relayed_at_once() {
+        let relay = Arc::new(Relay::default());
+        let (tx, _rx) = tokio::sync::mpsc::channel(256);
+        let max = crate::onscreen::MAX_VIDEO_ROBOTS;
+        let viewers: Vec<Viewer> = (0..max)
+            .map(|i| relay.watch(&format!("r{i}"), &tx).unwrap())
+            .collect();
+        let e = relay.watch("one-more", &tx).err().unwrap();
+        assert!(e.contains("close another robot's video"), "{e}");
+        // a robot already relayed takes another viewer; one leaving frees a slot
+        let again = relay.watch("r0", &tx).unwrap();
+        drop(viewers);
+        assert!(relay.watched("r0"));
+        assert!(relay.watch("one-more", &tx).is_ok());
+        drop(again);
+    }
+
+    #[tokio::test]
     async fn frames_reach_viewers_and_the_request_stops_with_the_last_one() {
         let relay = Arc::new(Relay::default());
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        let v = relay.watch("r1", &tx);
+        let v = relay.watch("r1", &tx).unwrap();
         assert!(
             matches!(rx.recv().await, Some(Outgoing::Subscribe { filter }) if filter == "gopigo/r1/video")
         );
@@ -166,6 +200,9 @@ mod tests {
         assert_eq!((f.seq, f.captured_at_ms, f.width), (7, 42, 4));
         drop(v);
         assert!(!relay.watched("r1"));
+        assert!(
+            matches!(rx.recv().await, Some(Outgoing::Unsubscribe { filter }) if filter == "gopigo/r1/video")
+        );
         // no viewer: frames for r1 go nowhere, nothing is kept
         assert!(relay.ingest("gopigo/r1/video", &msg(8)));
         assert!(!relay.watched("r1"));

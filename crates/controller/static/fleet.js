@@ -1,5 +1,6 @@
 // The fleet as the page knows it, kept from the server's WebSocket
-// messages (`hello`, `broker`, `robot`, `telemetry`, `detections`; see
+// messages (`hello`, `broker`, `robot`, `telemetry`, `detections`,
+// `on_screen`; see
 // crates/controller/src/hub.rs). No DOM: `apply` returns what changed and
 // main.js decides what to redraw.
 
@@ -26,6 +27,7 @@ export class Fleet {
     this.lastTelemetry = new Map();   // thing -> the newest telemetry message
     this.recentDetections = new Map();// thing -> the last few {at, msg}
     this.detectionTimes = [];         // arrival times for the selected robot
+    this.onScreen = null;             // {full_rate, waiting, limit}: robots followed at full rate
   }
 
   /**
@@ -34,7 +36,8 @@ export class Fleet {
    * none being selected yet), `settings` (the selected robot reported its
    * settings for the first time), `video` (the selected robot became able
    * to stream), `offline` (the selected robot went offline), `telemetry`
-   * and `detections` (for the selected robot). Other message types
+   * and `detections` (for the selected robot), `onScreen` (the robots
+   * followed at full rate changed). Other message types
    * return `{}`.
    */
   apply(msg, now = Date.now()) {
@@ -46,6 +49,9 @@ export class Fleet {
       case "robot": return this.robot(msg.robot);
       case "telemetry": return this.onTelemetry(msg.thing, msg.telemetry, now);
       case "detections": return this.onDetections(msg.thing, msg.detections, now);
+      case "on_screen":
+        this.onScreen = msg.on_screen;
+        return { onScreen: true };
       default: return {};
     }
   }
@@ -54,7 +60,8 @@ export class Fleet {
     this.robots = new Map(msg.robots.map((r) => [r.thing, r]));
     this.broker = msg.broker;
     this.detectionNote = msg.detection && msg.detection.note;
-    const out = { banner: true, list: true, robot: true };
+    this.onScreen = msg.on_screen || null;
+    const out = { banner: true, list: true, robot: true, onScreen: true };
     if (!this.selected && msg.robots.length) out.select = msg.robots[0].thing;
     return out;
   }

@@ -7,6 +7,7 @@ import { Socket, socketUrl } from "./ws.js";
 import { Fleet } from "./fleet.js";
 import { Teleop, HOLD_DRIVE_MS, bindKeys, bindPad } from "./teleop.js";
 import { describeCommand, resultLine, rgbOf } from "./format.js";
+import { ScreenReport, fullRateNote } from "./onscreen.js";
 import * as view from "./view.js";
 import "./robot-video.js";
 
@@ -17,6 +18,9 @@ const fleet = new Fleet();
 const log = new view.CommandLog();
 const video = $("video-player");
 const socket = new Socket({ url: socketUrl(location), onMessage: handle, onState: socketState });
+// The server follows telemetry and detections only of the robots shown.
+const screen = new ScreenReport((msg) => socket.send(msg));
+const reportScreen = () => screen.update({ selected: fleet.selected, hidden: document.hidden, open: socket.open });
 
 function send(obj) {
   const sent = socket.send(obj);
@@ -40,6 +44,7 @@ const teleop = new Teleop({
 });
 
 function socketState(open) {
+  reportScreen();
   view.renderBanner(open, fleet.broker);
   if (!open) teleop.stop(false);
 }
@@ -54,8 +59,10 @@ function select(thing) {
   if (fleet.selected === thing) return;
   teleop.stop(true);
   fleet.selected = thing;
+  reportScreen();
   log.show(thing);
   renderAll();
+  view.renderFullRate(fullRateNote(fleet.onScreen, thing));
   view.syncSettingInputs(fleet.current);
   video.setAttribute("thing", thing);
 }
@@ -71,6 +78,7 @@ function handle(msg) {
   if (changed.offline) teleop.stop(false);
   if (changed.telemetry) scheduleTelemetryDraw();
   if (changed.detections) view.renderDetections(fleet);
+  if (changed.onScreen) view.renderFullRate(fullRateNote(fleet.onScreen, fleet.selected));
   switch (msg.type) {
     case "result": onResult(msg.thing, msg.result); break;
     case "sent": onSent(msg.thing, msg.command); break;
@@ -126,6 +134,7 @@ video.detections = (thing, capturedMs) => fleet.detectionsFor(thing, capturedMs)
 bindPad(teleop, document.querySelectorAll(".dir"), $("stop"));
 bindKeys(teleop, document, window);
 wireSettings();
+document.addEventListener("visibilitychange", reportScreen);
 socket.connect();
 // "seen 3 s ago" and the like age on their own.
 setInterval(() => { view.renderFleetList(fleet, select); if (fleet.selected) view.renderRobot(fleet, enabled()); }, REFRESH_MS);

@@ -102,6 +102,13 @@ export function renderRobot(fleet, enabled, now = Date.now()) {
   renderDetections(fleet, now);
 }
 
+/** The note shown while the selected robot waits for a full-rate slot (null: none). */
+export function renderFullRate(note) {
+  const el = $("full-rate");
+  el.hidden = !note;
+  el.textContent = note || "";
+}
+
 export function renderDetections(fleet, now = Date.now()) {
   $("det-state").textContent = fmt.detectionState(fleet.detectionState(now));
 }

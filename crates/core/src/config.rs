@@ -46,6 +46,9 @@ pub struct CoreConfig {
     /// How long policy changes (attach, detach, new default version) take
     /// to reach the broker; AWS documents up to several minutes. 0 = at once.
     pub policy_delay: std::time::Duration,
+    /// The broker's per-connection quotas: AWS IoT Core's by default
+    /// (`gopigo core --limits aws|off`).
+    pub limits: gopigo_broker::Limits,
 }
 
 impl CoreConfig {
@@ -67,6 +70,7 @@ impl CoreConfig {
             mqtt_max_connections: gopigo_broker::BrokerConfig::default().max_connections,
             detach_delay: DEFAULT_DETACH_DELAY,
             policy_delay: std::time::Duration::ZERO,
+            limits: gopigo_broker::Limits::aws(),
         }
     }
 }

@@ -55,7 +55,7 @@ use tokio::sync::broadcast;
 
 pub use config::CoreConfig;
 pub use error::ApiError;
-pub use gopigo_broker::HttpLimits;
+pub use gopigo_broker::{HttpLimits, Limits};
 
 /// Something that happened in the registry that live connections care about.
 #[derive(Debug, Clone, PartialEq)]
@@ -495,6 +495,7 @@ impl Core {
             region: self.state.region.clone(),
             account_id: self.state.account_id.clone(),
             max_connections: self.config.mqtt_max_connections,
+            limits: self.config.limits,
             ..Default::default()
         };
         let broker = gopigo_broker::Broker::new(

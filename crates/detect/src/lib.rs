@@ -10,6 +10,10 @@
 //!   [`gopigo_protocol::Detections`] on `gopigo/{thing}/detections`, serves
 //!   the frames with boxes drawn as MJPEG, and reports frames per second.
 //! - [`to_message`]: detector output → the wire message (pure).
+//! - [`Throttle`]: at most [`LiveOptions::publish_hz`] detections messages
+//!   a second for the robot (default [`DEFAULT_PUBLISH_HZ`]); a result that
+//!   comes sooner waits for the next slot and a newer one replaces it
+//!   (the latest wins). Every processed frame still prints its JSON line.
 //! - The camera token: the robot's camera wants its per-boot token. Given
 //!   (`--camera-token`, `GOPIGO_CAMERA_TOKEN`) it is used as is; otherwise,
 //!   with `--thing` and an MQTT identity that may read the robot's status (a
@@ -84,6 +88,66 @@ pub struct LiveOptions {
     /// The camera's access token; `None` learns it from the robot's
     /// retained status when `thing` and `mqtt_config` are set.
     pub camera_token: Option<String>,
+    /// The most detections messages a second published for the robot.
+    pub publish_hz: f64,
+}
+
+/// The default of [`LiveOptions::publish_hz`] (`--max-publish-hz`): five a
+/// second draws boxes that follow a moving object (the page keeps each for
+/// 1.5 s) and, with the robot's 5 Hz telemetry, keeps a robot on screen at
+/// 10 messages a second on the dashboard's connection, a tenth of AWS
+/// IoT's 100 publishes a second per connection (docs/dashboard.md).
+pub const DEFAULT_PUBLISH_HZ: f64 = 5.0;
+
+/// The publish rate limit (see the crate docs); pure, with the clock passed in.
+#[derive(Debug)]
+pub struct Throttle {
+    gap: Duration,
+    last: Option<Instant>,
+    pending: Option<String>,
+}
+
+impl Throttle {
+    /// At most `hz` messages a second (`hz` > 0).
+    pub fn new(hz: f64) -> Self {
+        Throttle {
+            gap: Duration::from_secs_f64(1.0 / hz),
+            last: None,
+            pending: None,
+        }
+    }
+
+    fn ready(&self, now: Instant) -> bool {
+        self.last.is_none_or(|l| now.duration_since(l) >= self.gap)
+    }
+
+    /// A new result: `Some` to publish now, or `None` when it waits (in
+    /// place of any older one waiting).
+    pub fn offer(&mut self, now: Instant, msg: String) -> Option<String> {
+        if self.ready(now) {
+            self.last = Some(now);
+            self.pending = None;
+            Some(msg)
+        } else {
+            self.pending = Some(msg);
+            None
+        }
+    }
+
+    /// When the waiting result may go, if one waits.
+    pub fn due(&self) -> Option<Instant> {
+        self.pending.as_ref()?;
+        Some(self.last.map_or(Instant::now(), |l| l + self.gap))
+    }
+
+    /// The waiting result, once its slot has come.
+    pub fn take_due(&mut self, now: Instant) -> Option<String> {
+        if self.pending.is_some() && self.ready(now) {
+            self.last = Some(now);
+            return self.pending.take();
+        }
+        None
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -332,11 +396,20 @@ async fn detect_frame(
     .map_err(|e| format!("detector task failed: {e}"))
 }
 
+/// Publishes a detections message (QoS 0: a newer one follows).
+fn publish(mqtt: Option<&(AsyncClient, String)>, line: Option<String>) {
+    if let (Some((client, topic)), Some(line)) = (mqtt, line) {
+        if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, false, line) {
+            tracing::debug!(error = %e, "detections not published");
+        }
+    }
+}
+
 /// Hands one frame's detections on: a JSON line to `out`, the message to
-/// MQTT, the drawn frame to the annotated stream.
+/// MQTT through the throttle, the drawn frame to the annotated stream.
 fn emit(
     out: &mut (dyn Write + Send),
-    mqtt: Option<&(AsyncClient, String)>,
+    (mqtt, throttle): (Option<&(AsyncClient, String)>, &mut Throttle),
     annotated: &FrameBus,
     frame: &Frame,
     dets: &[Detection],
@@ -347,10 +420,8 @@ fn emit(
         what: "stdout".into(),
         source,
     })?;
-    if let Some((client, topic)) = mqtt {
-        if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, false, line) {
-            tracing::debug!(error = %e, "detections not published");
-        }
+    if mqtt.is_some() {
+        publish(mqtt, throttle.offer(Instant::now(), line));
     }
     if let Some(jpeg) = drawn {
         if let Ok(f) = Frame::from_jpeg(&jpeg, frame.seq, frame.captured_at_ms, "annotated") {
@@ -387,10 +458,16 @@ pub async fn run_live(
     let mut done = 0u64;
     let max = opts.max_frames.unwrap_or(u64::MAX);
     let draw = opts.serve_port.is_some();
+    let mut throttle = Throttle::new(opts.publish_hz);
     tokio::pin!(shutdown);
     while done < max {
+        let due = throttle.due().map(tokio::time::Instant::from_std);
         let frame = tokio::select! {
             _ = &mut shutdown => break,
+            _ = sleep_until_some(due) => {
+                publish(mqtt.as_ref(), throttle.take_due(Instant::now()));
+                continue;
+            }
             f = stream.next() => f,
         };
         let Some(frame) = frame else { continue };
@@ -408,7 +485,14 @@ pub async fn run_live(
                 continue;
             }
         };
-        emit(out, mqtt.as_ref(), &annotated, &frame, &dets, drawn)?;
+        emit(
+            out,
+            (mqtt.as_ref(), &mut throttle),
+            &annotated,
+            &frame,
+            &dets,
+            drawn,
+        )?;
         done += 1;
         rate.count(done);
     }
@@ -417,6 +501,14 @@ pub async fn run_live(
         let _ = client.disconnect().await;
     }
     Ok(done)
+}
+
+/// Sleeps until `at`, or for ever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Wait before the first reconnect; doubled per failure up to [`MAX_BACKOFF`].
@@ -513,6 +605,30 @@ mod tests {
         assert_eq!((m.width, m.height), (640, 480));
         assert_eq!(m.detections[0].class, "dog");
         assert_eq!(m.detections[0].bbox, [1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn the_throttle_publishes_at_most_its_rate_and_the_latest_wins() {
+        let mut t = Throttle::new(DEFAULT_PUBLISH_HZ);
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert_eq!(t.offer(t0, "a".into()).as_deref(), Some("a"));
+        assert_eq!(t.due(), None);
+        // two results within the 200 ms gap: only the newer is kept
+        assert_eq!(t.offer(ms(50), "b".into()), None);
+        assert_eq!(t.offer(ms(120), "c".into()), None);
+        assert_eq!(t.due(), Some(ms(200)));
+        assert_eq!(t.take_due(ms(199)), None);
+        assert_eq!(t.take_due(ms(200)).as_deref(), Some("c"));
+        assert_eq!(t.take_due(ms(500)), None, "b was replaced, not queued");
+        // a steady 30 fps detector publishes 5 a second
+        let mut sent = 0;
+        for i in 0..30u64 {
+            let now = ms(1000 + i * 33);
+            sent += usize::from(t.offer(now, format!("{i}")).is_some());
+            sent += usize::from(t.take_due(now).is_some());
+        }
+        assert!((4..=6).contains(&sent), "{sent}");
     }
 
     #[test]

@@ -12,6 +12,11 @@ pub enum Commands {
     /// Run the robot agent: commands over MQTT (mutual TLS), safety stops,
     /// telemetry, shadow, camera stream. `--sim` simulates the board.
     Agent(AgentArgs),
+    /// Run many simulated robots in one process (benches, load tests):
+    /// provisions PREFIX-1..N against the local core (a no-op when they
+    /// exist), then runs each with the agent's own code, a simulated board
+    /// and no camera.
+    Swarm(crate::cmd_swarm::SwarmArgs),
 }
 
 /// Arguments of `gopigo agent`; each overrides the same key of the config file.
@@ -149,6 +154,7 @@ impl AgentArgs {
 /// Runs one of them.
 pub fn run(cmd: Commands) -> anyhow::Result<()> {
     match cmd {
+        Commands::Swarm(args) => crate::cmd_swarm::run(args),
         Commands::Agent(args) => {
             let cfg = AgentConfig::load(&args.config, &args.overrides())?;
             if args.sim_debug_port.is_some() && !args.sim {

@@ -87,6 +87,44 @@ pub struct CoreArgs {
     /// 0 = at once.
     #[arg(long, default_value_t = 0.0, value_parser = parse_delay, env = "GOPIGO_CORE_POLICY_DELAY")]
     policy_delay: f64,
+    /// Per-connection MQTT quotas. `aws`: AWS IoT Core's, with AWS's
+    /// outcomes: over 100 publishes/s in or out per connection the excess is
+    /// discarded (an inbound QoS 1 one gets no PUBACK); over 512 KiB/s in or
+    /// out the connection is slowed down; past 50 subscriptions a filter
+    /// gets SUBACK 0x80. `off`: none of these (for a test that floods on
+    /// purpose). Both keep AWS's 128 KiB message size and 8 filters per
+    /// SUBSCRIBE (a client past them is disconnected). See docs/core.md,
+    /// "Limits".
+    #[arg(long, value_enum, default_value_t = LimitsArg::Aws, env = "GOPIGO_CORE_LIMITS")]
+    limits: LimitsArg,
+}
+
+/// `--limits`: which per-connection quotas the broker enforces.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LimitsArg {
+    /// AWS IoT Core's quotas and outcomes.
+    Aws,
+    /// No per-connection quota.
+    Off,
+}
+
+impl LimitsArg {
+    fn limits(self) -> gopigo_core::Limits {
+        match self {
+            LimitsArg::Aws => gopigo_core::Limits::aws(),
+            LimitsArg::Off => gopigo_core::Limits::off(),
+        }
+    }
+}
+
+/// What the banner says about `--limits`.
+fn limits_line(l: LimitsArg) -> &'static str {
+    match l {
+        LimitsArg::Aws => {
+            "aws (100 publishes/s and 512 KiB/s each way, 50 subscriptions per connection)"
+        }
+        LimitsArg::Off => "off (no per-connection quotas; AWS would throttle what passes them)",
+    }
 }
 
 /// A delay in seconds: 0 to one hour.
@@ -135,6 +173,8 @@ pub fn run(args: CoreArgs) -> anyhow::Result<()> {
     config.mqtt_max_connections = args.max_mqtt_connections as usize;
     config.detach_delay = Duration::from_secs_f64(args.detach_delay);
     config.policy_delay = Duration::from_secs_f64(args.policy_delay);
+    config.limits = args.limits.limits();
+    let limits = args.limits;
     raise_open_file_limit();
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
@@ -157,6 +197,7 @@ pub fn run(args: CoreArgs) -> anyhow::Result<()> {
         println!("  aws profile     {}", core.env_line());
         println!("  CA certificate  {}", core.ca_path().display());
         println!("  data dir        {}", data_dir.display());
+        println!("  MQTT limits     {}", limits_line(limits));
         println!("Stop with Ctrl-C.");
         core.serve(bound, crate::shutdown_signal()).await?;
         println!("gopigo core stopped");

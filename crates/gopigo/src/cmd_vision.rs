@@ -125,6 +125,11 @@ pub struct DetectCommand {
     /// it from the robot's retained status, and again after the robot restarts.
     #[arg(long, env = "GOPIGO_CAMERA_TOKEN", hide_env_values = true)]
     camera_token: Option<String>,
+    /// The most detections messages a second published for the robot
+    /// (the newest result wins); keeps a robot on the dashboard within
+    /// AWS IoT's 100 messages a second per connection (docs/dashboard.md).
+    #[arg(long, default_value_t = gopigo_detect::DEFAULT_PUBLISH_HZ, env = "GOPIGO_DETECT_PUBLISH_HZ")]
+    max_publish_hz: f64,
 }
 
 impl DetectCommand {
@@ -167,6 +172,11 @@ fn run_batch(d: DetectCommand) -> anyhow::Result<()> {
 
 /// A robot's MJPEG stream: newest frame only, optional MQTT and annotated stream.
 fn run_live(d: DetectCommand) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        d.max_publish_hz.is_finite() && d.max_publish_hz >= 0.1,
+        "--max-publish-hz {} is not a rate: give a number of messages a second, 0.1 or more",
+        d.max_publish_hz
+    );
     let detector = d.model.load()?;
     let opts = gopigo_detect::LiveOptions {
         url: d.source,
@@ -175,6 +185,7 @@ fn run_live(d: DetectCommand) -> anyhow::Result<()> {
         serve_port: d.serve_port,
         max_frames: d.max_frames,
         camera_token: d.camera_token,
+        publish_hz: d.max_publish_hz,
     };
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {

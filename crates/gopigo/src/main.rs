@@ -6,6 +6,7 @@ mod cmd_controller;
 mod cmd_core;
 mod cmd_pki;
 mod cmd_provision;
+mod cmd_swarm;
 mod cmd_update;
 mod cmd_vision;
 

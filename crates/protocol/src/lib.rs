@@ -30,7 +30,7 @@ pub mod video;
 pub use name::{valid_shadow_name, valid_thing_name, MAX_SHADOW_NAME_BYTES, MAX_THING_NAME_BYTES};
 pub use topic::{
     robot_subscriptions, valid_job_id, Filter, JobsFilter, JobsMsg, JobsRequest, PresenceEvent,
-    RobotTopic, ShadowMsg, Topic, TopicError, FLEET_FILTERS, PRESENCE_FILTERS,
+    RobotTopic, ShadowMsg, Topic, TopicError, FLEET_FILTERS, ON_SCREEN_TOPICS, PRESENCE_FILTERS,
 };
 
 /// Milliseconds since the Unix epoch: the clock of `ts_ms`, `since` and

@@ -568,17 +568,23 @@ impl fmt::Display for JobsFilter<'_> {
     }
 }
 
-/// What the fleet dashboard subscribes to: every robot's messages and the
+/// What the fleet dashboard subscribes to for every robot: the low-rate
+/// messages the fleet list is made of (status, command results) and the
 /// shadow documents it shows. Its policy must grant `iot:Subscribe` on each.
-pub const FLEET_FILTERS: [Filter; 7] = [
+/// The full-rate topics ([`ON_SCREEN_TOPICS`]) are subscribed per robot,
+/// only while the robot is on screen.
+pub const FLEET_FILTERS: [Filter; 5] = [
     Filter::EveryRobot(RobotTopic::Status),
-    Filter::EveryRobot(RobotTopic::Telemetry),
     Filter::EveryRobot(RobotTopic::CommandResult),
-    Filter::EveryRobot(RobotTopic::Detections),
     Filter::EveryShadow(ShadowMsg::UpdateDocuments),
     Filter::EveryShadow(ShadowMsg::GetAccepted),
     Filter::EveryShadow(ShadowMsg::GetRejected),
 ];
+
+/// The full-rate topics of one robot that the dashboard subscribes to by
+/// their exact name while a page shows that robot: its telemetry and the
+/// detections on its video (a few messages a second each).
+pub const ON_SCREEN_TOPICS: [RobotTopic; 2] = [RobotTopic::Telemetry, RobotTopic::Detections];
 
 /// The lifecycle events the dashboard also reads when its policy allows
 /// (a broker closes the connection on a refused one, so they go apart).
@@ -906,9 +912,7 @@ mod tests {
             fleet,
             [
                 "gopigo/+/status",
-                "gopigo/+/telemetry",
                 "gopigo/+/cmd/result",
-                "gopigo/+/detections",
                 "$aws/things/+/shadow/update/documents",
                 "$aws/things/+/shadow/get/accepted",
                 "$aws/things/+/shadow/get/rejected",

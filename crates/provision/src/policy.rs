@@ -505,6 +505,20 @@ mod tests {
                 true,
             ),
             ("ctl", "iot:Subscribe", "topicfilter/gopigo/r1/status", true),
+            // the robots on screen, by exact name (docs/dashboard.md)
+            (
+                "ctl",
+                "iot:Subscribe",
+                "topicfilter/gopigo/r1/telemetry",
+                true,
+            ),
+            (
+                "ctl",
+                "iot:Subscribe",
+                "topicfilter/gopigo/r1/detections",
+                true,
+            ),
+            ("ctl", "iot:Receive", "topic/gopigo/r1/detections", true),
             ("ctl", "iot:Receive", "topic/gopigo/r1/status", true),
             (
                 "ctl",
