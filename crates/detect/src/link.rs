@@ -14,8 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use gopigo_camera::Frame;
 use gopigo_protocol::topic::Filter;
@@ -67,6 +67,22 @@ struct Router {
     online: watch::Sender<BTreeSet<String>>,
     all_online: bool,
     inbox: Arc<Inbox<Arc<Frame>>>,
+    /// When each robot's last frame arrived (for the silence warning).
+    seen: Seen,
+}
+
+/// When each robot's last MQTT frame arrived.
+type Seen = Arc<Mutex<BTreeMap<String, Instant>>>;
+
+/// How long a robot the detector asks for video may send none before the
+/// detector says so (once, until frames come).
+pub const NO_VIDEO_WARN: Duration = Duration::from_secs(15);
+
+/// Whether a robot asked for video since `asked` is silent at `now`: no
+/// frame in [`NO_VIDEO_WARN`] since the later of `asked` and its last frame.
+pub fn silent(now: Instant, asked: Instant, last_frame: Option<Instant>) -> bool {
+    let since = last_frame.map_or(asked, |f| f.max(asked));
+    now.duration_since(since) >= NO_VIDEO_WARN
 }
 
 /// Connects with the `[mqtt]` table of `path` and starts routing; frames of
@@ -86,17 +102,19 @@ pub fn start(
         tokens.insert(thing.clone(), rx);
     }
     let (online_tx, online) = watch::channel(BTreeSet::new());
+    let seen = Seen::default();
     let router = Router {
         tokens: senders,
         video: wants.video.clone(),
         online: online_tx,
         all_online: wants.all_online,
         inbox,
+        seen: seen.clone(),
     };
     let mut tasks = vec![tokio::spawn(route(events, client.clone(), router))];
     if wants.all_online || !wants.video.is_empty() {
         let (c, v, o) = (client.clone(), wants.video.clone(), online.clone());
-        tasks.push(tokio::spawn(renew(c, v, o)));
+        tasks.push(tokio::spawn(renew(c, v, o, seen)));
     }
     Ok(Link {
         client,
@@ -133,7 +151,11 @@ impl Router {
         match kind {
             RobotTopic::Status => self.on_status(thing, payload),
             RobotTopic::Video if self.watches(thing) => match decode_frame(payload) {
-                Ok(f) => self.inbox.put(thing, Arc::new(Frame::from(f))),
+                Ok(f) => {
+                    let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                    seen.insert(thing.to_string(), Instant::now());
+                    self.inbox.put(thing, Arc::new(Frame::from(f)));
+                }
                 Err(e) => tracing::debug!(thing, error = %e, "video message dropped"),
             },
             _ => {}
@@ -185,14 +207,18 @@ async fn route(mut events: rumqttc::EventLoop, client: AsyncClient, router: Rout
 }
 
 /// Asks for the video of `things` and of every robot online now, every
-/// [`VIEWER_RENEW_EVERY`], for as long as the detector runs.
+/// [`VIEWER_RENEW_EVERY`], for as long as the detector runs; says so when a
+/// robot it asks sends nothing.
 async fn renew(
     client: AsyncClient,
     things: BTreeSet<String>,
     online: watch::Receiver<BTreeSet<String>>,
+    seen: Seen,
 ) {
     let payload = VideoRequest::viewer().payload();
     let mut asked: BTreeSet<String> = BTreeSet::new();
+    let mut since: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut warned: BTreeSet<String> = BTreeSet::new();
     let mut tick = tokio::time::interval(VIEWER_RENEW_EVERY);
     let mut online = online;
     loop {
@@ -201,11 +227,26 @@ async fn renew(
             r = online.changed() => if r.is_err() { return },
         }
         // a robot that just came online is asked at once, the others on the tick
-        let now: BTreeSet<String> = things.union(&online.borrow()).cloned().collect();
+        let now: BTreeSet<String> = things.union(&online.borrow_and_update()).cloned().collect();
         for thing in now.difference(&asked) {
             let topic = Topic::robot(thing, RobotTopic::VideoRequest).to_string();
             if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, false, payload.clone()) {
                 tracing::debug!(thing, error = %e, "video request not sent");
+            }
+        }
+        since.retain(|t, _| now.contains(t));
+        let t = Instant::now();
+        for thing in &now {
+            let asked_at = *since.entry(thing.clone()).or_insert(t);
+            let last = seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(thing)
+                .copied();
+            if !silent(t, asked_at, last) {
+                warned.remove(thing);
+            } else if warned.insert(thing.clone()) {
+                tracing::warn!(thing, "no video from {thing} for {}s: is it online, is its agent new enough to publish MQTT video, and is this identity a controller?", NO_VIDEO_WARN.as_secs());
             }
         }
         asked = now;
@@ -229,6 +270,7 @@ mod tests {
             online: watch::channel(BTreeSet::new()).0,
             all_online: wants.all_online,
             inbox: inbox.clone(),
+            seen: Seen::default(),
         };
         (r, inbox)
     }
@@ -246,6 +288,18 @@ mod tests {
 
     const ONLINE: &[u8] = br#"{"online":true,"since":1,"version":"v","camera_token":"t1"}"#;
     const OFFLINE: &[u8] = br#"{"online":false,"since":2,"version":"v"}"#;
+
+    #[test]
+    fn a_robot_is_silent_after_15_s_without_a_frame() {
+        let t0 = Instant::now();
+        let s = |secs| t0 + Duration::from_secs(secs);
+        assert!(!silent(s(14), t0, None));
+        assert!(silent(s(15), t0, None));
+        assert!(!silent(s(20), t0, Some(s(10))));
+        assert!(silent(s(26), t0, Some(s(10))));
+        // a frame from before the detector asked does not count
+        assert!(silent(s(15), t0, Some(t0 - Duration::from_secs(5))));
+    }
 
     #[test]
     fn subscriptions_follow_what_is_wanted() {
