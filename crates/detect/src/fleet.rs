@@ -104,8 +104,9 @@ pub fn plan_streams(urls: &[String], things: &[String]) -> Result<Vec<StreamSpec
 pub struct FleetOptions {
     /// The robots given by name or URL.
     pub streams: Vec<StreamSpec>,
-    /// Also every robot whose retained status says online, over MQTT video
-    /// (robots that come online later join; those that go offline leave).
+    /// Also every robot that is online (it sends telemetry; its status says
+    /// when it goes offline), over MQTT video: robots that come online later
+    /// join, those that go offline leave.
     pub all_online: bool,
     /// A TOML file with an `[mqtt]` table (a controller identity's bundle).
     pub mqtt_config: Option<PathBuf>,

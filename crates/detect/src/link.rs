@@ -2,8 +2,13 @@
 //!
 //! It publishes detections, and routes what it reads:
 //! - `gopigo/{thing}/status` (retained): each robot's camera token, for
-//!   streams read over HTTP, and — with `--all-online` — which robots are
-//!   online now;
+//!   streams read over HTTP, and — with `--all-online` — robots going on-
+//!   and offline;
+//! - with `--all-online`, `gopigo/+/telemetry`: a robot that sends telemetry
+//!   is online. AWS IoT Core (and the local core) send retained messages only
+//!   to a subscription on the topic itself, never to a wildcard one, so the
+//!   retained statuses alone would not show the robots that were online
+//!   before the detector started;
 //! - `gopigo/{thing}/video`: GPV1 frames ([`gopigo_protocol::video`]) of the
 //!   robots it watches over MQTT, into the detector's [`Inbox`].
 //!
@@ -34,7 +39,7 @@ pub struct Wants {
     pub tokens: BTreeSet<String>,
     /// Robots whose MQTT video the detector reads.
     pub video: BTreeSet<String>,
-    /// Also every robot whose status says online (`--all-online`), over MQTT.
+    /// Also every robot that is online (`--all-online`), over MQTT.
     pub all_online: bool,
 }
 
@@ -44,7 +49,7 @@ pub struct Link {
     pub client: AsyncClient,
     /// The newest camera token of each robot in [`Wants::tokens`].
     pub tokens: BTreeMap<String, watch::Receiver<Option<String>>>,
-    /// The robots online now, by their retained status (with `all_online`).
+    /// The robots online now, by their telemetry and status (with `all_online`).
     pub online: watch::Receiver<BTreeSet<String>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -130,6 +135,7 @@ impl Router {
         let mut out = Vec::new();
         if self.all_online {
             out.push(Filter::EveryRobot(RobotTopic::Status).to_string());
+            out.push(Filter::EveryRobot(RobotTopic::Telemetry).to_string());
             out.push(Filter::EveryRobot(RobotTopic::Video).to_string());
         }
         for thing in self.tokens.keys() {
@@ -150,6 +156,10 @@ impl Router {
         };
         match kind {
             RobotTopic::Status => self.on_status(thing, payload),
+            RobotTopic::Telemetry if self.all_online => {
+                self.online
+                    .send_if_modified(|set| set.insert(thing.to_string()));
+            }
             RobotTopic::Video if self.watches(thing) => match decode_frame(payload) {
                 Ok(f) => {
                     let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -314,7 +324,10 @@ mod tests {
             all_online: true,
             ..Wants::default()
         });
-        assert_eq!(r.filters(), ["gopigo/+/status", "gopigo/+/video"]);
+        assert_eq!(
+            r.filters(),
+            ["gopigo/+/status", "gopigo/+/telemetry", "gopigo/+/video"]
+        );
     }
 
     #[tokio::test]
@@ -340,7 +353,8 @@ mod tests {
         });
         let mut online = r.online.subscribe();
         r.on_publish("gopigo/r1/status", ONLINE);
-        r.on_publish("gopigo/r3/status", ONLINE);
+        // online before the detector started: known by its telemetry
+        r.on_publish("gopigo/r3/telemetry", b"{}");
         assert_eq!(
             *online.borrow_and_update(),
             ["r1".to_string(), "r3".to_string()].into()

@@ -127,9 +127,9 @@ pub struct DetectCommand {
     /// Another robot's MJPEG stream URL; repeat for several (one --thing per URL).
     #[arg(long, value_name = "URL")]
     url: Vec<String>,
-    /// Every robot whose retained status says online, through its MQTT
-    /// video; robots join and leave as they go on- and offline. Needs
-    /// --mqtt-config.
+    /// Every robot that is online (it sends telemetry; its status says when
+    /// it leaves), through its MQTT video; robots join and leave as they go
+    /// on- and offline. Needs --mqtt-config of a controller identity.
     #[arg(long)]
     all_online: bool,
     /// TOML file with an [mqtt] table (a provisioned bundle's config) to
