@@ -58,6 +58,20 @@ pub struct Frame {
     pub height: u32,
 }
 
+impl From<gopigo_protocol::video::VideoFrame<'_>> for Frame {
+    /// A frame that came over MQTT (`gopigo/{thing}/video`): the JPEG is
+    /// copied out of the message as is (it already carries the robot's stamp).
+    fn from(f: gopigo_protocol::video::VideoFrame<'_>) -> Self {
+        Frame {
+            jpeg: Bytes::copy_from_slice(f.jpeg),
+            seq: f.seq,
+            captured_at_ms: f.captured_at_ms,
+            width: u32::from(f.width),
+            height: u32::from(f.height),
+        }
+    }
+}
+
 impl Frame {
     /// Wraps a JPEG produced by a source: reads its size from the SOF
     /// header and inserts the stamp COM segment. `what` names the source in

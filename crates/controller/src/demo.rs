@@ -4,13 +4,14 @@
 //! process group and with a parent-death signal so none outlives it:
 //! 1. the local core (`gopigo core`, ports chosen at run time);
 //! 2. identities through `gopigo provision`: `dashboard` and `operator`
-//!    (controllers: the page, and the CLI's default), one per robot, and one
-//!    per detector; the data dir keeps them between runs (re-provisioning is
-//!    a no-op);
+//!    (controllers: the page, and the CLI's default), one per robot, and
+//!    `detector` for the detector; the data dir keeps them between runs
+//!    (re-provisioning is a no-op);
 //! 3. one `gopigo agent --sim` per robot, camera and sim debug endpoint on
 //!    loopback ports picked here;
-//! 4. `gopigo detect` on each robot's stream, when the detector and its
-//!    model are set up (otherwise the page says how to set them up);
+//! 4. one `gopigo detect` for all robots' streams (one model session, the
+//!    newest frame of each robot in turn), when the detector and its model
+//!    are set up (otherwise the page says how to set them up);
 //! 5. `gopigo dashboard`.
 //!
 //! It waits until the robots show online on the dashboard, prints the URL
@@ -636,7 +637,7 @@ async fn start(
 }
 
 /// Who gets an identity: `dashboard` and `operator` (controllers), each
-/// robot, and a detector per robot when detectors run.
+/// robot, and `detector` (a controller) when detection runs.
 fn identities(opts: &DemoOptions, detectors: bool) -> Vec<(String, &'static str)> {
     let mut out: Vec<(String, &'static str)> = vec![
         ("dashboard".into(), "controller"),
@@ -644,11 +645,7 @@ fn identities(opts: &DemoOptions, detectors: bool) -> Vec<(String, &'static str)
     ];
     out.extend(opts.robots.iter().map(|r| (r.clone(), "robot")));
     if detectors {
-        out.extend(
-            opts.robots
-                .iter()
-                .map(|r| (format!("detector-{r}"), "controller")),
-        );
+        out.push((DETECTOR.into(), "controller"));
     }
     out
 }
@@ -685,30 +682,45 @@ fn start_agents(
     Ok(robots)
 }
 
-/// `gopigo detect` on each robot's camera, publishing as `detector-ROBOT`.
+/// The detector's identity (a controller): it reads the robots' camera
+/// tokens from their status and publishes their detections.
+const DETECTOR: &str = "detector";
+
+/// The arguments of the one `gopigo detect` for every robot: each robot's
+/// loopback camera paired with its name (pure).
+pub fn detector_args(
+    robots: &BTreeMap<String, Value>,
+    mqtt_config: &Path,
+    extra: &[String],
+) -> Vec<String> {
+    let mut args = vec![
+        "detect".to_string(),
+        "--mqtt-config".to_string(),
+        mqtt_config.display().to_string(),
+    ];
+    for (r, info) in robots {
+        let url = info["camera_url"].as_str().unwrap_or_default();
+        args.extend(["--thing".into(), r.clone(), "--url".into(), url.to_string()]);
+    }
+    args.extend(extra.iter().cloned());
+    args
+}
+
+/// One `gopigo detect` on every robot's camera, publishing as `detector`;
+/// its pid under each robot's name, for `demo.json`.
 fn start_detectors(
     sup: &mut Supervisor,
     opts: &DemoOptions,
     robots: &BTreeMap<String, Value>,
     extra: &[String],
 ) -> Result<BTreeMap<String, Value>, DemoError> {
-    let mut detectors = BTreeMap::new();
-    for r in &opts.robots {
-        let ident = opts.data_dir.join(format!("detector-{r}"));
-        let url = robots[r]["camera_url"].as_str().unwrap_or_default();
-        let mut args = vec![
-            "detect".to_string(),
-            url.to_string(),
-            "--mqtt-config".to_string(),
-            ident.join("robot.toml").display().to_string(),
-            "--thing".to_string(),
-            r.clone(),
-        ];
-        args.extend(extra.iter().cloned());
-        let pid = sup.spawn(&format!("detect-{r}"), &opts.exe, &args)?;
-        detectors.insert(r.clone(), json!({"pid": pid}));
-    }
-    Ok(detectors)
+    let config = opts.data_dir.join(DETECTOR).join("robot.toml");
+    let args = detector_args(robots, &config, extra);
+    let pid = sup.spawn("detect", &opts.exe, &args)?;
+    Ok(robots
+        .keys()
+        .map(|r| (r.clone(), json!({"pid": pid})))
+        .collect())
 }
 
 /// Writes the dashboard's and the operator's controller configs and starts
@@ -951,6 +963,40 @@ key_file = "/d/robot1/key.pem"
         assert_eq!(c.dashboard.robots, ["robot1"]);
         assert!(c.dashboard.allow_loopback_camera);
         assert_eq!(c.dashboard.core_ports, [40002, 40001]);
+    }
+
+    #[test]
+    fn one_detector_serves_every_robot() {
+        let robots: BTreeMap<String, Value> = [
+            ("robot1", "http://127.0.0.1:7001/stream"),
+            ("robot2", "http://127.0.0.1:7003/stream"),
+        ]
+        .into_iter()
+        .map(|(r, u)| (r.to_string(), json!({ "camera_url": u })))
+        .collect();
+        let args = detector_args(
+            &robots,
+            Path::new("/d/detector/robot.toml"),
+            &["--conf".into(), "0.3".into()],
+        );
+        assert_eq!(
+            args.join(" "),
+            "detect --mqtt-config /d/detector/robot.toml \
+             --thing robot1 --url http://127.0.0.1:7001/stream \
+             --thing robot2 --url http://127.0.0.1:7003/stream --conf 0.3"
+        );
+        let ids = identities(
+            &DemoOptions {
+                exe: PathBuf::from("gopigo"),
+                data_dir: PathBuf::from("/d"),
+                port: 0,
+                robots: vec!["robot1".into(), "robot2".into()],
+                detect: true,
+                run_for: None,
+            },
+            true,
+        );
+        assert_eq!(ids.iter().filter(|(_, r)| *r == "controller").count(), 3);
     }
 
     #[test]

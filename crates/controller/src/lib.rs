@@ -22,7 +22,7 @@
 //! - [`tls`]: the dashboard's TLS identity (given, or made with `gopigo-pki`).
 //! - [`cli`]: `gopigo drive`, `gopigo watch`, `gopigo shadow get|set`.
 //! - [`demo`]: `gopigo demo`, a supervisor that starts the local core, the
-//!   identities, two simulated robots, detectors and the dashboard as child
+//!   identities, two simulated robots, one detector and the dashboard as child
 //!   processes and stops them all on Ctrl-C.
 
 pub mod actions;

@@ -12,18 +12,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use gopigo_camera::Frame;
-use gopigo_protocol::video::decode_frame;
+use gopigo_protocol::video::{decode_frame, VideoRequest};
 use gopigo_protocol::{RobotTopic, Topic};
 use tokio::sync::watch;
 
 use crate::hub::Outgoing;
 
 /// How often a watched robot's request is renewed.
-pub const RENEW_EVERY: Duration = Duration::from_secs(3);
+pub const RENEW_EVERY: Duration = gopigo_protocol::video::VIEWER_RENEW_EVERY;
 /// The TTL each request asks for: three renewals may be lost.
-pub const REQUEST_TTL_MS: u64 = 10_000;
+pub const REQUEST_TTL_MS: u64 = gopigo_protocol::video::VIEWER_TTL_MS;
 
 type Latest = watch::Sender<Option<Arc<Frame>>>;
 
@@ -80,13 +79,7 @@ impl Relay {
             }
         };
         if let Some((tx, _)) = self.lock().get(thing) {
-            tx.send_replace(Some(Arc::new(Frame {
-                jpeg: Bytes::copy_from_slice(f.jpeg),
-                seq: f.seq,
-                captured_at_ms: f.captured_at_ms,
-                width: u32::from(f.width),
-                height: u32::from(f.height),
-            })));
+            tx.send_replace(Some(Arc::new(Frame::from(f))));
         }
         true
     }
@@ -137,7 +130,7 @@ impl Relay {
 /// Asks for `thing`'s video every [`RENEW_EVERY`] while someone watches.
 async fn renew(relay: Arc<Relay>, thing: String, link: tokio::sync::mpsc::Sender<Outgoing>) {
     let topic = Topic::robot(&thing, RobotTopic::VideoRequest).to_string();
-    let payload = format!("{{\"ttl_ms\":{REQUEST_TTL_MS}}}").into_bytes();
+    let payload = VideoRequest::viewer().payload();
     while relay.watched(&thing) {
         let _ = link.try_send(Outgoing::Publish {
             topic: topic.clone(),

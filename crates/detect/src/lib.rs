@@ -1,10 +1,16 @@
-//! YOLO on a robot's live MJPEG stream, as the controller side runs it.
+//! YOLO on robots' live camera streams, as the controller side runs it.
 //!
 //! Parts:
+//! - [`fleet`]: one detector for several robots. Each robot's camera is read
+//!   as MJPEG over HTTP or as MQTT video through the broker (for a robot the
+//!   detector cannot reach); [`fleet::run_fleet`] takes the newest frame of
+//!   each stream in turn with one ONNX Runtime session ([`schedule`]).
+//! - [`link`]: the one MQTT connection: detections out; robots' status
+//!   (camera tokens, who is online) and MQTT video in; video requests renewed.
 //! - [`LiveOptions`]: the stream URL, the robot it belongs to, where to
 //!   publish (an `[mqtt]` table of a bundle's TOML) and whether to serve an
 //!   annotated stream.
-//! - [`run_live`]: connects to the stream and always works on the newest
+//! - [`run_live`]: one robot's MJPEG stream (a fleet of one): always works on the newest
 //!   frame (the camera client drops what arrived during inference, so there
 //!   is never a backlog), prints one JSON line per processed frame, publishes
 //!   [`gopigo_protocol::Detections`] on `gopigo/{thing}/detections`, serves
@@ -23,6 +29,12 @@
 //! A stream that drops is reconnected with backoff; a URL that never was an
 //! MJPEG stream is an error at once.
 
+pub mod fleet;
+pub mod link;
+pub mod schedule;
+
+pub use fleet::{plan_streams, run_fleet, FleetOptions, Source, StreamSpec};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,9 +43,9 @@ use std::time::{Duration, Instant};
 use gopigo_camera::mjpeg::{ClientOptions, LatestFrames, MjpegClient};
 use gopigo_camera::{jpeg, Frame, FrameBus};
 use gopigo_client::MqttSettings;
-use gopigo_protocol::{topics, Detection as WireDetection, Detections, Status};
+use gopigo_protocol::{Detection as WireDetection, Detections, Status};
 use gopigo_vision::{draw_detections, Detection, Detector};
-use rumqttc::{AsyncClient, Event, Packet, QoS};
+use rumqttc::{AsyncClient, QoS};
 use tokio::sync::watch;
 
 /// Errors of the live detector; each names the URL, file or output at fault.
@@ -62,6 +74,9 @@ pub enum DetectError {
     /// The detector failed on every frame, or cannot load.
     #[error(transparent)]
     Vision(#[from] gopigo_vision::VisionError),
+    /// Options that cannot work together; says what to give instead.
+    #[error("{0}")]
+    Usage(String),
     /// Output could not be written.
     #[error("cannot write {what}: {source}")]
     Io {
@@ -205,7 +220,7 @@ async fn connect(url: &str, token: Option<&str>) -> Result<MjpegClient, DetectEr
 }
 
 /// Where the camera token comes from.
-enum Token {
+pub(crate) enum Token {
     /// No token: an open camera.
     None,
     /// Given on the command line or in the environment.
@@ -244,40 +259,6 @@ pub fn token_of_status(payload: &[u8]) -> Option<String> {
         .and_then(|s| s.camera_token)
 }
 
-/// Connects to the broker; publishes through the returned client, and
-/// (when `learn_token`) follows the robot's status into the watch.
-fn start_mqtt(
-    path: &Path,
-    thing: &str,
-    learn_token: bool,
-) -> Result<(AsyncClient, watch::Receiver<Option<String>>), DetectError> {
-    let settings = load_mqtt_settings(path)?;
-    let (client, mut events) = gopigo_client::new_client(settings.options()?, 64);
-    let (tx, rx) = watch::channel(None);
-    let status = topics::status(thing);
-    let sub = client.clone();
-    tokio::spawn(async move {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) if learn_token => {
-                    if let Err(e) = sub.try_subscribe(status.clone(), QoS::AtLeastOnce) {
-                        tracing::warn!(error = %e, "cannot subscribe to the robot's status");
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == status => {
-                    tx.send_replace(token_of_status(&p.payload));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "MQTT connection lost; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    });
-    Ok((client, rx))
-}
-
 /// How long the first connection may keep failing at the network level (a
 /// robot that is still starting) before the detector gives up.
 pub const STARTUP_GRACE: Duration = Duration::from_secs(30);
@@ -303,7 +284,10 @@ pub fn authority_of(url: &str) -> Option<String> {
 /// Connects once the server accepts TCP connections, waiting up to
 /// [`STARTUP_GRACE`] for that (a robot that is still starting). A server
 /// that answers with something other than an MJPEG stream is an error at once.
-async fn connect_first(url: &str, token: &mut Token) -> Result<MjpegClient, DetectError> {
+pub(crate) async fn connect_first(
+    url: &str,
+    token: &mut Token,
+) -> Result<MjpegClient, DetectError> {
     if let Some(addr) = authority_of(url) {
         let started = Instant::now();
         let mut wait = Duration::from_millis(200);
@@ -326,26 +310,8 @@ async fn connect_first(url: &str, token: &mut Token) -> Result<MjpegClient, Dete
     connect(url, t.as_deref()).await
 }
 
-/// Where detections go over MQTT, and where the camera token comes from.
-/// A broken identity is a set-up error worth failing on at once.
-fn setup_mqtt(opts: &LiveOptions) -> Result<(Option<(AsyncClient, String)>, Token), DetectError> {
-    let given = opts.camera_token.clone().map(Token::Given);
-    match (&opts.mqtt_config, &opts.thing) {
-        (Some(path), Some(thing)) => {
-            let (client, status) = start_mqtt(path, thing, given.is_none())?;
-            let token = given.unwrap_or(Token::Status(status));
-            Ok((Some((client, topics::detections(thing))), token))
-        }
-        (Some(path), None) => Err(DetectError::Config {
-            path: path.clone(),
-            reason: "--thing is required to know which robot's detections topic to use".into(),
-        }),
-        _ => Ok((None, given.unwrap_or(Token::None))),
-    }
-}
-
 /// Serves the annotated frames on 127.0.0.1:`port` until `stop` is true.
-async fn serve_annotated(
+pub(crate) async fn serve_annotated(
     port: u16,
     bus: FrameBus,
     mut stop: watch::Receiver<bool>,
@@ -375,7 +341,7 @@ async fn serve_annotated(
 type Detected = (Vec<Detection>, Option<Vec<u8>>);
 
 /// Runs `det` on `frame` on a blocking thread; hands the detector back.
-async fn detect_frame(
+pub(crate) async fn detect_frame(
     mut det: Detector,
     frame: Arc<Frame>,
     draw: bool,
@@ -397,31 +363,44 @@ async fn detect_frame(
 }
 
 /// Publishes a detections message (QoS 0: a newer one follows).
-fn publish(mqtt: Option<&(AsyncClient, String)>, line: Option<String>) {
-    if let (Some((client, topic)), Some(line)) = (mqtt, line) {
-        if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, false, line) {
+pub(crate) fn publish(client: &AsyncClient, topic: &str, payload: Option<String>) {
+    if let Some(payload) = payload {
+        if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, false, payload) {
             tracing::debug!(error = %e, "detections not published");
         }
     }
 }
 
-/// Hands one frame's detections on: a JSON line to `out`, the message to
-/// MQTT through the throttle, the drawn frame to the annotated stream.
-fn emit(
+/// One line of output: the wire message, and the robot when known.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thing: Option<&'a str>,
+    #[serde(flatten)]
+    msg: &'a Detections,
+}
+
+/// Hands one frame's detections on: a JSON line to `out` (naming `thing`),
+/// the message to MQTT (`client`, detections topic) through the robot's
+/// [`Throttle`], the drawn frame to the annotated stream.
+pub(crate) fn emit(
     out: &mut (dyn Write + Send),
-    (mqtt, throttle): (Option<&(AsyncClient, String)>, &mut Throttle),
+    thing: Option<&str>,
+    mqtt: Option<(&AsyncClient, &str, &mut Throttle)>,
     annotated: &FrameBus,
     frame: &Frame,
     dets: &[Detection],
     drawn: Option<Vec<u8>>,
 ) -> Result<(), DetectError> {
-    let line = serde_json::to_string(&to_message(frame, dets)).unwrap_or_default();
+    let msg = to_message(frame, dets);
+    let line = serde_json::to_string(&Line { thing, msg: &msg }).unwrap_or_default();
     writeln!(out, "{line}").map_err(|source| DetectError::Io {
         what: "stdout".into(),
         source,
     })?;
-    if mqtt.is_some() {
-        publish(mqtt, throttle.offer(Instant::now(), line));
+    if let Some((client, topic, throttle)) = mqtt {
+        let payload = serde_json::to_string(&msg).unwrap_or_default();
+        publish(client, topic, throttle.offer(Instant::now(), payload));
     }
     if let Some(jpeg) = drawn {
         if let Ok(f) = Frame::from_jpeg(&jpeg, frame.seq, frame.captured_at_ms, "annotated") {
@@ -432,79 +411,32 @@ fn emit(
 }
 
 /// Runs the detector on the newest frames of `opts.url` until `shutdown`
-/// resolves or `max_frames` are done. JSON lines go to `out`; progress
-/// (frames per second, the annotated stream's address) to the log.
+/// resolves or `max_frames` are done: [`run_fleet`] with this one stream.
+/// JSON lines go to `out`; progress (frames per second, the annotated
+/// stream's address) to the log.
 pub async fn run_live(
     detector: Detector,
     opts: LiveOptions,
     out: &mut (dyn Write + Send),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<u64, DetectError> {
-    let (mqtt, mut token) = setup_mqtt(&opts)?;
-    let annotated = FrameBus::new();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    if let Some(port) = opts.serve_port {
-        serve_annotated(port, annotated.clone(), stop_rx).await?;
-    }
-    let latest = connect_first(&opts.url, &mut token).await?.latest();
-    let mut stream = LiveStream {
-        url: opts.url.clone(),
-        latest,
-        token,
-        backoff: FIRST_BACKOFF,
+    let fleet = FleetOptions {
+        streams: vec![StreamSpec {
+            thing: opts.thing,
+            source: Source::Mjpeg(opts.url),
+        }],
+        all_online: false,
+        mqtt_config: opts.mqtt_config,
+        serve_port: opts.serve_port,
+        max_frames: opts.max_frames,
+        camera_token: opts.camera_token,
+        publish_hz: opts.publish_hz,
     };
-    let mut det = detector;
-    let mut rate = Rate::new();
-    let mut done = 0u64;
-    let max = opts.max_frames.unwrap_or(u64::MAX);
-    let draw = opts.serve_port.is_some();
-    let mut throttle = Throttle::new(opts.publish_hz);
-    tokio::pin!(shutdown);
-    while done < max {
-        let due = throttle.due().map(tokio::time::Instant::from_std);
-        let frame = tokio::select! {
-            _ = &mut shutdown => break,
-            _ = sleep_until_some(due) => {
-                publish(mqtt.as_ref(), throttle.take_due(Instant::now()));
-                continue;
-            }
-            f = stream.next() => f,
-        };
-        let Some(frame) = frame else { continue };
-        let (d, result) = detect_frame(det, frame.clone(), draw)
-            .await
-            .map_err(|reason| DetectError::Stream {
-                url: opts.url.clone(),
-                reason,
-            })?;
-        det = d;
-        let (dets, drawn) = match result {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(seq = frame.seq, error = %e, "skipping a frame the detector cannot read");
-                continue;
-            }
-        };
-        emit(
-            out,
-            (mqtt.as_ref(), &mut throttle),
-            &annotated,
-            &frame,
-            &dets,
-            drawn,
-        )?;
-        done += 1;
-        rate.count(done);
-    }
-    let _ = stop_tx.send(true);
-    if let Some((client, _)) = mqtt {
-        let _ = client.disconnect().await;
-    }
-    Ok(done)
+    run_fleet(detector, fleet, out, shutdown).await
 }
 
 /// Sleeps until `at`, or for ever when there is nothing to wait for.
-async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_until_some(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -512,22 +444,22 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
 }
 
 /// Wait before the first reconnect; doubled per failure up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest wait between reconnects.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The robot's stream, reconnected with backoff when it ends.
-struct LiveStream {
-    url: String,
-    latest: LatestFrames,
-    token: Token,
-    backoff: Duration,
+pub(crate) struct LiveStream {
+    pub(crate) url: String,
+    pub(crate) latest: LatestFrames,
+    pub(crate) token: Token,
+    pub(crate) backoff: Duration,
 }
 
 impl LiveStream {
     /// The newest frame; `None` after the stream ended and a reconnect was
     /// tried (the caller just asks again).
-    async fn next(&mut self) -> Option<Arc<Frame>> {
+    pub(crate) async fn next(&mut self) -> Option<Arc<Frame>> {
         if let Ok(Some(f)) = self.latest.next().await {
             return Some(f);
         }
@@ -547,7 +479,7 @@ impl LiveStream {
 }
 
 /// Frames per second over windows of [`Rate::WINDOW`], logged and printed.
-struct Rate {
+pub(crate) struct Rate {
     since: Instant,
     frames: u32,
 }
@@ -555,7 +487,7 @@ struct Rate {
 impl Rate {
     const WINDOW: Duration = Duration::from_secs(5);
 
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             since: Instant::now(),
             frames: 0,
@@ -563,7 +495,7 @@ impl Rate {
     }
 
     /// Counts one frame (`done` in all) and reports when a window is over.
-    fn count(&mut self, done: u64) {
+    pub(crate) fn count(&mut self, done: u64) {
         self.frames += 1;
         let elapsed = self.since.elapsed();
         if elapsed >= Self::WINDOW {

@@ -24,7 +24,7 @@ pub enum Commands {
     #[command(subcommand)]
     Shadow(ShadowCommand),
     /// Everything on this machine in one command: local core, identities,
-    /// two simulated robots, detectors (when set up) and the dashboard.
+    /// two simulated robots, one detector for them (when set up) and the dashboard.
     Demo(DemoArgs),
 }
 
@@ -197,7 +197,7 @@ pub struct DemoArgs {
     /// Robot names.
     #[arg(long, value_delimiter = ',', default_value = "robot1,robot2")]
     robots: Vec<String>,
-    /// Do not start detectors even when they are set up.
+    /// Do not start the detector even when it is set up.
     #[arg(long)]
     no_detect: bool,
     /// Stop after this long (e.g. 30s); for scripted runs.

@@ -1,9 +1,11 @@
 //! `gopigo model import-darknet` and `gopigo detect`: the command line of
 //! the vision and detect crates, which take plain option structs.
 //!
-//! Files, folders and video go through the vision crate's batch runner; an
-//! `http(s)://` MJPEG URL goes through the live runner (newest frame only,
-//! MQTT publishing, annotated stream).
+//! Files, folders and video go through the vision crate's batch runner;
+//! robots' live cameras (`http(s)://` MJPEG URLs, `--url`, or `--thing`
+//! alone for MQTT video, or `--all-online`) go through the detect crate's
+//! fleet runner (one session, newest frame of each robot in turn, MQTT
+//! publishing, annotated stream).
 
 use std::path::PathBuf;
 
@@ -16,9 +18,12 @@ pub enum Commands {
     /// Model tools.
     #[command(subcommand)]
     Model(ModelCommand),
-    /// Detect objects in an image, a folder, a video file, or a robot's MJPEG
-    /// stream (then: newest frame only, optional MQTT publishing and an
-    /// annotated MJPEG stream). Prints one JSON line per frame.
+    /// Detect objects in an image, a folder, a video file, or robots' live
+    /// cameras: MJPEG streams (SOURCE or --url), robots' MQTT video through
+    /// the broker (--thing without a URL), or every online robot
+    /// (--all-online). One process serves several robots with one model
+    /// session, taking the newest frame of each in turn. Prints one JSON line
+    /// per frame.
     Detect(DetectCommand),
 }
 
@@ -100,8 +105,10 @@ impl ModelArgs {
 
 #[derive(Args, Debug)]
 pub struct DetectCommand {
-    /// Image file, folder of images, video file, or URL ffmpeg can open.
-    source: String,
+    /// Image file, folder of images, video file, URL ffmpeg can open, or a
+    /// robot's MJPEG stream (http://robot:8081/stream). Leave it out to name
+    /// robots with --url/--thing or --all-online.
+    source: Option<String>,
     #[command(flatten)]
     model: ModelArgs,
     /// Folder to write annotated JPEGs into.
@@ -110,14 +117,28 @@ pub struct DetectCommand {
     /// Stop after this many frames.
     #[arg(long)]
     max_frames: Option<u64>,
-    /// Robot whose stream this is: detections go to gopigo/{thing}/detections.
+    /// A robot: its detections go to gopigo/{thing}/detections. Repeat for
+    /// several. Paired in order with the stream URLs (SOURCE, --url); with no
+    /// URL at all, the detector reads each robot's MQTT video through the
+    /// broker (it asks for it while it runs), so it works for a robot it
+    /// cannot reach directly.
     #[arg(long, env = "GOPIGO_THING")]
-    thing: Option<String>,
+    thing: Vec<String>,
+    /// Another robot's MJPEG stream URL; repeat for several (one --thing per URL).
+    #[arg(long, value_name = "URL")]
+    url: Vec<String>,
+    /// Every robot that is online (it sends telemetry; its status says when
+    /// it leaves), through its MQTT video; robots join and leave as they go
+    /// on- and offline. Needs --mqtt-config of a controller identity.
+    #[arg(long)]
+    all_online: bool,
     /// TOML file with an [mqtt] table (a provisioned bundle's config) to
-    /// publish detections with; needs --thing.
+    /// publish detections with; needs --thing. A controller identity also
+    /// reads the robots' MQTT video and camera tokens.
     #[arg(long)]
     mqtt_config: Option<PathBuf>,
-    /// Serve the frames with boxes drawn as MJPEG on this port (0 = any free port).
+    /// Serve the frames with boxes drawn as MJPEG on this port (0 = any free
+    /// port); one robot only.
     #[arg(long)]
     serve_port: Option<u16>,
     /// The robot camera's access token (sent as `Authorization: Bearer`).
@@ -133,8 +154,29 @@ pub struct DetectCommand {
 }
 
 impl DetectCommand {
+    /// Whether this reads robots' live cameras rather than files.
     fn is_live(&self) -> bool {
-        self.source.starts_with("http://") || self.source.starts_with("https://")
+        let url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        match &self.source {
+            Some(s) => url(s),
+            None => !self.url.is_empty() || !self.thing.is_empty() || self.all_online,
+        }
+    }
+
+    /// The robots to watch, from SOURCE, --url, --thing and --all-online.
+    fn fleet(&self) -> anyhow::Result<gopigo_detect::FleetOptions> {
+        let urls: Vec<String> = self.source.iter().chain(&self.url).cloned().collect();
+        let streams =
+            gopigo_detect::plan_streams(&urls, &self.thing).map_err(anyhow::Error::msg)?;
+        Ok(gopigo_detect::FleetOptions {
+            streams,
+            all_online: self.all_online,
+            mqtt_config: self.mqtt_config.clone(),
+            serve_port: self.serve_port,
+            max_frames: self.max_frames,
+            camera_token: self.camera_token.clone(),
+            publish_hz: self.max_publish_hz,
+        })
     }
 }
 
@@ -158,11 +200,14 @@ pub fn run(cmd: Commands) -> anyhow::Result<()> {
 /// Files, folders and video: JSON lines to stdout.
 fn run_batch(d: DetectCommand) -> anyhow::Result<()> {
     if d.mqtt_config.is_some() || d.serve_port.is_some() {
-        anyhow::bail!("--mqtt-config and --serve-port need a live MJPEG URL (http://robot:8081/stream) as SOURCE");
+        anyhow::bail!("--mqtt-config and --serve-port need a robot's live camera: an MJPEG URL (http://robot:8081/stream), --thing, or --all-online");
     }
+    let Some(source) = d.source else {
+        anyhow::bail!("no SOURCE: give an image, folder, video or stream URL, or robots with --thing/--url/--all-online");
+    };
     let mut detector = d.model.load()?;
     let opts = gopigo_vision::batch::BatchOptions {
-        source: d.source,
+        source,
         draw: d.draw,
         max_frames: d.max_frames,
     };
@@ -170,27 +215,18 @@ fn run_batch(d: DetectCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A robot's MJPEG stream: newest frame only, optional MQTT and annotated stream.
+/// Robots' live cameras: newest frame of each in turn, optional MQTT and
+/// annotated stream.
 fn run_live(d: DetectCommand) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        d.max_publish_hz.is_finite() && d.max_publish_hz >= 0.1,
-        "--max-publish-hz {} is not a rate: give a number of messages a second, 0.1 or more",
-        d.max_publish_hz
-    );
+    let opts = d.fleet()?;
+    // Wrong flags fail before the model loads.
+    opts.check()?;
     let detector = d.model.load()?;
-    let opts = gopigo_detect::LiveOptions {
-        url: d.source,
-        thing: d.thing,
-        mqtt_config: d.mqtt_config,
-        serve_port: d.serve_port,
-        max_frames: d.max_frames,
-        camera_token: d.camera_token,
-        publish_hz: d.max_publish_hz,
-    };
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let mut out = std::io::stdout();
-        let n = gopigo_detect::run_live(detector, opts, &mut out, crate::shutdown_signal()).await?;
+        let n =
+            gopigo_detect::run_fleet(detector, opts, &mut out, crate::shutdown_signal()).await?;
         eprintln!("detected on {n} frames");
         Ok(())
     })
@@ -235,5 +271,56 @@ mod tests {
             Commands::Model(ModelCommand::ImportDarknet { .. })
         ));
         assert!(T::try_parse_from(["t", "detect", "x.jpg", "--resize", "slow"]).is_err());
+    }
+
+    fn detect(args: &[&str]) -> DetectCommand {
+        let t = T::try_parse_from(["t", "detect"].iter().chain(args)).unwrap();
+        let Commands::Detect(d) = t.c else {
+            panic!("not detect")
+        };
+        d
+    }
+
+    #[test]
+    fn several_robots_by_url_by_name_or_all_online() {
+        let d = detect(&[
+            "http://a:1/stream",
+            "--url",
+            "http://b:2/stream",
+            "--thing",
+            "r1",
+            "--thing",
+            "r2",
+        ]);
+        assert!(d.is_live());
+        let f = d.fleet().unwrap();
+        assert_eq!(f.streams.len(), 2);
+        assert_eq!(f.streams[1].thing.as_deref(), Some("r2"));
+        assert_eq!(
+            f.streams[1].source,
+            gopigo_detect::Source::Mjpeg("http://b:2/stream".into())
+        );
+        let d = detect(&["--thing", "r1", "--thing", "r2", "--mqtt-config", "c.toml"]);
+        assert!(d.is_live());
+        let f = d.fleet().unwrap();
+        assert!(f
+            .streams
+            .iter()
+            .all(|s| s.source == gopigo_detect::Source::Mqtt));
+        f.check().unwrap();
+        let d = detect(&["--all-online"]);
+        assert!(d.is_live());
+        let e = d.fleet().unwrap().check().unwrap_err().to_string();
+        assert!(e.contains("--mqtt-config"), "{e}");
+        let e = detect(&["--url", "http://a/", "--thing", "r1", "--thing", "r2"])
+            .fleet()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one --thing per URL"), "{e}");
+        assert!(!detect(&["photos/"]).is_live());
+        assert!(run_batch(detect(&[]))
+            .unwrap_err()
+            .to_string()
+            .contains("no SOURCE"));
     }
 }

@@ -142,7 +142,26 @@ impl Default for VideoRequest {
     }
 }
 
+/// How often a viewer that keeps watching renews its request (the
+/// dashboard and `gopigo detect` both do).
+pub const VIEWER_RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+/// The TTL a viewer's request asks for: three renewals may be lost before
+/// the video stops, and a viewer that vanishes stops costing within it.
+pub const VIEWER_TTL_MS: u64 = 10_000;
+
 impl VideoRequest {
+    /// The request a watching viewer sends every [`VIEWER_RENEW_EVERY`].
+    pub fn viewer() -> Self {
+        Self {
+            ttl_ms: VIEWER_TTL_MS,
+        }
+    }
+
+    /// The request as its JSON payload, e.g. `{"ttl_ms":10000}`.
+    pub fn payload(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
     /// Reads a request; an empty payload is the default request.
     pub fn parse(payload: &[u8]) -> Result<Self, String> {
         if payload.iter().all(u8::is_ascii_whitespace) {
@@ -224,6 +243,9 @@ mod tests {
         let r = VideoRequest::parse(br#"{"ttl_ms": 99999999}"#).unwrap();
         assert_eq!(r.ttl().as_millis() as u64, MAX_REQUEST_TTL_MS);
         assert_eq!(VideoRequest::parse(b"{}").unwrap().ttl_ms, 10_000);
+        let v = VideoRequest::viewer();
+        assert_eq!(VideoRequest::parse(&v.payload()).unwrap(), v);
+        assert!(v.ttl() >= 3 * VIEWER_RENEW_EVERY, "a renewal may be lost");
         let e = VideoRequest::parse(b"please").unwrap_err();
         assert!(e.contains("ttl_ms"), "{e}");
     }
