@@ -59,7 +59,9 @@ def kib(pid, field):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 12_000
     with tempfile.TemporaryDirectory() as tmp:
-        core = Core(Path(tmp) / "core")
+        # The flood is far past AWS's per-connection quotas on purpose (it
+        # measures the broker's memory bounds): `--limits off`.
+        core = Core(Path(tmp) / "core", extra=["--limits", "off"])
         try:
             ident = Identity(core, tmp, "flooder", open_policy(), attach_thing=False)
             pid = core.proc.pid

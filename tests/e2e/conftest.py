@@ -18,6 +18,20 @@ ROOT = Path(__file__).resolve().parents[2]
 GOPIGO = os.environ.get("GOPIGO_BIN", str(ROOT / "target" / "debug" / "gopigo"))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "limits_off: the test floods the broker on purpose (to attack something behind it), "
+        "so its core runs with `--limits off`; AWS's quotas would discard the flood first "
+        "(tests/e2e/test_mqtt_quotas.py attacks those)",
+    )
+
+
+def limits_args(request):
+    """`--limits off` for a test marked `limits_off`, nothing otherwise."""
+    return ["--limits", "off"] if request.node.get_closest_marker("limits_off") else []
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -119,6 +119,8 @@ def test_a_publish_flood_is_discarded_past_100_per_second(limits_core, ident):
     window = (acks.last or started) - started
     got = received(watcher)
     assert calm == [f"calm {i}" for i in range(20)], "a client on another connection lost messages"
+    print(f"[{core.mode}] flood of {sent}: {acked} acknowledged within {window:.2f} s, "
+          f"{len(got)} delivered")
     if core.mode == "off":
         assert acked == sent
         assert len(got) == sent
@@ -157,6 +159,7 @@ def test_deliveries_past_100_per_second_to_one_subscriber_are_discarded(limits_c
         last = time.monotonic()
     calm = bystander_round_trip(core, ident, 20)
     assert calm == [f"calm {i}" for i in range(20)]
+    print(f"[{core.mode}] 270 to one subscriber: {len(got)} delivered in {last - started:.2f} s")
     if core.mode == "off":
         assert len(got) == 270
     else:
@@ -184,6 +187,8 @@ def test_a_stream_over_512_kib_per_second_is_slowed_not_dropped(limits_core, ide
     assert [m.payload[0] for m in got] == list(range(n))
     assert all(len(m.payload) == size for m in got)
     assert calm == [f"calm {i}" for i in range(10)]
+    print(f"[{core.mode}] {n} x {size // 1024} KiB: all acknowledged after "
+          f"{acks.last - started:.2f} s")
     if core.mode == "aws":
         # A lower bound, which a slow machine cannot break: past the first
         # second's worth, the bytes came in at most 512 KiB a second.
