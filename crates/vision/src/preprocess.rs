@@ -103,7 +103,7 @@ pub enum ResizeMode {
 /// alerts, the dashboard and the robot: between 0.25 and 0.5, darknet
 /// adds 15 labels on the 8 reference photos, some real (the bus at 0.30,
 /// two ties, people in the background) and some wrong (horses as cows,
-/// the dog photo's car again as a truck). `docs/benchmarks.md` has the
+/// the dog photo's car again as a truck). `crates/vision/README.md` has the
 /// list; the int8 agreement is measured at this threshold.
 pub const DEFAULT_CONF_THRESHOLD: f32 = 0.5;
 
