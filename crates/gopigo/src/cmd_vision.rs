@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use gopigo_vision::{Detector, DetectorConfig, ResizeMode};
+use gopigo_vision::{Detector, DetectorConfig, Precision, ResizeMode};
 
 #[derive(Subcommand, Debug)]
 pub enum Commands {
@@ -69,12 +69,16 @@ struct ModelArgs {
     /// ONNX model (default: the imported yolov3-tiny in the cache).
     #[arg(long, env = "GOPIGO_VISION_MODEL")]
     model: Option<PathBuf>,
+    /// The default model's precision: int8 (default: faster, finds 95 %
+    /// of fp32's detections) or fp32 (default with --resize darknet). Not with --model.
+    #[arg(long, value_parser = parse_precision, conflicts_with = "model")]
+    precision: Option<Precision>,
     /// Network input size (multiple of 32; default: the model's).
     #[arg(long)]
     size: Option<u32>,
-    /// Confidence threshold.
-    #[arg(long, default_value_t = 0.5)]
-    conf: f32,
+    /// Confidence threshold (default: 0.5; 0.25, darknet's, with --resize darknet).
+    #[arg(long)]
+    conf: Option<f32>,
     /// NMS IoU threshold.
     #[arg(long, default_value_t = 0.45)]
     nms: f32,
@@ -86,18 +90,35 @@ struct ModelArgs {
     resize: Resize,
 }
 
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    s.parse()
+        .map_err(|e: gopigo_vision::VisionError| e.to_string())
+}
+
 impl ModelArgs {
-    /// Loads the model (importing the default one on first use).
-    fn load(&self) -> anyhow::Result<Detector> {
-        let model = gopigo_vision::model_or_default(self.model.as_deref())?;
+    /// The precision and detector settings the flags ask for, with the
+    /// mode's defaults where a flag is left out (darknet-compatible mode:
+    /// fp32 and darknet's 0.25 threshold).
+    fn settings(&self) -> (Precision, DetectorConfig) {
+        let resize = ResizeMode::from(self.resize);
+        let precision = self
+            .precision
+            .unwrap_or_else(|| Precision::for_resize(resize));
         let config = DetectorConfig {
             input_size: self.size,
-            conf_threshold: self.conf,
+            conf_threshold: self.conf.unwrap_or_else(|| resize.default_conf_threshold()),
             nms_threshold: self.nms,
             threads: self.threads,
-            resize: self.resize.into(),
+            resize,
             runtime_path: None,
         };
+        (precision, config)
+    }
+
+    /// Loads the model (importing the default one on first use).
+    fn load(&self) -> anyhow::Result<Detector> {
+        let (precision, config) = self.settings();
+        let model = gopigo_vision::model_for(self.model.as_deref(), precision)?;
         Detector::load(&model, &config)
             .with_context(|| format!("cannot load the model {}", model.display()))
     }
@@ -253,7 +274,7 @@ mod tests {
             panic!("not detect")
         };
         let m = &d.model;
-        assert_eq!((m.size, m.conf, m.threads), (Some(320), 0.3, 2));
+        assert_eq!((m.size, m.conf, m.threads), (Some(320), Some(0.3), 2));
         assert_eq!(ResizeMode::from(m.resize), ResizeMode::Darknet);
         assert!(!d.is_live());
         let t = T::try_parse_from([
@@ -322,5 +343,48 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no SOURCE"));
+    }
+
+    fn model_args(args: &[&str]) -> Result<ModelArgs, clap::Error> {
+        let t = T::try_parse_from(["t", "detect", "x.jpg"].iter().chain(args))?;
+        let Commands::Detect(d) = t.c else {
+            panic!("not detect")
+        };
+        Ok(d.model)
+    }
+
+    #[test]
+    fn darknet_mode_defaults_to_darknets_threshold_in_fp32() {
+        let (p, c) = model_args(&["--resize", "darknet"]).unwrap().settings();
+        assert_eq!((p, c.conf_threshold), (Precision::Fp32, 0.25));
+        let (p, c) = model_args(&[]).unwrap().settings();
+        assert_eq!((p, c.conf_threshold), (Precision::default(), 0.5));
+        let (p, c) = model_args(&[
+            "--resize",
+            "darknet",
+            "--conf",
+            "0.4",
+            "--precision",
+            "int8",
+        ])
+        .unwrap()
+        .settings();
+        assert_eq!((p, c.conf_threshold), (Precision::Int8, 0.4));
+    }
+
+    #[test]
+    fn precision_flag() {
+        let (p, _) = model_args(&["--precision", "int8"]).unwrap().settings();
+        assert_eq!(p, Precision::Int8);
+        let (p, _) = model_args(&["--precision", "fp32"]).unwrap().settings();
+        assert_eq!(p, Precision::Fp32);
+        let e = model_args(&["--precision", "int4"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fp32 or int8"), "{e}");
+        let e = model_args(&["--model", "m.onnx", "--precision", "int8"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--model"), "{e}");
     }
 }

@@ -1,18 +1,19 @@
 //! End-to-end detection throughput (JPEG decode -> letterbox -> inference ->
-//! decode + NMS) at 416 and 320 on 2 threads: ours beside the same pipeline
-//! in Python (onnxruntime + OpenCV or PIL, `benches/py/bench_python.py`) and
-//! beside darknet itself (`benches/py/bench_darknet.py`), same images, same
-//! run. Prints a table. Needs `crates/vision/setup.sh`.
+//! decode + NMS) at 416 and 320 on 2 threads: ours in int8 and fp32 beside
+//! the same pipeline in Python (onnxruntime + OpenCV, fp32 and int8, or
+//! PIL, `benches/py/bench_python.py`) and beside darknet itself
+//! (`benches/py/bench_darknet.py`), same images, same run. Prints a table
+//! with ratios. Needs `crates/vision/setup.sh` (including its int8 step).
 //!
 //! `cargo bench -p gopigo-vision --bench pipeline` (env: BENCH_FRAMES,
-//! BENCH_ROUNDS, BENCH_THREADS, BENCH_SKIP_DARKNET=1).
+//! BENCH_ROUNDS, BENCH_THREADS, BENCH_SKIP_DARKNET=1, BENCH_SKIP_PIL=1).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use gopigo_vision::{Detector, DetectorConfig, ResizeMode};
+use gopigo_vision::{Detector, DetectorConfig, Precision, ResizeMode};
 
 const IMAGES: [&str; 8] = [
     "dog", "person", "horses", "eagle", "giraffe", "kite", "bus", "zidane",
@@ -126,7 +127,9 @@ fn main() {
         return; // `cargo test --benches` probes; nothing to list or test.
     }
     let cache = gopigo_vision::cache_dir();
-    let model = gopigo_vision::ensure_default_model()
+    let model = gopigo_vision::model_for(None, Precision::Fp32)
+        .unwrap_or_else(|e| panic!("{e}\n(run crates/vision/setup.sh first)"));
+    let int8 = gopigo_vision::model_for(None, Precision::Int8)
         .unwrap_or_else(|e| panic!("{e}\n(run crates/vision/setup.sh first)"));
     let images: Vec<PathBuf> = IMAGES
         .iter()
@@ -158,34 +161,40 @@ fn main() {
         "FPS as mean / from the median frame time (the median resists other processes' bursts)"
     );
     println!();
-    println!("| input | ours fast | ours darknet-resize | python cv2 | python PIL | darknet | ours/cv2 | ours/PIL | ours/darknet |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| input | ours int8 | ours fp32 | python cv2 fp32 | python cv2 int8 | python PIL fp32 | darknet | int8/python fp32 | fp32/python fp32 | int8/fp32 (ours) | int8/python int8 | ours fp32/darknet |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let skip_pil = std::env::var("BENCH_SKIP_PIL").is_ok_and(|v| v == "1");
     for size in [416u32, 320] {
         let z = (0f64, 0f64);
-        let (mut of, mut od, mut pc, mut pp, mut dk) = (z, z, z, z, z);
+        let (mut oi, mut of, mut pc, mut pi, mut pp, mut dk) = (z, z, z, z, z, z);
+        let python_fps = |m: &Path, kind: &str| {
+            fps_of_script(
+                Command::new(&python)
+                    .arg(&bench_py)
+                    .arg(m)
+                    .args([
+                        size.to_string(),
+                        threads.to_string(),
+                        frames.to_string(),
+                        kind.to_string(),
+                    ])
+                    .args(&images),
+            )
+        };
         for _ in 0..rounds {
+            // Interleaved, so each pipeline sees the same machine load.
+            oi = best(
+                oi,
+                ours(&int8, size, threads, ResizeMode::Fast, &jpegs, frames),
+            );
             of = best(
                 of,
                 ours(&model, size, threads, ResizeMode::Fast, &jpegs, frames),
             );
-            od = best(
-                od,
-                ours(&model, size, threads, ResizeMode::Darknet, &jpegs, frames),
-            );
-            for (kind, slot) in [("cv2", &mut pc), ("pil", &mut pp)] {
-                let fps = fps_of_script(
-                    Command::new(&python)
-                        .arg(&bench_py)
-                        .arg(&model)
-                        .args([
-                            size.to_string(),
-                            threads.to_string(),
-                            frames.to_string(),
-                            kind.to_string(),
-                        ])
-                        .args(&images),
-                );
-                *slot = best(*slot, fps);
+            pc = best(pc, python_fps(&model, "cv2"));
+            pi = best(pi, python_fps(&int8, "cv2"));
+            if !skip_pil {
+                pp = best(pp, python_fps(&model, "pil"));
             }
         }
         if !skip_darknet {
@@ -199,9 +208,9 @@ fn main() {
                     .args(&images),
             );
         }
-        let ratio = |a: f64, b: f64| {
-            if b > 0.0 {
-                format!("{:.2}x", a / b)
+        let ratio = |a: (f64, f64), b: (f64, f64)| {
+            if b.0 > 0.0 && a.0 > 0.0 {
+                format!("{:.2}x / {:.2}x", a.0 / b.0, a.1 / b.1)
             } else {
                 "-".into()
             }
@@ -214,24 +223,25 @@ fn main() {
             }
         };
         println!(
-            "| {size} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} / {} |",
+            "| {size} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            fmt(oi),
             fmt(of),
-            fmt(od),
             fmt(pc),
+            fmt(pi),
             fmt(pp),
             fmt(dk),
-            ratio(of.0, pc.0),
-            ratio(of.1, pc.1),
-            ratio(of.0, pp.0),
-            ratio(of.1, pp.1),
-            ratio(of.0, dk.0),
-            ratio(of.1, dk.1)
+            ratio(oi, pc),
+            ratio(of, pc),
+            ratio(oi, of),
+            ratio(oi, pi),
+            ratio(of, dk),
         );
     }
     println!();
     for size in [416u32, 320] {
         let (dec, fast, dn) = stage_times(&jpegs, size);
         let inf = infer_ms(&model, size, threads);
+        let inf8 = infer_ms(&int8, size, threads);
         let py = run_script(
             Command::new(&python)
                 .arg(&bench_py)
@@ -245,7 +255,7 @@ fn main() {
                 .args(&images),
         );
         println!(
-            "stages at {size} (mean per image): ours: JPEG decode {dec:.2} ms, letterbox fast {fast:.2} ms / darknet {dn:.2} ms, inference {inf:.1} ms | python cv2: {}",
+            "stages at {size} (mean per image): ours: JPEG decode {dec:.2} ms, letterbox fast {fast:.2} ms / darknet {dn:.2} ms, inference fp32 {inf:.1} ms / int8 {inf8:.1} ms | python cv2 fp32: {}",
             py["stages_ms"]
         );
     }

@@ -86,7 +86,7 @@ impl Sink<'_> {
         bytes: &[u8],
         draw_name: String,
     ) -> Result<(), VisionError> {
-        let img = jpeg::decode_image(bytes, label)?;
+        let img = crate::exif::decode_upright(bytes, label)?;
         let dets = self.det.detect_rgb(&img)?;
         let record = DetectionRecord {
             source: label,

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use gopigo_camera::jpeg::{self, RgbImage};
+use gopigo_camera::jpeg::RgbImage;
 use ort::environment::Environment;
 use ort::session::{Session, SessionOutputs};
 use ort::value::TensorRef;
@@ -41,7 +41,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
             input_size: None,
-            conf_threshold: 0.5,
+            conf_threshold: crate::preprocess::DEFAULT_CONF_THRESHOLD,
             nms_threshold: 0.45,
             threads: 2,
             resize: ResizeMode::Fast,
@@ -148,6 +148,18 @@ pub(crate) fn parse_names_dict(s: &str) -> Vec<String> {
 }
 
 impl DetectorConfig {
+    /// Darknet-compatible settings: darknet's resize arithmetic and its
+    /// documented confidence threshold (0.25), NMS 0.45 as darknet's
+    /// `detector test`. Load the fp32 model with it
+    /// ([`crate::Precision::for_resize`]).
+    pub fn darknet_compatible() -> Self {
+        DetectorConfig {
+            conf_threshold: ResizeMode::Darknet.default_conf_threshold(),
+            resize: ResizeMode::Darknet,
+            ..Default::default()
+        }
+    }
+
     /// Checks every setting's range; the error names the setting.
     fn validate(&self) -> Result<(), VisionError> {
         if !(self.conf_threshold >= 0.0 && self.conf_threshold < 1.0) {
@@ -369,10 +381,11 @@ impl Detector {
         &self.config
     }
 
-    /// Decodes a JPEG (or PNG) with the camera crate's decoder and detects.
-    /// A JPEG cut short is a [`VisionError::Decode`].
+    /// Decodes a JPEG (or PNG) with the camera crate's decoder, turns it
+    /// upright by its EXIF orientation, and detects; boxes are in the
+    /// upright image's pixels. A JPEG cut short is a [`VisionError::Decode`].
     pub fn detect_jpeg(&mut self, bytes: &[u8]) -> Result<Vec<Detection>, VisionError> {
-        let img = jpeg::decode_image(bytes, "")?;
+        let img = crate::exif::decode_upright(bytes, "")?;
         self.detect_rgb(&img)
     }
 

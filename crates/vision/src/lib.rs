@@ -12,6 +12,9 @@
 //! * [`Detector`]: ONNX Runtime (loaded at run time from
 //!   `libonnxruntime.so`) running a model end to end on JPEG bytes or RGB images.
 //! * [`sources`]: image and folder iteration, JSON-lines output.
+//! * [`exif`]: photos turned upright by their EXIF orientation before detection.
+//! * [`precision`]: fp32 or int8 default model ([`model_for`] picks the file);
+//!   [`int8`] makes the int8 one at set-up time and measures agreement.
 //! * [`batch`]: `gopigo detect` over files, folders and ffmpeg streams
 //!   ([`batch::run_batch`]); [`write_model`] is `gopigo model import-darknet`.
 //!   The binary owns the command line and calls these.
@@ -32,8 +35,11 @@ pub mod batch;
 pub mod darknet;
 mod detector;
 pub mod draw;
+pub mod exif;
+pub mod int8;
 pub mod onnx;
 pub mod postprocess;
+pub mod precision;
 pub mod preprocess;
 pub mod sources;
 
@@ -44,6 +50,7 @@ use gopigo_camera::CameraError;
 pub use detector::{Detector, DetectorConfig, ModelKind, RawOutput};
 pub use draw::draw_detections;
 pub use gopigo_camera::jpeg::RgbImage;
+pub use precision::{model_for, Precision};
 pub use preprocess::ResizeMode;
 
 /// The command that installs the model, runtime and fixtures.
@@ -96,6 +103,12 @@ pub enum VisionError {
     #[error("model file {path} not found: run `{SETUP_COMMAND}` and import the darknet model (gopigo model import-darknet CFG WEIGHTS -o MODEL.onnx)")]
     ModelMissing {
         /// The `.onnx` file that was asked for.
+        path: PathBuf,
+    },
+    /// The int8 default model has not been made.
+    #[error("int8 model {path} not found: run `{SETUP_COMMAND}` (it quantises the imported yolov3-tiny), or use --precision fp32")]
+    Int8ModelMissing {
+        /// Where it should be.
         path: PathBuf,
     },
     /// The model file is not a model ONNX Runtime can load, or not one we can decode.
@@ -198,12 +211,10 @@ pub fn ensure_default_model() -> Result<PathBuf, VisionError> {
     Ok(out)
 }
 
-/// `model` if given, else the default model ([`ensure_default_model`]).
+/// `model` if given, else the default model in the default precision
+/// ([`model_for`] with [`Precision::default`]).
 pub fn model_or_default(model: Option<&Path>) -> Result<PathBuf, VisionError> {
-    match model {
-        Some(m) => Ok(m.to_path_buf()),
-        None => ensure_default_model(),
-    }
+    model_for(model, Precision::default())
 }
 
 /// Imports a darknet `cfg` + `weights` (with the class names in

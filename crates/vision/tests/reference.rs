@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use gopigo_vision::{Detector, DetectorConfig, ResizeMode};
+use gopigo_vision::{Detector, DetectorConfig, Precision, ResizeMode};
 
 const THRESH: f32 = 0.25;
 
@@ -53,7 +53,15 @@ fn reference_script_agrees_with_darknet_cli() {
 fn darknet_mode_matches_darknet() {
     let paths: Vec<_> = IMAGES.iter().map(|i| image(i)).collect();
     let refs = darknet_reference(&paths, THRESH);
-    let mut det = ours(ResizeMode::Darknet, THRESH);
+    // Darknet-compatible mode as `gopigo detect --resize darknet` sets it
+    // up: its own threshold (darknet's documented 0.25) and fp32.
+    let config = DetectorConfig::darknet_compatible();
+    assert_eq!(config.conf_threshold, THRESH);
+    let precision = Precision::for_resize(config.resize);
+    assert_eq!(precision, Precision::Fp32);
+    let model = gopigo_vision::model_for(None, precision).unwrap();
+    assert_eq!(model, common::model());
+    let mut det = Detector::load(model, &config).unwrap();
     let mut total = 0;
     let mut worst_iou = 1.0f32;
     let mut worst_score = 0.0f32;

@@ -52,6 +52,33 @@ pub fn model() -> PathBuf {
         .clone()
 }
 
+/// The int8 model, made on first use (or when its settings changed) by
+/// the same code `setup.sh` runs, in this process.
+pub fn int8_model() -> PathBuf {
+    cache();
+    static M: OnceLock<PathBuf> = OnceLock::new();
+    M.get_or_init(|| {
+        let has_onnx = Command::new(python())
+            .args(["-c", "import onnx"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !has_onnx {
+            // An older venv: setup.sh adds the onnx package (int8 step skipped here).
+            let st = Command::new("bash")
+                .arg(crate_dir().join("setup.sh"))
+                .env("GOPIGO_VISION_NO_INT8", "1")
+                .status();
+            assert!(
+                matches!(st, Ok(s) if s.success()),
+                "setup.sh failed: {st:?}"
+            );
+        }
+        gopigo_vision::int8::ensure_int8_model(&python())
+            .unwrap_or_else(|e| panic!("cannot make the int8 model: {e}"))
+    })
+    .clone()
+}
+
 pub fn image(name: &str) -> PathBuf {
     cache().join("images").join(format!("{name}.jpg"))
 }
