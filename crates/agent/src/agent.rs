@@ -134,7 +134,10 @@ async fn run_with<B: SpiBus + Send + 'static>(
         None => (None, None, None),
     };
     // Detection on the robot, on its own low-priority thread ([detect]).
-    let onboard = crate::onboard::start(&cfg.detect, video_bus.as_ref(), cancel.clone()).await?;
+    // An error stops the camera first: its capture would keep the runtime alive.
+    let onboard = crate::onboard::start(&cfg.detect, video_bus.as_ref(), cancel.clone())
+        .await
+        .inspect_err(|_| cancel.cancel())?;
     let mut exec = Executor::new(robot.clone(), distance, camera_ctl, limits(&cfg))?;
     if let Some(h) = &sim {
         exec = exec.with_telemetry_extras(sim_telemetry(h.clone()));
