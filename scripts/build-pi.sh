@@ -3,7 +3,7 @@
 # with the real GoPiGo3 board (`--features hardware`), stages what on-robot
 # detection needs beside it (ONNX Runtime for aarch64 from the same PyPI
 # package and version as crates/vision/setup.sh, and the yolov3-tiny model),
-# then smoke-runs the result under qemu-aarch64, detection included. Needs
+# then smoke-runs the result under qemu-aarch64. Needs
 # (Debian): gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user, python3
 # with pip, and a Rust standard library for aarch64: rustup's
 # (`rustup target add aarch64-unknown-linux-gnu`) or, where rustup cannot
@@ -14,6 +14,7 @@
 #   scripts/build-pi.sh            # release build, vision files, smoke run
 #   SKIP_SMOKE=1 scripts/build-pi.sh
 #   PROFILE=dev scripts/build-pi.sh   # a debug build (quicker to build)
+#   SMOKE_DETECT=1 scripts/build-pi.sh  # also detect one photo under qemu (slow)
 #
 # Output: target/aarch64-unknown-linux-gnu/{release,debug}/gopigo and, beside
 # it, vision/lib/libonnxruntime.so* and vision/model/yolov3-tiny.onnx, which
@@ -118,7 +119,9 @@ if [ -z "${SKIP_SMOKE:-}" ]; then
   # library); so the run gets a Cortex-A72's /proc/cpuinfo in a private
   # mount namespace (root and unshare needed; skipped otherwise).
   photo=$(ls "$VISION_CACHE"/images/dog.jpg /usr/share/darknet/data/dog.jpg 2>/dev/null | head -n1 || true)
-  if [ -n "$photo" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+  # Opt-in (SMOKE_DETECT=1): emulated inference is very slow (see
+  # docs/set-up-a-pi.md, "Detection on the robot").
+  if [ -n "${SMOKE_DETECT:-}" ] && [ -n "$photo" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
     fake=$(mktemp)
     for i in $(seq 0 $(($(nproc --all) - 1))); do
       printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n' "$i"
@@ -129,7 +132,7 @@ if [ -z "${SKIP_SMOKE:-}" ]; then
     rm -f "$fake"
   else
     photo=
-    echo "build-pi: detection not smoke-run (needs root, unshare and a photo from crates/vision/setup.sh)"
+    echo "build-pi: detection not smoke-run (SMOKE_DETECT=1 runs it; needs root, unshare and a photo from crates/vision/setup.sh)"
   fi
   echo "build-pi: $BIN runs (--version, agent --help${photo:+, detect on $(basename "$photo")})"
 fi
