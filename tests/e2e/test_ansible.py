@@ -238,3 +238,66 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
                  "-e", "gopigo_start=false", home=home)
     assert r.returncode != 0, r.stdout[-3000:]
     assert "must be the absolute path" in r.stdout and '"$PWD/target/' in r.stdout, r.stdout[-3000:]
+
+
+VISION = Path(os.environ.get("GOPIGO_CACHE", Path.home() / ".cache" / "gopigo")) / "vision"
+
+
+def test_playbook_installs_detection_where_robot_toml_points(core, tmp_path, rootfs_tar):
+    """On-robot detection: the playbook installs ONNX Runtime and the model
+    that scripts/build-pi.sh stages beside the binary (`vision/`), and the
+    [detect] table of robot.toml points at them."""
+    runtime = VISION / "lib" / "libonnxruntime.so"
+    model = VISION / "model" / "yolov3-tiny.onnx"
+    if not (runtime.exists() and model.is_file()):
+        pytest.skip("run crates/vision/setup.sh first (model and ONNX Runtime)")
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    assert subprocess.run(["tar", "-C", str(rootfs), "-xf", str(rootfs_tar)]).returncode == 0
+    home = tmp_path / "home"
+    r = subprocess.run([GOPIGO, "provision", "--thing", "robot1", "--data-dir", str(core.data_dir),
+                        "--out", str(home / "gopigo-bundles" / "robot1"), "--install-dir", "/etc/gopigo"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(
+        "[robots]\n"
+        f"robot1 ansible_host={rootfs} ansible_connection=community.general.chroot "
+        "ansible_python_interpreter=/usr/bin/python3\n")
+    # a build folder as scripts/build-pi.sh leaves it: the binary, and beside
+    # it vision/lib/libonnxruntime.so -> libonnxruntime.so.X and vision/model/
+    stage = tmp_path / "build"
+    (stage / "vision" / "lib").mkdir(parents=True)
+    (stage / "vision" / "model").mkdir()
+    shutil.copy(GOPIGO, stage / "gopigo")
+    real = runtime.resolve()
+    shutil.copy(real, stage / "vision" / "lib" / real.name)
+    (stage / "vision" / "lib" / "libonnxruntime.so").symlink_to(real.name)
+    shutil.copy(model, stage / "vision" / "model" / "yolov3-tiny.onnx")
+
+    # detection asked for, without the files: refused with the fix
+    r = playbook(inventory, "-e", f"gopigo_binary={Path(GOPIGO).resolve()}", "-e", "gopigo_start=false",
+                 "-e", "gopigo_detect=true", home=home)
+    assert r.returncode != 0 and "run scripts/build-pi.sh" in r.stdout, r.stdout[-3000:]
+
+    args = ("-e", f"gopigo_binary={stage / 'gopigo'}", "-e", "gopigo_start=false", "-e", "gopigo_detect=true")
+    r = playbook(inventory, *args, home=home)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    conf = tomllib.loads((rootfs / "etc/gopigo/robot.toml").read_text())
+    detect = conf["detect"]
+    assert detect["enabled"] is True, detect
+    # the files are where robot.toml points, whole, readable by the service user
+    model_at = rootfs / detect["model_dir"].lstrip("/") / "yolov3-tiny.onnx"
+    runtime_at = rootfs / detect["runtime"].lstrip("/")
+    assert model_at.read_bytes() == model.read_bytes()
+    assert runtime_at.read_bytes() == real.read_bytes() and not runtime_at.is_symlink()
+    for f in (model_at, runtime_at):
+        st = f.stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o644, 0), f
+
+    # a second run changes nothing; without gopigo_detect the table says off
+    r = playbook(inventory, *args, home=home)
+    assert r.returncode == 0 and "changed=0" in r.stdout, r.stdout[-3000:]
+    r = playbook(inventory, *args[:4], home=home)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert tomllib.loads((rootfs / "etc/gopigo/robot.toml").read_text())["detect"]["enabled"] is False

@@ -326,6 +326,11 @@ async fn run_with<B: SpiBus + Send + 'static>(
         Some(c) => (Some(c.control), Some((c.url, c.token)), Some(c.bus)),
         None => (None, None, None),
     };
+    // Detection on the robot, on its own low-priority thread ([detect]).
+    // An error stops the camera first: its capture would keep the runtime alive.
+    let onboard = crate::onboard::start(&cfg.detect, video_bus.as_ref(), cancel.clone())
+        .await
+        .inspect_err(|_| cancel.cancel())?;
     let mut exec = Executor::new(robot.clone(), distance, camera_ctl, limits(&cfg))?;
     if let Some(h) = &sim {
         exec = exec.with_telemetry_extras(sim_telemetry(h.clone()));
@@ -357,6 +362,7 @@ async fn run_with<B: SpiBus + Send + 'static>(
     let result = session::run(
         &cfg,
         (camera_link, video_bus),
+        onboard,
         inbox,
         out_rx,
         moving,

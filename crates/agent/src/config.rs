@@ -76,6 +76,9 @@ pub struct AgentConfig {
     /// MQTT video's budget (`[video]`).
     #[serde(default)]
     pub video: crate::video::VideoConfig,
+    /// Detection on the robot (`[detect]`), off by default.
+    #[serde(default)]
+    pub detect: crate::onboard::DetectConfig,
     /// Simulation only (`[sim]`).
     #[serde(default)]
     pub sim: SimConfig,
@@ -548,6 +551,7 @@ impl AgentConfig {
                 *p = config_dir.join(&*p);
             }
         }
+        self.detect.resolve(config_dir);
     }
 
     /// Checks every value; the error names the key.
@@ -583,6 +587,7 @@ impl AgentConfig {
             self.sim.motor_ticks,
             "6 or 16",
         )?;
+        self.detect.check(&check, self.camera.enabled)?;
         if self.board.kind.is_none() && !HARDWARE_BUILT {
             return Err(ConfigError::BoardKindUnset {
                 path: path.to_path_buf(),
@@ -773,6 +778,42 @@ impl BoardConfig {
             ("board", "speed_dps"),
             self.speed_dps,
             "allowed 1..=1000",
+        )
+    }
+}
+
+impl crate::onboard::DetectConfig {
+    /// The ranges of `[detect]`; the files are looked at when it starts.
+    fn check(&self, check: &Check<'_>, camera: bool) -> Result<(), ConfigError> {
+        check.ensure(
+            Self::INPUT_RANGE.contains(&self.input_size) && self.input_size % 32 == 0,
+            ("detect", "input_size"),
+            self.input_size,
+            "a multiple of 32 in 96..=608 (320 suits a Pi; 416 is the model's own)",
+        )?;
+        check.ensure(
+            self.max_fps.is_finite() && Self::FPS_RANGE.contains(&self.max_fps),
+            ("detect", "max_fps"),
+            self.max_fps,
+            "allowed 0.1..=30",
+        )?;
+        check.ensure(
+            Self::THRESHOLD_RANGE.contains(&self.threshold),
+            ("detect", "threshold"),
+            self.threshold,
+            "allowed 0.05..=0.95",
+        )?;
+        check.ensure(
+            Self::THREADS_RANGE.contains(&self.threads),
+            ("detect", "threads"),
+            self.threads,
+            "allowed 1..=8 (a Pi has 4 cores; leave some to the agent)",
+        )?;
+        check.ensure(
+            !self.enabled || camera,
+            ("detect", "enabled"),
+            true,
+            "detection needs the camera: set [camera] enabled = true (and drop --no-camera), or [detect] enabled = false",
         )
     }
 }

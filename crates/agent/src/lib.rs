@@ -23,6 +23,9 @@
 //! - [`camera`]: opens the configured frame source (the simulated camera
 //!   follows the simulated pose).
 //! - [`limits`]: raises the open-file limit to the hard limit at start.
+//! - [`onboard`]: detection on the robot (`[detect]`): the YOLO detector
+//!   on its own low-priority thread, newest frame only, at most `max_fps`,
+//!   results on `gopigo/{thing}/detections`.
 //! - [`update`]: over-the-air updates through AWS IoT Jobs (download with
 //!   a size limit, SHA-256 check, atomic swap keeping `.previous`, restart,
 //!   SUCCEEDED once the new version connects, rollback on its deadline);
@@ -52,6 +55,7 @@ pub mod executor;
 pub mod inbox;
 pub mod limits;
 pub mod link;
+pub mod onboard;
 mod session;
 pub mod shadow;
 pub mod update;
@@ -112,6 +116,10 @@ pub enum AgentError {
         /// What happened (could not start, exit status).
         outcome: String,
     },
+    /// `[detect]` is enabled but cannot run: the model or ONNX Runtime is
+    /// missing or does not load, or the camera is off.
+    #[error("[detect] {0}")]
+    Detect(String),
     /// `[board] kind = "hardware"` in a build without the feature.
     #[error("[board] kind = \"hardware\", but this gopigo was built without the real-board support: install a build with `--features hardware` (scripts/build-pi.sh, docs/set-up-a-pi.md), or pass --sim to simulate")]
     HardwareNotBuilt,

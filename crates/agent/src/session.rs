@@ -219,6 +219,8 @@ struct Session<'a> {
     updater: crate::update::Updater,
     /// Publishes the camera while a viewer asks (none without a camera).
     video: Option<crate::video::Publisher>,
+    /// Publishes on-robot detections while connected (`[detect]`).
+    detections: Option<crate::onboard::Publisher>,
 }
 
 impl<'a> Session<'a> {
@@ -226,6 +228,7 @@ impl<'a> Session<'a> {
     fn start(
         cfg: &'a AgentConfig,
         (camera, video_bus): CameraLink,
+        onboard: Option<crate::onboard::Onboard>,
         inbox: Arc<Inbox>,
     ) -> Result<(Self, Events, tokio::task::JoinHandle<()>), AgentError> {
         let t = Topics::new(cfg);
@@ -259,8 +262,15 @@ impl<'a> Session<'a> {
         let video = video_bus.map(|bus| {
             crate::video::Publisher::spawn(cfg.video.clone(), bus, client.clone(), t.video.clone())
         });
+        let detections = onboard.map(|o| {
+            o.publisher(
+                client.clone(),
+                Topic::robot(&cfg.thing, RobotTopic::Detections).to_string(),
+            )
+        });
         let session = Session {
             video,
+            detections,
             cfg,
             t,
             client,
@@ -296,6 +306,9 @@ impl<'a> Session<'a> {
     /// Connected: subscribe, say `online` (with the camera), ask for the shadow.
     fn on_connack(&mut self) {
         self.connected = true;
+        if let Some(d) = &self.detections {
+            d.set_online(true);
+        }
         tracing::info!(thing = %self.cfg.thing, "connected to the broker");
         let subs = self
             .t
@@ -403,6 +416,9 @@ impl<'a> Session<'a> {
         self.updater.on_link_lost();
         if let Some(v) = &self.video {
             v.stop(); // no frames queue up while offline; viewers ask again
+        }
+        if let Some(d) = &self.detections {
+            d.set_online(false); // results are not queued while offline
         }
         if self.cfg.safety.stop_on_link_loss {
             self.inbox.stop(StopCause::LinkLost(e.clone()));
@@ -524,6 +540,7 @@ impl<'a> Session<'a> {
 pub(crate) async fn run(
     cfg: &AgentConfig,
     camera: CameraLink,
+    onboard: Option<crate::onboard::Onboard>,
     inbox: Arc<Inbox>,
     mut out_rx: mpsc::UnboundedReceiver<Output>,
     moving: Arc<AtomicBool>,
@@ -532,7 +549,7 @@ pub(crate) async fn run(
     // Closing the inbox (also on an early error return, or if this task
     // unwinds) ends the executor, which stops and floats the motors.
     let closer = CloseOnDrop(inbox.clone());
-    let (mut session, mut events, poller) = Session::start(cfg, camera, inbox)?;
+    let (mut session, mut events, poller) = Session::start(cfg, camera, onboard, inbox)?;
     announce(format!(
         "agent       thing={} broker={}:{} commands={}",
         cfg.thing, cfg.mqtt.host, cfg.mqtt.port, session.t.command
