@@ -70,7 +70,8 @@ struct ModelArgs {
     #[arg(long, env = "GOPIGO_VISION_MODEL")]
     model: Option<PathBuf>,
     /// The default model's precision: int8 (default: faster, finds 95 %
-    /// of fp32's detections) or fp32 (default with --resize darknet). Not with --model.
+    /// of fp32's detections; fp32 with a note when crates/vision/setup.sh
+    /// has not made it) or fp32 (default with --resize darknet). Not with --model.
     #[arg(long, value_parser = parse_precision, conflicts_with = "model")]
     precision: Option<Precision>,
     /// Network input size (multiple of 32; default: the model's).
@@ -115,10 +116,24 @@ impl ModelArgs {
         (precision, config)
     }
 
-    /// Loads the model (importing the default one on first use).
+    /// Loads the model (importing the default one on first use). When
+    /// int8 is only the default (no --precision) and its model has not
+    /// been made (`crates/vision/setup.sh` without its Python step, as
+    /// `scripts/demo.sh` runs it), fp32 is used and the log says so.
     fn load(&self) -> anyhow::Result<Detector> {
         let (precision, config) = self.settings();
-        let model = gopigo_vision::model_for(self.model.as_deref(), precision)?;
+        let model = match gopigo_vision::model_for(self.model.as_deref(), precision) {
+            Err(gopigo_vision::VisionError::Int8ModelMissing { path })
+                if self.precision.is_none() =>
+            {
+                eprintln!(
+                    "detect: no int8 model at {} (made by crates/vision/setup.sh); using fp32",
+                    path.display()
+                );
+                gopigo_vision::model_for(None, Precision::Fp32)?
+            }
+            other => other?,
+        };
         Detector::load(&model, &config)
             .with_context(|| format!("cannot load the model {}", model.display()))
     }
