@@ -223,3 +223,17 @@ def open_policy():
     return {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive", "iot:RetainPublish"],
          "Resource": "arn:aws:iot:*:*:*"}]}
+
+
+def detector_config(core, tmp_path):
+    """A `[mqtt]` file for `gopigo detect --mqtt-config`: a controller-like
+    identity named `detector` with an open policy, no thing attached."""
+    ident = Identity(core, tmp_path / "det", "detector", open_policy(), policy_name="det-open",
+                     attach_thing=False)
+    cfg = tmp_path / "detector.toml"
+    cfg.write_text(
+        "[mqtt]\n"
+        f'host = "localhost"\nport = {core.mqtt_port}\nclient_id = "detector"\n'
+        f'ca_file = "{core.ca_path}"\ncert_file = "{ident.cert}"\nkey_file = "{ident.key}"\n'
+    )
+    return cfg

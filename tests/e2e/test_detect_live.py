@@ -48,16 +48,9 @@ def test_detections_follow_what_the_robot_faces(rig, tmp_path):
 
 def test_detections_are_published_over_mqtt(rig, tmp_path):
     core, agent, c = rig
-    from conftest import Identity, open_policy
+    from conftest import detector_config
 
-    ident = Identity(core, tmp_path / "det", "detector", open_policy(), policy_name="det-open",
-                     attach_thing=False)
-    cfg = tmp_path / "detector.toml"
-    cfg.write_text(
-        "[mqtt]\n"
-        f'host = "localhost"\nport = {core.mqtt_port}\nclient_id = "detector"\n'
-        f'ca_file = "{core.ca_path}"\ncert_file = "{ident.cert}"\nkey_file = "{ident.key}"\n'
-    )
+    cfg = detector_config(core, tmp_path)
     assert c.sub(f"gopigo/{THING}/detections", qos=0) == [0]
     # no token given: the detector reads camera_token from the robot's status
     env = {k: v for k, v in os.environ.items() if k != "GOPIGO_CAMERA_TOKEN"}

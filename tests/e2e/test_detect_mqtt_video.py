@@ -16,7 +16,7 @@ import os
 import subprocess
 import time
 
-from conftest import GOPIGO, Identity, open_policy
+from conftest import GOPIGO, Identity, detector_config
 from mqttc import Client
 from test_agent import THING, Agent, command, fleet, result_of, write_robot_toml  # noqa: F401
 
@@ -24,18 +24,6 @@ VIDEO = f"gopigo/{THING}/video"
 DETECTIONS = f"gopigo/{THING}/detections"
 # the request the detector renews (gopigo_protocol::video::VIEWER_TTL_MS)
 TTL_S = 10
-
-
-def detector_config(core, tmp_path):
-    ident = Identity(core, tmp_path / "det", "detector", open_policy(), policy_name="det-open",
-                     attach_thing=False)
-    cfg = tmp_path / "detector.toml"
-    cfg.write_text(
-        "[mqtt]\n"
-        f'host = "localhost"\nport = {core.mqtt_port}\nclient_id = "detector"\n'
-        f'ca_file = "{core.ca_path}"\ncert_file = "{ident.cert}"\nkey_file = "{ident.key}"\n'
-    )
-    return cfg
 
 
 def detect_over_mqtt(cfg, frames=3):

@@ -377,14 +377,23 @@ async fn run_with<B: SpiBus + Send + 'static>(
     }
     result?;
     if pressed.is_cancelled() {
-        match cfg.board.shutdown_command() {
-            Some(command) => run_shutdown_command(&command).await?,
-            None => announce(
-                "power       button pressed, wheels stopped; no shutdown_command on the simulated board".to_string(),
-            ),
-        }
+        power_off(&cfg).await?;
     }
     Ok(())
+}
+
+/// After the power button stopped the agent (wheels stopped): runs
+/// `[board] shutdown_command`, or says there is none (simulated board).
+async fn power_off(cfg: &AgentConfig) -> Result<(), AgentError> {
+    match cfg.board.shutdown_command() {
+        Some(command) => run_shutdown_command(&command).await,
+        None => {
+            announce(
+                "power       button pressed, wheels stopped; no shutdown_command on the simulated board".to_string(),
+            );
+            Ok(())
+        }
+    }
 }
 
 /// The executor's limits from `[safety]`, `[telemetry]` and `[board]`.
