@@ -16,10 +16,11 @@
 //!   publish, and only while connected, so results never fill the client's
 //!   queue that commands' results share.
 //!
-//! Parts: [`DetectConfig`] (the `[detect]` table), [`start`] (checks the
-//! files, loads the model on the detector thread, reports a clear error at
-//! start), [`Onboard::publisher`] (the session's side), and
-//! [`load_detector`], the one place the agent loads a model.
+//! Parts: [`DetectConfig`] (the `[detect]` table), [`DetectConfig::choose_model`]
+//! (int8 or fp32, pure), [`start`] (checks the files, loads the model on the
+//! detector thread, reports a clear error at start), [`Onboard::publisher`]
+//! (the session's side), and [`load_detector`], the one place the agent
+//! loads a model.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use gopigo_camera::{Frame, FrameBus};
 use gopigo_protocol::Detections;
-use gopigo_vision::{Detector, DetectorConfig, VisionError};
+use gopigo_vision::{Detector, DetectorConfig, Precision, VisionError};
 use rumqttc::{AsyncClient, QoS};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
@@ -47,6 +48,10 @@ pub const NICE: i32 = 10;
 /// The model file in `model_dir`: the fp32 YOLOv3-tiny that our darknet
 /// importer writes (`gopigo model import-darknet`, `crates/vision/setup.sh`).
 pub const MODEL_FILE: &str = "yolov3-tiny.onnx";
+
+/// The int8 model file in `model_dir`: [`MODEL_FILE`] quantised (QDQ,
+/// static) by `crates/vision/setup.sh` on a development machine.
+pub const INT8_MODEL_FILE: &str = "yolov3-tiny.int8.onnx";
 
 /// Where `deploy/ansible/site.yml` installs the model and ONNX Runtime.
 pub const INSTALL_DIR: &str = "/usr/local/lib/gopigo/vision";
@@ -74,6 +79,26 @@ pub struct DetectConfig {
     pub threshold: f32,
     /// ONNX Runtime inference threads (1..=8; default 2 of a Pi's 4 cores).
     pub threads: usize,
+    /// `"int8"` ([`INT8_MODEL_FILE`]) or `"fp32"` ([`MODEL_FILE`]). Unset:
+    /// int8 when `model_dir` holds its file, else fp32 (and a log line
+    /// saying how to get int8); see [`DetectConfig::choose_model`].
+    #[serde(
+        deserialize_with = "precision_key",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub precision: Option<Precision>,
+}
+
+/// `[detect] precision`: exactly `"int8"` or `"fp32"` (the parser adds the
+/// file, line and key to the message).
+fn precision_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Precision>, D::Error> {
+    match toml::Value::deserialize(d)? {
+        toml::Value::String(s) if s == "int8" => Ok(Some(Precision::Int8)),
+        toml::Value::String(s) if s == "fp32" => Ok(Some(Precision::Fp32)),
+        other => Err(serde::de::Error::custom(format!(
+            "[detect] precision = {other}: allowed \"int8\" or \"fp32\" (or leave it out: int8 when model_dir holds {INT8_MODEL_FILE}, else fp32)"
+        ))),
+    }
 }
 
 impl Default for DetectConfig {
@@ -87,9 +112,47 @@ impl Default for DetectConfig {
             max_fps: 2.0,
             threshold: 0.5,
             threads: 2,
+            precision: None,
         }
     }
 }
+
+/// The model the agent runs, and why that one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelChoice {
+    /// int8 or fp32.
+    pub precision: Precision,
+    /// The file in `model_dir`.
+    pub path: PathBuf,
+    /// Why: `[detect] precision` set, or the default with or without the
+    /// int8 file.
+    pub why: Why,
+}
+
+/// Why the agent runs the precision it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// `[detect] precision` says so.
+    Asked,
+    /// `precision` unset and the int8 model is there.
+    Default,
+    /// `precision` unset and no int8 model: fp32.
+    NoInt8,
+}
+
+impl ModelChoice {
+    /// For the start line: `int8`, `int8, the default` or `fp32: no int8 model`.
+    pub fn describe(&self) -> String {
+        match self.why {
+            Why::Asked => format!("{}, [detect] precision", self.precision),
+            Why::Default => format!("{}, the default", self.precision),
+            Why::NoInt8 => format!("{}: no {INT8_MODEL_FILE} in model_dir", self.precision),
+        }
+    }
+}
+
+/// How to get the int8 model onto a robot, for the log line and the error.
+const HOW_TO_GET_INT8: &str = "crates/vision/setup.sh makes it on a development machine (in ~/.cache/gopigo/vision/model), scripts/build-pi.sh stages it beside the fp32 model and deploy/ansible/site.yml installs it";
 
 impl DetectConfig {
     /// Allowed `input_size` (a multiple of 32 is checked too).
@@ -101,9 +164,37 @@ impl DetectConfig {
     /// Allowed `threads`.
     pub const THREADS_RANGE: std::ops::RangeInclusive<usize> = 1..=8;
 
-    /// The model file the agent loads.
-    pub fn model_path(&self) -> PathBuf {
-        self.model_dir.join(MODEL_FILE)
+    /// The model file of `precision` in `model_dir`.
+    pub fn model_path(&self, precision: Precision) -> PathBuf {
+        self.model_dir.join(match precision {
+            Precision::Fp32 => MODEL_FILE,
+            Precision::Int8 => INT8_MODEL_FILE,
+        })
+    }
+
+    /// Which model to run, given whether `model_dir` holds the int8 one:
+    /// `precision` when set (int8 without its file is an error naming the
+    /// file and the fix), else int8 when its file is there (faster: ONNX
+    /// Runtime's int8 kernels, with the dot-product instructions of a Pi
+    /// 5's Cortex-A76), else fp32.
+    pub fn choose_model(&self, int8_present: bool) -> Result<ModelChoice, AgentError> {
+        let (precision, why) = match (self.precision, int8_present) {
+            (Some(p), _) => (p, Why::Asked),
+            (None, true) => (Precision::Int8, Why::Default),
+            (None, false) => (Precision::Fp32, Why::NoInt8),
+        };
+        let path = self.model_path(precision);
+        if precision == Precision::Int8 && !int8_present {
+            return Err(AgentError::Detect(format!(
+                "precision = \"int8\", but the int8 model {} is missing: {HOW_TO_GET_INT8}; or set [detect] precision = \"fp32\" (or leave it out: int8 when the file is there, else fp32)",
+                path.display()
+            )));
+        }
+        Ok(ModelChoice {
+            precision,
+            path,
+            why,
+        })
     }
 
     /// The shortest time between two frames' starts (1 / `max_fps`).
@@ -123,7 +214,7 @@ impl DetectConfig {
 
 /// The one place the agent loads a model: the settings of `[detect]` as
 /// the vision crate's [`DetectorConfig`].
-pub fn load_detector(cfg: &DetectConfig) -> Result<Detector, VisionError> {
+pub fn load_detector(cfg: &DetectConfig, model: &Path) -> Result<Detector, VisionError> {
     let config = DetectorConfig {
         input_size: Some(cfg.input_size),
         conf_threshold: cfg.threshold,
@@ -131,30 +222,37 @@ pub fn load_detector(cfg: &DetectConfig) -> Result<Detector, VisionError> {
         runtime_path: Some(cfg.runtime.clone()),
         ..DetectorConfig::default()
     };
-    Detector::load(cfg.model_path(), &config)
+    Detector::load(model, &config)
 }
 
 /// How to put the files in place, for the start errors.
 const HOW_TO_INSTALL: &str = "on a Pi, scripts/build-pi.sh stages both files and deploy/ansible/site.yml installs them under /usr/local/lib/gopigo/vision; on this machine, crates/vision/setup.sh puts them in ~/.cache/gopigo/vision (docs/robot.md, \"Detection on the robot\")";
 
-/// Checks that the model and the runtime exist before anything loads
-/// (pure but for the two `is_file` looks); the error names the file, the
-/// key and the fix.
-pub fn check_files(cfg: &DetectConfig) -> Result<(), AgentError> {
+/// Chooses the model, then checks that it and the runtime exist before
+/// anything loads (pure but for the `is_file` looks); the error names the
+/// file, the key and the fix. Running fp32 only because the int8 model is
+/// absent is logged once, with how to get it.
+pub fn check_files(cfg: &DetectConfig) -> Result<ModelChoice, AgentError> {
     let missing = |what: &str, key: &str, path: &Path| {
         AgentError::Detect(format!(
             "{what} {} is missing: {HOW_TO_INSTALL}; or point [detect] {key} at it, or set [detect] enabled = false",
             path.display()
         ))
     };
-    let model = cfg.model_path();
-    if !model.is_file() {
-        return Err(missing("the model", "model_dir", &model));
+    let choice = cfg.choose_model(cfg.model_path(Precision::Int8).is_file())?;
+    if !choice.path.is_file() {
+        return Err(missing("the model", "model_dir", &choice.path));
     }
     if !cfg.runtime.is_file() {
         return Err(missing("the ONNX Runtime library", "runtime", &cfg.runtime));
     }
-    Ok(())
+    if choice.why == Why::NoInt8 {
+        tracing::info!(
+            "[detect] precision is not set and there is no int8 model at {}: running fp32; for int8 (faster, most on a Pi 5): {HOW_TO_GET_INT8}",
+            cfg.model_path(Precision::Int8).display()
+        );
+    }
+    Ok(choice)
 }
 
 /// A loading error in the agent's words: which key to fix.
@@ -204,11 +302,12 @@ pub async fn start(
             "enabled, but the camera is off: set [camera] enabled = true (and drop --no-camera), or set [detect] enabled = false".into(),
         )
     })?;
-    check_files(cfg)?;
+    let choice = check_files(cfg)?;
     let (loaded_tx, loaded_rx) = oneshot::channel();
     let (results_tx, results) = watch::channel(None);
     let worker = Worker {
         cfg: cfg.clone(),
+        model: choice.path.clone(),
         frames: bus.subscribe(),
         results: results_tx,
         cancel,
@@ -231,8 +330,9 @@ pub async fn start(
         }
     }
     crate::agent::announce(format!(
-        "detect      {} at {}x{}, at most {} frames/s, {} threads at nice {NICE}",
-        cfg.model_path().display(),
+        "detect      {} ({}) at {}x{}, at most {} frames/s, {} threads at nice {NICE}",
+        choice.path.display(),
+        choice.describe(),
         cfg.input_size,
         cfg.input_size,
         cfg.max_fps,
@@ -281,6 +381,8 @@ impl Publisher {
 /// What the detector thread owns.
 struct Worker {
     cfg: DetectConfig,
+    /// The model file [`DetectConfig::choose_model`] chose.
+    model: PathBuf,
     frames: watch::Receiver<Option<Arc<Frame>>>,
     results: watch::Sender<Option<Detections>>,
     cancel: CancellationToken,
@@ -294,7 +396,7 @@ impl Worker {
         if let Err(e) = lower_priority() {
             tracing::warn!(error = %e, "cannot lower the detector's priority; it runs at the agent's");
         }
-        let mut det = match load_detector(&self.cfg) {
+        let mut det = match load_detector(&self.cfg, &self.model) {
             Ok(d) => d,
             Err(e) => {
                 let _ = loaded.send(Err(e));
@@ -413,9 +515,14 @@ mod tests {
     fn defaults_are_off_and_point_at_the_install_dir() {
         let c = DetectConfig::default();
         assert!(!c.enabled);
+        assert_eq!(c.precision, None, "chosen by the files at start");
         assert_eq!(
-            c.model_path(),
+            c.model_path(Precision::Fp32),
             Path::new("/usr/local/lib/gopigo/vision/model/yolov3-tiny.onnx")
+        );
+        assert_eq!(
+            c.model_path(Precision::Int8),
+            Path::new("/usr/local/lib/gopigo/vision/model/yolov3-tiny.int8.onnx")
         );
         assert_eq!(
             c.runtime,
@@ -442,6 +549,14 @@ mod tests {
         )
         .unwrap();
         assert!(c.detect.enabled && c.detect.input_size == 416 && c.detect.threads == 3);
+        for (word, p) in [("int8", Precision::Int8), ("fp32", Precision::Fp32)] {
+            let c = validate(&format!("[detect]\nprecision = \"{word}\"\n")).unwrap();
+            assert_eq!(c.detect.precision, Some(p));
+            // what the agent writes back reads the same
+            let back = toml::to_string(&c).unwrap();
+            let again = crate::AgentConfig::from_toml(&back, Path::new("x")).unwrap();
+            assert_eq!(again.detect.precision, Some(p), "{back}");
+        }
         let cases: &[(&str, &[&str])] = &[
             (
                 "input_size = 300",
@@ -452,6 +567,22 @@ mod tests {
             ("threshold = 1.0", &["[detect] threshold"]),
             ("threads = 0", &["[detect] threads"]),
             ("model = \"x.onnx\"", &["robot.toml", "model"]),
+            (
+                "precision = \"int4\"",
+                &[
+                    "robot.toml",
+                    "[detect] precision = \"int4\"",
+                    "\"int8\" or \"fp32\"",
+                ],
+            ),
+            (
+                "precision = \"INT8\"",
+                &["[detect] precision", "\"int8\" or \"fp32\""],
+            ),
+            (
+                "precision = 8",
+                &["[detect] precision = 8", "\"int8\" or \"fp32\""],
+            ),
         ];
         for (line, needles) in cases {
             let e = validate(&format!("[detect]\n{line}\n")).unwrap_err();
@@ -498,20 +629,81 @@ mod tests {
             ..DetectConfig::default()
         };
         let e = check_files(&c).unwrap_err().to_string();
-        assert!(e.contains(&c.model_path().display().to_string()), "{e}");
+        let fp32 = c.model_path(Precision::Fp32);
+        assert!(e.contains(&fp32.display().to_string()), "{e}");
         assert!(
             e.contains("model_dir") && e.contains("enabled = false"),
             "{e}"
         );
         assert!(e.contains("deploy/ansible/site.yml"), "{e}");
-        std::fs::write(c.model_path(), b"x").unwrap();
+        std::fs::write(&fp32, b"x").unwrap();
         let e = check_files(&c).unwrap_err().to_string();
         assert!(
             e.contains("libonnxruntime.so") && e.contains("[detect] runtime"),
             "{e}"
         );
-        c.runtime = c.model_path();
-        check_files(&c).unwrap();
+        c.runtime = fp32.clone();
+        let choice = check_files(&c).unwrap();
+        assert_eq!(
+            (choice.precision, choice.why),
+            (Precision::Fp32, Why::NoInt8)
+        );
+        assert_eq!(choice.path, fp32);
+        // int8 asked for by name, without its file: refused with the file and the fix
+        c.precision = Some(Precision::Int8);
+        let e = check_files(&c).unwrap_err().to_string();
+        let int8 = dir.path().join("yolov3-tiny.int8.onnx");
+        assert!(e.contains(&int8.display().to_string()), "{e}");
+        assert!(
+            e.contains("precision = \"int8\"")
+                && e.contains("crates/vision/setup.sh")
+                && e.contains("scripts/build-pi.sh")
+                && e.contains("precision = \"fp32\""),
+            "{e}"
+        );
+        // with the file: int8, asked for or by default
+        std::fs::write(&int8, b"x").unwrap();
+        assert_eq!(check_files(&c).unwrap().path, int8);
+        c.precision = None;
+        assert_eq!(check_files(&c).unwrap().path, int8);
+    }
+
+    #[test]
+    fn int8_is_the_default_when_its_model_is_there() {
+        let cfg = |precision| DetectConfig {
+            model_dir: "/m".into(),
+            precision,
+            ..DetectConfig::default()
+        };
+        let int8 = Path::new("/m/yolov3-tiny.int8.onnx");
+        let fp32 = Path::new("/m/yolov3-tiny.onnx");
+        use Precision::{Fp32, Int8};
+        let cases: &[(Option<Precision>, bool, Precision, &Path, Why)] = &[
+            (None, true, Int8, int8, Why::Default),
+            (None, false, Fp32, fp32, Why::NoInt8),
+            (Some(Int8), true, Int8, int8, Why::Asked),
+            (Some(Fp32), true, Fp32, fp32, Why::Asked),
+            (Some(Fp32), false, Fp32, fp32, Why::Asked),
+        ];
+        for &(asked, present, precision, path, why) in cases {
+            let got = cfg(asked).choose_model(present).unwrap();
+            let want = ModelChoice {
+                precision,
+                path: path.into(),
+                why,
+            };
+            assert_eq!(got, want, "precision {asked:?}, int8 file there: {present}");
+        }
+        let e = cfg(Some(Int8)).choose_model(false).unwrap_err().to_string();
+        assert!(e.contains("/m/yolov3-tiny.int8.onnx is missing"), "{e}");
+        // the start line says which and why
+        let line = |asked, present| cfg(asked).choose_model(present).unwrap().describe();
+        assert_eq!(line(None, true), "int8, the default");
+        assert_eq!(line(Some(Fp32), true), "fp32, [detect] precision");
+        assert_eq!(
+            line(None, false),
+            "fp32: no yolov3-tiny.int8.onnx in model_dir"
+        );
     }
 
     #[test]
