@@ -4,7 +4,9 @@ gopigo/{thing}/detections (the message `gopigo detect` publishes), with no
 `gopigo detect` process and no viewer of the camera. The detector runs at a
 lower priority than the rest of the agent and the obstacle stop still works
 while it runs. A missing model or runtime stops the agent at start with the
-file and the fix.
+file and the fix. `[detect] precision` picks the int8 or the fp32 model;
+left out, int8 when its file is in model_dir, else fp32 with a log line
+saying how to get int8.
 
 Needs the model and ONNX Runtime that crates/vision/setup.sh installs (the
 same as tests/e2e/test_detect_live.py)."""
@@ -24,6 +26,7 @@ from test_agent import (THING, Agent, command, fleet, result_of, wait_moving,  #
 
 VISION = Path(os.environ.get("GOPIGO_CACHE", Path.home() / ".cache" / "gopigo")) / "vision"
 RUNTIME = VISION / "lib" / "libonnxruntime.so"
+INT8 = "yolov3-tiny.int8.onnx"
 MAX_FPS = 2.0
 
 
@@ -41,6 +44,21 @@ def model_dir(tmp_path_factory):
                         "-o", str(out / "yolov3-tiny.onnx")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return out
+
+
+def only(tmp_path, src, name):
+    """A model_dir holding just `name` (a link to `src`)."""
+    d = tmp_path / f"only-{name}"
+    d.mkdir()
+    (d / name).symlink_to(src)
+    return d
+
+
+def detect_line(agent):
+    """The agent's `detect ...` start line."""
+    lines = [line for line in agent.lines if line.startswith("detect ")]
+    assert len(lines) == 1, agent.lines
+    return lines[0]
 
 
 def detect_toml(model_dir, runtime=RUNTIME, **over):
@@ -115,7 +133,11 @@ def test_the_robot_publishes_what_it_faces_with_no_detector_process(fleet, tmp_p
     agent = Agent(robot_with_detect(fleet, tmp_path, model_dir))
     c = Client(core, ctrl, "controller")
     try:
-        assert any(line.startswith("detect ") for line in agent.lines), agent.lines
+        # left out, the precision is int8 when model_dir holds its file
+        if (model_dir / INT8).is_file():
+            assert f"{model_dir / INT8} (int8, the default)" in detect_line(agent)
+        else:
+            assert f"{model_dir / 'yolov3-tiny.onnx'} (fp32: no {INT8}" in detect_line(agent)
         assert c.sub(f"gopigo/{THING}/detections", qos=0) == [0]
         assert c.sub(f"gopigo/{THING}/cmd/result") == [1]
         camera_port = int(agent.camera.rsplit(":", 1)[1].split("/")[0])
@@ -208,3 +230,55 @@ def test_a_missing_model_or_runtime_stops_the_start_with_the_file_and_the_fix(fl
 def _camera_off(cfg):
     cfg.write_text(cfg.read_text().replace("[camera]\n", "[camera]\nenabled = false\n"))
     return cfg
+
+
+def test_precision_int8_runs_the_int8_model(fleet, tmp_path, model_dir):
+    if not (VISION / "model" / INT8).is_file():
+        pytest.skip(f"no {INT8} in {VISION / 'model'}: crates/vision/setup.sh makes it (its Python step)")
+    # a model_dir with the int8 model alone: no fp32 file to fall back on
+    int8_dir = only(tmp_path, VISION / "model" / INT8, INT8)
+    agent = Agent(robot_with_detect(fleet, tmp_path, int8_dir, precision='"int8"'))
+    core, robot, ctrl = fleet
+    c = Client(core, ctrl, "controller")
+    try:
+        assert f"{int8_dir / INT8} (int8, [detect] precision)" in detect_line(agent)
+        assert c.sub(f"gopigo/{THING}/detections", qos=0) == [0]
+        # facing the wall with darknet's dog.jpg, as the fp32 model sees it
+        got = detections(c, 2)
+        assert classes(got) & {"dog", "bicycle"}, classes(got)
+        assert not any(INT8 in line for line in agent.err), agent.err
+    finally:
+        c.close()
+        assert agent.stop() == 0, "".join(agent.err)[-2000:]
+
+
+def test_without_the_int8_model_the_default_is_fp32_and_says_so(fleet, tmp_path, model_dir):
+    fp32_dir = only(tmp_path, model_dir / "yolov3-tiny.onnx", "yolov3-tiny.onnx")
+    agent = Agent(robot_with_detect(fleet, tmp_path, fp32_dir))
+    core, robot, ctrl = fleet
+    c = Client(core, ctrl, "controller")
+    try:
+        assert f"{fp32_dir / 'yolov3-tiny.onnx'} (fp32: no {INT8} in model_dir)" in detect_line(agent)
+        assert c.sub(f"gopigo/{THING}/detections", qos=0) == [0]
+        assert classes(detections(c, 1)) & {"dog", "bicycle"}
+        # one log line: where int8 was looked for, and how to get it
+        said = [line for line in agent.err if INT8 in line]
+        assert len(said) == 1, agent.err
+        assert str(fp32_dir / INT8) in said[0] and "running fp32" in said[0], said
+        assert "crates/vision/setup.sh" in said[0] and "scripts/build-pi.sh" in said[0], said
+    finally:
+        c.close()
+        assert agent.stop() == 0, "".join(agent.err)[-2000:]
+
+
+def test_int8_asked_for_without_its_model_stops_the_start(fleet, tmp_path, model_dir):
+    fp32_dir = only(tmp_path, model_dir / "yolov3-tiny.onnx", "yolov3-tiny.onnx")
+    err = start_fails(robot_with_detect(fleet, tmp_path, fp32_dir, precision='"int8"'))
+    assert f"the int8 model {fp32_dir / INT8} is missing" in err, err
+    assert "crates/vision/setup.sh" in err and "scripts/build-pi.sh" in err, err
+    assert 'precision = "fp32"' in err, err
+
+    # a value that is neither: the key and the allowed values
+    err = start_fails(robot_with_detect(fleet, tmp_path, fp32_dir, precision='"int4"'))
+    assert '[detect] precision = "int4"' in err and 'allowed "int8" or "fp32"' in err, err
+    assert "robot.toml" in err, err
