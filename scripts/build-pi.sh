@@ -2,7 +2,8 @@
 # Cross-builds `gopigo` for a Raspberry Pi (64-bit Pi OS Bookworm, glibc 2.36)
 # with the real GoPiGo3 board (`--features hardware`), stages what on-robot
 # detection needs beside it (ONNX Runtime for aarch64 from the same PyPI
-# package and version as crates/vision/setup.sh, and the yolov3-tiny model),
+# package and version as crates/vision/setup.sh, the yolov3-tiny model, and
+# its int8 quantisation when this machine's cache has it),
 # then smoke-runs the result under qemu-aarch64. Needs
 # (Debian): gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user, python3
 # with pip, and a Rust standard library for aarch64: rustup's
@@ -17,8 +18,9 @@
 #   SMOKE_DETECT=1 scripts/build-pi.sh  # also detect one photo under qemu (slow)
 #
 # Output: target/aarch64-unknown-linux-gnu/{release,debug}/gopigo and, beside
-# it, vision/lib/libonnxruntime.so* and vision/model/yolov3-tiny.onnx, which
-# deploy/ansible/site.yml installs under /usr/local/lib/gopigo/vision.
+# it, vision/lib/libonnxruntime.so*, vision/model/yolov3-tiny.onnx and (when
+# crates/vision/setup.sh made it here) vision/model/yolov3-tiny.int8.onnx,
+# which deploy/ansible/site.yml installs under /usr/local/lib/gopigo/vision.
 #
 # The linker is set here through the environment rather than in
 # .cargo/config.toml, so plain host builds are untouched.
@@ -106,6 +108,20 @@ if [ ! -s "$MODEL" ]; then
     "${QEMU[@]}" "$BIN" model import-darknet "$VISION_CACHE/model/yolov3-tiny.cfg" \
       "$VISION_CACHE/model/yolov3-tiny.weights" --names "$VISION_CACHE/model/coco.names" -o "$MODEL"
   fi
+fi
+# The int8 model, optional: crates/vision/setup.sh makes it on this machine
+# (its Python step quantises the fp32 import; QDQ runs on every
+# architecture). The robot's agent runs it by default when it is installed
+# (a Pi 5's cores have int8 dot-product instructions), fp32 otherwise.
+INT8_MODEL=$VISION/model/yolov3-tiny.int8.onnx
+if [ -s "$VISION_CACHE/model/yolov3-tiny.int8.onnx" ]; then
+  cmp -s "$VISION_CACHE/model/yolov3-tiny.int8.onnx" "$INT8_MODEL" \
+    || cp "$VISION_CACHE/model/yolov3-tiny.int8.onnx" "$INT8_MODEL"
+  echo "build-pi: staged the int8 model (the robot runs it by default)"
+else
+  rm -f "$INT8_MODEL"
+  echo "build-pi: no int8 model in $VISION_CACHE/model, so the robot will run fp32;"
+  echo "  for int8 run crates/vision/setup.sh (with its Python step) on this machine, then this script again"
 fi
 ls -l "$VISION"/lib "$VISION"/model
 
