@@ -246,7 +246,9 @@ VISION = Path(os.environ.get("GOPIGO_CACHE", Path.home() / ".cache" / "gopigo"))
 def test_playbook_installs_detection_where_robot_toml_points(core, tmp_path, rootfs_tar):
     """On-robot detection: the playbook installs ONNX Runtime and the model
     that scripts/build-pi.sh stages beside the binary (`vision/`), and the
-    [detect] table of robot.toml points at them."""
+    [detect] table of robot.toml points at them. The int8 model is optional:
+    installed when staged, taken off the robot when not (the agent then runs
+    fp32), and its absence never fails the play."""
     runtime = VISION / "lib" / "libonnxruntime.so"
     model = VISION / "model" / "yolov3-tiny.onnx"
     if not (runtime.exists() and model.is_file()):
@@ -274,6 +276,14 @@ def test_playbook_installs_detection_where_robot_toml_points(core, tmp_path, roo
     shutil.copy(real, stage / "vision" / "lib" / real.name)
     (stage / "vision" / "lib" / "libonnxruntime.so").symlink_to(real.name)
     shutil.copy(model, stage / "vision" / "model" / "yolov3-tiny.onnx")
+    # the int8 model as build-pi.sh stages it from this machine's cache; Ansible
+    # only copies bytes, so without setup.sh's int8 model any file stands in
+    int8 = stage / "vision" / "model" / "yolov3-tiny.int8.onnx"
+    int8_src = VISION / "model" / "yolov3-tiny.int8.onnx"
+    if int8_src.is_file():
+        shutil.copy(int8_src, int8)
+    else:
+        int8.write_bytes(b"stands in for yolov3-tiny.int8.onnx\n")
 
     # detection asked for, without the files: refused with the fix
     r = playbook(inventory, "-e", f"gopigo_binary={Path(GOPIGO).resolve()}", "-e", "gopigo_start=false",
@@ -288,10 +298,13 @@ def test_playbook_installs_detection_where_robot_toml_points(core, tmp_path, roo
     assert detect["enabled"] is True, detect
     # the files are where robot.toml points, whole, readable by the service user
     model_at = rootfs / detect["model_dir"].lstrip("/") / "yolov3-tiny.onnx"
+    int8_at = model_at.with_name("yolov3-tiny.int8.onnx")
     runtime_at = rootfs / detect["runtime"].lstrip("/")
     assert model_at.read_bytes() == model.read_bytes()
+    assert int8_at.read_bytes() == int8.read_bytes()
+    assert "precision" not in detect, detect  # left out: int8, as its file is there
     assert runtime_at.read_bytes() == real.read_bytes() and not runtime_at.is_symlink()
-    for f in (model_at, runtime_at):
+    for f in (model_at, int8_at, runtime_at):
         st = f.stat()
         assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o644, 0), f
 
@@ -301,3 +314,11 @@ def test_playbook_installs_detection_where_robot_toml_points(core, tmp_path, roo
     r = playbook(inventory, *args[:4], home=home)
     assert r.returncode == 0, r.stdout[-3000:]
     assert tomllib.loads((rootfs / "etc/gopigo/robot.toml").read_text())["detect"]["enabled"] is False
+
+    # a build without the int8 model: the play succeeds, the robot keeps the
+    # fp32 model and loses the old int8 one, so its agent runs fp32
+    int8.unlink()
+    r = playbook(inventory, *args, home=home)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert model_at.read_bytes() == model.read_bytes()
+    assert not int8_at.exists()
