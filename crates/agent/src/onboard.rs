@@ -141,7 +141,8 @@ pub enum Why {
 }
 
 impl ModelChoice {
-    /// For the start line: `int8`, `int8, the default` or `fp32: no int8 model`.
+    /// For the start line: `int8, [detect] precision`, `int8, the default`
+    /// or `fp32: no yolov3-tiny.int8.onnx in model_dir`.
     pub fn describe(&self) -> String {
         match self.why {
             Why::Asked => format!("{}, [detect] precision", self.precision),
