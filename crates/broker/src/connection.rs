@@ -193,6 +193,7 @@ impl Handshake {
             shared.outbox.clone(),
         ));
         let kick = Arc::new(Kick::default());
+        let connected_ms = gopigo_protocol::unix_ms();
         let attached = shared.router.connect(
             &client_key,
             self.connect.clean_session,
@@ -202,6 +203,7 @@ impl Handshake {
                 kick: kick.clone(),
                 certificate_id: Arc::from(self.identity.certificate_id.as_str()),
             },
+            connected_ms,
         );
         self.conn.queue(Packet::ConnAck(ConnAck::new(
             ConnectReturnCode::Success,
@@ -222,6 +224,7 @@ impl Handshake {
                 session_identifier: uuid::Uuid::new_v4().to_string(),
                 certificate_id: self.identity.certificate_id,
                 ip: self.peer.ip().to_string(),
+                connected_ms,
             },
             shared,
             rd: self.rd,
@@ -378,12 +381,15 @@ struct PresenceFacts {
     session_identifier: String,
     certificate_id: String,
     ip: String,
+    /// When the connection took the client id over (Unix ms): the
+    /// `connected` event's timestamp and the connectivity ledger's.
+    connected_ms: u64,
 }
 
 impl PresenceFacts {
-    /// Publishes `connected` (no reason) or `disconnected`, when the broker
-    /// sends lifecycle events.
-    fn publish(&self, shared: &Shared, reason: Option<DisconnectReason>) {
+    /// Publishes `connected` (no reason) or `disconnected` (with the time it
+    /// was recorded), when the broker sends lifecycle events.
+    fn publish(&self, shared: &Shared, reason: Option<(DisconnectReason, u64)>) {
         if !shared.config.lifecycle_events {
             return;
         }
@@ -403,8 +409,8 @@ impl PresenceFacts {
             version_number: shared.router.next_version(&self.client_id),
         };
         let body = match reason {
-            None => events::connected_event(&p, gopigo_protocol::unix_ms()),
-            Some(r) => events::disconnected_event(&p, r, gopigo_protocol::unix_ms()),
+            None => events::connected_event(&p, self.connected_ms),
+            Some((r, at_ms)) => events::disconnected_event(&p, r, at_ms),
         };
         let _ = shared.router.publish(&topic, Bytes::from(body), 1, false);
     }
@@ -587,9 +593,10 @@ impl Session {
         };
         let _ = timeout(grace, self.conn.flush()).await;
         let _ = timeout(grace, self.conn.wr.shutdown()).await;
+        let at_ms = gopigo_protocol::unix_ms();
         self.shared
             .router
-            .disconnect(&self.client_key, self.conn_id);
+            .disconnect(&self.client_key, self.conn_id, reason, at_ms);
         let client_id = &self.presence.client_id;
         tracing::debug!(client_id = %client_id, reason = reason.as_str(), "disconnected");
         if reason == DisconnectReason::DuplicateClientId {
@@ -605,7 +612,7 @@ impl Session {
                 publish_will(&self.shared, &mut self.authz, will);
             }
         }
-        self.presence.publish(&self.shared, Some(reason));
+        self.presence.publish(&self.shared, Some((reason, at_ms)));
     }
 
     /// Writes one delivery the policy lets the client receive and its

@@ -19,6 +19,8 @@
 //!   `rumqttc::mqttbytes::v4`; the protocol level is checked at CONNECT so an
 //!   MQTT 5 codec can be added beside it.
 //! - [`events`]: lifecycle event JSON and disconnect reasons.
+//! - [`connectivity`]: each client id's last connect or disconnect, time
+//!   and reason (fleet indexing's `connectivity`), bounded.
 //! - [`https`]: the HTTPS publish endpoint (`POST /topics/{topic}`).
 //! - `outbox`: the bounded queue between the router and one connection (QoS
 //!   0 capped in bytes and count, oldest dropped first).
@@ -37,6 +39,7 @@ mod authority;
 pub mod authz;
 mod config;
 mod connection;
+pub mod connectivity;
 mod error;
 pub mod events;
 pub mod https;
@@ -65,6 +68,7 @@ use gopigo_listen::{CappedListener, Refusal};
 
 pub use authority::Authority;
 pub use config::BrokerConfig;
+pub use connectivity::Connectivity;
 pub use error::BrokerError;
 pub use events::DisconnectReason;
 pub use https::{serve_https_publish, serve_https_publish_with};
@@ -316,9 +320,16 @@ impl BrokerHandle {
         authz.certificate_active() && authz.publish(topic, retain)
     }
 
-    /// Client ids with a live connection (fleet indexing's connectivity).
+    /// Client ids with a live connection.
     pub fn connected_client_ids(&self) -> Vec<String> {
         self.shared.router.connected_client_ids()
+    }
+
+    /// The last known connectivity of each client id, in the same order
+    /// (fleet indexing's `connectivity`; AWS keys it by client id, the
+    /// thing's name); `None` for one not seen since the broker started.
+    pub fn connectivity(&self, client_ids: &[&str]) -> Vec<Option<Connectivity>> {
+        self.shared.router.connectivity(client_ids)
     }
 
     /// The retained messages, sorted by topic.

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 
 use crate::config::BrokerConfig;
+use crate::connectivity::{Connectivity, Ledger};
 use crate::events::DisconnectReason;
 use crate::outbox::Outbox;
 use crate::store::{Loaded, Store};
@@ -168,6 +169,7 @@ struct State {
     next_internal: u64,
     retained: HashMap<String, Retained>,
     versions: HashMap<String, u64>,
+    connectivity: Ledger,
 }
 
 /// An in-process subscriber: its filter, channel and the payload bytes
@@ -249,6 +251,7 @@ impl Router {
             next_internal: 0,
             retained: HashMap::new(),
             versions: HashMap::new(),
+            connectivity: Ledger::default(),
         };
         if let Some(store) = &store {
             let Loaded { retained, sessions } = store.load()?;
@@ -331,9 +334,11 @@ impl Router {
 
     /// Attaches a new connection to the client id's session: kicks an older
     /// connection, discards or resumes the session, resends unacknowledged
-    /// QoS 1 messages with DUP and then queued ones.
-    pub fn connect(&self, client_id: &Arc<str>, clean: bool, live: Live) -> Attached {
+    /// QoS 1 messages with DUP and then queued ones; the client id counts
+    /// as connected since `at_ms`.
+    pub fn connect(&self, client_id: &Arc<str>, clean: bool, live: Live, at_ms: u64) -> Attached {
         let mut state = self.lock();
+        state.connectivity.connected(client_id, at_ms);
         let now = Instant::now();
         if let Some(old) = state.sessions.get_mut(client_id) {
             if let Some(old_live) = old.live.take() {
@@ -375,9 +380,18 @@ impl Router {
     }
 
     /// Detaches a connection; returns whether it was the session's current
-    /// one. Clean sessions end here; persistent ones start their expiry.
-    pub fn disconnect(&self, client_id: &Arc<str>, conn_id: u64) -> bool {
-        let mut state = self.lock();
+    /// one (only then is the client id recorded as disconnected, at `at_ms`
+    /// for `reason`). Clean sessions end here; persistent ones start their
+    /// expiry.
+    pub fn disconnect(
+        &self,
+        client_id: &Arc<str>,
+        conn_id: u64,
+        reason: DisconnectReason,
+        at_ms: u64,
+    ) -> bool {
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let Some(session) = state.sessions.get_mut(client_id) else {
             return false;
         };
@@ -385,6 +399,7 @@ impl Router {
             return false;
         }
         session.live = None;
+        state.connectivity.disconnected(client_id, reason, at_ms);
         // Publishers waiting on this session's queue need not wait any more.
         self.congestion.notify_waiters();
         if session.persistent {
@@ -393,7 +408,7 @@ impl Router {
                 store.save_session(client_id, Some(self.expiry_ms()));
             }
         } else {
-            self.drop_session(&mut state, client_id);
+            self.drop_session(state, client_id);
         }
         true
     }
@@ -683,10 +698,18 @@ impl Router {
     pub fn connected_client_ids(&self) -> Vec<String> {
         let state = self.lock();
         state
-            .sessions
+            .connectivity
+            .connected_ids()
+            .map(|id| id.to_string())
+            .collect()
+    }
+
+    /// What is known of each client id's connectivity, in the same order.
+    pub fn connectivity(&self, client_ids: &[&str]) -> Vec<Option<Connectivity>> {
+        let state = self.lock();
+        client_ids
             .iter()
-            .filter(|(_, s)| s.live.is_some())
-            .map(|(id, _)| id.to_string())
+            .map(|id| state.connectivity.get(id))
             .collect()
     }
 

@@ -669,6 +669,100 @@ async fn lifecycle_events_are_published() {
     b.stop().await;
 }
 
+/// The connectivity the handle reports once it satisfies `want`.
+async fn connectivity_when(
+    b: &TestBroker,
+    client_id: &str,
+    want: fn(&gopigo_broker::Connectivity) -> bool,
+) -> gopigo_broker::Connectivity {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(c) = b.handle.connectivity(&[client_id])[0].filter(want) {
+            return c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{client_id}: connectivity never matched: {:?}",
+            b.handle.connectivity(&[client_id])
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `timestamp` of the next lifecycle event the watcher sees.
+async fn event_timestamp(watcher: &mut TestClient, topic: &str) -> (u64, serde_json::Value) {
+    let p = watcher.publish_within(WAIT).await.expect("lifecycle event");
+    assert_eq!(p.topic, topic);
+    let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+    (v["timestamp"].as_u64().unwrap(), v)
+}
+
+#[tokio::test]
+async fn connectivity_follows_connects_and_says_why_a_client_dropped() {
+    use gopigo_broker::DisconnectReason as R;
+    let setup = Setup::new();
+    let b = setup.start(Setup::config(), None).await;
+    assert_eq!(
+        b.handle.connectivity(&["robot-c"]),
+        vec![None],
+        "never connected"
+    );
+    let mut watcher = b.client("watcher", &b.admin);
+    watcher.connected().await;
+    watcher
+        .subscribe("$aws/events/presence/+/robot-c", QoS::AtLeastOnce)
+        .await;
+
+    // Connected: the same timestamp as the `connected` event.
+    let mut c = b.client("robot-c", &b.admin);
+    c.connected().await;
+    let (t, _) = event_timestamp(&mut watcher, "$aws/events/presence/connected/robot-c").await;
+    let now = connectivity_when(&b, "robot-c", |c| c.connected).await;
+    assert_eq!((now.timestamp_ms, now.disconnect_reason), (t, None));
+
+    // A clean DISCONNECT.
+    c.client.disconnect().await.unwrap();
+    let (t, _) = event_timestamp(&mut watcher, "$aws/events/presence/disconnected/robot-c").await;
+    let now = connectivity_when(&b, "robot-c", |c| !c.connected).await;
+    assert_eq!(now.timestamp_ms, t);
+    assert_eq!(now.disconnect_reason, Some(R::ClientInitiated));
+
+    // The socket dropped without DISCONNECT.
+    let mut c = b.client("robot-c", &b.admin);
+    c.connected().await;
+    event_timestamp(&mut watcher, "$aws/events/presence/connected/robot-c").await;
+    connectivity_when(&b, "robot-c", |c| c.connected).await;
+    c.kill();
+    let (t, v) = event_timestamp(&mut watcher, "$aws/events/presence/disconnected/robot-c").await;
+    assert_eq!(v["disconnectReason"], "CONNECTION_LOST");
+    let now = connectivity_when(&b, "robot-c", |c| !c.connected).await;
+    assert_eq!(
+        (now.timestamp_ms, now.disconnect_reason),
+        (t, Some(R::ConnectionLost))
+    );
+
+    // Another connection takes the client id over: the id stays connected
+    // although the older connection closes (DUPLICATE_CLIENTID) after.
+    let mut first = b.client("robot-c", &b.admin);
+    first.connected().await;
+    let mut second = b.client("robot-c", &b.admin);
+    second.connected().await;
+    assert!(first.closed_within(WAIT).await);
+    let mut reasons = Vec::new();
+    for _ in 0..3 {
+        let p = watcher.publish_within(WAIT).await.expect("lifecycle event");
+        let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+        reasons.push(v["disconnectReason"].as_str().unwrap_or("").to_owned());
+    }
+    assert!(
+        reasons.contains(&"DUPLICATE_CLIENTID".to_owned()),
+        "{reasons:?}"
+    );
+    let now = connectivity_when(&b, "robot-c", |c| c.connected).await;
+    assert_eq!(now.disconnect_reason, None);
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn internal_subscriber_and_internal_publish() {
     let setup = Setup::new();

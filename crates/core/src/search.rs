@@ -2,16 +2,19 @@
 //! when thing group indexing is ON, the thing groups (`AWS_ThingGroups`),
 //! Get/UpdateIndexingConfiguration, and ListIndices/DescribeIndex.
 //!
+//! Also GetThingConnectivityData: one thing's connectivity.
+//!
 //! The query language is [`query`] (pure), a thing's searchable fields and
-//! their evaluation [`document`] (pure), the configuration [`config`] (pure);
-//! this file reads the registry, shadows, groups and the broker's live
-//! connections, and pages the answer.
+//! their evaluation [`document`] (pure), its connectivity's fields and
+//! shapes [`connectivity`] (pure), the configuration [`config`] (pure);
+//! this file reads the registry, shadows, groups and the broker's
+//! connectivity records, and pages the answer.
 
 pub mod config;
+pub mod connectivity;
 pub mod document;
 pub mod query;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -29,6 +32,7 @@ use crate::store::{Store, Thing};
 use crate::CoreState;
 use config::IndexingConfig;
 use document::{Doc, Val};
+use gopigo_broker::Connectivity;
 
 /// The most results one page holds (AWS's API reference: "This maximum
 /// number cannot exceed 100"); also the default.
@@ -44,6 +48,10 @@ pub fn router() -> Router<Arc<CoreState>> {
         .route("/indices", get(list_indices))
         .route("/indices/search", post(search_index))
         .route("/indices/{name}", get(describe_index))
+        .route(
+            "/things/{name}/connectivity-data",
+            post(get_thing_connectivity_data),
+        )
         .route(
             "/indexing/config",
             get(get_indexing_configuration).post(update_indexing_configuration),
@@ -262,12 +270,6 @@ fn search_things(
     q: &query::Query,
     req: &SearchRequest,
 ) -> Result<(Vec<Value>, Option<String>), ApiError> {
-    let connected: Option<HashSet<String>> = cfg.connectivity_on().then(|| {
-        state
-            .broker()
-            .map(|b| b.connected_client_ids().into_iter().collect())
-            .unwrap_or_default()
-    });
     let mut page = Page {
         max: req.max,
         found: Vec::new(),
@@ -277,10 +279,14 @@ fn search_things(
         let batch = state.store.list_things(cursor.as_deref(), 200)?;
         let Some(last) = batch.last() else { break };
         cursor = Some(last.name.clone());
+        let links = cfg
+            .connectivity_on()
+            .then(|| connectivity_of(state, &batch));
         let entries = state.store.tx(|tx| {
             batch
                 .iter()
-                .map(|t| thing_entry(tx, cfg, t, connected.as_ref()))
+                .enumerate()
+                .map(|(i, t)| thing_entry(tx, cfg, t, links.as_ref().map(|l| l[i].as_ref())))
                 .collect::<Result<Vec<_>, ApiError>>()
         })?;
         for (t, (doc, response)) in batch.iter().zip(entries) {
@@ -290,6 +296,37 @@ fn search_things(
         }
     }
     Ok(page.finish())
+}
+
+/// What the broker knows of each thing's connection (its client id is the
+/// thing's name); all unknown when no broker runs.
+fn connectivity_of(state: &CoreState, things: &[Thing]) -> Vec<Option<Connectivity>> {
+    let names: Vec<&str> = things.iter().map(|t| t.name.as_str()).collect();
+    match state.broker() {
+        Some(b) => b.connectivity(&names),
+        None => vec![None; names.len()],
+    }
+}
+
+/// GetThingConnectivityData: whether the thing is connected, since when, and
+/// why its last connection ended; served while connectivity is indexed.
+async fn get_thing_connectivity_data(
+    State(state): State<Arc<CoreState>>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let thing = crate::control::existing_thing(&state, &name)?;
+    let cfg = load_config(&state.store)?;
+    if !cfg.things_on() || !cfg.connectivity_on() {
+        return Err(ApiError::invalid(format!(
+            "Thing connectivity is not indexed: turn it on with UpdateIndexingConfiguration \
+             (thingIndexingMode REGISTRY or REGISTRY_AND_SHADOW, thingConnectivityIndexingMode \
+             STATUS) before asking for {name}'s connectivity data"
+        )));
+    }
+    let c = connectivity_of(&state, std::slice::from_ref(&thing))
+        .pop()
+        .flatten();
+    ok(connectivity::connectivity_data(&thing.name, c.as_ref()))
 }
 
 /// Groups and billing groups a thing is directly in, in the order it joined
@@ -335,7 +372,7 @@ fn thing_entry(
     tx: &Connection,
     cfg: &IndexingConfig,
     t: &Thing,
-    connected: Option<&HashSet<String>>,
+    link: Option<Option<&Connectivity>>,
 ) -> Result<(Doc, Value), ApiError> {
     let mut doc = Doc::default();
     let mut out = json!({ "thingName": t.name, "thingId": t.id, "attributes": t.attributes });
@@ -360,10 +397,9 @@ fn thing_entry(
             out["shadow"] = json!(shadow.to_string());
         }
     }
-    if let Some(live) = connected {
-        let on = live.contains(&t.name);
-        doc.push("connectivity.connected", Val::Bool(on));
-        out["connectivity"] = json!({ "connected": on });
+    if let Some(c) = link {
+        connectivity::push_fields(&mut doc, c);
+        out["connectivity"] = connectivity::thing_connectivity(c);
     }
     Ok((doc, out))
 }
