@@ -23,7 +23,7 @@ of the CPU, so the total frames/s alone favours the per-process setup there.
 Goal (issue 14): shared >= 1.5x the per-process total, and no stream older
 than 2 frame intervals on average.
 
-    python3 bench/fleet_detect.py [SECONDS] [THREADS]
+    python3 bench/fleet_detect.py [SECONDS] [THREADS] [CAMERA_FPS]
     # GOPIGO_BIN, default target/release/gopigo if built, else target/debug/gopigo
     # needs the model (crates/vision/setup.sh)
 """
@@ -147,8 +147,9 @@ def row(kind, n, m, base=None):
 def main():
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
     threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    fps = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
     print(f"binary: {GOPIGO}; {os.cpu_count()} CPUs; {seconds:.0f} s per setup; "
-          f"--threads {threads} per session; cameras 640x480 at 10 fps")
+          f"--threads {threads} per session; cameras 640x480 at {fps:g} fps")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         core = Core(tmp / "core")
@@ -157,7 +158,9 @@ def main():
             robots, dets = [], []
             for i in range(max(FLEETS)):
                 ident = Identity(core, tmp / "ids", f"fleetbot{i + 1}", robot_policy(), policy_name="robot")
-                agent = Agent(write_robot_toml(tmp / f"robot{i}.toml", core, ident))
+                cfg = write_robot_toml(tmp / f"robot{i}.toml", core, ident)
+                cfg.write_text(cfg.read_text().replace("fps = 10.0", f"fps = {fps}"))
+                agent = Agent(cfg)
                 agents.append(agent)
                 robots.append({"thing": ident.thing, "camera": agent.camera})
             for i in range(max(FLEETS)):
