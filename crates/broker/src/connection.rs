@@ -406,7 +406,7 @@ impl PresenceFacts {
             session_identifier: &self.session_identifier,
             principal_identifier: &self.certificate_id,
             ip_address: &self.ip,
-            version_number: shared.router.next_version(&self.client_id),
+            version_number: shared.router.next_version(),
         };
         let body = match reason {
             None => events::connected_event(&p, self.connected_ms),

@@ -168,7 +168,10 @@ struct State {
     internal: HashMap<u64, InternalSub>,
     next_internal: u64,
     retained: HashMap<String, Retained>,
-    versions: HashMap<String, u64>,
+    /// The last lifecycle event version handed out (one counter for every
+    /// client id: increasing per client id, as AWS documents, with no
+    /// per-id memory that a flood of client ids could grow).
+    last_version: u64,
     connectivity: Ledger,
 }
 
@@ -250,7 +253,7 @@ impl Router {
             internal: HashMap::new(),
             next_internal: 0,
             retained: HashMap::new(),
-            versions: HashMap::new(),
+            last_version: 0,
             connectivity: Ledger::default(),
         };
         if let Some(store) = &store {
@@ -686,12 +689,13 @@ impl Router {
         }
     }
 
-    /// Next lifecycle event version of a client id.
-    pub fn next_version(&self, client_id: &str) -> u64 {
+    /// Next lifecycle event version of a client id: AWS's `versionNumber`
+    /// is "monotonically increasing for each client ID connection"; one
+    /// counter for all ids is, and needs no entry per id ever seen.
+    pub fn next_version(&self) -> u64 {
         let mut state = self.lock();
-        let v = state.versions.entry(client_id.to_owned()).or_insert(0);
-        *v += 1;
-        *v
+        state.last_version += 1;
+        state.last_version
     }
 
     /// Client ids with a live connection.
