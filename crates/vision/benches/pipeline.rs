@@ -122,91 +122,120 @@ fn stage_times(jpegs: &[Vec<u8>], size: u32) -> (f64, f64, f64) {
     (dec / n, fast / n, dn / n)
 }
 
-fn main() {
-    if std::env::args().any(|a| a == "--list" || a == "--test") {
-        return; // `cargo test --benches` probes; nothing to list or test.
-    }
-    let cache = gopigo_vision::cache_dir();
-    let model = gopigo_vision::model_for(None, Precision::Fp32)
-        .unwrap_or_else(|e| panic!("{e}\n(run crates/vision/setup.sh first)"));
-    let int8 = gopigo_vision::model_for(None, Precision::Int8)
-        .unwrap_or_else(|e| panic!("{e}\n(run crates/vision/setup.sh first)"));
-    let images: Vec<PathBuf> = IMAGES
-        .iter()
-        .map(|i| cache.join("images").join(format!("{i}.jpg")))
-        .collect();
-    let jpegs: Vec<Vec<u8>> = images
-        .iter()
-        .map(|p| {
-            std::fs::read(p)
-                .unwrap_or_else(|e| panic!("{}: {e} (run crates/vision/setup.sh)", p.display()))
-        })
-        .collect();
-    let frames = env_num("BENCH_FRAMES", 40);
-    let rounds = env_num("BENCH_ROUNDS", 2);
-    let threads = env_num("BENCH_THREADS", 2);
-    let python = cache.join("py/bin/python");
-    let bench_py = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/py/bench_python.py");
-    let bench_dn = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/py/bench_darknet.py");
-    let skip_darknet = std::env::var("BENCH_SKIP_DARKNET").is_ok_and(|v| v == "1")
-        || !Path::new("/usr/lib/darknet/libdarknet.so").exists();
+/// What every row of the bench runs on.
+struct Bench {
+    cache: PathBuf,
+    model: PathBuf,
+    int8: PathBuf,
+    images: Vec<PathBuf>,
+    jpegs: Vec<Vec<u8>>,
+    frames: usize,
+    rounds: usize,
+    threads: usize,
+    python: PathBuf,
+    bench_py: PathBuf,
+    bench_dn: PathBuf,
+    skip_darknet: bool,
+    skip_pil: bool,
+}
 
-    println!(
-        "images: {} ({})  frames/run: {frames}  best of {rounds} rounds  threads: {threads}",
-        IMAGES.len(),
-        IMAGES.join(",")
-    );
-    println!();
-    println!(
-        "FPS as mean / from the median frame time (the median resists other processes' bursts)"
-    );
-    println!();
-    println!("| input | ours int8 | ours fp32 | python cv2 fp32 | python cv2 int8 | python PIL fp32 | darknet | int8/python fp32 | fp32/python fp32 | int8/fp32 (ours) | int8/python int8 | ours fp32/darknet |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    let skip_pil = std::env::var("BENCH_SKIP_PIL").is_ok_and(|v| v == "1");
-    for size in [416u32, 320] {
+impl Bench {
+    fn from_env() -> Self {
+        let cache = gopigo_vision::cache_dir();
+        let model = gopigo_vision::model_for(None, Precision::Fp32)
+            .unwrap_or_else(|e| panic!("{e}\n(run crates/vision/setup.sh first)"));
+        let int8 = gopigo_vision::model_for(None, Precision::Int8)
+            .unwrap_or_else(|e| panic!("{e}\n(run crates/vision/setup.sh first)"));
+        let images: Vec<PathBuf> = IMAGES
+            .iter()
+            .map(|i| cache.join("images").join(format!("{i}.jpg")))
+            .collect();
+        let jpegs: Vec<Vec<u8>> = images
+            .iter()
+            .map(|p| {
+                std::fs::read(p)
+                    .unwrap_or_else(|e| panic!("{}: {e} (run crates/vision/setup.sh)", p.display()))
+            })
+            .collect();
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        Bench {
+            python: cache.join("py/bin/python"),
+            cache,
+            model,
+            int8,
+            images,
+            jpegs,
+            frames: env_num("BENCH_FRAMES", 40),
+            rounds: env_num("BENCH_ROUNDS", 2),
+            threads: env_num("BENCH_THREADS", 2),
+            bench_py: here.join("benches/py/bench_python.py"),
+            bench_dn: here.join("benches/py/bench_darknet.py"),
+            skip_darknet: std::env::var("BENCH_SKIP_DARKNET").is_ok_and(|v| v == "1")
+                || !Path::new("/usr/lib/darknet/libdarknet.so").exists(),
+            skip_pil: std::env::var("BENCH_SKIP_PIL").is_ok_and(|v| v == "1"),
+        }
+    }
+
+    /// The Python pipeline's script on `model` (`kind`: cv2 or pil).
+    fn python_cmd(&self, model: &Path, size: u32, kind: &str) -> Command {
+        let mut c = Command::new(&self.python);
+        c.arg(&self.bench_py)
+            .arg(model)
+            .args([
+                size.to_string(),
+                self.threads.to_string(),
+                self.frames.to_string(),
+                kind.to_string(),
+            ])
+            .args(&self.images);
+        c
+    }
+
+    /// darknet's own binary through its Python bindings, fp32.
+    fn darknet_fps(&self, size: u32) -> (f64, f64) {
+        fps_of_script(
+            Command::new("python3")
+                .env("OMP_NUM_THREADS", self.threads.to_string())
+                .arg(&self.bench_dn)
+                .arg(self.cache.join("model/yolov3-tiny.cfg"))
+                .arg(self.cache.join("model/yolov3-tiny.weights"))
+                .args([size.to_string(), IMAGES.len().to_string()])
+                .args(&self.images),
+        )
+    }
+
+    /// One row of the FPS table: every pipeline at `size`, interleaved
+    /// round by round so each sees the same machine load.
+    fn fps_row(&self, size: u32) {
         let z = (0f64, 0f64);
         let (mut oi, mut of, mut pc, mut pi, mut pp, mut dk) = (z, z, z, z, z, z);
-        let python_fps = |m: &Path, kind: &str| {
-            fps_of_script(
-                Command::new(&python)
-                    .arg(&bench_py)
-                    .arg(m)
-                    .args([
-                        size.to_string(),
-                        threads.to_string(),
-                        frames.to_string(),
-                        kind.to_string(),
-                    ])
-                    .args(&images),
-            )
-        };
-        for _ in 0..rounds {
-            // Interleaved, so each pipeline sees the same machine load.
+        let (t, f) = (self.threads, self.frames);
+        for _ in 0..self.rounds {
             oi = best(
                 oi,
-                ours(&int8, size, threads, ResizeMode::Fast, &jpegs, frames),
+                ours(&self.int8, size, t, ResizeMode::Fast, &self.jpegs, f),
             );
             of = best(
                 of,
-                ours(&model, size, threads, ResizeMode::Fast, &jpegs, frames),
+                ours(&self.model, size, t, ResizeMode::Fast, &self.jpegs, f),
             );
-            pc = best(pc, python_fps(&model, "cv2"));
-            pi = best(pi, python_fps(&int8, "cv2"));
-            if !skip_pil {
-                pp = best(pp, python_fps(&model, "pil"));
+            pc = best(
+                pc,
+                fps_of_script(&mut self.python_cmd(&self.model, size, "cv2")),
+            );
+            pi = best(
+                pi,
+                fps_of_script(&mut self.python_cmd(&self.int8, size, "cv2")),
+            );
+            if !self.skip_pil {
+                pp = best(
+                    pp,
+                    fps_of_script(&mut self.python_cmd(&self.model, size, "pil")),
+                );
             }
         }
-        if !skip_darknet {
-            dk = fps_of_script(
-                Command::new("python3")
-                    .env("OMP_NUM_THREADS", threads.to_string())
-                    .arg(&bench_dn)
-                    .arg(cache.join("model/yolov3-tiny.cfg"))
-                    .arg(cache.join("model/yolov3-tiny.weights"))
-                    .args([size.to_string(), IMAGES.len().to_string()])
-                    .args(&images),
-            );
+        if !self.skip_darknet {
+            dk = self.darknet_fps(size);
         }
         let ratio = |a: (f64, f64), b: (f64, f64)| {
             if b.0 > 0.0 && a.0 > 0.0 {
@@ -237,26 +266,45 @@ fn main() {
             ratio(of, dk),
         );
     }
-    println!();
-    for size in [416u32, 320] {
-        let (dec, fast, dn) = stage_times(&jpegs, size);
-        let inf = infer_ms(&model, size, threads);
-        let inf8 = infer_ms(&int8, size, threads);
-        let py = run_script(
-            Command::new(&python)
-                .arg(&bench_py)
-                .arg(&model)
-                .args([
-                    size.to_string(),
-                    threads.to_string(),
-                    frames.to_string(),
-                    "cv2".to_string(),
-                ])
-                .args(&images),
-        );
+
+    /// Where the time of one frame goes at `size`, ours beside Python's.
+    fn stages_row(&self, size: u32) {
+        let (dec, fast, dn) = stage_times(&self.jpegs, size);
+        let inf = infer_ms(&self.model, size, self.threads);
+        let inf8 = infer_ms(&self.int8, size, self.threads);
+        let py = run_script(&mut self.python_cmd(&self.model, size, "cv2"));
         println!(
             "stages at {size} (mean per image): ours: JPEG decode {dec:.2} ms, letterbox fast {fast:.2} ms / darknet {dn:.2} ms, inference fp32 {inf:.1} ms / int8 {inf8:.1} ms | python cv2 fp32: {}",
             py["stages_ms"]
         );
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` probes; nothing to list or test.
+    }
+    let b = Bench::from_env();
+    println!(
+        "images: {} ({})  frames/run: {}  best of {} rounds  threads: {}",
+        IMAGES.len(),
+        IMAGES.join(","),
+        b.frames,
+        b.rounds,
+        b.threads
+    );
+    println!();
+    println!(
+        "FPS as mean / from the median frame time (the median resists other processes' bursts)"
+    );
+    println!();
+    println!("| input | ours int8 | ours fp32 | python cv2 fp32 | python cv2 int8 | python PIL fp32 | darknet | int8/python fp32 | fp32/python fp32 | int8/fp32 (ours) | int8/python int8 | ours fp32/darknet |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for size in [416u32, 320] {
+        b.fps_row(size);
+    }
+    println!();
+    for size in [416u32, 320] {
+        b.stages_row(size);
     }
 }
