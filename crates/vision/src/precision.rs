@@ -22,8 +22,10 @@ pub enum Precision {
 }
 
 impl Default for Precision {
-    /// int8: on the development machine (AVX2, no VNNI) it is 1.55× (416)
-    /// and 1.40× (320) as fast as fp32 end to end, and finds 95.3 % of
+    /// int8: on the development machine (AVX2, no VNNI) it is 1.07–1.20×
+    /// (416) and 1.23–1.28× (320) as fast as fp32 end to end when the
+    /// machine is quiet (1.55× / 1.40× when busy), more on CPUs with int8
+    /// dot-product instructions, and finds 95.3 % of
     /// fp32's detections, every disagreement a score within 0.05 of the
     /// threshold (`docs/benchmarks.md`, `tests/int8.rs`).
     fn default() -> Self {
