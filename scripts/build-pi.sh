@@ -15,7 +15,7 @@
 #   scripts/build-pi.sh            # release build, vision files, smoke run
 #   SKIP_SMOKE=1 scripts/build-pi.sh
 #   PROFILE=dev scripts/build-pi.sh   # a debug build (quicker to build)
-#   SMOKE_DETECT=1 scripts/build-pi.sh  # also detect one photo under qemu (slow)
+#   SKIP_DETECT=1 scripts/build-pi.sh  # smoke run without detecting a photo under qemu
 #
 # Output: target/aarch64-unknown-linux-gnu/{release,debug}/gopigo and, beside
 # it, vision/lib/libonnxruntime.so*, vision/model/yolov3-tiny.onnx and (when
@@ -32,7 +32,14 @@ PROFILE=${PROFILE:-release}
 OUT_DIR=${CARGO_TARGET_DIR:-target}/$TARGET/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 ORT_VERSION=$(sed -n 's/^ORT_VERSION=\([0-9.]*\).*/\1/p' crates/vision/setup.sh)
 VISION_CACHE="${GOPIGO_CACHE:-$HOME/.cache/gopigo}/vision"
-QEMU=(qemu-aarch64 -L /usr/aarch64-linux-gnu)
+# qemu-user runs aarch64 programs with the cross C library: its loader
+# (-L) and, through LD_LIBRARY_PATH, its libraries. Without the latter the
+# loader takes libc from /etc/ld.so.cache, which on a machine with
+# Debian's arm64 multiarch packages (libc6:arm64, pulled in by
+# libstd-rust-web-dev:arm64) is another glibc build than the loader's:
+# programs then spin forever inside the C library (dlopen of ONNX Runtime
+# never returned).
+QEMU=(qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib)
 
 missing=()
 command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
@@ -135,20 +142,19 @@ if [ -z "${SKIP_SMOKE:-}" ]; then
   # library); so the run gets a Cortex-A72's /proc/cpuinfo in a private
   # mount namespace (root and unshare needed; skipped otherwise).
   photo=$(ls "$VISION_CACHE"/images/dog.jpg /usr/share/darknet/data/dog.jpg 2>/dev/null | head -n1 || true)
-  # Opt-in (SMOKE_DETECT=1): emulated inference is very slow (see
-  # docs/set-up-a-pi.md, "Detection on the robot").
-  if [ -n "${SMOKE_DETECT:-}" ] && [ -n "$photo" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+  # About 20 s emulated at 320 (SKIP_DETECT=1 leaves it out).
+  if [ -z "${SKIP_DETECT:-}" ] && [ -n "$photo" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
     fake=$(mktemp)
     for i in $(seq 0 $(($(nproc --all) - 1))); do
       printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n' "$i"
     done > "$fake"
     ORT_DYLIB_PATH="$(cd "$VISION/lib" && pwd)/libonnxruntime.so" unshare -m sh -c \
-      'mount --bind "$0" /proc/cpuinfo && exec qemu-aarch64 -cpu cortex-a72 -L /usr/aarch64-linux-gnu "$@"' \
+      'mount --bind "$0" /proc/cpuinfo && exec qemu-aarch64 -cpu cortex-a72 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib "$@"' \
       "$fake" "$BIN" detect "$photo" --model "$MODEL" --size 320 --max-frames 1
     rm -f "$fake"
   else
     photo=
-    echo "build-pi: detection not smoke-run (SMOKE_DETECT=1 runs it; needs root, unshare and a photo from crates/vision/setup.sh)"
+    echo "build-pi: detection not smoke-run (SKIP_DETECT set, or no root, unshare or photo from crates/vision/setup.sh)"
   fi
   echo "build-pi: $BIN runs (--version, agent --help${photo:+, detect on $(basename "$photo")})"
 fi

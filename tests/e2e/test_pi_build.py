@@ -70,12 +70,15 @@ CPUINFO_A72 = "".join(
 def qemu(*args, tmp):
     """The aarch64 gopigo under qemu-user. ONNX Runtime reads /proc/cpuinfo
     when it loads and crashes on the host's x86 one, which qemu-user 7.2
-    passes through: the run gets a Cortex-A72's in a private mount namespace."""
+    passes through: the run gets a Cortex-A72's in a private mount namespace.
+    The loader and the C library both come from the cross sysroot
+    (LD_LIBRARY_PATH): mixed with Debian's arm64 multiarch libc, which
+    /etc/ld.so.cache names, the program spins inside glibc."""
     fake = tmp / "cpuinfo"
     fake.write_text(CPUINFO_A72)
     return ["unshare", "-m", "sh", "-c",
             'mount --bind "$0" /proc/cpuinfo && root="$1" && shift && '
-            'exec qemu-aarch64 -cpu cortex-a72 -L "$root" "$@"',
+            'exec qemu-aarch64 -cpu cortex-a72 -L "$root" -E LD_LIBRARY_PATH="$root/lib" "$@"',
             str(fake), str(SYSROOT), str(PI_BIN), *args]
 
 
