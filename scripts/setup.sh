@@ -25,6 +25,26 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# The Pi build that tests/e2e/test_pi_build.py runs under qemu-user
+# (scripts/build-pi.sh): the aarch64 cross C toolchain, qemu-user, and a Rust
+# standard library for aarch64 — rustup's where it has the target, else
+# Debian's (rustc-web and libstd-rust-web-dev:arm64, same version, which
+# needs the arm64 architecture enabled in dpkg).
+need_pi=()
+command -v aarch64-linux-gnu-gcc >/dev/null || need_pi+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v qemu-aarch64 >/dev/null || need_pi+=(qemu-user)
+if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
+   && [ ! -d /usr/lib/rustlib/aarch64-unknown-linux-gnu/lib ]; then
+  need_pi+=(rustc-web libstd-rust-web-dev:arm64)
+fi
+if [ ${#need_pi[@]} -gt 0 ]; then
+  echo "setup: installing the Pi cross build's Debian packages: ${need_pi[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pi[@]}" >/dev/null
+fi
+
 if ! python3 - <<'PY' 2>/dev/null
 import importlib.metadata as m, re, sys
 for line in open("tests/requirements.txt"):

@@ -26,6 +26,8 @@ if command -v cargo-nextest >/dev/null; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+echo "== the Pi build (aarch64 release, ONNX Runtime for aarch64, smoke run under qemu-user) for tests/e2e/test_pi_build.py"
+bash scripts/build-pi.sh
 echo "== end-to-end tests"
 export GOPIGO_BIN="$PWD/target/debug/gopigo"
 python3 -m pytest tests/e2e -q -p no:cacheprovider "$@"
