@@ -67,16 +67,18 @@ def playbook(inventory, *extra, home=None):
                            *extra], capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
+def chroot_robot(core, tmp_path, rootfs_tar):
+    """A robot for the playbook: a fresh Debian root file system reached
+    through Ansible's chroot connection, and robot1's bundle provisioned
+    where run-on-aws.md puts it (~/gopigo-bundles/<host>, the playbook's
+    default) with paths as they will be on the robot. Returns (root, the
+    home holding the bundles, the inventory file)."""
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
     assert subprocess.run(["tar", "-C", str(rootfs), "-xf", str(rootfs_tar)]).returncode == 0
-    # the bundle, with paths as they will be on the robot, where run-on-aws.md
-    # puts it (~/gopigo-bundles/<host>, the playbook's default)
     home = tmp_path / "home"
-    bundles = home / "gopigo-bundles"
     r = subprocess.run([GOPIGO, "provision", "--thing", "robot1", "--data-dir", str(core.data_dir),
-                        "--out", str(bundles / "robot1"), "--install-dir", "/etc/gopigo"],
+                        "--out", str(home / "gopigo-bundles" / "robot1"), "--install-dir", "/etc/gopigo"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     inventory = tmp_path / "inventory.ini"
@@ -84,6 +86,12 @@ def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
         "[robots]\n"
         f"robot1 ansible_host={rootfs} ansible_connection=community.general.chroot "
         "ansible_python_interpreter=/usr/bin/python3\n")
+    return rootfs, home, inventory
+
+
+def test_playbook_installs_agent_into_chroot(core, tmp_path, rootfs_tar):
+    rootfs, home, inventory = chroot_robot(core, tmp_path, rootfs_tar)
+    bundles = home / "gopigo-bundles"
     # the documented form: an absolute gopigo_binary, the default bundle dir
     args = ("-e", f"gopigo_binary={Path(GOPIGO).resolve()}", "-e", "gopigo_start=false")
     # what the vendor's installer leaves in the pi user's home: its robot
@@ -253,19 +261,7 @@ def test_playbook_installs_detection_where_robot_toml_points(core, tmp_path, roo
     model = VISION / "model" / "yolov3-tiny.onnx"
     if not (runtime.exists() and model.is_file()):
         pytest.skip("run crates/vision/setup.sh first (model and ONNX Runtime)")
-    rootfs = tmp_path / "rootfs"
-    rootfs.mkdir()
-    assert subprocess.run(["tar", "-C", str(rootfs), "-xf", str(rootfs_tar)]).returncode == 0
-    home = tmp_path / "home"
-    r = subprocess.run([GOPIGO, "provision", "--thing", "robot1", "--data-dir", str(core.data_dir),
-                        "--out", str(home / "gopigo-bundles" / "robot1"), "--install-dir", "/etc/gopigo"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    inventory = tmp_path / "inventory.ini"
-    inventory.write_text(
-        "[robots]\n"
-        f"robot1 ansible_host={rootfs} ansible_connection=community.general.chroot "
-        "ansible_python_interpreter=/usr/bin/python3\n")
+    rootfs, home, inventory = chroot_robot(core, tmp_path, rootfs_tar)
     # a build folder as scripts/build-pi.sh leaves it: the binary, and beside
     # it vision/lib/libonnxruntime.so -> libonnxruntime.so.X and vision/model/
     stage = tmp_path / "build"
