@@ -114,7 +114,8 @@ impl Ledger {
     }
 
     /// Client ids connected now.
-    pub fn connected_ids(&self) -> impl Iterator<Item = &Arc<str>> {
+    #[cfg(test)]
+    fn connected_ids(&self) -> impl Iterator<Item = &Arc<str>> {
         self.records
             .iter()
             .filter(|(_, r)| r.connected)

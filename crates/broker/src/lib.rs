@@ -320,11 +320,6 @@ impl BrokerHandle {
         authz.certificate_active() && authz.publish(topic, retain)
     }
 
-    /// Client ids with a live connection.
-    pub fn connected_client_ids(&self) -> Vec<String> {
-        self.shared.router.connected_client_ids()
-    }
-
     /// The last known connectivity of each client id, in the same order
     /// (fleet indexing's `connectivity`; AWS keys it by client id, the
     /// thing's name); `None` for one not seen since the broker started.

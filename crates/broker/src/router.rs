@@ -698,16 +698,6 @@ impl Router {
         state.last_version
     }
 
-    /// Client ids with a live connection.
-    pub fn connected_client_ids(&self) -> Vec<String> {
-        let state = self.lock();
-        state
-            .connectivity
-            .connected_ids()
-            .map(|id| id.to_string())
-            .collect()
-    }
-
     /// What is known of each client id's connectivity, in the same order.
     pub fn connectivity(&self, client_ids: &[&str]) -> Vec<Option<Connectivity>> {
         let state = self.lock();
