@@ -272,3 +272,46 @@ def test_a_select_star_rule_republishes_until_disabled(core, tmp_path):
     finally:
         sub.terminate()
         sub.wait(10)
+
+
+def test_a_rule_with_where_projection_and_template_republishes_only_what_matches(core, tmp_path):
+    """The local rules engine runs AWS's SQL subset: WHERE decides, SELECT
+    shapes the outgoing JSON, `${topic(2)}` names the republish topic; a
+    message the WHERE refuses, or that is not JSON, is not republished."""
+    import json
+    import subprocess
+    import time
+
+    from conftest import Identity
+
+    ident = Identity(core, tmp_path, "watcher2", policy_doc=open_policy(), attach_thing=False)
+    iot, data = core.client(), core.client("iot-data")
+    iot.create_topic_rule(ruleName="near", topicRulePayload={
+        "sql": "SELECT distance_mm AS mm, topic(2) AS robot, distance_mm < 50 AS urgent "
+               "FROM 'gopigo/+/telemetry' WHERE distance_mm < 100 AND NOT lower(mode) = 'parked'",
+        "awsIotSqlVersion": "2016-03-23",
+        "actions": [{"republish": {"topic": "alerts/${topic(2)}/near", "qos": 1,
+                                   "roleArn": "arn:aws:iam::123456789012:role/r"}}]})
+    out = tmp_path / "sub.out"
+    with open(out, "w") as f:
+        sub = subprocess.Popen(["mosquitto_sub", "-h", "localhost", "-p", str(core.mqtt_port), *ident.tls_args(),
+                                "-i", "watcher2", "-t", "alerts/+/near", "-q", "1", "-v"],
+                               stdout=f, stderr=subprocess.STDOUT)
+    try:
+        far = json.dumps({"distance_mm": 400, "mode": "drive"})
+        parked = json.dumps({"distance_mm": 20, "mode": "PARKED"})
+        near = json.dumps({"distance_mm": 42, "mode": "drive", "speed": 3})
+        deadline = time.time() + 20
+        while time.time() < deadline and "alerts/r7/near" not in out.read_text():
+            for payload in (far, parked, b"not json", near):
+                data.publish(topic="gopigo/r7/telemetry", qos=1, payload=payload)
+            time.sleep(0.3)
+        lines = [ln for ln in out.read_text().splitlines() if ln.startswith("alerts/")]
+        assert lines, out.read_text()
+        for ln in lines:
+            topic, body = ln.split(" ", 1)
+            assert topic == "alerts/r7/near"
+            assert json.loads(body) == {"mm": 42, "robot": "r7", "urgent": True}
+    finally:
+        sub.terminate()
+        sub.wait(10)

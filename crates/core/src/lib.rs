@@ -12,8 +12,8 @@
 //!   and retained messages over HTTP).
 //! - [`registration`]: your own CA and device certificates made elsewhere
 //!   (RegisterCACertificate, RegisterCertificate, ...), trusted by the broker.
-//! - [`rules`]: topic rules, stored and listed; an enabled `SELECT *` rule
-//!   runs its republish actions.
+//! - [`rules`]: topic rules, stored and listed; an enabled rule in the SQL
+//!   subset of `gopigo-rulesql` runs its republish actions.
 //! - [`search`]: fleet indexing: SearchIndex over the things and thing groups,
 //!   its query language, and Get/UpdateIndexingConfiguration.
 //! - [`shadow`]: the Device Shadow service shared by MQTT and HTTP.

@@ -7,10 +7,11 @@
 //! statement that is not `SELECT ... FROM '<topic filter>' [WHERE ...]` is
 //! refused with SqlParseException.
 //!
-//! [`run_engine`] runs the first step of a rules engine: an enabled rule
-//! whose SQL is exactly `SELECT * FROM '<filter>'` republishes each matching
-//! message with its `republish` actions. Other rules are stored only (see
-//! docs/core.md).
+//! [`run_engine`] runs a local rules engine: an enabled rule whose SQL is in
+//! the subset `gopigo-rulesql` evaluates republishes what its SELECT makes
+//! of each message its WHERE accepts, to its `republish` actions' topics
+//! (with `${...}` substitution templates). Other rules and actions are
+//! stored only (see docs/core.md, "Topic rules").
 
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Map, Value};
+
+use gopigo_rulesql::{Message, Output, Statement};
 
 use crate::control::{body_object, empty, ok, ApiResult, Q};
 use crate::error::ApiError;
@@ -170,6 +173,7 @@ async fn create_topic_rule(
 ) -> ApiResult {
     check_rule_name(&name)?;
     let (payload, disabled) = check_payload(body_object(&body)?)?;
+    note_if_stored_only(&name, &payload, disabled);
     let inserted = state.store.tx(|tx| {
         Ok(tx.execute(
             "INSERT INTO topic_rules(name,payload,disabled,created) VALUES(?1,?2,?3,?4)
@@ -256,6 +260,7 @@ async fn replace_topic_rule(
 ) -> ApiResult {
     let (payload, disabled) = check_payload(body_object(&body)?)?;
     existing_rule(&state, &name)?;
+    note_if_stored_only(&name, &payload, disabled);
     state.store.tx(|tx| {
         tx.execute(
             "UPDATE topic_rules SET payload=?2, disabled=?3 WHERE name=?1",
@@ -307,47 +312,68 @@ async fn delete_topic_rule(
     empty()
 }
 
-/// A rule the engine runs: its topic filter and `(topic, qos)` republish targets.
+/// A rule the engine runs: its parsed statement and `(topic, qos)`
+/// republish targets (topics may hold `${...}` substitution templates).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Runnable {
     /// The rule's name.
     pub name: String,
-    /// The `FROM` topic filter.
-    pub filter: String,
+    /// The rule's SQL, parsed.
+    pub statement: Statement,
     /// Where each message goes.
     pub republish: Vec<(String, u8)>,
 }
 
-/// The rule as the engine can run it: enabled, `SELECT * FROM '<filter>'`
-/// with no WHERE, and at least one republish action whose topic does not
-/// match its own filter (that would loop) (pure).
-pub fn runnable(name: &str, payload: &Map<String, Value>, disabled: bool) -> Option<Runnable> {
+/// The rule as the engine can run it: enabled, its SQL inside the subset
+/// that `gopigo-rulesql` evaluates, and at least one republish action
+/// whose topic (when it has no template) does not match its own filter,
+/// which would loop (pure). The error says why a rule is stored only.
+pub fn runnable(
+    name: &str,
+    payload: &Map<String, Value>,
+    disabled: bool,
+) -> Result<Runnable, String> {
     if disabled {
-        return None;
+        return Err("it is disabled".into());
     }
-    let sql = payload.get("sql")?.as_str()?;
-    let filter = topic_pattern(sql).ok()?;
-    let canonical = format!("SELECT * FROM '{filter}'");
-    if !sql.trim().eq_ignore_ascii_case(&canonical) {
-        return None;
-    }
+    let sql = payload
+        .get("sql")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let statement = gopigo_rulesql::parse(sql).map_err(|e| e.to_string())?;
     let republish: Vec<(String, u8)> = payload
-        .get("actions")?
-        .as_array()?
-        .iter()
+        .get("actions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
         .filter_map(|a| {
             let r = a.get("republish")?;
             let topic = r.get("topic")?.as_str()?.to_string();
             let qos = r.get("qos").and_then(Value::as_u64).unwrap_or(0).min(1) as u8;
             Some((topic, qos))
         })
-        .filter(|(topic, _)| !gopigo_broker::topic::matches(&filter, topic))
+        .filter(|(topic, _)| {
+            topic.contains("${") || !gopigo_broker::topic::matches(&statement.filter, topic)
+        })
         .collect();
-    (!republish.is_empty()).then(|| Runnable {
+    if republish.is_empty() {
+        return Err("it has no republish action the local engine can run (the others are stored only; a republish to a topic its own FROM filter matches would loop)".into());
+    }
+    Ok(Runnable {
         name: name.to_string(),
-        filter,
+        statement,
         republish,
     })
+}
+
+/// Logs, when a rule is created or replaced, why it will not fire here.
+fn note_if_stored_only(name: &str, payload: &Map<String, Value>, disabled: bool) {
+    if let (false, Err(why)) = (disabled, runnable(name, payload, disabled)) {
+        tracing::warn!(
+            rule = name,
+            "topic rule stored, but the local rules engine will not run it: {why}"
+        );
+    }
 }
 
 fn runnable_rules(state: &CoreState) -> Vec<Runnable> {
@@ -359,7 +385,7 @@ fn runnable_rules(state: &CoreState) -> Vec<Runnable> {
     match rules {
         Ok(rules) => rules
             .iter()
-            .filter_map(|r| runnable(&r.name, &r.payload, r.disabled))
+            .filter_map(|r| runnable(&r.name, &r.payload, r.disabled).ok())
             .collect(),
         Err(e) => {
             tracing::error!(error = %e, "cannot read topic rules; running none");
@@ -394,11 +420,37 @@ pub async fn run_engine(state: Arc<CoreState>, broker: gopigo_broker::BrokerHand
     }
 }
 
+/// Where one message goes under `rule`: `(topic, payload, qos)` for each
+/// republish action whose topic renders (pure). A rendered topic that
+/// the rule's own filter matches, or that is reserved (`$...`), is left out.
+pub fn deliveries(rule: &Runnable, msg: Message<'_>) -> Vec<(String, Vec<u8>, u8)> {
+    let Output::Publish(out) = rule.statement.apply(msg) else {
+        return Vec::new();
+    };
+    rule.republish
+        .iter()
+        .filter_map(|(template, qos)| match gopigo_rulesql::render(template, msg) {
+            Ok(topic) if topic.starts_with('$') || topic.is_empty() => None,
+            Ok(topic) if gopigo_broker::topic::matches(&rule.statement.filter, &topic) => None,
+            Ok(topic) => Some((topic, out.clone(), *qos)),
+            Err(e) => {
+                tracing::debug!(rule = %rule.name, error = %e, "republish topic does not render for this message");
+                None
+            }
+        })
+        .collect()
+}
+
 async fn run_rule(rule: Runnable, broker: gopigo_broker::BrokerHandle) {
-    let mut rx = broker.subscribe_internal(&rule.filter);
-    while let Some((_topic, payload)) = rx.recv().await {
-        for (to, qos) in &rule.republish {
-            broker.publish(to, payload.clone(), *qos, false);
+    let mut rx = broker.subscribe_internal(&rule.statement.filter);
+    while let Some((topic, payload)) = rx.recv().await {
+        let msg = Message {
+            topic: &topic,
+            payload: &payload,
+            now_ms: (now_secs() * 1000.0) as i64,
+        };
+        for (to, out, qos) in deliveries(&rule, msg) {
+            broker.publish(&to, Bytes::from(out), qos, false);
         }
     }
     tracing::debug!(rule = %rule.name, "rule stopped");
@@ -433,33 +485,79 @@ mod tests {
         }
     }
 
+    fn payload(sql: &str, topic: &str) -> Map<String, Value> {
+        serde_json::from_value(json!({
+            "sql": sql,
+            "actions": [{"republish": {"topic": topic, "qos": 1, "roleArn": "r"}}],
+        }))
+        .unwrap()
+    }
+
+    fn msg<'a>(topic: &'a str, payload: &'a str) -> Message<'a> {
+        Message {
+            topic,
+            payload: payload.as_bytes(),
+            now_ms: 0,
+        }
+    }
+
     #[test]
-    fn runs_only_select_star_rules_with_a_republish_that_cannot_loop() {
-        let payload = |sql: &str, topic: &str| -> Map<String, Value> {
-            serde_json::from_value(json!({
-                "sql": sql,
-                "actions": [{"republish": {"topic": topic, "qos": 1, "roleArn": "r"}}],
-            }))
-            .unwrap()
-        };
+    fn runs_rules_in_the_subset_with_a_republish_that_cannot_loop() {
         let r = runnable(
             "r",
             &payload("SELECT * FROM 'sensors/#'", "alerts/all"),
             false,
         )
         .unwrap();
-        assert_eq!(r.filter, "sensors/#");
+        assert_eq!(r.statement.filter, "sensors/#");
         assert_eq!(r.republish, vec![("alerts/all".to_string(), 1)]);
-        assert!(runnable(
+        let off = runnable(
             "r",
             &payload("SELECT * FROM 'sensors/#'", "alerts/all"),
-            true
-        )
-        .is_none());
-        let where_clause = payload("SELECT * FROM 'sensors/#' WHERE t > 1", "alerts/all");
-        assert!(runnable("r", &where_clause, false).is_none());
+            true,
+        );
+        assert_eq!(off.unwrap_err(), "it is disabled");
+        let filtered = payload("SELECT t FROM 'sensors/#' WHERE t > 1", "alerts/all");
+        assert!(runnable("r", &filtered, false).is_ok());
         let looping = payload("SELECT * FROM 'sensors/#'", "sensors/copy");
-        assert!(runnable("r", &looping, false).is_none());
+        assert!(runnable("r", &looping, false)
+            .unwrap_err()
+            .contains("would loop"));
+        let outside = payload("SELECT VALUE t FROM 'sensors/#'", "alerts/all");
+        assert!(runnable("r", &outside, false)
+            .unwrap_err()
+            .contains("VALUE is AWS IoT SQL"));
+    }
+
+    #[test]
+    fn a_message_goes_where_the_where_and_the_template_say() {
+        let sql = "SELECT distance_mm, topic(2) AS robot FROM 'gopigo/+/telemetry' WHERE distance_mm < 100";
+        let r = runnable("near", &payload(sql, "alerts/${topic(2)}/near"), false).unwrap();
+        let near = deliveries(
+            &r,
+            msg("gopigo/r1/telemetry", r#"{"distance_mm":80,"speed":3}"#),
+        );
+        assert_eq!(near.len(), 1);
+        assert_eq!(near[0].0, "alerts/r1/near");
+        let body: Value = serde_json::from_slice(&near[0].1).unwrap();
+        assert_eq!(body, json!({"distance_mm": 80, "robot": "r1"}));
+        assert!(deliveries(&r, msg("gopigo/r1/telemetry", r#"{"distance_mm":500}"#)).is_empty());
+        // A template that renders into the rule's own filter is not republished.
+        let r = runnable(
+            "echo",
+            &payload("SELECT * FROM 'a/#'", "${topic()}/again"),
+            false,
+        )
+        .unwrap();
+        assert!(deliveries(&r, msg("a/b", "{}")).is_empty());
+        // Nor into a reserved topic.
+        let r = runnable(
+            "res",
+            &payload("SELECT * FROM 'x/+'", "$${topic(2)}"),
+            false,
+        )
+        .unwrap();
+        assert!(deliveries(&r, msg("x/aws", "{}")).is_empty());
     }
 
     #[test]
