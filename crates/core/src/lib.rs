@@ -146,6 +146,8 @@ pub struct CoreState {
     pub policy_delay: std::time::Duration,
     pub(crate) lingering: consistency::Lingering,
     pub(crate) policy_pending: consistency::PolicyDelay,
+    /// Things whose dynamic thing group memberships need a new look.
+    pub(crate) dynamic: fleet::dynamic_groups::Pending,
     /// Where staged files (over-the-air agent builds) live.
     pub files_dir: std::path::PathBuf,
 }
@@ -330,6 +332,7 @@ impl Core {
             policy_delay: config.policy_delay,
             lingering: Default::default(),
             policy_pending: Default::default(),
+            dynamic: Default::default(),
             files_dir: dir.join(jobs::files::FILES_DIR),
         });
         Ok(Core {
@@ -542,7 +545,7 @@ fn spawn_services(
     state: &Arc<CoreState>,
     authority: &Arc<mqtt::RegistryAuthority>,
     handle: &gopigo_broker::BrokerHandle,
-) -> [tokio::task::JoinHandle<()>; 4] {
+) -> [tokio::task::JoinHandle<()>; 5] {
     [
         tokio::spawn(mqtt::follow_registry(
             state.events(),
@@ -552,6 +555,7 @@ fn spawn_services(
         tokio::spawn(mqtt::shadow_service(state.clone(), handle.clone())),
         tokio::spawn(rules::run_engine(state.clone(), handle.clone())),
         tokio::spawn(jobs::device::service(state.clone(), handle.clone())),
+        tokio::spawn(fleet::dynamic_groups::run(state.clone(), handle.clone())),
     ]
 }
 
