@@ -609,6 +609,68 @@ mod tests {
         );
     }
 
+    fn thing(name: &str, site: &str) -> Thing {
+        Thing {
+            name: name.into(),
+            id: name.into(),
+            type_name: None,
+            attributes: json!({ "site": site }).as_object().unwrap().clone(),
+            version: 1,
+        }
+    }
+
+    fn lab(state: &CoreState) -> Vec<String> {
+        state
+            .store
+            .group_members(GroupKind::Thing, &["lab".to_string()])
+            .unwrap()
+    }
+
+    #[test]
+    fn evaluation_follows_marked_things_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            crate::Core::open(crate::CoreConfig::new(dir.path().join("core")))
+                .unwrap()
+                .state()
+        };
+        let state = open();
+        state.store.insert_thing(&thing("r1", "lab")).unwrap();
+        state.store.insert_thing(&thing("r2", "field")).unwrap();
+        let g = Group {
+            name: "lab".into(),
+            id: "1".into(),
+            parent: None,
+            properties: Map::new(),
+            version: 1,
+            created: 0.0,
+        };
+        let body = json!({"queryString": "attributes.site:lab"});
+        let spec = spec_from(body.as_object().unwrap(), None).unwrap();
+        assert!(state
+            .store
+            .create_dynamic_group(&g, &spec, &[])
+            .unwrap()
+            .is_none());
+        state.dynamic.all();
+        assert_eq!(evaluate_pending(&state).unwrap(), 1);
+        assert_eq!(lab(&state), vec!["r1"]);
+        // Only marked things are looked at again.
+        state.store.update_thing(&thing("r2", "lab")).unwrap();
+        state.store.update_thing(&thing("r1", "field")).unwrap();
+        state.dynamic.thing("r2");
+        assert_eq!(evaluate_pending(&state).unwrap(), 1);
+        assert_eq!(lab(&state), vec!["r1", "r2"]);
+        state.dynamic.thing("r1");
+        state.dynamic.thing("gone");
+        assert_eq!(evaluate_pending(&state).unwrap(), 1);
+        assert_eq!(lab(&state), vec!["r2"]);
+        drop(state);
+        let state = open();
+        assert_eq!(state.store.dynamic_group("lab").unwrap(), Some(spec));
+        assert_eq!(lab(&state), vec!["r2"]);
+    }
+
     #[test]
     fn shadow_topics_name_their_thing() {
         assert_eq!(
