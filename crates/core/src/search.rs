@@ -13,6 +13,7 @@
 pub mod config;
 pub mod connectivity;
 pub mod document;
+pub mod presence;
 pub mod query;
 
 use std::sync::Arc;
@@ -318,13 +319,18 @@ pub(crate) fn thing_entries(
 }
 
 /// What the broker knows of each thing's connection (its client id is the
-/// thing's name); all unknown when no broker runs.
+/// thing's name), or else what [`presence`] recorded before the broker
+/// started.
 fn connectivity_of(state: &CoreState, things: &[Thing]) -> Vec<Option<Connectivity>> {
     let names: Vec<&str> = things.iter().map(|t| t.name.as_str()).collect();
-    match state.broker() {
+    let live = match state.broker() {
         Some(b) => b.connectivity(&names),
         None => vec![None; names.len()],
-    }
+    };
+    live.into_iter()
+        .zip(&names)
+        .map(|(c, n)| c.or_else(|| state.store.stored_connectivity(n).ok().flatten()))
+        .collect()
 }
 
 /// GetThingConnectivityData: whether the thing is connected, since when, and
