@@ -131,3 +131,42 @@ def test_connectivity_data_of_a_missing_thing_or_without_connectivity_indexing(c
     iot.update_indexing_configuration(thingIndexingConfiguration={
         "thingIndexingMode": "REGISTRY", "thingConnectivityIndexingMode": "STATUS"})
     assert iot.get_thing_connectivity_data(thingName="robot1")["connected"] is False
+
+
+def test_connectivity_survives_a_restart(core, tmp_path):
+    """A clean disconnect is remembered as it was; a connection still open
+    when the core died ends with the restart, as AWS reports a connection
+    that ended on its side."""
+    import signal
+
+    iot = core.client()
+    robot1 = Identity(core, tmp_path, "robot1", policy_doc=robot_policy())
+    robot2 = Identity(core, tmp_path, "robot2", policy_doc=robot_policy())
+    c1 = Client(core, robot1, "robot1")
+    c1.c.disconnect()
+    c1.c.loop_stop()
+    gone = data_when(iot, lambda d: d["connected"] is False)
+    assert gone["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
+    c2 = Client(core, robot2, "robot2")
+    assert data_when(iot, lambda d: d["connected"], thing="robot2")["connected"] is True
+    time.sleep(1)  # let the recorder write robot2's connect (it is off the MQTT path)
+
+    core.stop(signal.SIGKILL)
+    c2.c.loop_stop()
+    before_start = time.time() * 1000
+    core.start()
+    after_start = time.time() * 1000
+    iot = core.client()
+    d1 = iot.get_thing_connectivity_data(thingName="robot1")
+    assert (d1["connected"], d1["disconnectReason"]) == (False, "CLIENT_INITIATED_DISCONNECT")
+    assert ms(d1["timestamp"]) == ms(gone["timestamp"])
+    d2 = iot.get_thing_connectivity_data(thingName="robot2")
+    assert (d2["connected"], d2["disconnectReason"]) == (False, "SERVER_INITIATED_DISCONNECT")
+    assert before_start - 1000 <= ms(d2["timestamp"]) <= after_start + 1000
+    doc = connectivity_doc(iot, "robot2")
+    assert doc["connected"] is False and doc["disconnectReason"] == "SERVER_INITIATED_DISCONNECT"
+    # Connecting again is live again.
+    c2 = Client(core, robot2, "robot2")
+    assert data_when(iot, lambda d: d["connected"], thing="robot2")["connected"] is True
+    c2.c.disconnect()
+    c2.c.loop_stop()

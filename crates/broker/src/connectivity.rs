@@ -6,7 +6,8 @@
 //! are kept up to [`MAX_DISCONNECTED`], the oldest disconnect forgotten
 //! first (AWS too says the values "might be missing" for a thing
 //! disconnected long ago). The ledger lives in memory: after a restart every
-//! client id is unknown until it connects again.
+//! client id is unknown to it until it connects again (the core keeps its
+//! own copy from the lifecycle events to answer for that time).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

@@ -39,6 +39,25 @@ impl DisconnectReason {
         }
     }
 
+    /// The reason a `disconnectReason` string names (the inverse of
+    /// [`DisconnectReason::as_str`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        use DisconnectReason::*;
+        [
+            AuthError,
+            ClientInitiated,
+            ClientError,
+            ConnectionLost,
+            DuplicateClientId,
+            ForbiddenAccess,
+            KeepAliveTimeout,
+            ServerInitiated,
+            ServerError,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == name)
+    }
+
     /// Whether the last will is published (every reason but a clean DISCONNECT).
     pub fn sends_will(self) -> bool {
         self != DisconnectReason::ClientInitiated
@@ -128,6 +147,11 @@ mod tests {
         assert_eq!(d["disconnectReason"], "MQTT_KEEP_ALIVE_TIMEOUT");
         assert_eq!(d["clientInitiatedDisconnect"], false);
         assert_eq!(d["principalIdentifier"], "abc");
+        assert_eq!(
+            DisconnectReason::from_name("MQTT_KEEP_ALIVE_TIMEOUT"),
+            Some(DisconnectReason::KeepAliveTimeout)
+        );
+        assert_eq!(DisconnectReason::from_name("NONE"), None);
     }
 
     #[test]

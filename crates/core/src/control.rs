@@ -383,6 +383,7 @@ async fn create_thing(
     if let Some(g) = billing_group {
         crate::fleet::billing_groups::add(&state, &g, &name)?;
     }
+    state.dynamic.thing(&name);
     ok(json!({
         "thingName": thing.name,
         "thingArn": state.arn(&format!("thing/{}", thing.name)),
@@ -465,6 +466,7 @@ async fn update_thing(
     }
     t.version += 1;
     state.store.update_thing(&t)?;
+    state.dynamic.thing(&name);
     empty()
 }
 

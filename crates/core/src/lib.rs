@@ -146,6 +146,8 @@ pub struct CoreState {
     pub policy_delay: std::time::Duration,
     pub(crate) lingering: consistency::Lingering,
     pub(crate) policy_pending: consistency::PolicyDelay,
+    /// Things whose dynamic thing group memberships need a new look.
+    pub(crate) dynamic: fleet::dynamic_groups::Pending,
     /// Where staged files (over-the-air agent builds) live.
     pub files_dir: std::path::PathBuf,
 }
@@ -286,6 +288,11 @@ impl Core {
         files::prepare_data_dir(dir)?;
         let store = store::Store::open(&dir.join("core.db"))?;
         store.tx(|tx| Ok(tx.execute_batch(jobs::store::SCHEMA)?))?;
+        // Connections open when the last run ended are over.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        store.connections_ended_by_restart(now_ms)?;
         let ca_dir = dir.join("ca");
         let ca = gopigo_pki::CertificateAuthority::load_or_create(&ca_dir).map_err(|source| {
             CoreError::Pki {
@@ -330,6 +337,7 @@ impl Core {
             policy_delay: config.policy_delay,
             lingering: Default::default(),
             policy_pending: Default::default(),
+            dynamic: Default::default(),
             files_dir: dir.join(jobs::files::FILES_DIR),
         });
         Ok(Core {
@@ -537,12 +545,14 @@ impl Core {
 }
 
 /// The services that feed the broker from the registry: certificate and
-/// policy changes, the shadow, topic rules and the jobs device API.
+/// policy changes, the shadow, topic rules and the jobs device API; and
+/// those fed by the broker: dynamic thing group membership and the stored
+/// thing connectivity.
 fn spawn_services(
     state: &Arc<CoreState>,
     authority: &Arc<mqtt::RegistryAuthority>,
     handle: &gopigo_broker::BrokerHandle,
-) -> [tokio::task::JoinHandle<()>; 4] {
+) -> [tokio::task::JoinHandle<()>; 6] {
     [
         tokio::spawn(mqtt::follow_registry(
             state.events(),
@@ -552,6 +562,8 @@ fn spawn_services(
         tokio::spawn(mqtt::shadow_service(state.clone(), handle.clone())),
         tokio::spawn(rules::run_engine(state.clone(), handle.clone())),
         tokio::spawn(jobs::device::service(state.clone(), handle.clone())),
+        tokio::spawn(fleet::dynamic_groups::run(state.clone(), handle.clone())),
+        tokio::spawn(search::presence::record(state.clone(), handle.clone())),
     ]
 }
 

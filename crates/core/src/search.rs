@@ -13,6 +13,7 @@
 pub mod config;
 pub mod connectivity;
 pub mod document;
+pub mod presence;
 pub mod query;
 
 use std::sync::Arc;
@@ -39,7 +40,7 @@ use gopigo_broker::Connectivity;
 pub const MAX_RESULTS: usize = 100;
 
 const CONFIG_KEY: &str = "indexing_configuration";
-const THINGS: &str = "AWS_Things";
+pub(crate) const THINGS: &str = "AWS_Things";
 const GROUPS: &str = "AWS_ThingGroups";
 
 /// The fleet indexing routes.
@@ -96,6 +97,8 @@ async fn update_indexing_configuration(
     let mut c = load_config(&state.store)?;
     c.update(&body).map_err(ApiError::invalid)?;
     save_config(&state.store, &c)?;
+    // What is indexed changed, so may what dynamic groups hold.
+    state.dynamic.all();
     ok(json!({}))
 }
 
@@ -185,12 +188,26 @@ fn decode_token(t: &str) -> Result<String, ApiError> {
         })
 }
 
-fn no_index(name: &str) -> ApiError {
+pub(crate) fn no_index(name: &str) -> ApiError {
     ApiError::not_found(format!(
         "Index {name} does not exist: turn it on with UpdateIndexingConfiguration \
          (thingIndexingMode REGISTRY or REGISTRY_AND_SHADOW for {THINGS}, \
          thingGroupIndexingMode ON for {GROUPS})"
     ))
+}
+
+/// Parses a fleet indexing query; one that does not parse is
+/// InvalidQueryException naming the query (cut at 120 characters).
+pub(crate) fn parse_query(text: &str) -> Result<Option<query::Query>, ApiError> {
+    query::parse(text).map_err(|e| {
+        let shown: String = text.chars().take(120).collect();
+        let cut = if shown.len() < text.len() { "..." } else { "" };
+        ApiError::new(
+            400,
+            "InvalidQueryException",
+            format!("Syntax error in query string '{shown}{cut}': {e}"),
+        )
+    })
 }
 
 async fn search_index(State(state): State<Arc<CoreState>>, body: Bytes) -> ApiResult {
@@ -204,19 +221,7 @@ async fn search_index(State(state): State<Arc<CoreState>>, body: Bytes) -> ApiRe
     if !on {
         return Err(no_index(&req.index));
     }
-    let q = query::parse(&req.query).map_err(|e| {
-        let shown: String = req.query.chars().take(120).collect();
-        let cut = if shown.len() < req.query.len() {
-            "..."
-        } else {
-            ""
-        };
-        ApiError::new(
-            400,
-            "InvalidQueryException",
-            format!("Syntax error in query string '{shown}{cut}': {e}"),
-        )
-    })?;
+    let q = parse_query(&req.query)?;
     let Some(q) = q else {
         return ok(json!({ "things": [], "thingGroups": [] }));
     };
@@ -279,16 +284,7 @@ fn search_things(
         let batch = state.store.list_things(cursor.as_deref(), 200)?;
         let Some(last) = batch.last() else { break };
         cursor = Some(last.name.clone());
-        let links = cfg
-            .connectivity_on()
-            .then(|| connectivity_of(state, &batch));
-        let entries = state.store.tx(|tx| {
-            batch
-                .iter()
-                .enumerate()
-                .map(|(i, t)| thing_entry(tx, cfg, t, links.as_ref().map(|l| l[i].as_ref())))
-                .collect::<Result<Vec<_>, ApiError>>()
-        })?;
+        let entries = thing_entries(state, cfg, &batch, &|_| true)?;
         for (t, (doc, response)) in batch.iter().zip(entries) {
             if doc.matches(q) && !page.offer(&t.name, || response) {
                 return Ok(page.finish());
@@ -298,14 +294,43 @@ fn search_things(
     Ok(page.finish())
 }
 
+/// The searchable fields and SearchIndex documents of `things`; their
+/// `thingGroupNames` hold the groups `group_counts` approves (dynamic thing
+/// groups leave their own out: see [`crate::fleet::dynamic_groups`]).
+pub(crate) fn thing_entries(
+    state: &CoreState,
+    cfg: &IndexingConfig,
+    things: &[Thing],
+    group_counts: &dyn Fn(&str) -> bool,
+) -> Result<Vec<(Doc, Value)>, ApiError> {
+    let links = cfg
+        .connectivity_on()
+        .then(|| connectivity_of(state, things));
+    state.store.tx(|tx| {
+        things
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let link = links.as_ref().map(|l| l[i].as_ref());
+                thing_entry(tx, cfg, t, link, group_counts)
+            })
+            .collect::<Result<Vec<_>, ApiError>>()
+    })
+}
+
 /// What the broker knows of each thing's connection (its client id is the
-/// thing's name); all unknown when no broker runs.
+/// thing's name), or else what [`presence`] recorded before the broker
+/// started.
 fn connectivity_of(state: &CoreState, things: &[Thing]) -> Vec<Option<Connectivity>> {
     let names: Vec<&str> = things.iter().map(|t| t.name.as_str()).collect();
-    match state.broker() {
+    let live = match state.broker() {
         Some(b) => b.connectivity(&names),
         None => vec![None; names.len()],
-    }
+    };
+    live.into_iter()
+        .zip(&names)
+        .map(|(c, n)| c.or_else(|| state.store.stored_connectivity(n).ok().flatten()))
+        .collect()
 }
 
 /// GetThingConnectivityData: whether the thing is connected, since when, and
@@ -373,6 +398,7 @@ fn thing_entry(
     cfg: &IndexingConfig,
     t: &Thing,
     link: Option<Option<&Connectivity>>,
+    group_counts: &dyn Fn(&str) -> bool,
 ) -> Result<(Doc, Value), ApiError> {
     let mut doc = Doc::default();
     let mut out = json!({ "thingName": t.name, "thingId": t.id, "attributes": t.attributes });
@@ -382,7 +408,8 @@ fn thing_entry(
         doc.push("thingTypeName", Val::Str(tt.clone()));
         out["thingTypeName"] = json!(tt);
     }
-    let groups = group_names(tx, &t.name)?;
+    let mut groups = group_names(tx, &t.name)?;
+    groups.retain(|g| group_counts(g));
     for g in &groups {
         doc.push("thingGroupNames", Val::Str(g.clone()));
     }

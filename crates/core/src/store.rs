@@ -181,6 +181,8 @@ impl Store {
         conn.execute_batch(crate::registration::SCHEMA)
             .map_err(err)?;
         conn.execute_batch(crate::rules::SCHEMA).map_err(err)?;
+        conn.execute_batch(crate::search::presence::SCHEMA)
+            .map_err(err)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })

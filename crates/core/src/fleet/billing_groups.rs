@@ -219,6 +219,7 @@ async fn add_thing(State(state): State<Arc<CoreState>>, body: Bytes) -> ApiResul
     let body = body_object(&body)?;
     let (group, thing) = member_request(&state, &body)?;
     state.store.add_group_member(KIND, &group, &thing)?;
+    state.dynamic.thing(&thing);
     empty()
 }
 
@@ -226,5 +227,6 @@ async fn remove_thing(State(state): State<Arc<CoreState>>, body: Bytes) -> ApiRe
     let body = body_object(&body)?;
     let (group, thing) = member_request(&state, &body)?;
     state.store.remove_group_member(KIND, &group, &thing)?;
+    state.dynamic.thing(&thing);
     empty()
 }

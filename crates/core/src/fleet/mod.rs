@@ -3,6 +3,8 @@
 //! - [`thing_types`]: create, describe, list, deprecate, update, delete;
 //! - [`thing_groups`]: static groups with parents; policies attached to a
 //!   group apply on the broker to every thing in it and in its child groups;
+//! - [`dynamic_groups`]: thing groups whose members are the things a fleet
+//!   indexing query matches;
 //! - [`billing_groups`]: flat groups, a thing in at most one;
 //! - [`tags`]: TagResource, UntagResource, ListTagsForResource;
 //! - [`principals`]: the legacy principal-policy calls and
@@ -16,6 +18,7 @@
 
 pub mod billing_groups;
 pub mod domain_configurations;
+pub mod dynamic_groups;
 pub mod principals;
 pub mod role_aliases;
 pub mod store;
@@ -36,6 +39,7 @@ pub fn routes() -> Router<Arc<CoreState>> {
     Router::new()
         .merge(thing_types::routes())
         .merge(thing_groups::routes())
+        .merge(dynamic_groups::routes())
         .merge(billing_groups::routes())
         .merge(tags::routes())
         .merge(principals::routes())
@@ -138,6 +142,13 @@ pub fn check_policy_target(state: &CoreState, target: &str) -> Result<(), ApiErr
     if let Some(name) = target.strip_prefix(&state.arn("thinggroup/")) {
         if state.store.group(store::GroupKind::Thing, name)?.is_none() {
             return Err(store::group_not_found(store::GroupKind::Thing, name));
+        }
+        // Developer Guide, Dynamic thing groups: "Dynamic thing groups
+        // can't have policies applied to them."
+        if state.store.dynamic_group(name)?.is_some() {
+            return Err(ApiError::invalid(format!(
+                "{name} is a dynamic thing group: dynamic thing groups can't have policies applied to them; attach the policy to a static thing group or a certificate"
+            )));
         }
         return Ok(());
     }

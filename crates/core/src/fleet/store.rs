@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS role_aliases (
     created REAL NOT NULL,
     modified REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dynamic_thing_groups (
+    name TEXT PRIMARY KEY,
+    index_name TEXT NOT NULL,
+    query_string TEXT NOT NULL,
+    query_version TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS domain_configurations (
     name TEXT PRIMARY KEY,
     id TEXT NOT NULL,
@@ -187,7 +193,11 @@ fn get_type(conn: &Connection, name: &str) -> Result<Option<ThingType>, ApiError
         .optional()?)
 }
 
-fn get_group(conn: &Connection, kind: GroupKind, name: &str) -> Result<Option<Group>, ApiError> {
+pub(super) fn get_group(
+    conn: &Connection,
+    kind: GroupKind,
+    name: &str,
+) -> Result<Option<Group>, ApiError> {
     Ok(conn
         .query_row(
             &format!("SELECT {GROUP_COLS} FROM fleet_groups WHERE kind=?1 AND name=?2"),
@@ -399,6 +409,9 @@ impl Store {
                 params![kind.key(), name],
             )?;
             tx.execute("DELETE FROM policy_targets WHERE target=?1", [arn])?;
+            if kind == GroupKind::Thing {
+                tx.execute("DELETE FROM dynamic_thing_groups WHERE name=?1", [name])?;
+            }
             drop_tags(tx, kind.key(), name)?;
             Ok(true)
         })
@@ -671,7 +684,7 @@ impl Store {
     }
 }
 
-fn put_tags(
+pub(super) fn put_tags(
     conn: &Connection,
     kind: &str,
     name: &str,

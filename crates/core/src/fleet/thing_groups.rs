@@ -207,11 +207,31 @@ fn existing(state: &CoreState, name: &str) -> Result<Group, ApiError> {
         .ok_or_else(|| super::store::group_not_found(KIND, name))
 }
 
+/// Refuses a static-group call on a dynamic group (Developer Guide,
+/// Dynamic thing groups: "You use a different set of commands to create,
+/// update, and delete dynamic thing groups").
+fn refuse_dynamic(state: &CoreState, name: &str, instead: &str) -> Result<(), ApiError> {
+    if state.store.dynamic_group(name)?.is_some() {
+        return Err(ApiError::invalid(format!(
+            "{name} is a dynamic thing group: {instead}"
+        )));
+    }
+    Ok(())
+}
+
+const MEMBERS_BY_QUERY: &str =
+    "its members are the things that match its query, so change the thing or the group's query instead";
+
 fn check_parent(state: &CoreState, parent: &str) -> Result<(), ApiError> {
     let groups = all_groups(state)?;
     if !groups.contains_key(parent) {
         return Err(ApiError::invalid(format!(
             "parent thing group {parent} does not exist; create it first"
+        )));
+    }
+    if state.store.dynamic_group(parent)?.is_some() {
+        return Err(ApiError::invalid(format!(
+            "{parent} is a dynamic thing group, and dynamic thing groups can't be part of a hierarchy; choose a static parent"
         )));
     }
     if ancestors(&groups, parent).len() + 1 >= MAX_DEPTH {
@@ -249,7 +269,13 @@ async fn create(
     };
     let g = match state.store.create_group(KIND, &g, &tags)? {
         None => g,
-        Some(old) if old.properties == g.properties && old.parent == g.parent => old,
+        Some(old)
+            if old.properties == g.properties
+                && old.parent == g.parent
+                && state.store.dynamic_group(&name)?.is_none() =>
+        {
+            old
+        }
         Some(_) => {
             return Err(ApiError::already_exists(format!(
                 "Thing Group {name} already exists in current account with different properties"
@@ -279,14 +305,22 @@ async fn describe(State(state): State<Arc<CoreState>>, Path(name): Path<String>)
         meta["parentGroupName"] = json!(p);
         meta["rootToParentThingGroups"] = json!(chain);
     }
-    ok(json!({
+    let mut out = json!({
         "thingGroupName": g.name,
         "thingGroupId": g.id,
         "thingGroupArn": arn(&state, &g.name),
         "version": g.version,
         "thingGroupProperties": g.properties,
         "thingGroupMetadata": meta,
-    }))
+    });
+    if let Some(s) = state.store.dynamic_group(&name)? {
+        // Evaluated as things change, never rebuilding in the background.
+        out["indexName"] = json!(s.index_name);
+        out["queryString"] = json!(s.query_string);
+        out["queryVersion"] = json!(s.query_version);
+        out["status"] = json!("ACTIVE");
+    }
+    ok(out)
 }
 
 async fn update(
@@ -300,6 +334,7 @@ async fn update(
     };
     let update = properties_from(Some(raw))?;
     let expected = expected_version(&body)?;
+    refuse_dynamic(&state, &name, "update it with UpdateDynamicThingGroup")?;
     let version = state
         .store
         .update_group(KIND, &name, expected, |p| apply_update(p, &update))?;
@@ -314,6 +349,7 @@ async fn delete(State(state): State<Arc<CoreState>>, Path(name): Path<String>, q
                 .map_err(|_| ApiError::invalid("expectedVersion must be a whole number"))?,
         ),
     };
+    refuse_dynamic(&state, &name, "delete it with DeleteDynamicThingGroup")?;
     // AWS answers success for a group that does not exist (moto records it).
     if state
         .store
@@ -404,6 +440,7 @@ fn member_request(
     let thing = resolve(body, "thingName", "thingArn", &state.arn("thing/"))?;
     existing(state, &group)?;
     existing_thing(state, &thing)?;
+    refuse_dynamic(state, &group, MEMBERS_BY_QUERY)?;
     Ok((group, thing))
 }
 
@@ -468,12 +505,45 @@ pub fn check_join(
     Ok(())
 }
 
-fn add(state: &CoreState, group: &str, thing: &str) -> Result<(), ApiError> {
-    let current = state.store.groups_of_thing(KIND, thing)?;
+/// Adds `thing` to static `group`; with `override_dynamic`, a thing in
+/// [`MAX_GROUPS_PER_THING`] groups leaves its last dynamic group to make
+/// room (API_AddThingToThingGroup, overrideDynamicGroups).
+fn add(
+    state: &CoreState,
+    group: &str,
+    thing: &str,
+    override_dynamic: bool,
+) -> Result<(), ApiError> {
+    let mut current = state.store.groups_of_thing(KIND, thing)?;
     let groups = all_groups(state)?;
+    if override_dynamic {
+        make_room(state, thing, &mut current, 1)?;
+    }
     check_join(&groups, &current, group, thing)?;
     state.store.add_group_member(KIND, group, thing)?;
     joined(state, &groups, group, thing)
+}
+
+/// Takes `thing` out of its dynamic groups, last first, until `joining`
+/// more groups fit under [`MAX_GROUPS_PER_THING`]; `current` follows.
+fn make_room(
+    state: &CoreState,
+    thing: &str,
+    current: &mut Vec<String>,
+    joining: usize,
+) -> Result<(), ApiError> {
+    let dynamic = state.store.dynamic_groups()?;
+    while current.len() + joining > MAX_GROUPS_PER_THING {
+        let Some(i) = current
+            .iter()
+            .rposition(|g| dynamic.iter().any(|(n, _)| n == g))
+        else {
+            break;
+        };
+        let g = current.remove(i);
+        state.store.remove_group_member(KIND, &g, thing)?;
+    }
+    Ok(())
 }
 
 /// A thing joined `group`: it gets the running CONTINUOUS jobs that target
@@ -499,8 +569,10 @@ fn joined(
 async fn add_thing(State(state): State<Arc<CoreState>>, body: Bytes) -> ApiResult {
     let body = body_object(&body)?;
     let (group, thing) = member_request(&state, &body)?;
-    add(&state, &group, &thing)?;
+    let override_dynamic = body.get("overrideDynamicGroups").and_then(Value::as_bool) == Some(true);
+    add(&state, &group, &thing, override_dynamic)?;
     state.changed();
+    state.dynamic.thing(&thing);
     empty()
 }
 
@@ -509,6 +581,7 @@ async fn remove_thing(State(state): State<Arc<CoreState>>, body: Bytes) -> ApiRe
     let (group, thing) = member_request(&state, &body)?;
     state.store.remove_group_member(KIND, &group, &thing)?;
     state.changed();
+    state.dynamic.thing(&thing);
     empty()
 }
 
@@ -543,9 +616,16 @@ async fn update_for_thing(State(state): State<Arc<CoreState>>, body: Bytes) -> A
     {
         return Err(super::store::group_not_found(KIND, g));
     }
+    for g in to_add.iter().chain(&to_remove) {
+        refuse_dynamic(&state, g, MEMBERS_BY_QUERY)?;
+    }
     // Check the whole change before making any of it.
     let mut after: Vec<String> = state.store.groups_of_thing(KIND, &thing)?;
     after.retain(|g| !to_remove.contains(g));
+    if body.get("overrideDynamicGroups").and_then(Value::as_bool) == Some(true) {
+        let joining = to_add.iter().filter(|g| !after.contains(g)).count();
+        make_room(&state, &thing, &mut after, joining)?;
+    }
     for g in &to_add {
         check_join(&groups, &after, g, &thing)?;
         after.push(g.clone());
@@ -558,6 +638,7 @@ async fn update_for_thing(State(state): State<Arc<CoreState>>, body: Bytes) -> A
         joined(&state, &groups, g, &thing)?;
     }
     state.changed();
+    state.dynamic.thing(&thing);
     empty()
 }
 
