@@ -3,12 +3,23 @@
 //! Each stream is a robot's camera, read either as MJPEG over HTTP (the
 //! robot's `http://host:8081/stream`) or as MQTT video through the broker
 //! (`gopigo/{thing}/video`, for a robot the detector cannot reach directly).
-//! Receiving tasks leave each stream's newest frame in the [`Inbox`]; one
-//! ONNX Runtime session takes them round-robin (see [`crate::schedule`]), so
-//! every stream gets its turn and none piles up a backlog.
+//! Receiving tasks leave each stream's newest frame in the [`Inbox`];
+//! workers take them round-robin (see [`crate::schedule`]), so every stream
+//! gets its turn and none piles up a backlog.
+//!
+//! A worker is a detector (its own ONNX Runtime session, `--threads / K`
+//! intra-op threads) on a blocking thread, one frame at a time. With K
+//! workers K frames of different streams are under way at once: decode,
+//! letterbox and inference of one overlap another's, which on a small CPU
+//! gets more from the cores than one session's intra-op threads do. A
+//! stream is on one worker at a time, so its results stay in capture order.
+//! The workers cannot share one session: `ort`'s `Session::run` takes
+//! `&mut self` (ONNX Runtime's run is not safe to call concurrently for
+//! every execution provider, the crate's docs say), so each has its own.
 //!
 //! [`plan_streams`] turns the command line's `--url`/`--thing` lists into
-//! streams (pure); [`run_fleet`] runs them.
+//! streams and [`plan_workers`] `--workers`/`--threads` into workers (both
+//! pure); [`run_fleet`] runs them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

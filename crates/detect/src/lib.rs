@@ -4,7 +4,8 @@
 //! - [`fleet`]: one detector for several robots. Each robot's camera is read
 //!   as MJPEG over HTTP or as MQTT video through the broker (for a robot the
 //!   detector cannot reach); [`fleet::run_fleet`] takes the newest frame of
-//!   each stream in turn with one ONNX Runtime session ([`schedule`]).
+//!   each stream in turn ([`schedule`]) with one or more workers, each its
+//!   own ONNX Runtime session, each on a different stream at a time.
 //! - [`link`]: the one MQTT connection: detections out; robots' status
 //!   (camera tokens, who is online) and MQTT video in; video requests renewed.
 //! - [`LiveOptions`]: the stream URL, the robot it belongs to, where to

@@ -4,8 +4,8 @@
 //! Files, folders and video go through the vision crate's batch runner;
 //! robots' live cameras (`http(s)://` MJPEG URLs, `--url`, or `--thing`
 //! alone for MQTT video, or `--all-online`) go through the detect crate's
-//! fleet runner (one session, newest frame of each robot in turn, MQTT
-//! publishing, annotated stream).
+//! fleet runner (`--workers`, each its own session; newest frame of each
+//! robot in turn, MQTT publishing, annotated stream).
 
 use std::path::PathBuf;
 
@@ -21,9 +21,9 @@ pub enum Commands {
     /// Detect objects in an image, a folder, a video file, or robots' live
     /// cameras: MJPEG streams (SOURCE or --url), robots' MQTT video through
     /// the broker (--thing without a URL), or every online robot
-    /// (--all-online). One process serves several robots with one model
-    /// session, taking the newest frame of each in turn. Prints one JSON line
-    /// per frame.
+    /// (--all-online). One process serves several robots, taking the newest
+    /// frame of each in turn (--workers: frames of different robots at
+    /// once). Prints one JSON line per frame.
     Detect(DetectCommand),
 }
 
@@ -209,6 +209,7 @@ pub struct DetectCommand {
     /// Whether the inference threads spin while they wait for work: auto
     /// (default) spins with one worker (ONNX Runtime's default) and not with
     /// several, where a spinning thread takes the CPU another worker needs.
+    /// A session of one thread has none to spin (it runs on the worker's).
     #[arg(long, value_enum, default_value_t = Spinning::Auto)]
     spinning: Spinning,
 }
