@@ -35,6 +35,9 @@ struct Slot<F> {
     frame: Option<F>,
     /// A worker has its previous frame.
     in_flight: bool,
+    /// Removed while in flight: goes when that frame is done, unless the
+    /// stream comes back first.
+    gone: bool,
 }
 
 impl<F> Default for Mailboxes<F> {
@@ -52,12 +55,16 @@ impl<F> Mailboxes<F> {
     /// (then `true`). A stream seen for the first time gets a mailbox.
     pub fn put(&mut self, stream: &str, frame: F) -> bool {
         let replaced = match self.slots.iter_mut().find(|s| s.stream == stream) {
-            Some(slot) => slot.frame.replace(frame).is_some(),
+            Some(slot) => {
+                slot.gone = false;
+                slot.frame.replace(frame).is_some()
+            }
             None => {
                 self.slots.push(Slot {
                     stream: stream.to_string(),
                     frame: Some(frame),
                     in_flight: false,
+                    gone: false,
                 });
                 false
             }
@@ -86,16 +93,26 @@ impl<F> Mailboxes<F> {
     }
 
     /// The frame of `stream` taken last is processed: its next frame may be
-    /// taken. A stream removed meanwhile stays removed.
+    /// taken. A stream removed meanwhile goes now.
     pub fn done(&mut self, stream: &str) {
         if let Some(slot) = self.slots.iter_mut().find(|s| s.stream == stream) {
             slot.in_flight = false;
+            if slot.gone {
+                self.remove(stream);
+            }
         }
     }
 
     /// Forgets `stream` and its waiting frame (a robot that went offline).
+    /// One in flight stays until its frame is done, so a robot that comes
+    /// straight back waits for it and its results stay in order.
     pub fn remove(&mut self, stream: &str) {
         if let Some(at) = self.slots.iter().position(|s| s.stream == stream) {
+            if self.slots[at].in_flight {
+                self.slots[at].frame = None;
+                self.slots[at].gone = true;
+                return;
+            }
             self.slots.remove(at);
             if self.next > at {
                 self.next -= 1;
@@ -295,6 +312,36 @@ mod tests {
         m.done("a");
         m.done("a");
         assert_eq!(m.take(), None);
+    }
+
+    /// A robot that goes offline while a worker has its frame, and comes
+    /// straight back: its new frame waits for the old one to be done.
+    #[test]
+    fn a_stream_removed_in_flight_keeps_its_order_if_it_comes_back() {
+        let mut m = Mailboxes::default();
+        m.put("a", 1);
+        m.put("b", 1);
+        assert_eq!(m.take(), Some(("a".to_string(), 1)));
+        m.put("a", 2);
+        m.remove("a");
+        assert_eq!(
+            m.take(),
+            Some(("b".to_string(), 1)),
+            "a's waiting frame is gone"
+        );
+        m.put("a", 3);
+        assert_eq!(m.take(), None, "a's frame 1 is still in flight");
+        m.done("a");
+        assert_eq!(m.take(), Some(("a".to_string(), 3)));
+        m.done("a");
+        // removed in flight and not back: gone once its frame is done
+        m.put("a", 4);
+        assert_eq!(m.take(), Some(("a".to_string(), 4)));
+        m.remove("a");
+        m.done("a");
+        m.done("b");
+        m.remove("b");
+        assert_eq!(m.slots.len(), 0);
     }
 
     /// Two workers at 60 ms a frame on three cameras (30, 10 and 2 fps):
