@@ -5,8 +5,13 @@ against a local `gopigo core`), the bench runs, one after the other:
 - per-process: one `gopigo detect URL --thing ROBOT --mqtt-config ...` per
   robot (what `gopigo demo` did before), each with its own ONNX Runtime
   session of --threads T;
-- shared: one `gopigo detect --thing R1 --url U1 --thing R2 --url U2 ...`
-  with one session of --threads T, the newest frame of each robot in turn.
+- shared setups: one `gopigo detect --thing R1 --url U1 --thing R2 --url U2 ...`
+  with the same --threads T budget, the newest frame of each robot in turn:
+  `shared-w1` is one worker (one session of T threads, as before workers
+  existed), `shared-wK` is K workers (K sessions of T/K threads each, K
+  frames of different robots at once), `shared-auto` is the default
+  (`--workers auto`). A suffix `-spin` or `-nospin` sets `--spinning on|off`
+  (default: `--spinning auto`, which spins with one worker only).
 Every detector reads the robots' MJPEG streams (tokens from the retained
 status) and publishes detections with a controller identity of its own.
 
@@ -21,9 +26,12 @@ depend on how many threads the setup has to compete with other load on a
 busy machine: on an oversubscribed machine N processes simply get N shares
 of the CPU, so the total frames/s alone favours the per-process setup there.
 Goal (issue 14): shared >= 1.5x the per-process total, and no stream older
-than 2 frame intervals on average.
+than 2 frame intervals on average. Ratios are printed against per-process
+and against shared-w1 of the same run.
 
-    python3 bench/fleet_detect.py [SECONDS] [THREADS] [CAMERA_FPS]
+    python3 bench/fleet_detect.py [SECONDS] [THREADS] [CAMERA_FPS] [SETUPS] [FLEETS]
+    # SETUPS: comma-separated, default per-process,shared-w1,shared-auto
+    # FLEETS: comma-separated robot counts, default 2,4
     # GOPIGO_BIN, default target/release/gopigo if built, else target/debug/gopigo
     # needs the model (crates/vision/setup.sh)
 """
@@ -46,6 +54,7 @@ from conftest import GOPIGO, Core, Identity, open_policy, robot_policy  # noqa: 
 from test_agent import Agent, write_robot_toml  # noqa: E402
 
 FLEETS = (2, 4)
+SETUPS = ("per-process", "shared-w1", "shared-auto")
 
 
 def detector_toml(core, ident, path):
@@ -117,6 +126,20 @@ def measure(detectors, things, seconds):
     return {"total_fps": len(lines) / (end - start), "per": per, "per_cpu_s": len(lines) / max(cpu, 1e-9)}
 
 
+def shared_args(kind):
+    """`--workers` and `--spinning` of a shared setup's name (shared-w2-nospin)."""
+    parts = kind.split("-")[1:]
+    if not parts or parts[0] not in ("auto",) and not (parts[0].startswith("w") and parts[0][1:].isdigit()):
+        raise SystemExit(f"unknown setup {kind}: per-process, shared-auto or shared-wK[-spin|-nospin]")
+    args = ["--workers", "auto" if parts[0] == "auto" else parts[0][1:]]
+    spin = {"spin": "on", "nospin": "off"}
+    for p in parts[1:]:
+        if p not in spin:
+            raise SystemExit(f"unknown setup {kind}: the suffix is -spin or -nospin")
+        args += ["--spinning", spin[p]]
+    return args
+
+
 def run_setup(kind, n, robots, dets, threads, seconds):
     things = [r["thing"] for r in robots[:n]]
     model = ["--threads", str(threads)]
@@ -125,7 +148,7 @@ def run_setup(kind, n, robots, dets, threads, seconds):
                           r["thing"]) for i, r in enumerate(robots[:n])]
     else:
         pairs = [a for r in robots[:n] for a in ("--thing", r["thing"], "--url", r["camera"])]
-        procs = [Detector(["--mqtt-config", str(dets[0]), *pairs, *model])]
+        procs = [Detector(["--mqtt-config", str(dets[0]), *pairs, *model, *shared_args(kind)])]
     try:
         return measure(procs, things, seconds)
     finally:
@@ -133,49 +156,65 @@ def run_setup(kind, n, robots, dets, threads, seconds):
             p.stop()
 
 
-def row(kind, n, m, base=None):
+def ratio(m, base, key):
+    return f"{m[key] / base[key]:.2f}x" if base else "-"
+
+
+def row(kind, n, m, base=None, one=None):
     per = m["per"].values()
     worst_age = max(p["age_ms"] for p in per)
     worst_ratio = max(p["age_ms"] / p["interval_ms"] for p in per)
     slowest = min(p["fps"] for p in per)
-    speedup = f"{m['total_fps'] / base['total_fps']:.2f}x" if base else "1.00x"
-    cpu = f"{m['per_cpu_s'] / base['per_cpu_s']:.2f}x" if base else "1.00x"
-    return (f"| {n} | {kind} | {m['total_fps']:.1f} | {speedup} | {m['per_cpu_s']:.2f} | {cpu} | "
-            f"{slowest:.1f} | {worst_age:.0f} | {worst_ratio:.2f} |")
+    return (f"| {n} | {kind} | {m['total_fps']:.1f} | {ratio(m, base, 'total_fps')} | "
+            f"{ratio(m, one, 'total_fps')} | {m['per_cpu_s']:.2f} | {ratio(m, base, 'per_cpu_s')} | "
+            f"{slowest:.1f} | {worst_age:.0f} | {worst_ratio:.2f} | {os.getloadavg()[0]:.2f} |")
+
+
+def start_robots(core, tmp, fps, count):
+    """`count` simulated robots with cameras at `fps`, and a detector identity per robot."""
+    agents, robots, dets = [], [], []
+    for i in range(count):
+        ident = Identity(core, tmp / "ids", f"fleetbot{i + 1}", robot_policy(), policy_name="robot")
+        cfg = write_robot_toml(tmp / f"robot{i}.toml", core, ident)
+        cfg.write_text(cfg.read_text().replace("fps = 10.0", f"fps = {fps}"))
+        agent = Agent(cfg)
+        agents.append(agent)
+        robots.append({"thing": ident.thing, "camera": agent.camera})
+    for i in range(count):
+        ident = Identity(core, tmp / "ids", f"detector{i}", open_policy(), policy_name="open",
+                         attach_thing=False)
+        dets.append(detector_toml(core, ident, tmp / f"detector{i}.toml"))
+    return agents, robots, dets
 
 
 def main():
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
     threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     fps = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0
+    setups = sys.argv[4].split(",") if len(sys.argv) > 4 else list(SETUPS)
+    fleets = [int(n) for n in sys.argv[5].split(",")] if len(sys.argv) > 5 else list(FLEETS)
+    for kind in setups:
+        if kind != "per-process":
+            shared_args(kind)
     print(f"binary: {GOPIGO}; {os.cpu_count()} CPUs; {seconds:.0f} s per setup; "
-          f"--threads {threads} per session; cameras 640x480 at {fps:g} fps")
+          f"--threads {threads} per setup; cameras 640x480 at {fps:g} fps")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         core = Core(tmp / "core")
         agents = []
         try:
-            robots, dets = [], []
-            for i in range(max(FLEETS)):
-                ident = Identity(core, tmp / "ids", f"fleetbot{i + 1}", robot_policy(), policy_name="robot")
-                cfg = write_robot_toml(tmp / f"robot{i}.toml", core, ident)
-                cfg.write_text(cfg.read_text().replace("fps = 10.0", f"fps = {fps}"))
-                agent = Agent(cfg)
-                agents.append(agent)
-                robots.append({"thing": ident.thing, "camera": agent.camera})
-            for i in range(max(FLEETS)):
-                ident = Identity(core, tmp / "ids", f"detector{i}", open_policy(), policy_name="open",
-                                 attach_thing=False)
-                dets.append(detector_toml(core, ident, tmp / f"detector{i}.toml"))
-            print(f"load average before: {os.getloadavg()[0]:.1f}")
-            print("| robots | setup | total frames/s | vs per-process | frames per CPU-s | vs per-process "
-                  "| slowest stream frames/s | worst stream mean age ms | worst age in frame intervals |")
-            print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-            for n in FLEETS:
-                base = run_setup("per-process", n, robots, dets, threads, seconds)
-                print(row("per-process", n, base), flush=True)
-                shared = run_setup("shared", n, robots, dets, threads, seconds)
-                print(row("shared", n, shared, base), flush=True)
+            agents, robots, dets = start_robots(core, tmp, fps, max(fleets))
+            print(f"load average before: {Path('/proc/loadavg').read_text().strip()}")
+            print("| robots | setup | total frames/s | vs per-process | vs shared-w1 | frames per CPU-s "
+                  "| CPU-s vs per-process | slowest stream frames/s | worst stream mean age ms "
+                  "| worst age in frame intervals | load avg (1 min) after |")
+            print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+            for n in fleets:
+                got = {}
+                for kind in setups:
+                    got[kind] = run_setup(kind, n, robots, dets, threads, seconds)
+                    print(row(kind, n, got[kind], got.get("per-process"), got.get("shared-w1")),
+                          flush=True)
         finally:
             for a in agents:
                 a.stop()

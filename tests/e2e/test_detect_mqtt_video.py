@@ -162,3 +162,51 @@ def test_one_detector_serves_a_fast_and_a_slow_robot(fleet, tmp_path):  # noqa: 
     finally:
         fast_agent.stop()
         slow_agent.stop()
+
+
+def test_two_workers_serve_every_robot_and_keep_each_robots_order(fleet, tmp_path):  # noqa: F811
+    """Two robots at 10 fps, one detector with --workers 2 (two sessions,
+    frames of both robots at once): every robot's detections arrive, as
+    JSON lines and on its MQTT detections topic, and each robot's frames
+    come out in capture order (frame_ts_ms strictly increasing), although
+    the two workers finish in any order."""
+    from conftest import robot_policy
+
+    core, robot, ctrl = fleet
+    other = Identity(core, tmp_path / "ids2", "robot2", robot_policy(), policy_name="robot")
+    agents = [Agent(write_robot_toml(tmp_path / "r1.toml", core, robot)),
+              Agent(write_robot_toml(tmp_path / "r2.toml", core, other))]
+    watcher = Client(core, ctrl, "watcher")
+    try:
+        assert watcher.sub("gopigo/+/detections", qos=0) == [0]
+        env = {k: v for k, v in os.environ.items() if k not in ("GOPIGO_CAMERA_TOKEN", "GOPIGO_THING")}
+        env["RUST_LOG"] = "gopigo_detect=info"
+        r = subprocess.run(
+            [GOPIGO, "detect", "--mqtt-config", str(detector_config(core, tmp_path)),
+             "--thing", THING, "--url", agents[0].camera, "--thing", "robot2", "--url", agents[1].camera,
+             "--workers", "2", "--max-frames", "30", "--size", "320", "--conf", "0.3"],
+            capture_output=True, text=True, timeout=180, env=env,
+        )
+        assert r.returncode == 0, r.stderr
+        assert "workers=2" in r.stderr, r.stderr
+        lines = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+        assert len(lines) == 30, r.stdout
+        by = {t: [line["frame_ts_ms"] for line in lines if line["thing"] == t] for t in (THING, "robot2")}
+        for t, stamps in by.items():
+            assert len(stamps) >= 5, f"{t} was starved: {by}"
+            assert all(b > a for a, b in zip(stamps, stamps[1:])), f"{t} out of capture order: {stamps}"
+        # both robots face darknet's dog.jpg wall
+        for t in by:
+            classes = {d["class"] for line in lines if line["thing"] == t for d in line["detections"]}
+            assert classes & {"dog", "bicycle"}, (t, classes)
+        published = set()
+        deadline = time.time() + 5
+        while time.time() < deadline and published != {THING, "robot2"}:
+            m = watcher.get(0.2)
+            if m is not None:
+                published.add(m.topic.split("/")[1])
+        assert published == {THING, "robot2"}, published
+    finally:
+        watcher.close()
+        for a in agents:
+            a.stop()

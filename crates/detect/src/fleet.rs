@@ -3,12 +3,23 @@
 //! Each stream is a robot's camera, read either as MJPEG over HTTP (the
 //! robot's `http://host:8081/stream`) or as MQTT video through the broker
 //! (`gopigo/{thing}/video`, for a robot the detector cannot reach directly).
-//! Receiving tasks leave each stream's newest frame in the [`Inbox`]; one
-//! ONNX Runtime session takes them round-robin (see [`crate::schedule`]), so
-//! every stream gets its turn and none piles up a backlog.
+//! Receiving tasks leave each stream's newest frame in the [`Inbox`];
+//! workers take them round-robin (see [`crate::schedule`]), so every stream
+//! gets its turn and none piles up a backlog.
+//!
+//! A worker is a detector (its own ONNX Runtime session, `--threads / K`
+//! intra-op threads) on a blocking thread, one frame at a time. With K
+//! workers K frames of different streams are under way at once: decode,
+//! letterbox and inference of one overlap another's, which on a small CPU
+//! gets more from the cores than one session's intra-op threads do. A
+//! stream is on one worker at a time, so its results stay in capture order.
+//! The workers cannot share one session: `ort`'s `Session::run` takes
+//! `&mut self` (ONNX Runtime's run is not safe to call concurrently for
+//! every execution provider, the crate's docs say), so each has its own.
 //!
 //! [`plan_streams`] turns the command line's `--url`/`--thing` lists into
-//! streams (pure); [`run_fleet`] runs them.
+//! streams and [`plan_workers`] `--workers`/`--threads` into workers (both
+//! pure); [`run_fleet`] runs them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -19,13 +30,13 @@ use gopigo_camera::{Frame, FrameBus};
 use gopigo_protocol::topics;
 use gopigo_vision::Detector;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::link::{self, Link, Wants};
 use crate::schedule::Inbox;
 use crate::{
     connect_first, detect_frame, emit, publish, serve_annotated, sleep_until_some, DetectError,
-    LiveStream, Rate, Throttle, Token, FIRST_BACKOFF,
+    Detected, LiveStream, Rate, Throttle, Token, FIRST_BACKOFF,
 };
 
 /// Where a stream's frames come from.
@@ -97,6 +108,50 @@ pub fn plan_streams(urls: &[String], things: &[String]) -> Result<Vec<StreamSpec
         }
     };
     Ok(specs)
+}
+
+/// The most detector workers `--workers` may ask for.
+pub const MAX_WORKERS: usize = 16;
+
+/// How many detector workers run, and the intra-op threads of each one's
+/// ONNX Runtime session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerPlan {
+    /// Workers, each with its own session, each on one stream at a time.
+    pub workers: usize,
+    /// Each session's intra-op threads: the `--threads` budget shared out,
+    /// at least 1.
+    pub threads_each: usize,
+}
+
+/// The workers for `requested` (`--workers N`; `None` = auto), `threads`
+/// (`--threads`, the budget for all sessions together) and `streams`
+/// robots (`None` with `--all-online`: not known up front), pure.
+///
+/// Auto is one worker per stream up to `threads`, so one stream keeps one
+/// session with every thread. More workers than streams would never get a
+/// frame (a stream is on one worker at a time), so they are not started.
+pub fn plan_workers(
+    requested: Option<usize>,
+    threads: usize,
+    streams: Option<usize>,
+) -> Result<WorkerPlan, String> {
+    let threads = threads.max(1);
+    let workers = match requested {
+        Some(0) => return Err("--workers 0: give 1 or more, or auto".into()),
+        Some(n) if n > MAX_WORKERS => {
+            return Err(format!(
+                "--workers {n} is more than {MAX_WORKERS}: each worker loads its own copy of the model; give fewer, or auto"
+            ))
+        }
+        Some(n) => n,
+        None => threads,
+    };
+    let workers = streams.map_or(workers, |s| workers.min(s.max(1)));
+    Ok(WorkerPlan {
+        workers,
+        threads_each: (threads / workers).max(1),
+    })
 }
 
 /// How to run on several robots.
@@ -241,17 +296,24 @@ async fn start_mjpeg(
     Ok(tasks)
 }
 
-/// Runs one detector over the newest frames of every stream, round-robin,
-/// until `shutdown` resolves or `max_frames` are done. One JSON line per
-/// processed frame goes to `out` (with `"thing"` when the robot is known);
-/// detections go to `gopigo/{thing}/detections` when `mqtt_config` is set.
+/// Runs the detector's workers, one per detector in `detectors` (each its
+/// own ONNX Runtime session), over the newest frames of every stream,
+/// round-robin, until `shutdown` resolves or `max_frames` are done. One JSON
+/// line per processed frame goes to `out` (with `"thing"` when the robot is
+/// known), each stream's in capture order; detections go to
+/// `gopigo/{thing}/detections` when `mqtt_config` is set.
 pub async fn run_fleet(
-    detector: Detector,
+    detectors: Vec<Detector>,
     opts: FleetOptions,
     out: &mut (dyn Write + Send),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<u64, DetectError> {
     opts.check()?;
+    if detectors.is_empty() {
+        return Err(DetectError::Usage(
+            "no detector to run: give --workers 1 or more".into(),
+        ));
+    }
     let inbox: Arc<Inbox<Arc<Frame>>> = Inbox::new();
     let link = match &opts.mqtt_config {
         Some(path) => Some(link::start(path, &opts.wants(), inbox.clone())?),
@@ -279,7 +341,8 @@ pub async fn run_fleet(
         max: opts.max_frames.unwrap_or(u64::MAX),
         publish_hz: opts.publish_hz,
     };
-    let done = run.detect(detector, out, shutdown).await;
+    tracing::info!(workers = detectors.len(), "detector workers");
+    let done = run.detect(detectors, out, shutdown).await;
     let _ = stop_tx.send(true);
     pumps.iter().for_each(JoinHandle::abort);
     if let Some(link) = link {
@@ -324,50 +387,91 @@ impl Loop<'_> {
         }
     }
 
+    /// Hands a finished frame on (JSON line, MQTT through the stream's
+    /// throttle, annotated stream); `false` for a frame the detector could
+    /// not read.
+    fn finish(
+        &self,
+        stream: &str,
+        frame: &Frame,
+        result: Result<Detected, gopigo_vision::VisionError>,
+        out: &mut (dyn Write + Send),
+        throttles: &mut BTreeMap<String, Throttle>,
+    ) -> Result<bool, DetectError> {
+        let (dets, drawn) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(stream, seq = frame.seq, error = %e, "skipping a frame the detector cannot read");
+                return Ok(false);
+            }
+        };
+        let topic = self.topic_of(stream);
+        let thing = topic.as_ref().map(|_| stream);
+        let throttle = throttles
+            .entry(stream.to_string())
+            .or_insert_with(|| Throttle::new(self.publish_hz));
+        let mqtt = (self.link.zip(topic.as_deref())).map(|(l, t)| (&l.client, t, throttle));
+        emit(out, thing, mqtt, &self.annotated, frame, &dets, drawn)?;
+        Ok(true)
+    }
+
+    /// Runs each of `detectors` as a worker on its own blocking thread: an
+    /// idle worker takes the next due stream's newest frame (never a stream
+    /// another worker holds), and results are handed on as they finish.
     async fn detect(
         &self,
-        detector: Detector,
+        detectors: Vec<Detector>,
         out: &mut (dyn Write + Send),
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<u64, DetectError> {
-        let mut det = detector;
+        let mut idle = detectors;
+        let mut busy: JoinSet<Finished> = JoinSet::new();
         let mut rate = Rate::new();
         let mut done = 0u64;
         let mut throttles: BTreeMap<String, Throttle> = BTreeMap::new();
         tokio::pin!(shutdown);
         while done < self.max {
             let due = throttles.values().filter_map(Throttle::due).min();
-            let (stream, frame) = tokio::select! {
+            // never more frames under way than are left to do
+            let room = done + (busy.len() as u64) < self.max;
+            let mut spare = if room { idle.pop() } else { None };
+            tokio::select! {
                 _ = &mut shutdown => break,
                 _ = sleep_until_some(due.map(tokio::time::Instant::from_std)) => {
                     self.flush(&mut throttles);
-                    continue;
                 }
-                f = self.inbox.next() => f,
-            };
-            let (d, result) = detect_frame(det, frame.clone(), self.draw)
-                .await
-                .map_err(DetectError::Usage)?;
-            det = d;
-            let (dets, drawn) = match result {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(stream, seq = frame.seq, error = %e, "skipping a frame the detector cannot read");
-                    continue;
+                (stream, frame) = self.inbox.next(), if spare.is_some() => {
+                    if let Some(mut det) = spare.take() {
+                        let draw = self.draw;
+                        busy.spawn_blocking(move || {
+                            let result = detect_frame(&mut det, &frame, draw);
+                            Finished { stream, frame, det, result }
+                        });
+                    }
                 }
-            };
-            let topic = self.topic_of(&stream);
-            let thing = topic.as_ref().map(|_| stream.as_str());
-            let throttle = throttles
-                .entry(stream.clone())
-                .or_insert_with(|| Throttle::new(self.publish_hz));
-            let mqtt = (self.link.zip(topic.as_deref())).map(|(l, t)| (&l.client, t, throttle));
-            emit(out, thing, mqtt, &self.annotated, &frame, &dets, drawn)?;
-            done += 1;
-            rate.count(done);
+                Some(joined) = busy.join_next(), if !busy.is_empty() => {
+                    let Finished { stream, frame, det, result } = joined
+                        .map_err(|e| DetectError::Usage(format!("detector task failed: {e}")))?;
+                    self.inbox.done(&stream);
+                    idle.push(det);
+                    if self.finish(&stream, &frame, result, out, &mut throttles)? {
+                        done += 1;
+                        rate.count(done);
+                    }
+                }
+            }
+            idle.extend(spare);
         }
         Ok(done)
     }
+}
+
+/// A frame a worker has processed, with the worker's detector to use again.
+struct Finished {
+    stream: String,
+    frame: Arc<Frame>,
+    det: Detector,
+    result: Result<Detected, gopigo_vision::VisionError>,
 }
 
 #[cfg(test)]
@@ -396,6 +500,26 @@ mod tests {
         assert!(e.contains("one --thing per URL"), "{e}");
         let e = plan_streams(&[], &s(&["r1", "r1"])).unwrap_err();
         assert!(e.contains("r1 is given twice"), "{e}");
+    }
+
+    #[test]
+    fn workers_share_the_threads_and_never_outnumber_the_streams() {
+        let plan = |w, t, s| plan_workers(w, t, s).map(|p| (p.workers, p.threads_each));
+        // auto: one worker per stream up to the threads
+        assert_eq!(plan(None, 2, Some(1)), Ok((1, 2)));
+        assert_eq!(plan(None, 2, Some(2)), Ok((2, 1)));
+        assert_eq!(plan(None, 2, Some(4)), Ok((2, 1)));
+        assert_eq!(plan(None, 4, Some(4)), Ok((4, 1)));
+        assert_eq!(plan(None, 8, Some(2)), Ok((2, 4)));
+        assert_eq!(plan(None, 2, None), Ok((2, 1)));
+        // asked for: never more than the streams, each at least 1 thread
+        assert_eq!(plan(Some(1), 2, Some(4)), Ok((1, 2)));
+        assert_eq!(plan(Some(3), 2, Some(2)), Ok((2, 1)));
+        assert_eq!(plan(Some(4), 2, Some(4)), Ok((4, 1)));
+        assert_eq!(plan(Some(3), 2, None), Ok((3, 1)));
+        assert!(plan(Some(0), 2, Some(2)).unwrap_err().contains("1 or more"));
+        let e = plan(Some(MAX_WORKERS + 1), 2, None).unwrap_err();
+        assert!(e.contains("more than 16"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! - [`fleet`]: one detector for several robots. Each robot's camera is read
 //!   as MJPEG over HTTP or as MQTT video through the broker (for a robot the
 //!   detector cannot reach); [`fleet::run_fleet`] takes the newest frame of
-//!   each stream in turn with one ONNX Runtime session ([`schedule`]).
+//!   each stream in turn ([`schedule`]) with one or more workers, each its
+//!   own ONNX Runtime session, each on a different stream at a time.
 //! - [`link`]: the one MQTT connection: detections out; robots' status
 //!   (camera tokens, who is online) and MQTT video in; video requests renewed.
 //! - [`LiveOptions`]: the stream URL, the robot it belongs to, where to
@@ -33,7 +34,10 @@ pub mod fleet;
 pub mod link;
 pub mod schedule;
 
-pub use fleet::{plan_streams, run_fleet, FleetOptions, Source, StreamSpec};
+pub use fleet::{
+    plan_streams, plan_workers, run_fleet, FleetOptions, Source, StreamSpec, WorkerPlan,
+    MAX_WORKERS,
+};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -338,28 +342,22 @@ pub(crate) async fn serve_annotated(
 }
 
 /// Detections of one frame, and the frame with boxes drawn when `draw`.
-type Detected = (Vec<Detection>, Option<Vec<u8>>);
+pub(crate) type Detected = (Vec<Detection>, Option<Vec<u8>>);
 
-/// Runs `det` on `frame` on a blocking thread; hands the detector back.
-pub(crate) async fn detect_frame(
-    mut det: Detector,
-    frame: Arc<Frame>,
+/// Runs `det` on `frame` (call it on a blocking thread): decode, letterbox,
+/// inference, and the boxes drawn when `draw`.
+pub(crate) fn detect_frame(
+    det: &mut Detector,
+    frame: &Frame,
     draw: bool,
-) -> Result<(Detector, Result<Detected, gopigo_vision::VisionError>), String> {
-    tokio::task::spawn_blocking(move || {
-        let result = (|| {
-            let img = jpeg::decode_jpeg(&frame.jpeg, "")?;
-            let dets = det.detect_rgb(&img)?;
-            let drawn = match draw {
-                true => Some(jpeg::encode_jpeg(&draw_detections(&img, &dets), 80)?),
-                false => None,
-            };
-            Ok((dets, drawn))
-        })();
-        (det, result)
-    })
-    .await
-    .map_err(|e| format!("detector task failed: {e}"))
+) -> Result<Detected, gopigo_vision::VisionError> {
+    let img = jpeg::decode_jpeg(&frame.jpeg, "")?;
+    let dets = det.detect_rgb(&img)?;
+    let drawn = match draw {
+        true => Some(jpeg::encode_jpeg(&draw_detections(&img, &dets), 80)?),
+        false => None,
+    };
+    Ok((dets, drawn))
 }
 
 /// Publishes a detections message (QoS 0: a newer one follows).
@@ -432,7 +430,7 @@ pub async fn run_live(
         camera_token: opts.camera_token,
         publish_hz: opts.publish_hz,
     };
-    run_fleet(detector, fleet, out, shutdown).await
+    run_fleet(vec![detector], fleet, out, shutdown).await
 }
 
 /// Sleeps until `at`, or for ever when there is nothing to wait for.

@@ -4,8 +4,8 @@
 //! Files, folders and video go through the vision crate's batch runner;
 //! robots' live cameras (`http(s)://` MJPEG URLs, `--url`, or `--thing`
 //! alone for MQTT video, or `--all-online`) go through the detect crate's
-//! fleet runner (one session, newest frame of each robot in turn, MQTT
-//! publishing, annotated stream).
+//! fleet runner (`--workers`, each its own session; newest frame of each
+//! robot in turn, MQTT publishing, annotated stream).
 
 use std::path::PathBuf;
 
@@ -21,9 +21,9 @@ pub enum Commands {
     /// Detect objects in an image, a folder, a video file, or robots' live
     /// cameras: MJPEG streams (SOURCE or --url), robots' MQTT video through
     /// the broker (--thing without a URL), or every online robot
-    /// (--all-online). One process serves several robots with one model
-    /// session, taking the newest frame of each in turn. Prints one JSON line
-    /// per frame.
+    /// (--all-online). One process serves several robots, taking the newest
+    /// frame of each in turn (--workers: frames of different robots at
+    /// once). Prints one JSON line per frame.
     Detect(DetectCommand),
 }
 
@@ -83,7 +83,8 @@ struct ModelArgs {
     /// NMS IoU threshold.
     #[arg(long, default_value_t = 0.45)]
     nms: f32,
-    /// Inference threads.
+    /// Inference threads; with several robots, shared out among the
+    /// --workers (each at least 1).
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Letterbox resizer: fast (SIMD) or darknet (matches the reference implementation).
@@ -110,6 +111,7 @@ impl ModelArgs {
             conf_threshold: self.conf.unwrap_or_else(|| resize.default_conf_threshold()),
             nms_threshold: self.nms,
             threads: self.threads,
+            intra_op_spinning: true,
             resize,
             runtime_path: None,
         };
@@ -121,7 +123,13 @@ impl ModelArgs {
     /// been made (`crates/vision/setup.sh` without its Python step, as
     /// `scripts/demo.sh` runs it), fp32 is used and the log says so.
     fn load(&self) -> anyhow::Result<Detector> {
-        let (precision, config) = self.settings();
+        let (_, config) = self.settings();
+        Ok(self.load_workers(&config, 1)?.remove(0))
+    }
+
+    /// [`ModelArgs::load`] `n` times with `config`: one session per worker.
+    fn load_workers(&self, config: &DetectorConfig, n: usize) -> anyhow::Result<Vec<Detector>> {
+        let (precision, _) = self.settings();
         let model = match gopigo_vision::model_for(self.model.as_deref(), precision) {
             Err(gopigo_vision::VisionError::Int8ModelMissing { path })
                 if self.precision.is_none() =>
@@ -134,8 +142,12 @@ impl ModelArgs {
             }
             other => other?,
         };
-        Detector::load(&model, &config)
-            .with_context(|| format!("cannot load the model {}", model.display()))
+        (0..n)
+            .map(|_| {
+                Detector::load(&model, config)
+                    .with_context(|| format!("cannot load the model {}", model.display()))
+            })
+            .collect()
     }
 }
 
@@ -187,6 +199,43 @@ pub struct DetectCommand {
     /// AWS IoT's 100 messages a second per connection (docs/dashboard.md).
     #[arg(long, default_value_t = gopigo_detect::DEFAULT_PUBLISH_HZ, env = "GOPIGO_DETECT_PUBLISH_HZ")]
     max_publish_hz: f64,
+    /// Live cameras: frames detected at once, each by a worker with its own
+    /// model session and --threads/N inference threads; a robot is on one
+    /// worker at a time, so its results stay in order. auto (default): one
+    /// per robot up to --threads (one robot: one worker with every thread).
+    /// Never more than the robots named (not capped with --all-online).
+    #[arg(long, value_name = "N|auto", value_parser = parse_workers, default_value = "auto")]
+    workers: Workers,
+    /// Whether the inference threads spin while they wait for work: auto
+    /// (default) spins with one worker (ONNX Runtime's default) and not with
+    /// several, where a spinning thread takes the CPU another worker needs.
+    /// A session of one thread has none to spin (it runs on the worker's).
+    #[arg(long, value_enum, default_value_t = Spinning::Auto)]
+    spinning: Spinning,
+}
+
+/// `--workers`: a number, or auto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Workers(Option<usize>);
+
+fn parse_workers(s: &str) -> Result<Workers, String> {
+    match s {
+        "auto" => Ok(Workers(None)),
+        n => n.parse().map(|n| Workers(Some(n))).map_err(|_| {
+            format!("{n:?} is not a number of workers: give a whole number (1 or more) or auto")
+        }),
+    }
+}
+
+/// `--spinning`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Spinning {
+    /// On with one worker, off with several.
+    Auto,
+    /// Always (ONNX Runtime's default).
+    On,
+    /// Never: a waiting thread sleeps.
+    Off,
 }
 
 impl DetectCommand {
@@ -235,8 +284,8 @@ pub fn run(cmd: Commands) -> anyhow::Result<()> {
 
 /// Files, folders and video: JSON lines to stdout.
 fn run_batch(d: DetectCommand) -> anyhow::Result<()> {
-    if d.mqtt_config.is_some() || d.serve_port.is_some() {
-        anyhow::bail!("--mqtt-config and --serve-port need a robot's live camera: an MJPEG URL (http://robot:8081/stream), --thing, or --all-online");
+    if d.mqtt_config.is_some() || d.serve_port.is_some() || d.workers.0.is_some() {
+        anyhow::bail!("--mqtt-config, --serve-port and --workers need a robot's live camera: an MJPEG URL (http://robot:8081/stream), --thing, or --all-online");
     }
     let Some(source) = d.source else {
         anyhow::bail!("no SOURCE: give an image, folder, video or stream URL, or robots with --thing/--url/--all-online");
@@ -251,18 +300,39 @@ fn run_batch(d: DetectCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl DetectCommand {
+    /// The workers, and the detector settings of each one's session.
+    fn workers(
+        &self,
+        opts: &gopigo_detect::FleetOptions,
+    ) -> anyhow::Result<(usize, DetectorConfig)> {
+        let streams = (!opts.all_online).then_some(opts.streams.len());
+        let plan = gopigo_detect::plan_workers(self.workers.0, self.model.threads, streams)
+            .map_err(anyhow::Error::msg)?;
+        let (_, mut config) = self.model.settings();
+        config.threads = plan.threads_each;
+        config.intra_op_spinning = match self.spinning {
+            Spinning::Auto => plan.workers == 1,
+            Spinning::On => true,
+            Spinning::Off => false,
+        };
+        Ok((plan.workers, config))
+    }
+}
+
 /// Robots' live cameras: newest frame of each in turn, optional MQTT and
 /// annotated stream.
 fn run_live(d: DetectCommand) -> anyhow::Result<()> {
     let opts = d.fleet()?;
     // Wrong flags fail before the model loads.
     opts.check()?;
-    let detector = d.model.load()?;
+    let (workers, config) = d.workers(&opts)?;
+    let detectors = d.model.load_workers(&config, workers)?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let mut out = std::io::stdout();
         let n =
-            gopigo_detect::run_fleet(detector, opts, &mut out, crate::shutdown_signal()).await?;
+            gopigo_detect::run_fleet(detectors, opts, &mut out, crate::shutdown_signal()).await?;
         eprintln!("detected on {n} frames");
         Ok(())
     })
@@ -358,6 +428,43 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no SOURCE"));
+    }
+
+    #[test]
+    fn workers_flag_shares_the_threads_and_says_what_is_wrong() {
+        let two = ["--thing", "r1", "--thing", "r2", "--mqtt-config", "c.toml"];
+        let plan = |extra: &[&str]| {
+            let args: Vec<&str> = two.iter().chain(extra).copied().collect();
+            let d = detect(&args);
+            let (n, c) = d.workers(&d.fleet().unwrap()).unwrap();
+            (n, c.threads, c.intra_op_spinning)
+        };
+        assert_eq!(plan(&[]), (2, 1, false));
+        assert_eq!(plan(&["--workers", "1"]), (1, 2, true));
+        assert_eq!(plan(&["--workers", "2", "--threads", "4"]), (2, 2, false));
+        assert_eq!(plan(&["--workers", "2", "--spinning", "on"]), (2, 1, true));
+        assert_eq!(
+            plan(&["--workers", "1", "--spinning", "off"]),
+            (1, 2, false)
+        );
+        let one = detect(&["http://a/stream", "--workers", "4"]);
+        let (n, c) = one.workers(&one.fleet().unwrap()).unwrap();
+        assert_eq!((n, c.threads, c.intra_op_spinning), (1, 2, true));
+        let zero = detect(&["http://a/stream", "--workers", "0"]);
+        let e = zero
+            .workers(&zero.fleet().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--workers 0"), "{e}");
+        let e = T::try_parse_from(["t", "detect", "--workers", "many"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("whole number"), "{e}");
+        let e = run_batch(detect(&["photos/", "--workers", "2"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--workers"), "{e}");
     }
 
     fn model_args(args: &[&str]) -> Result<ModelArgs, clap::Error> {

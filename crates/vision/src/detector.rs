@@ -29,6 +29,11 @@ pub struct DetectorConfig {
     pub nms_threshold: f32,
     /// ONNX Runtime intra-op threads.
     pub threads: usize,
+    /// Whether ONNX Runtime's intra-op threads spin while they wait for
+    /// work (its default: `true`). Spinning saves a wake-up per operator but
+    /// burns the CPU that other sessions in the process (the fleet
+    /// detector's workers) could use.
+    pub intra_op_spinning: bool,
     /// Letterbox resizer.
     pub resize: ResizeMode,
     /// `libonnxruntime.so` to load; `None`: [`default_runtime_path`].
@@ -44,6 +49,7 @@ impl Default for DetectorConfig {
             conf_threshold: crate::preprocess::DEFAULT_CONF_THRESHOLD,
             nms_threshold: 0.45,
             threads: 2,
+            intra_op_spinning: true,
             resize: ResizeMode::Fast,
             runtime_path: None,
         }
@@ -189,11 +195,18 @@ impl DetectorConfig {
     }
 }
 
-/// An ONNX Runtime session on `model_path` with `threads` intra-op threads.
-fn open_session(env: &Environment, model_path: &Path, threads: usize) -> Result<Session, String> {
+/// An ONNX Runtime session on `model_path` with `threads` intra-op threads,
+/// spinning or not while they wait.
+fn open_session(
+    env: &Environment,
+    model_path: &Path,
+    threads: usize,
+    spinning: bool,
+) -> Result<Session, String> {
     Session::builder(env)
         .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
         .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+        .and_then(|b| b.with_intra_op_spinning(spinning).map_err(Into::into))
         .and_then(|mut b| b.commit_from_file(model_path))
         .map_err(|e| format!("ONNX Runtime cannot load it: {e}"))
 }
@@ -321,7 +334,8 @@ impl Detector {
             .clone()
             .unwrap_or_else(default_runtime_path);
         let env = environment(&runtime)?;
-        let session = open_session(&env, &model_path, config.threads).map_err(model_err)?;
+        let session = open_session(&env, &model_path, config.threads, config.intra_op_spinning)
+            .map_err(model_err)?;
         let (input_name, in_shape) = image_input(&session).map_err(model_err)?;
         let output_names: Vec<String> = session
             .outputs()
