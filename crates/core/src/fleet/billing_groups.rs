@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::store::{group_not_found, Group, GroupKind};
 use super::thing_groups::resolve;
-use super::{check_name, expected_version, parse_tags};
+use super::{check_name, parse_tags, update_body};
 use crate::control::{
     body_object, empty, existing_thing, ok, page_response, paginate, ApiResult, Q,
 };
@@ -142,11 +142,8 @@ async fn update(
     body: Bytes,
 ) -> ApiResult {
     let body = body_object(&body)?;
-    let Some(raw) = body.get("billingGroupProperties") else {
-        return Err(ApiError::invalid("billingGroupProperties is required"));
-    };
+    let (raw, expected) = update_body(&body, "billingGroupProperties")?;
     let props = properties_from(Some(raw))?;
-    let expected = expected_version(&body)?;
     let version = state
         .store
         .update_group(KIND, &name, expected, |p| *p = props)?;

@@ -32,7 +32,7 @@ use serde_json::{json, Map, Value};
 
 use super::store::{get_group, put_tags, Group, GroupKind};
 use super::thing_groups::{apply_update, properties_from, MAX_GROUPS_PER_THING};
-use super::{check_name, expected_version, parse_tags};
+use super::{check_name, parse_tags, update_body};
 use crate::control::{body_object, empty, ok, ApiResult, Q};
 use crate::error::ApiError;
 use crate::search::document::Doc;
@@ -328,11 +328,8 @@ async fn update(
     body: Bytes,
 ) -> ApiResult {
     let body = body_object(&body)?;
-    let Some(raw) = body.get("thingGroupProperties") else {
-        return Err(ApiError::invalid("thingGroupProperties is required"));
-    };
+    let (raw, expected) = update_body(&body, "thingGroupProperties")?;
     let props = properties_from(Some(raw))?;
-    let expected = expected_version(&body)?;
     let current = existing_dynamic(&state, &name)?;
     let spec = spec_from(&body, Some(&current))?;
     let version = state

@@ -125,6 +125,18 @@ pub fn tags_json(tags: &[(String, String)]) -> Value {
     )
 }
 
+/// An Update*Group body's required properties object (`key`) and its
+/// `expectedVersion`.
+pub fn update_body<'a>(
+    body: &'a Map<String, Value>,
+    key: &str,
+) -> Result<(&'a Value, Option<i64>), ApiError> {
+    let raw = body
+        .get(key)
+        .ok_or_else(|| ApiError::invalid(format!("{key} is required")))?;
+    Ok((raw, expected_version(body)?))
+}
+
 /// `expectedVersion` from a body, if given.
 pub fn expected_version(body: &Map<String, Value>) -> Result<Option<i64>, ApiError> {
     match body.get("expectedVersion") {

@@ -18,7 +18,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use super::store::{Group, GroupKind};
-use super::{check_name, expected_version, parse_tags};
+use super::{check_name, parse_tags, update_body};
 use crate::control::{
     body_object, empty, existing_thing, ok, page_response, paginate, query_bool, ApiResult, Q,
 };
@@ -329,11 +329,8 @@ async fn update(
     body: Bytes,
 ) -> ApiResult {
     let body = body_object(&body)?;
-    let Some(raw) = body.get("thingGroupProperties") else {
-        return Err(ApiError::invalid("thingGroupProperties is required"));
-    };
+    let (raw, expected) = update_body(&body, "thingGroupProperties")?;
     let update = properties_from(Some(raw))?;
-    let expected = expected_version(&body)?;
     refuse_dynamic(&state, &name, "update it with UpdateDynamicThingGroup")?;
     let version = state
         .store
