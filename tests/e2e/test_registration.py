@@ -236,24 +236,31 @@ def test_retained_messages_and_named_shadows_over_iot_data(core, tmp_path):
     assert base64.b64decode(out["payload"]) == b"hi"
 
 
-def test_a_select_star_rule_republishes_until_disabled(core, tmp_path):
-    """The first step of a local rules engine: `SELECT * FROM '<filter>'` with
-    a republish action copies each matching message, as on AWS."""
+def _watch(core, tmp_path, client_id, topic, out, *extra):
+    """A `mosquitto_sub` with an open-policy identity, writing to `out`."""
     import subprocess
-    import time
 
     from conftest import Identity
 
-    ident = Identity(core, tmp_path, "watcher", policy_doc=open_policy(), attach_thing=False)
+    ident = Identity(core, tmp_path, client_id, policy_doc=open_policy(), attach_thing=False)
+    with open(out, "w") as f:
+        return subprocess.Popen(["mosquitto_sub", "-h", "localhost", "-p", str(core.mqtt_port), *ident.tls_args(),
+                                 "-i", client_id, "-t", topic, "-q", "1", *extra],
+                                stdout=f, stderr=subprocess.STDOUT)
+
+
+def test_a_select_star_rule_republishes_until_disabled(core, tmp_path):
+    """The first step of a local rules engine: `SELECT * FROM '<filter>'` with
+    a republish action copies each matching message, as on AWS."""
+    import time
+
     iot, data = core.client(), core.client("iot-data")
     iot.create_topic_rule(ruleName="copy", topicRulePayload={
         "sql": "SELECT * FROM 'sensors/#'",
         "actions": [{"republish": {"topic": "alerts/all", "qos": 1,
                                    "roleArn": "arn:aws:iam::123456789012:role/r"}}]})
     out = tmp_path / "sub.out"
-    with open(out, "w") as f:
-        sub = subprocess.Popen(["mosquitto_sub", "-h", "localhost", "-p", str(core.mqtt_port), *ident.tls_args(),
-                                "-i", "watcher", "-t", "alerts/all", "-q", "1"], stdout=f, stderr=subprocess.STDOUT)
+    sub = _watch(core, tmp_path, "watcher", "alerts/all", out)
     try:
         deadline = time.time() + 20
         while time.time() < deadline and "hot" not in out.read_text():
@@ -279,12 +286,8 @@ def test_a_rule_with_where_projection_and_template_republishes_only_what_matches
     shapes the outgoing JSON, `${topic(2)}` names the republish topic; a
     message the WHERE refuses, or that is not JSON, is not republished."""
     import json
-    import subprocess
     import time
 
-    from conftest import Identity
-
-    ident = Identity(core, tmp_path, "watcher2", policy_doc=open_policy(), attach_thing=False)
     iot, data = core.client(), core.client("iot-data")
     iot.create_topic_rule(ruleName="near", topicRulePayload={
         "sql": "SELECT distance_mm AS mm, topic(2) AS robot, distance_mm < 50 AS urgent "
@@ -293,10 +296,7 @@ def test_a_rule_with_where_projection_and_template_republishes_only_what_matches
         "actions": [{"republish": {"topic": "alerts/${topic(2)}/near", "qos": 1,
                                    "roleArn": "arn:aws:iam::123456789012:role/r"}}]})
     out = tmp_path / "sub.out"
-    with open(out, "w") as f:
-        sub = subprocess.Popen(["mosquitto_sub", "-h", "localhost", "-p", str(core.mqtt_port), *ident.tls_args(),
-                                "-i", "watcher2", "-t", "alerts/+/near", "-q", "1", "-v"],
-                               stdout=f, stderr=subprocess.STDOUT)
+    sub = _watch(core, tmp_path, "watcher2", "alerts/+/near", out, "-v")
     try:
         far = json.dumps({"distance_mm": 400, "mode": "drive"})
         parked = json.dumps({"distance_mm": 20, "mode": "PARKED"})

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::store::{group_not_found, Group, GroupKind};
 use super::thing_groups::resolve;
-use super::{check_name, parse_tags, update_body};
+use super::{check_name, expected_version_query, parse_tags, update_body};
 use crate::control::{
     body_object, empty, existing_thing, ok, page_response, paginate, ApiResult, Q,
 };
@@ -151,13 +151,7 @@ async fn update(
 }
 
 async fn delete(State(state): State<Arc<CoreState>>, Path(name): Path<String>, q: Q) -> ApiResult {
-    let expected = match q.get("expectedVersion") {
-        None => None,
-        Some(v) => Some(
-            v.parse::<i64>()
-                .map_err(|_| ApiError::invalid("expectedVersion must be a whole number"))?,
-        ),
-    };
+    let expected = expected_version_query(&q)?;
     // DeleteBillingGroup has no ResourceNotFoundException in AWS's model:
     // deleting a missing group succeeds.
     state

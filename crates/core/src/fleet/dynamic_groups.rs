@@ -32,7 +32,7 @@ use serde_json::{json, Map, Value};
 
 use super::store::{get_group, put_tags, Group, GroupKind};
 use super::thing_groups::{apply_update, properties_from, MAX_GROUPS_PER_THING};
-use super::{check_name, parse_tags, update_body};
+use super::{check_name, expected_version_query, parse_tags, update_body};
 use crate::control::{body_object, empty, ok, ApiResult, Q};
 use crate::error::ApiError;
 use crate::search::document::Doc;
@@ -340,13 +340,7 @@ async fn update(
 }
 
 async fn delete(State(state): State<Arc<CoreState>>, Path(name): Path<String>, q: Q) -> ApiResult {
-    let expected = match q.get("expectedVersion") {
-        None => None,
-        Some(v) => Some(
-            v.parse::<i64>()
-                .map_err(|_| ApiError::invalid("expectedVersion must be a whole number"))?,
-        ),
-    };
+    let expected = expected_version_query(&q)?;
     // Like DeleteThingGroup: success for a group that does not exist.
     if state.store.group(GroupKind::Thing, &name)?.is_none() {
         return empty();

@@ -137,6 +137,18 @@ pub fn update_body<'a>(
     Ok((raw, expected_version(body)?))
 }
 
+/// `expectedVersion` from a query string (the Delete*Group calls), if given.
+pub fn expected_version_query(
+    q: &std::collections::HashMap<String, String>,
+) -> Result<Option<i64>, ApiError> {
+    q.get("expectedVersion")
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| ApiError::invalid("expectedVersion must be a whole number"))
+        })
+        .transpose()
+}
+
 /// `expectedVersion` from a body, if given.
 pub fn expected_version(body: &Map<String, Value>) -> Result<Option<i64>, ApiError> {
     match body.get("expectedVersion") {

@@ -18,7 +18,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use super::store::{Group, GroupKind};
-use super::{check_name, parse_tags, update_body};
+use super::{check_name, expected_version_query, parse_tags, update_body};
 use crate::control::{
     body_object, empty, existing_thing, ok, page_response, paginate, query_bool, ApiResult, Q,
 };
@@ -339,13 +339,7 @@ async fn update(
 }
 
 async fn delete(State(state): State<Arc<CoreState>>, Path(name): Path<String>, q: Q) -> ApiResult {
-    let expected = match q.get("expectedVersion") {
-        None => None,
-        Some(v) => Some(
-            v.parse::<i64>()
-                .map_err(|_| ApiError::invalid("expectedVersion must be a whole number"))?,
-        ),
-    };
+    let expected = expected_version_query(&q)?;
     refuse_dynamic(&state, &name, "delete it with DeleteDynamicThingGroup")?;
     // AWS answers success for a group that does not exist (moto records it).
     if state
