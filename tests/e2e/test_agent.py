@@ -622,7 +622,10 @@ def test_reconnects_after_the_connection_drops_and_takes_commands_again(fleet, t
         proxy.cut()
         # the broker publishes the will; the agent comes back after its backoff
         assert wait_for(c, lambda t, d: t.endswith("/status") and not d["online"])[1]["online"] is False
-        assert wait_for(c, lambda t, d: t.endswith("/status") and d["online"], timeout=10)
+        try:
+            wait_for(c, lambda t, d: t.endswith("/status") and d["online"], timeout=10)
+        except AssertionError:
+            raise AssertionError(f"not back online 10 s after the cut; agent log: {agent.lines[-30:]}")
         back = wait_for(events, lambda t, d: d["eventType"] == "connected")[1]
         # From the cut to the broker's stamp on the agent's next CONNECT (its
         # lifecycle event), so a slow test process after the cut does not
